@@ -1,0 +1,53 @@
+/* A YAML document (libyaml) as a tree that remembers where every node was written, so
+ * that validation can report FILE:LINE:COL for any mistake. Anchors/aliases are resolved. */
+#ifndef SL_YAML_TREE_H
+#define SL_YAML_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum sl_ynode_type { SL_Y_SCALAR, SL_Y_MAP, SL_Y_SEQ } sl_ynode_type;
+
+typedef struct sl_ynode sl_ynode;
+struct sl_ynode {
+    sl_ynode_type type;
+    int line, col;              /* 1-based, where the node starts */
+    char *scalar;               /* SL_Y_SCALAR: the text (never NULL for scalars) */
+    bool quoted;                /* scalar was quoted: "123" is a string, not a number */
+    size_t n;                   /* SL_Y_MAP: pairs; SL_Y_SEQ: items */
+    sl_ynode **keys;            /* SL_Y_MAP: key nodes (scalars) */
+    sl_ynode **items;           /* SL_Y_MAP: values; SL_Y_SEQ: items */
+};
+
+/* Diagnostics: every error of a config, in file order, as "FILE:LINE:COL: message". */
+typedef struct sl_diag {
+    const char *file;
+    char **lines;
+    size_t n, cap;
+} sl_diag;
+
+void sl_diag_init(sl_diag *d, const char *file);
+__attribute__((format(printf, 3, 4)))
+void sl_diag_add(sl_diag *d, const sl_ynode *at, const char *fmt, ...);
+void sl_diag_free(sl_diag *d);
+
+/* Parse path. Syntax errors go to d (with position). Caller frees with sl_ynode_free. */
+sl_ynode *sl_yaml_load_file(const char *path, sl_diag *d);
+sl_ynode *sl_yaml_load_string(const char *text, size_t len, const char *name, sl_diag *d);
+void sl_ynode_free(sl_ynode *n);
+
+/* Helpers for schema checks; each adds a diagnostic and returns -1 on a wrong value. */
+const sl_ynode *sl_ymap_get(const sl_ynode *map, const char *key);
+/* Every key of map must be one of allowed (NULL-terminated): others are diagnosed. */
+int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag *d);
+int sl_ynode_string(const sl_ynode *n, sl_diag *d, char **out);          /* strdup'd */
+int sl_ynode_int(const sl_ynode *n, sl_diag *d, long long min, long long max, long long *out);
+int sl_ynode_double(const sl_ynode *n, sl_diag *d, double *out);
+int sl_ynode_bool(const sl_ynode *n, sl_diag *d, bool *out);
+int sl_ynode_size(const sl_ynode *n, sl_diag *d, long long *bytes);      /* 512, 64KiB, 256MiB, 1GiB */
+int sl_ynode_duration_ms(const sl_ynode *n, sl_diag *d, long long *ms);  /* 250ms, 5s, 2m, 1h, 30d */
+/* Parse unit strings outside YAML too (CLI flags like --expires 30d). 0 or -1. */
+int sl_parse_size(const char *s, long long *bytes);
+int sl_parse_duration_ms(const char *s, long long *ms);
+
+#endif

@@ -1,0 +1,107 @@
+/* The policy plugin interface. A plugin is one static sl_plugin struct: its name, a config
+ * parser, and the hooks it uses (NULL for the rest). The chain runner (gateway/chain.c) is
+ * the only caller of the hooks; the core knows nothing of any plugin's insides.
+ * Built-ins are listed in plugins/registry.c; others are shared objects exporting
+ * `const sl_plugin *sl_plugin_entry(void)`. */
+#ifndef SL_PLUGIN_H
+#define SL_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "err.h"
+#include "yaml_tree.h"
+
+#define SL_PLUGIN_API_VERSION 1
+
+struct sl_config;
+typedef struct sl_exchange sl_exchange;   /* one client request; opaque to plugins */
+
+typedef enum sl_step {
+    SL_STEP_CONTINUE,   /* go on with the next plugin */
+    SL_STEP_RESPOND,    /* the plugin wrote the response (e.g. an error); stop the chain */
+    SL_STEP_PENDING,    /* waiting (on the store); the plugin calls sl_ex_resume later */
+} sl_step;
+
+/* One event of the response on its way to the client: a streamed SSE event's JSON, or
+ * the whole JSON body of a non-streamed response. Plugins may edit json in place. */
+typedef struct sl_resp_event {
+    json_t *json;       /* NULL for "data: [DONE]" or a body that is not JSON */
+    bool stream;
+    bool done;          /* the [DONE] marker */
+    int status;         /* upstream HTTP status */
+} sl_resp_event;
+
+typedef enum sl_event_action {
+    SL_EVENT_PASS,      /* send it (re-serialised if json was changed: set ev->json) */
+    SL_EVENT_DROP,      /* do not send this event */
+    SL_EVENT_STOP,      /* send it, then end the response (stream: then [DONE]) */
+} sl_event_action;
+
+typedef struct sl_plugin_ctx {
+    struct sl_config *config;   /* the config being built (for references) */
+    sl_diag *diag;
+} sl_plugin_ctx;
+
+typedef struct sl_plugin {
+    const char *name;
+    int api_version;            /* SL_PLUGIN_API_VERSION */
+    /* node: the plugin's options, NULL when listed by name alone. Report mistakes with
+     * sl_diag_add(ctx->diag, node, ...) and return -1. *conf is passed to every hook. */
+    int (*config_parse)(const sl_ynode *node, sl_plugin_ctx *ctx, void **conf);
+    void (*config_free)(void *conf);
+    /* Runs when the request is read and its JSON parsed. */
+    sl_step (*on_request)(sl_exchange *ex, void *conf);
+    /* Set when the plugin needs to see response events (costs a JSON parse per event). */
+    bool wants_events;
+    sl_event_action (*on_response_event)(sl_exchange *ex, void *conf, sl_resp_event *ev);
+    /* Runs once when the exchange ends, however it ends (done, error, client gone). */
+    void (*on_complete)(sl_exchange *ex, void *conf);
+} sl_plugin;
+
+/* Registry */
+const sl_plugin *sl_plugin_find(const char *name);   /* built-ins, then loaded .so */
+const sl_plugin *sl_plugin_load_so(const char *path, sl_err *err);
+
+/* ---- The exchange API plugins may use (implemented in gateway/exchange.c) ---- */
+
+typedef enum sl_endpoint {
+    SL_EP_CHAT, SL_EP_COMPLETIONS, SL_EP_EMBEDDINGS, SL_EP_MODELS, SL_EP_OTHER
+} sl_endpoint;
+
+sl_endpoint sl_ex_endpoint(const sl_exchange *ex);
+const char *sl_ex_request_id(const sl_exchange *ex);
+const struct sl_config *sl_ex_config(const sl_exchange *ex);
+struct event_base *sl_ex_base(const sl_exchange *ex);
+/* Request header value (case-insensitive name) or NULL. */
+const char *sl_ex_header(const sl_exchange *ex, const char *name);
+/* The parsed request body; plugins may change it (it is re-serialised before sending). */
+json_t *sl_ex_body(sl_exchange *ex);
+bool sl_ex_stream(const sl_exchange *ex);
+/* The client-facing model name the request asked for (after alias resolution: the name
+ * whose config applies), or NULL. */
+const char *sl_ex_model(const sl_exchange *ex);
+
+/* Consumer found by auth (NULL = anonymous). */
+const char *sl_ex_consumer(const sl_exchange *ex);
+void sl_ex_set_consumer(sl_exchange *ex, const char *name);
+
+/* Add a header to the response to the client. */
+void sl_ex_add_response_header(sl_exchange *ex, const char *name, const char *value);
+/* Answer with an OpenAI-shaped error; the plugin then returns SL_STEP_RESPOND. */
+void sl_ex_respond_error(sl_exchange *ex, int status, const char *type, const char *code,
+                         const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Answer with a complete JSON body (ownership of body passes to the exchange). */
+void sl_ex_respond_json(sl_exchange *ex, int status, json_t *body);
+/* Resume a chain that a plugin left PENDING with the step it now takes. */
+void sl_ex_resume(sl_exchange *ex, sl_step step);
+
+/* Per-exchange state of a plugin, freed by the plugin in on_complete. */
+void *sl_ex_plugin_state(const sl_exchange *ex, const sl_plugin *p);
+void sl_ex_set_plugin_state(sl_exchange *ex, const sl_plugin *p, void *state);
+
+/* A field for the access-log line (ownership of value passes). */
+void sl_ex_log_field(sl_exchange *ex, const char *key, json_t *value);
+
+#endif
