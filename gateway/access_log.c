@@ -1,6 +1,7 @@
 #include "access_log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,7 +115,7 @@ void sl_access_log_writer_free(sl_access_log_writer *w)
 void sl_access_log_write(sl_access_log_writer *w, json_t *line)
 {
     if (w->log->fd >= 0) {
-        char *s = json_dumps(line, JSON_COMPACT);
+        char *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
         if (s) {
             evbuffer_add(w->buf, s, strlen(s));
             evbuffer_add(w->buf, "\n", 1);
