@@ -1,5 +1,6 @@
 /* sluice: the gateway binary and its command line. */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,10 @@ static int cmd_serve(int argc, char **argv)
         sl_log_error("%s: not starting: the config has errors", path);
         return 1;
     }
+    /* request-sized buffers come and go all the time: keep freed memory instead of
+     * returning it to the kernel after every burst */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     sl_err err = {{0}};
     int rc = sl_server_run(cfg, &err);
     sl_config_unref(cfg);

@@ -10,6 +10,8 @@
 struct sl_upstream_client {
     struct event_base *base;
     CURLM *multi;
+    CURL *spare[32];   /* finished easy handles, reset and reused */
+    int n_spare;
     struct event *timer;
     int active;
 };
@@ -37,6 +39,7 @@ struct sl_upstream_req {
 
 typedef struct sock_ctx {
     struct event *ev;
+    short what;
     sl_upstream_client *client;
 } sock_ctx;
 
@@ -56,9 +59,15 @@ bool sl_upstream_result_is_timeout(sl_upstream_result r)
 static void req_free(sl_upstream_req *r)
 {
     if (r->easy) {
-        curl_multi_remove_handle(r->client->multi, r->easy);
-        curl_easy_cleanup(r->easy);
-        r->client->active--;
+        sl_upstream_client *c = r->client;
+        curl_multi_remove_handle(c->multi, r->easy);
+        if (c->n_spare < (int)(sizeof c->spare / sizeof c->spare[0])) {
+            curl_easy_reset(r->easy);
+            c->spare[c->n_spare++] = r->easy;
+        } else {
+            curl_easy_cleanup(r->easy);
+        }
+        c->active--;
     }
     curl_slist_free_all(r->headers);
     free(r->body);
@@ -149,16 +158,19 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         }
         return 0;
     }
+    short ev = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
     if (!sc) {
         sc = calloc(1, sizeof *sc);
         if (!sc)
             return -1;
         sc->client = c;
         curl_multi_assign(c->multi, s, sc);
+    } else if (sc->what == ev) {
+        return 0; /* no change: spare the epoll_ctl */
     } else {
         event_free(sc->ev);
     }
-    short ev = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    sc->what = ev;
     sc->ev = event_new(c->base, s, ev, sock_event_cb, c);
     event_add(sc->ev, NULL);
     return 0;
@@ -211,6 +223,8 @@ void sl_upstream_client_free(sl_upstream_client *c)
 {
     if (!c)
         return;
+    for (int i = 0; i < c->n_spare; i++)
+        curl_easy_cleanup(c->spare[i]);
     if (c->multi)
         curl_multi_cleanup(c->multi);
     if (c->timer)
@@ -347,7 +361,7 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     r->cbs = *cbs;
     r->arg = arg;
     r->body = malloc(len + 1);
-    r->easy = curl_easy_init();
+    r->easy = c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
     r->first_byte_timer = evtimer_new(c->base, first_byte_timeout_cb, r);
     r->idle_timer = evtimer_new(c->base, idle_timeout_cb, r);
     if (!r->body || !r->easy || !r->first_byte_timer || !r->idle_timer) {
@@ -379,6 +393,7 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* no proxy from the environment (and no getenv per request) */
     long long connect_ms = uc ? uc->connect_timeout_ms : 10000;
     long long total_ms = uc ? uc->total_timeout_ms : 600000;
     long long first_ms = uc ? uc->first_byte_timeout_ms : 120000;
