@@ -40,6 +40,9 @@ struct sl_exchange {
     json_t *log;
 
     bool finished;
+    bool altered;
+    bool upstream_ok;
+    bool plugin_stream;
     int status;
     const char *error_code;
 
@@ -305,6 +308,7 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
         json_decref(rev.json);
         free(data);
         if (act == SL_EVENT_STOP) {
+            ex->altered = true;
             if (!done)
                 stream_write(ex, "data: [DONE]\n\n", 14);
             if (ex->up) {
@@ -435,6 +439,7 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
     ex->up = NULL;
     if (ex->finished)
         return;
+    ex->upstream_ok = result == SL_UP_OK && ex->up_status >= 200 && ex->up_status < 300;
     if (ex->up_stream) {
         size_t n;
         char *rest = sl_sse_rest(&ex->sse, &n);
@@ -773,6 +778,39 @@ void sl_ex_log_field(sl_exchange *ex, const char *key, json_t *value)
         ex->log = json_object();
     json_object_set_new(ex->log, key, value);
 }
+
+void sl_ex_stream_begin(sl_exchange *ex)
+{
+    if (!ex->conn)
+        return;
+    ex->plugin_stream = true;
+    ex->status = 200;
+    add_common_headers(ex);
+    sl_http_add_header(ex->conn, "Cache-Control", "no-cache");
+    sl_http_stream_begin(ex->conn, 200, "text/event-stream; charset=utf-8");
+}
+
+void sl_ex_emit_event(sl_exchange *ex, const json_t *event)
+{
+    char *s = json_dumps(event, JSON_COMPACT);
+    if (!s)
+        return;
+    stream_write(ex, "data: ", 6);
+    stream_write(ex, s, strlen(s));
+    stream_write(ex, "\n\n", 2);
+    free(s);
+}
+
+void sl_ex_stream_end(sl_exchange *ex)
+{
+    stream_write(ex, "data: [DONE]\n\n", 14);
+    end_stream(ex);
+    ex_finish(ex);
+}
+
+int sl_ex_status(const sl_exchange *ex) { return ex->status; }
+bool sl_ex_complete(const sl_exchange *ex) { return ex->upstream_ok && !ex->altered && ex->status >= 200 && ex->status < 300; }
+void sl_ex_mark_altered(sl_exchange *ex) { ex->altered = true; }
 
 void sl_ex_set_target(sl_exchange *ex, const sl_model_conf *model, const sl_target_conf *target)
 {
