@@ -222,3 +222,41 @@ sl_header() { printf '%s\n' "$HTTP_HEADERS" | sed -n "s/^$1: *//p" | tail -n1; }
 
 # VmRSS of PID in KiB.
 sl_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+# sl_sse_summary FILE: read an SSE body (as curl -N saved it) and print one JSON object:
+# {events (data: lines, [DONE] included), done_last, text (chat deltas / completion texts
+# joined), usage (the last usage object or null), errors (error events), finish (finish
+# reasons seen), bad_json (data lines that are not JSON), after_done (lines after [DONE])}.
+sl_sse_summary() {
+    python3 - "$1" <<'PY'
+import json, sys
+raw = open(sys.argv[1], 'rb').read().decode('utf-8', 'replace')
+s = dict(events=0, done_last=False, text='', usage=None, errors=0, finish=[], bad_json=0, after_done=0)
+done = False
+for line in raw.replace('\r\n', '\n').split('\n'):
+    if not line.startswith('data:'):
+        continue
+    data = line[5:].strip()
+    s['events'] += 1
+    if done:
+        s['after_done'] += 1
+    if data == '[DONE]':
+        done = True
+        continue
+    try:
+        ev = json.loads(data)
+    except ValueError:
+        s['bad_json'] += 1
+        continue
+    if 'error' in ev:
+        s['errors'] += 1
+    if ev.get('usage'):
+        s['usage'] = ev['usage']
+    for ch in ev.get('choices') or []:
+        s['text'] += (ch.get('delta') or {}).get('content') or ch.get('text') or ''
+        if ch.get('finish_reason'):
+            s['finish'].append(ch['finish_reason'])
+s['done_last'] = done and s['after_done'] == 0
+print(json.dumps(s))
+PY
+}
