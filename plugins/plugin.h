@@ -63,6 +63,8 @@ typedef struct sl_plugin {
 /* Registry */
 const sl_plugin *sl_plugin_find(const char *name);   /* built-ins, then loaded .so */
 const sl_plugin *sl_plugin_load_so(const char *path, sl_err *err);
+/* Add a plugin to the registry (loaded .so files and tests use this). 0 or -1 when full. */
+int sl_plugin_register(const sl_plugin *p);
 
 /* ---- The exchange API plugins may use (implemented in gateway/exchange.c) ---- */
 
