@@ -167,7 +167,11 @@ async function writeEvent(res, conf, payload) {
         return !res.destroyed;
     }
     if (!write(res, ev)) {
-        await new Promise((r) => { res.once('drain', r); res.once('close', r); });
+        await new Promise((r) => {
+            const done = () => { res.off('drain', done); res.off('close', done); r(); };
+            res.on('drain', done);
+            res.on('close', done);
+        });
     }
     return !res.destroyed;
 }
