@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern const sl_plugin sl_plugin_auth;
 extern const sl_plugin sl_plugin_route;
 
 static const sl_plugin *const builtins[] = {
+    &sl_plugin_auth,
     &sl_plugin_route,
     NULL,
 };
