@@ -43,8 +43,8 @@ typedef struct sl_reasoning_split {
 } sl_reasoning_split;
 
 void sl_reasoning_split_init(sl_reasoning_split *s);
-/* Feed len bytes; appends to reasoning/content buffers (each at least len + 16 bytes)
- * and sets their lengths. */
+/* Feed len bytes; writes this push's reasoning and content from the start of the two
+ * buffers (each at least len + 16 bytes) and sets their lengths. */
 void sl_reasoning_split_push(sl_reasoning_split *s, const char *text, size_t len,
                              char *reasoning, size_t *n_reasoning,
                              char *content, size_t *n_content);
