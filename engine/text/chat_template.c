@@ -10,7 +10,7 @@
 
 struct sl_chat_template {
     sl_template_kind kind;
-    char *bos;
+    char *bos, *eos;
     bool reasoning;
     /* DeepSeek */
     bool ds_join_systems;      /* V3: systems joined by \n\n; R1: the last one wins */
@@ -118,7 +118,8 @@ sl_chat_template *sl_chat_template_load(const char *path, sl_err *err)
     if (!t)
         goto oom;
     t->bos = token_text(json_object_get(root, "bos_token"));
-    if (!t->bos)
+    t->eos = token_text(json_object_get(root, "eos_token"));
+    if (!t->bos || !t->eos)
         goto oom;
     t->reasoning = strstr(tpl, "</think>") != NULL;
     if (strstr(tpl, "<｜User｜>") && strstr(tpl, "<｜Assistant｜>")) {
@@ -156,6 +157,7 @@ void sl_chat_template_free(sl_chat_template *t)
     if (!t)
         return;
     free(t->bos);
+    free(t->eos);
     free(t->default_system);
     free(t);
 }
@@ -163,6 +165,26 @@ void sl_chat_template_free(sl_chat_template *t)
 sl_template_kind sl_chat_template_kind(const sl_chat_template *t)
 {
     return t->kind;
+}
+
+const char *sl_chat_template_bos_token(const sl_chat_template *t)
+{
+    return t->bos;
+}
+
+const char *sl_chat_template_eos_token(const sl_chat_template *t)
+{
+    return t->eos;
+}
+
+const char *sl_chat_template_end_of_turn(const sl_chat_template *t)
+{
+    switch (t->kind) {
+    case SL_TEMPLATE_DEEPSEEK_R1: return "<｜end▁of▁sentence｜>";
+    case SL_TEMPLATE_CHATML: return "<|im_end|>";
+    case SL_TEMPLATE_LLAMA3: return "<|eot_id|>";
+    }
+    return "";
 }
 
 bool sl_chat_template_is_reasoning(const sl_chat_template *t)

@@ -442,12 +442,13 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-/* The added token that starts at s (longest first), or NULL. */
-static const sl_tok_added *added_at(const sl_tokenizer *tok, const char *s, size_t n)
+/* The added token that starts at s (longest first), or NULL; special ones only when
+ * parse_special. */
+static const sl_tok_added *added_at(const sl_tokenizer *tok, const char *s, size_t n, bool parse_special)
 {
     for (size_t i = 0; i < tok->n_added; i++) {
         const sl_tok_added *a = &tok->added[i];
-        if (a->len <= n && a->text[0] == s[0] && !memcmp(a->text, s, a->len))
+        if (a->len <= n && a->text[0] == s[0] && (parse_special || !a->special) && !memcmp(a->text, s, a->len))
             return a;
     }
     return NULL;
@@ -461,11 +462,11 @@ static int encode_all(const sl_tokenizer *tok, const char *text, size_t len, boo
     if (!ts)
         return -1;
     size_t start = 0;
-    if (parse_special && tok->n_added) {
+    if (tok->n_added) {
         for (size_t i = 0; i < len; i++) {
             if (!tok->added_first[(unsigned char)text[i]])
                 continue;
-            const sl_tok_added *a = added_at(tok, text + i, len - i);
+            const sl_tok_added *a = added_at(tok, text + i, len - i, parse_special);
             if (!a)
                 continue;
             if (encode_segment(tok, ts, text + start, i - start, out))

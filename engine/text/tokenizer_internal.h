@@ -16,6 +16,7 @@ typedef struct sl_tok_added {
     const char *text; /* points into the arena */
     uint32_t len;
     int32_t id;
+    bool special;
 } sl_tok_added;
 
 typedef struct sl_tok_merge {

@@ -213,8 +213,10 @@ static int load_vocab(sl_tokenizer *tok, json_t *vocab, json_t *added, sl_err *e
             goto oom;
         tok->tok_len[id] = (uint32_t)len;
         tok->tok_flags[id] |= TOK_PRESENT | TOK_ADDED;
-        if (json_is_true(json_object_get(v, "special")))
+        if (json_is_true(json_object_get(v, "special"))) {
             tok->tok_flags[id] |= TOK_SPECIAL;
+            a->special = true;
+        }
         a->id = id;
         a->len = (uint32_t)len;
         tok->added_first[(unsigned char)s[0]] = 1;

