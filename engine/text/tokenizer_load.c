@@ -2,6 +2,7 @@
 #include "tokenizer_internal.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,25 +54,26 @@ int sl_tok_merge_find(const sl_tokenizer *tok, int32_t a, int32_t b, int32_t *ra
 
 /* GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest for
  * U+0100 upwards in byte order. */
+static int16_t byte_of_unicode[324];
+static pthread_once_t byte_table_once = PTHREAD_ONCE_INIT;
+
+static void byte_table_build(void)
+{
+    int n = 0;
+    for (int i = 0; i < 324; i++)
+        byte_of_unicode[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
+            byte_of_unicode[b] = (int16_t)b;
+        else
+            byte_of_unicode[256 + n++] = (int16_t)b;
+    }
+}
+
 static int unicode_to_byte(uint32_t cp)
 {
-    static int16_t table[324];
-    static atomic_int ready;
-    if (!atomic_load(&ready)) {
-        int16_t t[324];
-        for (int i = 0; i < 324; i++)
-            t[i] = -1;
-        int n = 0;
-        for (int b = 0; b < 256; b++) {
-            if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
-                t[b] = (int16_t)b;
-            else
-                t[256 + n++] = (int16_t)b;
-        }
-        memcpy(table, t, sizeof t);
-        atomic_store(&ready, 1);
-    }
-    return cp < 324 ? table[cp] : -1;
+    pthread_once(&byte_table_once, byte_table_build);
+    return cp < 324 ? byte_of_unicode[cp] : -1;
 }
 
 /* Decode one UTF-8 character of s (valid input assumed from jansson); returns its length. */
