@@ -26,6 +26,7 @@ struct sl_exchange {
     sl_endpoint ep;
     json_t *body;
     bool stream;
+    bool client_usage;              /* the client asked stream_options.include_usage */
     char *model_name;               /* as the client asked */
     const sl_model_conf *model;
     const sl_target_conf *target;
@@ -666,6 +667,7 @@ static int parse_body(sl_exchange *ex)
         return -1;
     }
     ex->stream = json_is_true(stream);
+    ex->client_usage = json_is_true(json_object_get(json_object_get(ex->body, "stream_options"), "include_usage"));
     return 0;
 }
 
@@ -778,6 +780,10 @@ void sl_ex_log_field(sl_exchange *ex, const char *key, json_t *value)
         ex->log = json_object();
     json_object_set_new(ex->log, key, value);
 }
+
+const json_t *sl_ex_log_get(const sl_exchange *ex, const char *key) { return json_object_get(ex->log, key); }
+const json_t *sl_ex_usage(const sl_exchange *ex) { return ex->usage; }
+bool sl_ex_client_wants_usage(const sl_exchange *ex) { return ex->client_usage; }
 
 void sl_ex_stream_begin(sl_exchange *ex)
 {
