@@ -137,6 +137,18 @@ static bool header_has_token(const char *v, const char *token)
     return false;
 }
 
+/* The consumer's allow-list names client-facing models (aliases included). */
+static bool consumer_may_use(sl_exchange *ex, const sl_model_conf *model)
+{
+    const sl_consumer_conf *cc = sl_config_consumer(sl_ex_config(ex), sl_ex_consumer(ex));
+    if (!cc || !cc->models)
+        return true;
+    for (size_t i = 0; i < cc->n_models; i++)
+        if (strcmp(cc->models[i], sl_ex_model(ex)) == 0 || strcmp(cc->models[i], model->name) == 0)
+            return true;
+    return false;
+}
+
 /* Why this request is not looked up, or NULL when it is. */
 static const char *bypass_reason(sl_exchange *ex, const cache_conf *c, const sl_model_conf **model)
 {
@@ -147,8 +159,8 @@ static const char *bypass_reason(sl_exchange *ex, const cache_conf *c, const sl_
     if (cc && (header_has_token(cc, "no-cache") || header_has_token(cc, "no-store")))
         return "no-cache";
     *model = sl_config_model(sl_ex_config(ex), sl_ex_model(ex));
-    if (!*model)
-        return "unknown model"; /* route answers 404 */
+    if (!*model || !consumer_may_use(ex, *model))
+        return "model"; /* route answers 404; a hit must not bypass that */
     if (c->always)
         return NULL;
     json_t *t = json_object_get(sl_ex_body(ex), "temperature");

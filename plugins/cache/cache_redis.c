@@ -4,6 +4,7 @@
  * miss: the cache never fails a request. */
 #include "cache.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ typedef struct conn {
 } conn;
 
 static __thread conn conns[MAX_CONNS];
+static pthread_key_t thread_end_key;
+static pthread_once_t thread_end_once = PTHREAD_ONCE_INIT;
 
 typedef struct pending_get {
     sl_cache_redis_cb cb;
@@ -125,6 +128,23 @@ static redisAsyncContext *connect_to(struct event_base *base, const char *url)
     return ctx;
 }
 
+/* When a worker thread ends (its loop has stopped; the base is freed later by the main
+ * thread), its connections go with it. */
+static void close_thread_conns(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < MAX_CONNS; i++) {
+        redisAsyncContext *ctx = conns[i].ctx;
+        conns[i].ctx = NULL;
+        if (ctx)
+            redisAsyncFree(ctx);
+        free(conns[i].url);
+        memset(&conns[i], 0, sizeof conns[i]);
+    }
+}
+
+static void make_thread_end_key(void) { pthread_key_create(&thread_end_key, close_thread_conns); }
+
 /* This thread's connection for (base, url), or NULL while Redis is down. */
 static redisAsyncContext *get_conn(struct event_base *base, const char *url)
 {
@@ -140,6 +160,8 @@ static redisAsyncContext *get_conn(struct event_base *base, const char *url)
             return NULL;
         c = free_slot;
         c->base = base;
+        pthread_once(&thread_end_once, make_thread_end_key);
+        pthread_setspecific(thread_end_key, conns);
     }
     if (!c->ctx && sl_cache_now_ms() >= c->retry_after_ms) {
         c->ctx = connect_to(base, url);
