@@ -31,6 +31,7 @@ typedef struct cache_state {
     bool capture;                   /* a miss: keep what the upstream answers */
     bool failed;                    /* not storable (too big, an error event, not JSON) */
     bool stream, saw_usage, saw_finish;
+    json_t *head;                   /* id, object, created, model of the first event */
     size_t n_events, limit;
     FILE *buf;                      /* the entry's text being written */
     char *text;
@@ -185,11 +186,9 @@ static void state_free(cache_state *s)
     if (s->buf)
         fclose(s->buf);
     free(s->text);
+    json_decref(s->head);
     free(s);
 }
-
-/* Usage-bearing fields a client that did not ask for usage should not see. */
-static void hide_usage(json_t *chunk) { json_object_del(chunk, "usage"); }
 
 static void replay_stream(sl_exchange *ex, json_t *chunks)
 {
@@ -201,7 +200,7 @@ static void replay_stream(sl_exchange *ex, json_t *chunks)
         if (!want_usage) {
             if (sl_cache_is_usage_chunk(chunk))
                 continue;
-            hide_usage(chunk);
+            json_object_del(chunk, "usage"); /* the null usage of chunks streamed with usage */
         }
         sl_ex_emit_event(ex, chunk);
     }
@@ -258,18 +257,11 @@ static bool replay(sl_exchange *ex, cache_state *s, const char *text, size_t len
 
 static sl_step miss(sl_exchange *ex, cache_state *s)
 {
+    /* the core asks streams for usage and hides it from clients that did not ask; the
+     * entry keeps it (finish_entry) for clients that ask later */
     mark(ex, "miss");
     s->capture = true;
     s->limit = s->conf->redis ? REDIS_MAX_ENTRY : sl_cache_mem_max_entry(s->conf->mem);
-    if (sl_ex_stream(ex)) { /* a stored stream keeps its usage, for clients that ask later */
-        json_t *body = sl_ex_body(ex), *so = json_object_get(body, "stream_options");
-        if (!json_is_object(so)) {
-            so = json_object();
-            json_object_set_new(body, "stream_options", so);
-        }
-        if (!json_is_true(json_object_get(so, "include_usage")))
-            json_object_set_new(so, "include_usage", json_true());
-    }
     return SL_STEP_CONTINUE;
 }
 
@@ -367,28 +359,25 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
 {
     (void)conf;
     cache_state *s = sl_ex_plugin_state(ex, &sl_plugin_cache);
-    if (!s || !s->capture || ev->done)
+    if (!s || !s->capture || s->failed || ev->done)
         return SL_EVENT_PASS;
     if (ev->status < 200 || ev->status >= 300 || !json_is_object(ev->json) || json_object_get(ev->json, "error")) {
         s->failed = true;
         return SL_EVENT_PASS;
     }
-    if (s->failed)
-        return SL_EVENT_PASS;
     s->stream = ev->stream;
-    note_finish(s, ev->json);
-    if (!ev->stream) {
-        append_event(s, ev->json);
-        return SL_EVENT_PASS;
+    if (!s->head) { /* for a usage chunk made up later */
+        s->head = json_object();
+        static const char *const copied[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
+        for (size_t i = 0; s->head && copied[i]; i++) {
+            json_t *v = json_object_get(ev->json, copied[i]);
+            if (v)
+                json_object_set(s->head, copied[i], v);
+        }
     }
-    bool usage_chunk = sl_cache_is_usage_chunk(ev->json);
-    s->saw_usage |= usage_chunk;
+    note_finish(s, ev->json);
+    s->saw_usage |= ev->stream && sl_cache_is_usage_chunk(ev->json);
     append_event(s, ev->json);
-    if (sl_ex_client_wants_usage(ex))
-        return SL_EVENT_PASS;
-    if (usage_chunk) /* asked for by the cache, not by the client */
-        return SL_EVENT_DROP;
-    hide_usage(ev->json);
     return SL_EVENT_PASS;
 }
 
@@ -398,11 +387,10 @@ static const char *finish_entry(sl_exchange *ex, cache_state *s)
     if (!s->buf || s->failed || !s->n_events || !s->saw_finish)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
-        /* another plugin hid the usage chunk before we saw it: keep the usage anyway */
-        json_t *chunk = json_pack("{s:s, s:[], s:O}", "object", "chat.completion.chunk", "choices", "usage",
-                                  sl_ex_usage(ex));
-        if (sl_ex_endpoint(ex) == SL_EP_COMPLETIONS)
-            json_object_set_new(chunk, "object", json_string("text_completion"));
+        /* the core hid the usage chunk from this client before the hooks: keep it anyway */
+        json_t *chunk = json_deep_copy(s->head);
+        json_object_set_new(chunk, "choices", json_array());
+        json_object_set_new(chunk, "usage", json_deep_copy(sl_ex_usage(ex)));
         append_event(s, chunk);
         json_decref(chunk);
     }
