@@ -336,6 +336,8 @@ static int parse_body(sl_exchange *ex)
         return -1;
     }
     ex->stream = json_is_true(stream);
+    json_t *so = json_object_get(ex->body, "stream_options");
+    ex->client_wants_usage = json_is_true(json_object_get(so, "include_usage")); /* proxy.c sets it again */
     return 0;
 }
 
@@ -449,6 +451,10 @@ void sl_ex_log_field(sl_exchange *ex, const char *key, json_t *value)
         ex->log = json_object();
     json_object_set_new(ex->log, key, value);
 }
+
+const json_t *sl_ex_log_get(const sl_exchange *ex, const char *key) { return json_object_get(ex->log, key); }
+const json_t *sl_ex_usage(const sl_exchange *ex) { return ex->usage; }
+bool sl_ex_client_wants_usage(const sl_exchange *ex) { return ex->client_wants_usage; }
 
 void sl_ex_stream_begin(sl_exchange *ex) { sl_ex_client_stream_begin(ex); }
 

@@ -7,10 +7,12 @@
 
 extern const sl_plugin sl_plugin_auth;
 extern const sl_plugin sl_plugin_route;
+extern const sl_plugin sl_plugin_cache;
 
 static const sl_plugin *const builtins[] = {
     &sl_plugin_auth,
     &sl_plugin_route,
+    &sl_plugin_cache,
     NULL,
 };
 
