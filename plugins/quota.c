@@ -84,6 +84,8 @@ static void reserved(void *arg, sl_store_status st, const sl_quota_resv *r, cons
         sl_ex_resume(ex, SL_STEP_CONTINUE);
         return;
     }
+    /* refused: the exchange ends inside sl_ex_respond_error, without this state */
+    sl_ex_set_plugin_state(ex, &sl_plugin_quota, NULL);
     if (st == SL_STORE_DENIED) {
         char when[40] = "never";
         if (u && u->resets_at) {
@@ -105,7 +107,6 @@ static void reserved(void *arg, sl_store_status st, const sl_quota_resv *r, cons
                             "the gateway cannot check the token quota right now; retry shortly");
     }
     state_free(s);
-    sl_ex_set_plugin_state(ex, &sl_plugin_quota, NULL);
     sl_ex_resume(ex, SL_STEP_RESPOND);
 }
 

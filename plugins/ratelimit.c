@@ -59,12 +59,14 @@ static void headers(sl_exchange *ex, const char *what, const sl_rate_result *r)
     sl_ex_add_response_header(ex, name, v);
 }
 
-/* Answers the exchange when the store says no; true when it did. */
+/* Answers the exchange when the store says no; true when it did (then s is detached from
+ * the exchange, which has ended: the caller resumes and frees it). */
 static bool refused(rl_state *s, sl_store_status st, const sl_rate_result *r, const sl_err *err, const char *what)
 {
     sl_exchange *ex = s->ex;
     if (st == SL_STORE_OK)
         return false;
+    sl_ex_set_plugin_state(ex, &sl_plugin_ratelimit, NULL);
     if (st == SL_STORE_DENIED) {
         char ra[32];
         snprintf(ra, sizeof ra, "%lld", (long long)((r->retry_after_ms + 999) / 1000));
@@ -88,7 +90,12 @@ static void tokens_checked(void *arg, sl_store_status st, const sl_rate_result *
         return;
     if (r)
         headers(s->ex, "tokens", r);
-    resume(s, refused(s, st, r, err, "tokens") ? SL_STEP_RESPOND : SL_STEP_CONTINUE);
+    if (refused(s, st, r, err, "tokens")) {
+        resume(s, SL_STEP_RESPOND);
+        free(s);
+        return;
+    }
+    resume(s, SL_STEP_CONTINUE);
 }
 
 static void check_tokens(rl_state *s)
@@ -107,6 +114,7 @@ static void requests_checked(void *arg, sl_store_status st, const sl_rate_result
         headers(s->ex, "requests", r);
     if (refused(s, st, r, err, "requests")) {
         resume(s, SL_STEP_RESPOND);
+        free(s);
         return;
     }
     if (s->cc->tpm > 0)
