@@ -433,7 +433,8 @@ static int parse_log(sl_config *c, const sl_ynode *root, sl_diag *d)
 /* ---- the whole file ---- */
 
 static const char *const top_keys[] = {"listen", "server", "admin", "store", "log", "upstreams", "models",
-                                       "consumers", "plugin_paths", "plugins", NULL};
+                                       "consumers", "plugin_paths", "plugins",
+                                       "x-*", /* free for anchors: x-timeouts: &t {...} */ NULL};
 
 static void config_free(sl_config *c)
 {

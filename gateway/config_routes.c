@@ -65,6 +65,15 @@ static bool named_map(const sl_ynode *n, const char *what, sl_diag *d)
     return true;
 }
 
+/* A name written twice: the loader reported it; the second is skipped. */
+static bool seen_before(const sl_ynode *map, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(map->keys[j]->scalar, map->keys[i]->scalar) == 0)
+            return true;
+    return false;
+}
+
 /* "a, b, c" of the names, for "known: ..." */
 #define NAMES(arr, n, buf)                                                                       \
     do {                                                                                         \
@@ -246,6 +255,8 @@ int sl_cfg_upstreams(sl_config *c, const sl_ynode *node, sl_diag *d)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < node->n; i++) {
+        if (node->keys[i]->type != SL_Y_SCALAR || seen_before(node, i))
+            continue;
         sl_upstream_conf *u = &c->upstreams[c->n_upstreams];
         const sl_ynode *n = node->items[i];
         char w[512];
@@ -462,6 +473,8 @@ int sl_cfg_models(sl_config *c, const sl_ynode *node, sl_diag *d)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < node->n; i++) {
+        if (node->keys[i]->type != SL_Y_SCALAR || seen_before(node, i))
+            continue;
         sl_model_conf *m = &c->models[c->n_models];
         if (!(m->name = strdup(node->keys[i]->scalar)))
             return -1;
@@ -471,10 +484,10 @@ int sl_cfg_models(sl_config *c, const sl_ynode *node, sl_diag *d)
     /* references between models, now that every name is known */
     for (size_t i = 0; i < c->n_models; i++) {
         const sl_model_conf *m = &c->models[i];
-        const sl_ynode *n = node->items[i];
+        const sl_ynode *n = sl_ymap_get(node, m->name);
         if (m->alias) {
             const sl_ynode *a = sl_ymap_get(n, "alias");
-            if (check_model_name(c, a, m->alias, "alias: ", d) < 0 || check_alias(c, i, a, d) < 0)
+            if (check_model_name(c, a, m->alias, "", d) < 0 || check_alias(c, i, a, d) < 0)
                 rc = -1;
         }
         const sl_ynode *f = sl_ymap_get(n, "fallback");
@@ -577,6 +590,8 @@ int sl_cfg_consumers(sl_config *c, const sl_ynode *node, sl_diag *d)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < node->n; i++) {
+        if (node->keys[i]->type != SL_Y_SCALAR || seen_before(node, i))
+            continue;
         sl_consumer_conf *k = &c->consumers[c->n_consumers];
         if (!(k->name = strdup(node->keys[i]->scalar)))
             return -1;

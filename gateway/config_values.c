@@ -129,6 +129,16 @@ static const char *closest(const char *word, const char *const *allowed)
     return best_d <= limit ? best : NULL;
 }
 
+static bool looks_secret(const char *key)
+{
+    static const char *const words[] = {"api_key", "apikey", "token", "secret", "password", "key",
+                                        "access_token", "bearer", NULL};
+    for (size_t i = 0; words[i]; i++)
+        if (strcasecmp(key, words[i]) == 0)
+            return true;
+    return false;
+}
+
 int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag *d)
 {
     char w[512];
@@ -148,8 +158,13 @@ int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag 
             continue;   /* diagnosed by the YAML loader */
         }
         bool ok = false;
-        for (size_t j = 0; allowed[j] && !ok; j++)
-            ok = strcmp(allowed[j], k->scalar) == 0;
+        for (size_t j = 0; allowed[j] && !ok; j++) {
+            size_t len = strlen(allowed[j]);
+            if (len && allowed[j][len - 1] == '*')   /* a prefix, like "x-*" */
+                ok = strncmp(allowed[j], k->scalar, len - 1) == 0;
+            else
+                ok = strcmp(allowed[j], k->scalar) == 0;
+        }
         if (ok)
             continue;
         rc = -1;
@@ -162,6 +177,11 @@ int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag 
         if (secret) {
             sl_diag_add(d, k, "%s'%s' must not be written in the file: put the secret in an "
                         "environment variable and name that variable with %s", w, k->scalar, env);
+            continue;
+        }
+        if (looks_secret(k->scalar)) {
+            sl_diag_add(d, k, "%s'%s' must not be written in the file: secrets are read from "
+                        "environment variables named by *_env keys", w, k->scalar);
             continue;
         }
         const char *near = closest(k->scalar, allowed);

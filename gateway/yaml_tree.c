@@ -392,7 +392,6 @@ static sl_ynode *load(yaml_parser_t *parser, sl_diag *d)
     int docs = 0;
     bool done = false;
     size_t errors_before = d->n;
-
     while (!done && !L.failed) {
         yaml_event_t ev;
         if (!yaml_parser_parse(parser, &ev)) {
@@ -481,16 +480,16 @@ static sl_ynode *load(yaml_parser_t *parser, sl_diag *d)
         case YAML_SEQUENCE_END_EVENT: {
             n = L.stack[--L.depth];
             char *a = L.stack_anchor[L.depth];
-            if (n->type == SL_Y_MAP) {
+            if (n->type == SL_Y_MAP)
                 map_merge(&L, n);
-                map_check_duplicates(&L, n);
-            }
             if (place(&L, n) < 0) {
                 sl_ynode_free(n);
                 free(a);
                 L.failed = true;
                 break;
             }
+            if (n->type == SL_Y_MAP)   /* placed: its path is known for the message */
+                map_check_duplicates(&L, n);
             if (a && add_anchor(&L, a, n) < 0) {
                 free(a);
                 L.failed = true;
@@ -515,7 +514,7 @@ static sl_ynode *load(yaml_parser_t *parser, sl_diag *d)
     for (size_t i = 0; i < L.n_anchors; i++)
         free(L.anchors[i].name);
     free(L.anchors);
-    if (d->n != errors_before) {
+    if (L.failed) {
         sl_ynode_free(L.root);
         return NULL;
     }
