@@ -10,7 +10,7 @@
 #include <yaml.h>
 
 /* Alias expansion can blow up ("billion laughs"); refuse documents past this. */
-#define MAX_NODES 1000000
+#define MAX_NODES 500000
 
 /* ---- diagnostics ---- */
 
