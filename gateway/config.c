@@ -389,8 +389,6 @@ static int parse_store(sl_config *c, const sl_ynode *root, sl_diag *d)
     const sl_ynode *r = sl_cfg_section(s, "redis", redis_keys, d);
     rc |= sl_cfg_str(r, "url", d, &c->store.redis_url);
     rc |= sl_cfg_str(r, "prefix", d, &c->store.redis_prefix);
-    if (r && c->store.backend != SL_STORE_REDIS)
-        sl_diag_warn(d, r, "store.redis: ignored because store.backend is memory");
     if (c->store.redis_url && strncmp(c->store.redis_url, "redis://", 8) != 0 &&
         strncmp(c->store.redis_url, "rediss://", 9) != 0 && strncmp(c->store.redis_url, "unix:", 5) != 0) {
         sl_diag_add(d, sl_ymap_get(r, "url"), "store.redis.url: expected redis://HOST:PORT/DB, "

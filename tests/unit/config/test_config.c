@@ -532,6 +532,28 @@ static void plugin_list_mistakes(void **state)
                         "t.yaml:1:16: plugin_paths[0]: cannot load plugin: /nonexistent/plugin.so: ");
 }
 
+static const char *so_path;
+
+static void plugin_from_shared_object(void **state)
+{
+    char yaml[4200];
+    assert_non_null(so_path);
+    snprintf(yaml, sizeof yaml, "plugin_paths: [\"%s\"]\nplugins: [so_fake]\n", so_path);
+    /* twice: a reload reads plugin_paths again and must not register the plugin twice */
+    for (int i = 0; i < 2; i++) {
+        sl_diag d;
+        sl_config *c = load(yaml, &d);
+        for (size_t j = 0; j < d.n; j++)
+            print_message("# %s\n", d.lines[j]);
+        assert_non_null(c);
+        assert_int_equal(c->n_plugins, 2);
+        assert_string_equal(c->plugins[0].plugin->name, "so_fake");
+        sl_config_unref(c);
+        sl_diag_free(&d);
+    }
+    EXPECT_ERROR_PREFIX("plugins: [so_fak]\n", "t.yaml:1:11: plugins[0]: unknown plugin 'so_fak' (known: ");
+}
+
 static void plugin_confs_freed_on_failed_load(void **state)
 {
     int frees = fake_frees;
@@ -561,8 +583,9 @@ static int teardown(void **state)
     return rc;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    so_path = argc > 1 ? argv[1] : NULL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(full_config_loads_with_values),
         cmocka_unit_test(empty_file_gives_defaults),
@@ -587,6 +610,7 @@ int main(void)
         cmocka_unit_test(plugin_by_name_gets_null_options),
         cmocka_unit_test(plugin_list_mistakes),
         cmocka_unit_test(plugin_confs_freed_on_failed_load),
+        cmocka_unit_test(plugin_from_shared_object),
     };
     return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }
