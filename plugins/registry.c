@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern const sl_plugin sl_plugin_route;
+
 static const sl_plugin *const builtins[] = {
+    &sl_plugin_route,
     NULL,
 };
 
