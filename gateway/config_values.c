@@ -113,16 +113,17 @@ static size_t edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
-/* The allowed word closest to word, when close enough to be a typo; else NULL. */
-static const char *closest(const char *word, const char *const *allowed)
+const char *sl_closest_word(const char *word, const char *const *choices)
 {
     const char *best = NULL;
     size_t best_d = 99, len = strlen(word);
-    for (size_t i = 0; allowed[i]; i++) {
-        size_t dist = edit_distance(word, allowed[i]);
+    for (size_t i = 0; choices[i]; i++) {
+        if (strchr(choices[i], '*'))
+            continue;
+        size_t dist = edit_distance(word, choices[i]);
         if (dist < best_d) {
             best_d = dist;
-            best = allowed[i];
+            best = choices[i];
         }
     }
     size_t limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
@@ -184,7 +185,7 @@ int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag 
                         "environment variables named by *_env keys", w, k->scalar);
             continue;
         }
-        const char *near = closest(k->scalar, allowed);
+        const char *near = sl_closest_word(k->scalar, allowed);
         if (near)
             sl_diag_add(d, k, "%sunknown key '%s' (did you mean '%s'?)", w, k->scalar, near);
         else {

@@ -70,6 +70,8 @@ int sl_ynode_double(const sl_ynode *n, sl_diag *d, double *out);
 int sl_ynode_bool(const sl_ynode *n, sl_diag *d, bool *out);
 int sl_ynode_size(const sl_ynode *n, sl_diag *d, long long *bytes);      /* 512, 64KiB, 256MiB, 1GiB */
 int sl_ynode_duration_ms(const sl_ynode *n, sl_diag *d, long long *ms);  /* 250ms, 5s, 2m, 1h, 30d */
+/* The choice (NULL-terminated list) close enough to word to be a typo of it, or NULL. */
+const char *sl_closest_word(const char *word, const char *const *choices);
 /* Parse unit strings outside YAML too (CLI flags like --expires 30d). 0 or -1.
  * Sizes: plain integer = bytes; B, KiB, MiB, GiB, TiB (powers of 1024); KB, MB, GB, TB
  * (powers of 1000); a fraction is allowed (1.5GiB) and rounds down to whole bytes.
