@@ -357,6 +357,14 @@ static int parse_admin(sl_config *c, const sl_ynode *root, sl_diag *d)
     const sl_ynode *l = sl_ymap_get(a, "listen");
     if (l && !sl_ynode_is_null(l) && !(c->admin.listen = sl_cfg_listen_address(l, d)))
         rc = -1;
+    size_t alen = c->admin.listen ? strlen(c->admin.listen) : 0;
+    bool any_port = alen > 2 && strcmp(c->admin.listen + alen - 2, ":0") == 0;
+    for (size_t i = 0; c->admin.listen && !any_port && i < c->n_listen; i++)
+        if (c->listen[i].address && strcmp(c->listen[i].address, c->admin.listen) == 0) {
+            sl_diag_add(d, l, "admin.listen: %s is also a client listen address: the admin API needs "
+                        "an address of its own", c->admin.listen);
+            rc = -1;
+        }
     if (sl_ymap_get(a, "token_env")) {
         rc |= sl_cfg_env(a, "token_env", d, &c->admin.token_env, &c->admin.token);
     } else if (c->admin.listen) {

@@ -477,6 +477,9 @@ static void listen_mistakes(void **state)
                   "[v6]:port, a port alone, or unix:/path",
                   "t.yaml:1:56: listen[3]: cannot use \"a b:1\" as a listen address: write host:port, "
                   "[v6]:port, a port alone, or unix:/path");
+    EXPECT_ERRORS("listen: [127.0.0.1:9090]\nadmin: { listen: 127.0.0.1:9090 }\n",
+                  "t.yaml:2:18: admin.listen: 127.0.0.1:9090 is also a client listen address: the admin API "
+                  "needs an address of its own");
     EXPECT_ERRORS("listen: [8080, \":8080\"]\n",
                   "t.yaml:1:16: listen[1]: address 0.0.0.0:8080 is listed twice");
 }

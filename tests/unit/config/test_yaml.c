@@ -102,6 +102,10 @@ static void syntax_error_has_position(void **state)
     assert_null(parse("a: 1\n  b: 2\n", &d));
     ASSERT_DIAG(&d, "t.yaml:2:4: YAML syntax error: mapping values are not allowed in this context");
     sl_diag_free(&d);
+    assert_null(parse("a:\n\tb: 1\n", &d));
+    ASSERT_DIAG(&d, "t.yaml:2:1: YAML syntax error: a tab character here: YAML indents with spaces only "
+                    "(while scanning for the next token at line 2)");
+    sl_diag_free(&d);
     assert_null(parse("a: [1, 2\nb: 3\n", &d));
     ASSERT_DIAG(&d, "t.yaml:2:2: YAML syntax error: did not find expected ',' or ']' "
                     "(while parsing a flow sequence at line 1)");
