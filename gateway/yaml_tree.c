@@ -359,9 +359,26 @@ static int place(loader *L, sl_ynode *n)
     if (top->type == SL_Y_SEQ)
         return node_append(top, NULL, n);
     if (!L->pending_key[L->depth - 1]) {
-        if (n->type != SL_Y_SCALAR)
+        if (n->type != SL_Y_SCALAR) {
+            /* diagnosed, and replaced by an empty key so that every key is a scalar */
             sl_diag_add(L->d, n, "a key must be a plain string, not a %s",
                         n->type == SL_Y_MAP ? "map" : "list");
+            char *empty = strdup("");
+            if (!empty)
+                return -1;
+            forget_anchors_in(L, n);
+            for (size_t i = 0; i < n->n; i++) {
+                if (n->keys)
+                    sl_ynode_free(n->keys[i]);
+                sl_ynode_free(n->items[i]);
+            }
+            free(n->keys);
+            free(n->items);
+            n->keys = n->items = NULL;
+            n->n = 0;
+            n->type = SL_Y_SCALAR;   /* in place: the caller still holds n */
+            n->scalar = empty;
+        }
         L->pending_key[L->depth - 1] = n;
         return 0;
     }

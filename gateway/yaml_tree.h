@@ -15,7 +15,7 @@ struct sl_ynode {
     char *scalar;               /* SL_Y_SCALAR: the text (never NULL for scalars) */
     bool quoted;                /* scalar was quoted: "123" is a string, not a number */
     size_t n;                   /* SL_Y_MAP: pairs; SL_Y_SEQ: items */
-    sl_ynode **keys;            /* SL_Y_MAP: key nodes (scalars) */
+    sl_ynode **keys;            /* SL_Y_MAP: key nodes, always scalars (others are diagnosed) */
     sl_ynode **items;           /* SL_Y_MAP: values; SL_Y_SEQ: items */
     sl_ynode *parent;           /* the map or seq holding this node (keys too); NULL at root */
 };

@@ -96,6 +96,18 @@ static void duplicate_key_is_diagnosed(void **state)
     sl_diag_free(&d);
 }
 
+static void complex_key_is_diagnosed(void **state)
+{
+    sl_diag d;
+    sl_ynode *root = parse("? [a, b]\n: 1\nc: 2\n", &d);
+    assert_non_null(root);
+    ASSERT_DIAG(&d, "t.yaml:1:3: a key must be a plain string, not a list");
+    assert_int_equal(root->keys[0]->type, SL_Y_SCALAR);
+    assert_string_equal(sl_ymap_get(root, "c")->scalar, "2");
+    sl_ynode_free(root);
+    sl_diag_free(&d);
+}
+
 static void syntax_error_has_position(void **state)
 {
     sl_diag d;
@@ -276,6 +288,7 @@ int main(void)
         cmocka_unit_test(positions_are_one_based),
         cmocka_unit_test(anchors_and_merge_keys),
         cmocka_unit_test(duplicate_key_is_diagnosed),
+        cmocka_unit_test(complex_key_is_diagnosed),
         cmocka_unit_test(syntax_error_has_position),
         cmocka_unit_test(unknown_alias_is_diagnosed),
         cmocka_unit_test(alias_bomb_is_refused),
