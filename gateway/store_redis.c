@@ -663,13 +663,12 @@ static void r_key_revoke(sl_store_conn *bc, const char *id, sl_store_key_cb cb, 
     req_send(r);
 }
 
-/* KEYS q qz qa of a quota window. */
+/* KEYS q qz of a quota window. */
 static void quota_keys(rreq *r, const char *consumer, sl_window w, int64_t wid)
 {
     const char *p = r->c->s->prefix;
     push(r, "%sq:%d:%lld:%s", p, (int)w, (long long)wid, consumer);
     push(r, "%sqz:%d:%lld:%s", p, (int)w, (long long)wid, consumer);
-    push(r, "%sqa:%d:%lld:%s", p, (int)w, (long long)wid, consumer);
 }
 
 /* Seconds a window's keys live: to its end plus a day (total: forever). */
@@ -707,7 +706,7 @@ static void r_quota_reserve(sl_store_conn *bc, const char *consumer, sl_window w
     r->resv.window_id = r->wid = wid;
     r->limit = limit;
     r->charge = max;
-    script_head(r, 3);
+    script_head(r, 2);
     quota_keys(r, consumer, w, wid);
     push(r, "%lld", (long long)limit);
     push(r, "%lld", (long long)min);
@@ -728,9 +727,10 @@ static void r_quota_settle(sl_store_conn *bc, const sl_quota_resv *resv, int64_t
     r->w = resv->window;
     r->wid = resv->window_id;
     r->charge = charge;
-    script_head(r, 3);
+    script_head(r, 2);
     quota_keys(r, resv->consumer, resv->window, resv->window_id);
     push(r, "%llu", (unsigned long long)resv->id);
+    push(r, "%lld", (long long)resv->amount);
     push(r, "%lld", (long long)charge);
     push(r, "%lld", window_expire(resv->window, resv->window_id));
     req_send(r);
@@ -746,7 +746,7 @@ static void r_quota_usage(sl_store_conn *bc, const char *consumer, sl_window w, 
     r->w = w;
     r->wid = wid;
     r->limit = limit;
-    script_head(r, 3);
+    script_head(r, 2);
     quota_keys(r, consumer, w, wid);
     req_send(r);
 }
