@@ -68,6 +68,7 @@ typedef struct sl_store_opts {
     int64_t resv_ttl_ms;        /* reservation lifetime; 0 = 15 min */
     int journal_flush_ms;       /* memory: fsync batch period; 0 = 10 ms */
     int key_cache_ms;           /* redis: per-thread key cache lifetime; 0 = 500 ms */
+    int redis_timeout_ms;       /* redis: connect/answer deadline; 0 = 2000 ms */
 } sl_store_opts;
 
 /* Fill o from the config's store section (pointers into c: keep c alive while opening). */

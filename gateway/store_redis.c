@@ -9,8 +9,8 @@
  * reserve grants what was asked (id 0), rate allows, lookups answer from a stale cache
  * entry when there is one. Settles are never lost in either mode: they are queued per
  * conn (up to 100000) and sent again on reconnect. A settle whose reply was lost with the
- * connection may be applied twice (documented limit). hiredis 0.14 has no per-command
- * timeout: a Redis that accepts but never answers stalls its callers. */
+ * connection may be applied twice (documented limit). A connection that does not answer
+ * within redis_timeout_ms (default 2 s) is dropped, failing what was in flight. */
 #include "store_int.h"
 #include "store_redis_scripts.h"
 
@@ -33,6 +33,7 @@ typedef struct rstore {
     char *host, *unix_path, *password, *prefix;
     int port, db;
     int cache_ms;
+    int timeout_ms;
     char sha[SL_LUA_COUNT][41];
 } rstore;
 
@@ -50,7 +51,11 @@ typedef struct rconn {
     rstore *s;
     redisAsyncContext *ac;
     struct event *retry;
+    struct event *watch;            /* every 250 ms: drop a connection that stopped answering */
     int backoff_ms;
+    bool connected;
+    int64_t connect_started_us;
+    rreq *fl_head, *fl_tail;        /* in flight, oldest first */
     bool closing;
     char last_error[160];
     rreq *queued, **queued_tail;    /* settles waiting for the connection */
@@ -62,6 +67,9 @@ typedef enum rkind { R_ISSUE, R_LOOKUP, R_LIST, R_REVOKE, R_RESERVE, R_SETTLE, R
 
 struct rreq {
     rreq *next;
+    rreq *fl_prev, *fl_next;
+    bool in_flight;
+    int64_t sent_us;
     rconn *c;
     rkind kind;
     int script;
@@ -148,8 +156,19 @@ static void req_send(rreq *r)
         req_fail(r, c->last_error[0] ? c->last_error : "not connected");
         return;
     }
-    if (redisAsyncCommandArgv(c->ac, on_reply, r, r->argc, (const char **)r->argv, r->argvlen) != REDIS_OK)
+    if (redisAsyncCommandArgv(c->ac, on_reply, r, r->argc, (const char **)r->argv, r->argvlen) != REDIS_OK) {
         req_fail(r, "cannot send the command");
+        return;
+    }
+    r->sent_us = sl_now_us();
+    r->in_flight = true;
+    r->fl_next = NULL;
+    r->fl_prev = c->fl_tail;
+    if (c->fl_tail)
+        c->fl_tail->fl_next = r;
+    else
+        c->fl_head = r;
+    c->fl_tail = r;
 }
 
 /* ---- results ---- */
@@ -417,10 +436,27 @@ static void req_done(rreq *r, const redisReply *a)
     }
 }
 
+static void unlink_flight(rreq *r)
+{
+    rconn *c = r->c;
+    if (!r->in_flight)
+        return;
+    if (r->fl_prev)
+        r->fl_prev->fl_next = r->fl_next;
+    else
+        c->fl_head = r->fl_next;
+    if (r->fl_next)
+        r->fl_next->fl_prev = r->fl_prev;
+    else
+        c->fl_tail = r->fl_prev;
+    r->in_flight = false;
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     rreq *r = priv;
     redisReply *a = reply;
+    unlink_flight(r);
     if (r->c->closing) {
         req_free(r);
         return;
@@ -474,6 +510,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     c->backoff_ms = 100;
+    c->connected = true;
     c->last_error[0] = '\0';
     /* Send the settles that waited for the connection. */
     rreq *q = c->queued;
@@ -495,12 +532,32 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     else
         snprintf(c->last_error, sizeof c->last_error, "disconnected");
     c->ac = NULL;
+    c->connected = false;
     schedule_retry(c);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     rconnect(arg);
+}
+
+/* hiredis 0.14 has no connect or command timeout: a Redis that stops answering (or a
+ * connect that hangs) is dropped here, which fails every command in flight. */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    rconn *c = arg;
+    int64_t now = sl_now_us(), limit = (int64_t)c->s->timeout_ms * 1000;
+    bool stuck = c->ac && ((!c->connected && now - c->connect_started_us > limit) ||
+                           (c->fl_head && now - c->fl_head->sent_us > limit));
+    if (!stuck)
+        return;
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;               /* new commands fail at once while this one is freed */
+    c->connected = false;
+    snprintf(c->last_error, sizeof c->last_error, "no answer within %d ms", c->s->timeout_ms);
+    redisAsyncFree(ac);         /* fails every command in flight */
+    snprintf(c->last_error, sizeof c->last_error, "no answer within %d ms", c->s->timeout_ms);
+    schedule_retry(c);
 }
 
 static void rconnect(rconn *c)
@@ -525,6 +582,8 @@ static void rconnect(rconn *c)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
+    c->connected = false;
+    c->connect_started_us = sl_now_us();
     if (s->password)
         redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
     if (s->db)
@@ -540,7 +599,10 @@ static sl_store_conn *r_conn_open(sl_store *bs, struct event_base *base, sl_err 
         return NULL;
     }
     rconn *c = calloc(1, sizeof *c);
-    if (!c || !(c->retry = evtimer_new(base, on_retry, c))) {
+    if (!c || !(c->retry = evtimer_new(base, on_retry, c)) ||
+        !(c->watch = event_new(base, -1, EV_PERSIST, on_watch, c))) {
+        if (c && c->retry)
+            event_free(c->retry);
         free(c);
         sl_err_set(err, "store: out of memory");
         return NULL;
@@ -550,6 +612,8 @@ static sl_store_conn *r_conn_open(sl_store *bs, struct event_base *base, sl_err 
     c->s = (rstore *)bs;
     c->backoff_ms = 100;
     c->queued_tail = &c->queued;
+    struct timeval tick = {0, 250 * 1000};
+    event_add(c->watch, &tick);
     rconnect(c);
     return &c->base;
 }
@@ -568,6 +632,7 @@ static void r_conn_close(sl_store_conn *bc)
     if (c->n_queued)
         fprintf(stderr, "sluice: store: closing with %zu settles not sent to redis\n", c->n_queued);
     event_free(c->retry);
+    event_free(c->watch);
     free(c);
 }
 
@@ -863,6 +928,7 @@ sl_store *sl_store_redis_open(const sl_store_opts *o, sl_err *err)
     }
     s->base.vt = &redis_vt;
     s->cache_ms = o->key_cache_ms > 0 ? o->key_cache_ms : 500;
+    s->timeout_ms = o->redis_timeout_ms > 0 ? o->redis_timeout_ms : 2000;
     if (parse_url(s, o->redis_url, err) < 0)
         goto fail;
     if (!(s->prefix = strdup(o->redis_prefix ? o->redis_prefix : "sluice:"))) {

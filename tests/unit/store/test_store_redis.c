@@ -62,6 +62,8 @@ static void stop_redis(pid_t pid)
     }
 }
 
+static int timeout_ms;      /* 0 = the default */
+
 static sl_store *open_redis_at(const char *path, const char *prefix, int64_t ttl, bool fail_open)
 {
     char url[400];
@@ -74,6 +76,7 @@ static sl_store *open_redis_at(const char *path, const char *prefix, int64_t ttl
         .secret_len = 12,
         .resv_ttl_ms = ttl,
         .fail_open = fail_open,
+        .redis_timeout_ms = timeout_ms,
     };
     sl_err err = {{0}};
     sl_store *s = sl_store_open(&o, &err);
@@ -258,6 +261,37 @@ static void reconnects_after_redis_restart(void **state)
     stop_redis(pid);
 }
 
+/* A Redis that stops answering (SIGSTOP) fails the calls waiting on it after the
+ * timeout instead of stalling them; when it answers again the conn comes back. */
+static void stalled_redis_fails_calls_then_recovers(void **state)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/stall.sock", dir);
+    pid_t pid = start_redis(path);
+    assert_true(pid > 0);
+    timeout_ms = 300;
+    sl_store *s = open_redis_at(path, "st:", 0, false);
+    timeout_ms = 0;
+    tconn t;
+    res r = {0};
+    tconn_open(&t, s);
+    assert_int_equal(t_rate(&t, "k", 10, 1, SL_RATE_CHECK, &r), SL_STORE_OK);
+    kill(pid, SIGSTOP);
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 10, &r), SL_STORE_UNAVAILABLE);
+    assert_non_null(strstr(r.err, "no answer within 300 ms"));
+    kill(pid, SIGCONT);
+    sl_store_status st = SL_STORE_UNAVAILABLE;
+    for (int i = 0; i < 300 && st != SL_STORE_OK; i++) {
+        run_loop_ms(&t, 50);
+        st = t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 10, &r);
+    }
+    assert_int_equal(st, SL_STORE_OK);
+    res_reset(&r);
+    tconn_close(&t);
+    sl_store_close(s);
+    stop_redis(pid);
+}
+
 static void bad_url_is_a_clear_error(void **state)
 {
     sl_store_opts o = {.backend = SL_STORE_REDIS, .redis_url = "http://x", .secret = "s", .secret_len = 1};
@@ -282,6 +316,7 @@ int main(void)
         cmocka_unit_test(fail_closed_refuses),
         cmocka_unit_test(fail_open_serves_and_reconciles),
         cmocka_unit_test(reconnects_after_redis_restart),
+        cmocka_unit_test(stalled_redis_fails_calls_then_recovers),
         cmocka_unit_test(bad_url_is_a_clear_error),
     };
     return cmocka_run_group_tests_name("store_redis", tests, setup, teardown);
