@@ -374,14 +374,14 @@ void suite_quota_upto_and_release(void **state)
  * reclaims it. (Waits past the TTL; asserts only that it is reclaimed by then.) */
 void suite_quota_reservation_expires(void **state)
 {
-    sl_store *s = suite_open(300, false);
+    sl_store *s = suite_open(1500, false);
     tconn t;
     res r = {0};
     tconn_open(&t, s);
     assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 100, 100, &r), SL_STORE_OK);
     sl_quota_resv lost = r.resv;
     assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 1, 1, &r), SL_STORE_DENIED);
-    usleep(700 * 1000);
+    usleep(2000 * 1000);
     assert_int_equal(t_usage(&t, "acme", SL_WINDOW_TOTAL, 100, &r), SL_STORE_OK);
     assert_int_equal(r.usage.reserved, 0);
     assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 100, 100, &r), SL_STORE_OK);
