@@ -9,7 +9,7 @@
     "local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)\n" \
     "if #gone > 0 then\n" \
     "  local sum = 0\n" \
-    "  for _, m in ipairs(gone) do sum = sum + tonumber(string.match(m, ':(%d+)$')) end\n" \
+    "  for _, m in ipairs(gone) do sum = sum + tonumber(string.match(m, ':(%d+)$') or '0') end\n" \
     "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n" \
     "  redis.call('HINCRBY', KEYS[1], 'reserved', -sum)\n" \
     "end\n" \
@@ -58,7 +58,7 @@ const char *const sl_redis_scripts[SL_LUA_COUNT] = {
         "if left < take then take = left end\n"
         "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
         "redis.call('HINCRBY', KEYS[1], 'reserved', take)\n"
-        "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), id .. ':' .. take)\n"
+        "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), string.format('%d:%d', id, take))\n"
         "local ex = tonumber(ARGV[5])\n"
         "if ex > 0 then\n"
         "  redis.call('EXPIRE', KEYS[2], ex)\n"

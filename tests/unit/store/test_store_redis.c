@@ -118,6 +118,7 @@ static void two_instances_never_exceed_quota(void **state)
 {
     sl_store *s[2] = {open_redis_at(sock, "shared:", 0, false), open_redis_at(sock, "shared:", 0, false)};
     suite_hammer(s, 2, 6, 5000);
+    suite_rate_hammer(s, 2, 4);
     sl_store_close(s[0]);
     sl_store_close(s[1]);
 }
