@@ -8,8 +8,8 @@
  * When Redis is unreachable: on_failure closed -> UNAVAILABLE (err says why); open ->
  * reserve grants what was asked (id 0), rate allows, lookups answer from a stale cache
  * entry when there is one. Settles are never lost in either mode: they are queued per
- * conn (up to 100000) and sent again on reconnect. A settle whose reply was lost with the
- * connection may be applied twice (documented limit). A connection that does not answer
+ * conn (up to 100000) and sent again on reconnect; one whose reply was lost with the
+ * connection is replayed only if its reservation is still open. A connection that does not answer
  * within redis_timeout_ms (default 2 s) is dropped, failing what was in flight. */
 #include "store_int.h"
 #include "store_redis_scripts.h"
@@ -68,7 +68,7 @@ typedef enum rkind { R_ISSUE, R_LOOKUP, R_LIST, R_REVOKE, R_RESERVE, R_SETTLE, R
 struct rreq {
     rreq *next;
     rreq *fl_prev, *fl_next;
-    bool in_flight;
+    bool in_flight, maybe_applied;
     int64_t sent_us;
     rconn *c;
     rkind kind;
@@ -270,6 +270,13 @@ static void queue_settle(rreq *r)
                 MAX_QUEUED, r->resv.consumer);
         req_free(r);
         return;
+    }
+    /* Sent, but the connection went before the reply: it may have been applied. The replay
+     * then charges only if the reservation is still there (a settle removes it), which is
+     * exact as long as Redis is back before the reservation's TTL. */
+    if (r->sent_us && r->resv.id != 0 && !r->maybe_applied) {
+        r->maybe_applied = true;
+        push(r, "1");
     }
     r->cb.quota = NULL;
     r->retried = false;

@@ -66,13 +66,15 @@ const char *const sl_redis_scripts[SL_LUA_COUNT] = {
         "end\n"
         "return {1, id, take, used, resv + take, reqs}\n",
 
-    /* A settle whose window key is gone (settled long after the window) recreates it:
+    /* ARGV[5] = '1': a replay that may already have been applied; it charges only while
+     * its reservation is still open. A settle whose window key is gone (settled long after the window) recreates it:
      * its first request sets the expiry again. */
     [SL_LUA_SETTLE] =
         "local found = redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2])\n"
         "local used, resv, reqs\n"
         "if found == 1 then resv = redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[2])) end\n"
         "local charge = tonumber(ARGV[3])\n"
+        "if found == 0 and ARGV[5] == '1' then charge = -1 end\n"
         "if charge >= 0 then\n"
         "  used = redis.call('HINCRBY', KEYS[1], 'used', charge)\n"
         "  reqs = redis.call('HINCRBY', KEYS[1], 'requests', 1)\n"

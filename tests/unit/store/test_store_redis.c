@@ -293,6 +293,45 @@ static void stalled_redis_fails_calls_then_recovers(void **state)
     stop_redis(pid);
 }
 
+/* A settle sent to a Redis that stalls: the conn gives up on it, and Redis runs it later
+ * anyway (it was in the socket). The replay sent on reconnect must not charge again. */
+static void settle_lost_in_flight_is_charged_once(void **state)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/lost.sock", dir);
+    pid_t pid = start_redis(path);
+    assert_true(pid > 0);
+    timeout_ms = 500;
+    sl_store *s = open_redis_at(path, "lost:", 0, false);
+    timeout_ms = 0;
+    tconn t;
+    res r = {0};
+    tconn_open(&t, s);
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 10, &r), SL_STORE_OK);
+    sl_quota_resv resv = r.resv;
+    kill(pid, SIGSTOP);
+    assert_int_equal(t_settle(&t, &resv, 7, &r), SL_STORE_OK);    /* queued after the timeout */
+    run_loop_ms(&t, 300);
+    kill(pid, SIGCONT);
+    int64_t used = -1;
+    for (int i = 0; i < 300; i++) {
+        run_loop_ms(&t, 50);
+        if (t_usage(&t, "acme", SL_WINDOW_DAY, 100, &r) == SL_STORE_OK && r.usage.reserved == 0) {
+            used = r.usage.used;
+            run_loop_ms(&t, 300);       /* let any further replay land */
+            assert_int_equal(t_usage(&t, "acme", SL_WINDOW_DAY, 100, &r), SL_STORE_OK);
+            break;
+        }
+    }
+    assert_int_equal(used, 7);
+    assert_int_equal(r.usage.used, 7);
+    assert_int_equal(r.usage.requests, 1);
+    res_reset(&r);
+    tconn_close(&t);
+    sl_store_close(s);
+    stop_redis(pid);
+}
+
 static void bad_url_is_a_clear_error(void **state)
 {
     sl_store_opts o = {.backend = SL_STORE_REDIS, .redis_url = "http://x", .secret = "s", .secret_len = 1};
@@ -318,6 +357,7 @@ int main(void)
         cmocka_unit_test(fail_open_serves_and_reconciles),
         cmocka_unit_test(reconnects_after_redis_restart),
         cmocka_unit_test(stalled_redis_fails_calls_then_recovers),
+        cmocka_unit_test(settle_lost_in_flight_is_charged_once),
         cmocka_unit_test(bad_url_is_a_clear_error),
     };
     return cmocka_run_group_tests_name("store_redis", tests, setup, teardown);
