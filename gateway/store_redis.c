@@ -6,8 +6,9 @@
  * any instance is seen everywhere within that time plus one round trip.
  *
  * When Redis is unreachable: on_failure closed -> UNAVAILABLE (err says why); open ->
- * reserve grants what was asked (id 0), rate allows, lookups answer from a stale cache
- * entry when there is one. Settles are never lost in either mode: they are queued per
+ * reserve counts against this conn's own tally of the window since the outage began (id
+ * 0; so each worker thread of each instance may spend up to the limit: the guarantee is
+ * traded for availability), rate allows, lookups answer from a stale cache entry. Settles are never lost in either mode: they are queued per
  * conn (up to 100000) and sent again on reconnect; one whose reply was lost with the
  * connection is replayed only if its reservation is still open. A connection that does not answer
  * within redis_timeout_ms (default 2 s) is dropped, failing what was in flight. */
@@ -46,6 +47,14 @@ typedef struct kslot {
 
 typedef struct rreq rreq;
 
+/* on_failure: open keeps a local count per window while Redis is away (per conn). */
+typedef struct lquota {
+    struct lquota *next;
+    char consumer[SL_STORE_NAME_MAX];
+    sl_window w;
+    int64_t wid, used, reserved;
+} lquota;
+
 typedef struct rconn {
     sl_store_conn base;
     rstore *s;
@@ -60,6 +69,7 @@ typedef struct rconn {
     char last_error[160];
     rreq *queued, **queued_tail;    /* settles waiting for the connection */
     size_t n_queued;
+    lquota *local;
     kslot cache[CACHE_SLOTS];
 } rconn;
 
@@ -286,9 +296,60 @@ static void queue_settle(rreq *r)
     c->n_queued++;
 }
 
-static void quota_fail_open_usage(rreq *r, sl_quota_usage *u)
+static lquota *local_get(rconn *c, const char *consumer, sl_window w, int64_t wid)
 {
-    sl_usage_fill(u, r->w, r->wid, r->limit, 0, 0, 0);
+    lquota *q;
+    for (q = c->local; q; q = q->next)
+        if (q->w == w && q->wid == wid && strcmp(q->consumer, consumer) == 0)
+            return q;
+    if (!(q = calloc(1, sizeof *q)))
+        return NULL;
+    snprintf(q->consumer, sizeof q->consumer, "%s", consumer);
+    q->w = w;
+    q->wid = wid;
+    q->next = c->local;
+    c->local = q;
+    return q;
+}
+
+static void local_free(rconn *c)
+{
+    for (lquota *q = c->local, *n; q; q = n) {
+        n = q->next;
+        free(q);
+    }
+    c->local = NULL;
+}
+
+/* Redis is away and on_failure is open: reserve against this conn's own count. */
+static void reserve_locally(rreq *r)
+{
+    sl_quota_usage u;
+    lquota *q = local_get(r->c, r->resv.consumer, r->w, r->wid);
+    int64_t used = q ? q->used : 0, reserved = q ? q->reserved : 0;
+    int64_t left = r->limit - used - reserved, min = r->cost, max = r->charge;
+    if (q && left > 0 && left >= min) {
+        r->resv.id = 0;
+        r->resv.amount = left < max ? left : max;
+        q->reserved += r->resv.amount;
+        sl_usage_fill(&u, r->w, r->wid, r->limit, q->used, q->reserved, 0);
+        r->cb.quota(r->arg, SL_STORE_OK, &r->resv, &u, NULL);
+        return;
+    }
+    sl_usage_fill(&u, r->w, r->wid, r->limit, used, reserved, 0);
+    r->cb.quota(r->arg, SL_STORE_DENIED, NULL, &u, NULL);
+}
+
+static void settle_locally(rreq *r, sl_quota_usage *u)
+{
+    lquota *q = local_get(r->c, r->resv.consumer, r->w, r->wid);
+    if (q) {
+        if (r->resv.id == 0)
+            q->reserved = q->reserved > r->resv.amount ? q->reserved - r->resv.amount : 0;
+        if (r->charge >= 0)
+            q->used += r->charge;
+    }
+    sl_usage_fill(u, r->w, r->wid, 0, q ? q->used : 0, q ? q->reserved : 0, 0);
 }
 
 /* The connection is down or the command failed in transit. */
@@ -315,11 +376,7 @@ static void req_fail(rreq *r, const char *why)
     }
     case R_RESERVE:
         if (open) {
-            sl_quota_usage u;
-            quota_fail_open_usage(r, &u);
-            r->resv.id = 0;
-            r->resv.amount = r->charge;     /* max, kept in charge */
-            r->cb.quota(r->arg, SL_STORE_OK, &r->resv, &u, NULL);
+            reserve_locally(r);
         } else {
             r->cb.quota(r->arg, SL_STORE_UNAVAILABLE, NULL, NULL, &err);
         }
@@ -327,9 +384,11 @@ static void req_fail(rreq *r, const char *why)
     case R_SETTLE:
         if (r->cb.quota) {
             sl_quota_usage u;
-            quota_fail_open_usage(r, &u);
+            settle_locally(r, &u);
             r->cb.quota(r->arg, SL_STORE_OK, &r->resv, &u, NULL);
         }
+        if (r->resv.id == 0 && r->charge < 0)
+            break;                          /* a local reservation released: nothing to send */
         queue_settle(r);
         return;                             /* kept */
     case R_USAGE:
@@ -519,6 +578,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     c->backoff_ms = 100;
     c->connected = true;
     c->last_error[0] = '\0';
+    local_free(c);              /* Redis counts again; the queued settles follow */
     /* Send the settles that waited for the connection. */
     rreq *q = c->queued;
     c->queued = NULL;
@@ -638,6 +698,7 @@ static void r_conn_close(sl_store_conn *bc)
     }
     if (c->n_queued)
         fprintf(stderr, "sluice: store: closing with %zu settles not sent to redis\n", c->n_queued);
+    local_free(c);
     event_free(c->retry);
     event_free(c->watch);
     free(c);
@@ -778,6 +839,7 @@ static void r_quota_reserve(sl_store_conn *bc, const char *consumer, sl_window w
     r->resv.window_id = r->wid = wid;
     r->limit = limit;
     r->charge = max;
+    r->cost = min;
     script_head(r, 2);
     quota_keys(r, consumer, w, wid);
     push(r, "%lld", (long long)limit);

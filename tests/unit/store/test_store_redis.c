@@ -213,7 +213,14 @@ static void fail_open_serves_and_reconciles(void **state)
     tconn_open(&t, s);
     assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 60, &r), SL_STORE_OK);
     assert_int_equal(r.resv.amount, 60);
-    assert_int_equal(t_settle(&t, &r.resv, 42, &r), SL_STORE_OK);
+    sl_quota_resv first = r.resv;
+    /* counted locally: 40 left */
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 50, 60, &r), SL_STORE_DENIED);
+    assert_int_equal(r.usage.remaining, 40);
+    assert_int_equal(t_settle(&t, &first, 42, &r), SL_STORE_OK);
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 100, &r), SL_STORE_OK);
+    assert_int_equal(r.resv.amount, 58);
+    assert_int_equal(t_release(&t, &r.resv, &r), SL_STORE_OK);
     assert_int_equal(t_rate(&t, "rpm:acme", 10, 1, SL_RATE_CHECK, &r), SL_STORE_OK);
     assert_true(r.rate.allowed);
 
