@@ -66,6 +66,7 @@ struct sl_exchange {
     char up_content_type[128];
     char retry_after[64];
     bool want_events;
+    bool client_wants_usage;        /* stream_options.include_usage as the client sent it */
     json_t *usage;
 
     struct timespec t0;

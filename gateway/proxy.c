@@ -48,17 +48,23 @@ void sl_ex_end_stream(sl_exchange *ex)
     sl_http_stream_end(c);
 }
 
-static void note_usage(sl_exchange *ex, const char *json_text, size_t len)
+/* Remember the usage an event or body reports. Returns true for the usage-only chunk
+ * of a stream (choices empty), which clients that did not ask for it must not see. */
+static bool note_usage(sl_exchange *ex, const char *json_text, size_t len)
 {
     if (!memmem(json_text, len, "\"usage\"", 7))
-        return;
+        return false;
     json_t *o = json_loadb(json_text, len, 0, NULL);
     json_t *u = o ? json_object_get(o, "usage") : NULL;
+    bool usage_only = false;
     if (json_is_object(u)) {
         json_decref(ex->usage);
         ex->usage = json_incref(u);
+        json_t *choices = json_object_get(o, "choices");
+        usage_only = json_is_array(choices) && json_array_size(choices) == 0;
     }
     json_decref(o);
+    return usage_only;
 }
 
 /* The plugins that want response events, in chain order, until one drops or stops. */
@@ -184,8 +190,10 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
     if (done)
         ex->saw_done = true;
-    else if (data)
-        note_usage(ex, data, dlen);
+    else if (data && note_usage(ex, data, dlen) && !ex->client_wants_usage) {
+        free(data); /* we asked the upstream for it; this client did not */
+        return;
+    }
     sl_ex_client_stream_begin(ex);
     if (!ex->want_events || !data) {
         free(data);
@@ -428,6 +436,17 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         sl_profile_apply(&a->model->profile, ex->ep, req);
     }
     json_object_set_new(req, "model", json_string(a->target->model));
+    if (ex->stream && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)) {
+        /* usage at the end of every stream, for accounting; hidden again from clients
+         * that did not ask for it */
+        json_t *so = json_object_get(req, "stream_options");
+        ex->client_wants_usage = json_is_true(json_object_get(so, "include_usage"));
+        if (!json_is_object(so)) {
+            so = json_object();
+            json_object_set_new(req, "stream_options", so);
+        }
+        json_object_set_new(so, "include_usage", json_true());
+    }
     char *body = json_dumps(req, JSON_COMPACT);
     if (req != ex->body)
         json_decref(req);
