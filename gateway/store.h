@@ -72,7 +72,9 @@ typedef struct sl_store_opts {
     const char *redis_prefix;   /* default "sluice:" */
     const void *secret;         /* HMAC key for API keys (required) */
     size_t secret_len;
-    bool fail_open;             /* on_failure: open */
+    bool fail_open;             /* on_failure: open (redis down: reserve against a local
+                                 * per-thread count, rate allows, stale key cache answers;
+                                 * settles are queued and sent when redis is back) */
     int64_t resv_ttl_ms;        /* reservation lifetime; 0 = 15 min */
     int journal_flush_ms;       /* memory: fsync batch period; 0 = 10 ms */
     int key_cache_ms;           /* redis: per-thread key cache lifetime; 0 = 500 ms */
