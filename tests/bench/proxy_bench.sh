@@ -21,22 +21,31 @@ WORKERS=${BENCH_WORKERS:-1}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-wrk}
 
-for p in "$NGINX" "$WRK" python3 curl; do
+PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+for p in "$NGINX" "$WRK" "$PY" curl; do
     command -v "$p" >/dev/null || { echo "proxy_bench: $p not found" >&2; exit 2; }
 done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
 PIDS=()
+# Signal only live children of this shell: a PID of ours that exited may be reused by now.
+ours() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }
+    set -- $st
+    [ "$1" != Z ] && [ "$2" = "$$" ]
+}
 cleanup() {
     local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do ours "$pid" && kill -TERM "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 wait_http() { # URL: until it answers any status (10 s)
     local i
     for ((i = 0; i < 100; i++)); do
@@ -130,7 +139,7 @@ run_wrk() {
     local name=$1 url=$2
     "$WRK" -t"$THREADS" -c"$CONNS" -d2s -s "$T/post.lua" "$url" >/dev/null 2>&1
     "$WRK" -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s "$T/post.lua" "$url" >"$T/$name.wrk" 2>&1
-    python3 - "$T/$name.wrk" <<'PY'
+    "$PY" - "$T/$name.wrk" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
 def ms(v, unit):
@@ -161,7 +170,7 @@ if [ $have_sluice = 1 ]; then
 else
     s_rps=nan s_p50=nan s_p99=nan s_err=-1
 fi
-python3 - "$d_rps" "$d_p50" "$d_p99" "$d_err" "$n_rps" "$n_p50" "$n_p99" "$n_err" "$s_rps" "$s_p50" "$s_p99" "$s_err" <<'PY'
+"$PY" - "$d_rps" "$d_p50" "$d_p99" "$d_err" "$n_rps" "$n_p50" "$n_p99" "$n_err" "$s_rps" "$s_p50" "$s_p99" "$s_err" <<'PY'
 import math, sys
 a = sys.argv[1:]
 rows = [("upstream (direct)", a[0:4]), ("nginx proxy_pass", a[4:8]), ("sluice", a[8:12])]

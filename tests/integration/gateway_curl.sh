@@ -156,7 +156,7 @@ sl_check "client disconnect mid-stream closes the upstream request" sl_wait_for 
 sl_is "no upstream request left running" "$(sl_mock_stats | sl_json 'd["active_requests"]')" 0
 
 # ---- slowloris: headers one byte per second are cut off by header_timeout -----------------
-slow=$(python3 - "$GW_PORT" <<'PY'
+slow=$("$SL_PY" - "$GW_PORT" <<'PY'
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.settimeout(1.0)
@@ -180,8 +180,11 @@ PY
 )
 sl_like "slowloris: connection cut by header_timeout ($slow)" "$slow" '^closed after'
 
+sl_gw_alive "the gateway survived everything above"
+
 # ---- SIGTERM: the request in flight completes, then the gateway exits 0 -------------------
 sl_mock_clear
+rm -f "$sse"
 curl -sSN -o "$sse" --max-time 30 -H 'content-type: application/json' \
     --data "$(chat demo '"stream":true,"mock":{"chunks":15,"chunk_delay_ms":100}')" \
     "$GW_URL/v1/chat/completions" &
@@ -189,11 +192,11 @@ curl_pid=$!
 sl_track "$curl_pid"
 in_flight() { [ "$(sl_mock_stats | sl_json 'd["active_requests"]')" -ge 1 ]; }
 sl_wait_for 10 in_flight
-kill -TERM "$GW_PID"
+sl_signal TERM "$GW_PID"
 wait "$curl_pid"
 sl_is "SIGTERM: the request in flight completes" \
     "$(sl_sse_summary "$sse" | sl_json 'str(len(d["text"]))+" "+str(d["done_last"])')" "75 True"
-gw_gone() { ! kill -0 "$GW_PID" 2>/dev/null; }
+gw_gone() { ! sl_is_ours "$GW_PID"; }
 if sl_wait_for 25 gw_gone; then
     wait "$GW_PID"
     sl_is "SIGTERM: the gateway then exits 0" "$?" 0

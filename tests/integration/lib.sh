@@ -11,6 +11,10 @@ SL_BUILD_ROOT=${SL_BUILD_ROOT:-$SL_SOURCE_ROOT/build}
 SLUICE=${SLUICE:-$SL_BUILD_ROOT/gateway/sluice}
 SL_NODE=${SL_NODE:-node}
 SL_MOCK_JS=$SL_SOURCE_ROOT/tests/mock/mock_upstream.mjs
+# The system python starts in a tenth of the time a pyenv shim takes; tests call it often.
+if [ -z "${SL_PY:-}" ]; then
+    if [ -x /usr/bin/python3 ]; then SL_PY=/usr/bin/python3; else SL_PY=python3; fi
+fi
 SL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")
 export MOCK_KEY=${MOCK_KEY:-sk-mock-upstream-key}
 
@@ -20,15 +24,28 @@ SL_TAP_FAILED=0
 
 # ---- cleanup ---------------------------------------------------------------------------
 
+# True while PID is a live child of this shell. PIDs are reused quickly on a busy machine:
+# never signal a PID that is no longer ours, it may be someone else's process by now.
+sl_is_ours() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }                       # skip "pid (comm) ", comm may hold spaces
+    set -- $st
+    [ "$1" != Z ] && [ "$2" = "$$" ]
+}
+
+# sl_signal SIG PID: send SIG to PID only if it is still our child.
+sl_signal() { sl_is_ours "$2" && kill "-$1" "$2" 2>/dev/null; }
+
 # Stop one process we started: TERM, then KILL if it is still there after 3 s.
 sl_stop() {
     local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
+    sl_signal TERM "$pid" || { wait "$pid" 2>/dev/null; return 0; }
     for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        sl_is_ours "$pid" || break
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null
+    sl_signal KILL "$pid"
     wait "$pid" 2>/dev/null
     return 0
 }
@@ -81,14 +98,14 @@ sl_bail() { sl_not_ok "$@"; sl_done; }
 
 # A free TCP port on 127.0.0.1 (bound then released; collisions are unlikely, not impossible).
 sl_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    "$SL_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 # sl_json EXPR < JSON: evaluate a Python expression over the parsed document `d`; strings are
 # printed raw, everything else as JSON. Exit 1 (printing nothing) if the input is not JSON or
 # the expression fails, so `[ "$(... | sl_json 'd["x"]')" = y ]` is a safe test.
 sl_json() {
-    python3 -c '
+    "$SL_PY" -c '
 import json, sys
 try:
     d = json.load(sys.stdin)
@@ -181,7 +198,7 @@ sl_start_gateway() {
     sl_track "$GW_PID"
     local i code
     for ((i = 0; i < 150; i++)); do
-        if ! kill -0 "$GW_PID" 2>/dev/null; then
+        if ! sl_is_ours "$GW_PID"; then
             wait "$GW_PID"
             sl_diag "sluice serve exited with status $? before answering; its log:
 $(tail -n 30 "$GW_LOG")"
@@ -228,7 +245,7 @@ sl_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 # joined), usage (the last usage object or null), errors (error events), finish (finish
 # reasons seen), bad_json (data lines that are not JSON), after_done (lines after [DONE])}.
 sl_sse_summary() {
-    python3 - "$1" <<'PY'
+    "$SL_PY" - "$1" <<'PY'
 import json, sys
 raw = open(sys.argv[1], 'rb').read().decode('utf-8', 'replace')
 s = dict(events=0, done_last=False, text='', usage=None, errors=0, finish=[], bad_json=0, after_done=0)
@@ -259,4 +276,14 @@ for line in raw.replace('\r\n', '\n').split('\n'):
 s['done_last'] = done and s['after_done'] == 0
 print(json.dumps(s))
 PY
+}
+
+# sl_gw_alive NAME: ok while the gateway process still runs; else its exit status and log.
+sl_gw_alive() {
+    local st
+    if sl_is_ours "$GW_PID"; then sl_ok "$1"; return 0; fi
+    wait "$GW_PID"
+    st=$?
+    sl_not_ok "$1" "sluice exited with status $st$([ $st -gt 128 ] && echo " (signal $((st - 128)))"); its log:
+$(tail -n 20 "$GW_LOG")"
 }
