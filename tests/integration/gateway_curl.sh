@@ -18,6 +18,11 @@ SL_CONF_UPSTREAMS="  mock:
     base_url: $MOCK_URL/v1
     api_key_env: MOCK_KEY
     timeouts: { connect: 2s, first_byte: 1s, total: 30s }
+  idleup:
+    type: openai
+    base_url: $MOCK_URL/v1
+    api_key_env: MOCK_KEY
+    timeouts: { connect: 2s, first_byte: 5s, total: 30s, stream_idle: 1s }
   down:
     type: openai
     base_url: http://127.0.0.1:$DEAD_PORT/v1
@@ -25,7 +30,8 @@ SL_CONF_UPSTREAMS="  mock:
     timeouts: { connect: 2s, first_byte: 5s, total: 30s }"
 SL_CONF_MODELS="  demo: { targets: [ { upstream: mock, model: mock-model } ] }
   slow: { targets: [ { upstream: slowup, model: mock-model } ] }
-  broken: { targets: [ { upstream: down, model: mock-model } ] }"
+  broken: { targets: [ { upstream: down, model: mock-model } ] }
+  idle: { targets: [ { upstream: idleup, model: mock-model } ] }"
 sl_gw_up
 
 chat() { # chat MODEL [EXTRA JSON FIELDS]
@@ -102,7 +108,7 @@ sl_is "embeddings: upstream path and model" "$(sl_mock_last | sl_json 'd["path"]
 sl_http GET /v1/models
 sl_is "models: 200 OpenAI list" "$HTTP_CODE $(sl_json 'd["object"]' <<<"$HTTP_BODY")" "200 list"
 sl_is "models: lists the client-facing names" \
-    "$(sl_json '" ".join(sorted(m["id"] for m in d["data"]))' <<<"$HTTP_BODY")" "broken demo slow"
+    "$(sl_json '" ".join(sorted(m["id"] for m in d["data"]))' <<<"$HTTP_BODY")" "broken demo idle slow"
 
 # ---- keep-alive ---------------------------------------------------------------------------
 v=$(curl -sv -o /dev/null -o /dev/null --max-time 10 "$GW_URL/v1/models" "$GW_URL/v1/models" 2>&1)
@@ -179,6 +185,91 @@ print(f"still open after {i + 1} bytes")
 PY
 )
 sl_like "slowloris: connection cut by header_timeout ($slow)" "$slow" '^closed after'
+
+# ---- more upstream failures ---------------------------------------------------------------
+rm -f "$sse"
+curl -sSN -o "$sse" --max-time 20 -H 'content-type: application/json' \
+    --data "$(chat idle '"stream":true,"mock":{"texts":["p","q"],"chunks":10,"hang_after_chunks":2}')" \
+    "$GW_URL/v1/chat/completions"
+sl_is "upstream silent past stream_idle: chunks so far, an error event, then [DONE]" \
+    "$(sl_sse_summary "$sse" | sl_json 'd["text"]+" "+str(d["errors"])+" "+str(d["done_last"])')" "pq 1 True"
+sl_http POST /v1/chat/completions "$(chat demo '"mock":{"close_before_headers":true}')"
+sl_like "upstream resets before answering: 502/503 upstream_error" \
+    "$HTTP_CODE $(sl_json 'd["error"]["code"]' <<<"$HTTP_BODY")" '^50[23] upstream_error$'
+
+# ---- HTTP/1.1 and content details ----------------------------------------------------------
+sl_mock_clear
+sl_http POST /v1/chat/completions "$(chat demo)" -H 'Authorization: Bearer sk-client-secret-123' \
+    -H 'x-api-key: sk-client-secret-123'
+reqs=$(sl_mock_requests)
+sl_check "the client's own credentials are not forwarded upstream" \
+    test "$HTTP_CODE" = 200 -a -n "$reqs" -a "${reqs/sk-client-secret-123/}" = "$reqs"
+
+printf '%s' "$(chat demo)" >"$SL_TMP/body.json"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -H 'content-type: application/json' \
+    -H 'Transfer-Encoding: chunked' --data-binary @"$SL_TMP/body.json" "$GW_URL/v1/chat/completions")
+sl_is "request body sent chunked (Transfer-Encoding: chunked)" "$code" 200
+
+code=$(curl -sS -0 -o /dev/null -w '%{http_code}' --max-time 10 "$GW_URL/v1/models")
+sl_is "HTTP/1.0 request answered" "$code" 200
+
+v=$(curl -sv -o /dev/null -o /dev/null --max-time 10 -H 'Connection: close' "$GW_URL/v1/models" "$GW_URL/v1/models" 2>&1)
+sl_check "Connection: close is honoured (no re-use)" test "$(grep -c 'Re-using' <<<"$v")" = 0 -a "$(grep -c '< HTTP/1.1 200' <<<"$v")" = 2
+
+piped=$("$SL_PY" - "$GW_PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+except OSError as e:
+    print("error", e)
+print(data.count(b"HTTP/1.1 200"))
+PY
+)
+sl_is "two pipelined requests get two responses, then close" "$piped" 2
+
+sl_http GET /v1/no-such-endpoint
+sl_is "unknown path: 404 with an OpenAI error" "$HTTP_CODE $(sl_json 'str(bool(d["error"]["message"]))' <<<"$HTTP_BODY")" "404 True"
+
+sl_http POST /v1/chat/completions "$(chat demo '"mock":{"text":"abcdefghij","chunks":20000}')"
+sl_is "a 200 kB answer passes intact" "$HTTP_CODE $(sl_json 'str(len(d["choices"][0]["message"]["content"]))' <<<"$HTTP_BODY")" "200 200000"
+
+rm -f "$sse"
+curl -sSN -o "$sse" --max-time 20 -H 'content-type: application/json' \
+    --data "$(chat demo '"stream":true,"mock":{"texts":["héllo ","世界 ","🚀!"],"chunks":3,"split_events":7}')" \
+    "$GW_URL/v1/chat/completions"
+sl_is "UTF-8 split across TCP writes arrives intact" "$(sl_sse_summary "$sse" | sl_json 'd["text"]')" "héllo 世界 🚀!"
+
+par_pids=()
+for i in $(seq 1 40); do
+    curl -sSN -o "$SL_TMP/par$i.sse" --max-time 30 -H 'content-type: application/json' \
+        --data "$(chat demo "\"stream\":true,\"mock\":{\"texts\":[\"$i-\"],\"chunks\":10,\"chunk_delay_ms\":20}")" \
+        "$GW_URL/v1/chat/completions" 2>/dev/null &
+    par_pids+=($!)
+    sl_track "$!"
+done
+for p in "${par_pids[@]}"; do wait "$p"; done
+complete=$("$SL_PY" - "$SL_TMP" <<'PY'
+import sys
+n = 0
+for i in range(1, 41):
+    try:
+        t = open(f"{sys.argv[1]}/par{i}.sse", encoding="utf-8").read()
+    except OSError:
+        continue
+    if t.count(f'"{i}-"') == 10 and t.rstrip().endswith("data: [DONE]"):
+        n += 1
+print(n)
+PY
+)
+sl_is "40 concurrent streams each complete with their own chunks" "$complete" 40
 
 sl_gw_alive "the gateway survived everything above"
 
