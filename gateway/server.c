@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "admin.h"
 #include "exchange.h"
 #include "log.h"
 #include "worker.h"
@@ -37,6 +38,7 @@ typedef struct sl_server {
     listen_arg *largs;          /* [listen * n_workers + worker] */
     sl_access_log *alog;
     struct event_base *main_base;
+    sl_admin *admin;
     int stopping;
 } sl_server;
 
@@ -217,6 +219,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     sl_log_info("%s: stopping: no new connections, finishing requests in flight",
                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (s->admin) {
+        sl_admin_set_ready(s->admin, false);
+        sl_admin_stop(s->admin);
+    }
     for (int i = 0; i < s->n_workers; i++)
         event_active(s->workers[i].drain_ev, 0, 0);
     event_base_loopexit(s->main_base, NULL);
@@ -253,6 +259,7 @@ static void server_free(sl_server *s)
     free(s->fds);
     free(s->largs);
     sl_access_log_close(s->alog);
+    sl_admin_free(s->admin);
     if (s->main_base)
         event_base_free(s->main_base);
     if (s->cfg)
@@ -311,6 +318,26 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         sl_log_info("listening on %s%s", s->ssl[l] ? "https://" : "http://", bound);
     }
 
+    s->main_base = event_base_new();
+    if (!s->main_base) {
+        sl_err_set(err, "cannot create an event loop");
+        goto fail;
+    }
+    if (cfg->admin.listen) {
+        char bound[300];
+        if (!(s->admin = sl_admin_new(s->main_base, cfg, err)))
+            goto fail;
+        int fd = bind_one(cfg->admin.listen, NULL, bound, sizeof bound, err);
+        if (fd < 0)
+            goto fail;
+        if (sl_admin_listen(s->admin, fd) < 0) {
+            close(fd);
+            sl_err_set(err, "cannot listen on %s", cfg->admin.listen);
+            goto fail;
+        }
+        sl_log_info("admin listening on http://%s", bound);
+    }
+
     uint32_t prefix;
     RAND_bytes((unsigned char *)&prefix, sizeof prefix);
     for (int i = 0; i < s->n_workers; i++) {
@@ -359,14 +386,15 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         }
     }
 
-    s->main_base = event_base_new();
     struct event *sigterm = evsignal_new(s->main_base, SIGTERM, signal_cb, s);
     struct event *sigint = evsignal_new(s->main_base, SIGINT, signal_cb, s);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
     for (int i = 0; i < s->n_workers; i++)
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
-    sl_log_info("sluice %s serving with %d worker threads", "ready", s->n_workers);
+    if (s->admin)
+        sl_admin_set_ready(s->admin, true);
+    sl_log_info("ready: %d worker threads", s->n_workers);
     event_base_dispatch(s->main_base);
     for (int i = 0; i < s->n_workers; i++)
         pthread_join(s->workers[i].thread, NULL);
