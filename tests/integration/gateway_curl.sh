@@ -285,6 +285,9 @@ sl_track "$curl_pid"
 in_flight() { [ "$(sl_mock_stats | sl_json 'd["active_requests"]')" -ge 1 ]; }
 sl_wait_for 10 in_flight
 sl_signal TERM "$GW_PID"
+sl_wait_for 5 grep -q SIGTERM "$GW_LOG"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$GW_URL/v1/models")
+sl_like "SIGTERM: no new requests accepted while draining (got $code)" "$code" '^(000|503)$'
 wait "$curl_pid"
 sl_is "SIGTERM: the request in flight completes" \
     "$(sl_sse_summary "$sse" | sl_json 'str(len(d["text"]))+" "+str(d["done_last"])')" "75 True"
