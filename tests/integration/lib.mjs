@@ -43,7 +43,11 @@ async function cleanup() {
     }
     if (process.env.SL_KEEP_TMP !== '1') fs.rmSync(tmp, { recursive: true, force: true });
 }
-process.on('SIGINT', () => { cleanup().then(() => process.exit(130)); });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup().then(() => process.exit(130)); });
+// However this process ends, leave no child running (node knows its children: no PID reuse).
+process.on('exit', () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
 
 export function freePort() {
     return new Promise((resolve, reject) => {

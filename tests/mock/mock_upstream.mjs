@@ -369,6 +369,11 @@ server.on('connection', (sock) => {
 server.listen(opts.port, opts.host, () => {
     process.stdout.write(`${server.address().port}\n`);
 });
+// A test that died without cleaning up must not leave its mock running: exit when orphaned.
+// (process.ppid is cached at start, so read the live value from /proc on Linux.)
+const ppidNow = () => { try { return Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[1]); } catch { return process.ppid; } };
+const parent = ppidNow();
+setInterval(() => { if (ppidNow() !== parent) process.exit(0); }, 1000).unref();
 const stop = () => { server.close(); server.closeAllConnections(); process.exit(0); };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -12,6 +12,8 @@ const KEY = 'sk-selftest';
 const child = spawn(process.execPath, [path.join(here, 'mock_upstream.mjs'), '--port', '0',
     '--set', `require_key="${KEY}"`, '--set', 'by_model={"m-500":{"status":500}}'],
     { stdio: ['ignore', 'pipe', 'inherit'] });
+process.on('exit', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+process.on('SIGTERM', () => process.exit(130));
 const port = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(Number(out.trim())); });
