@@ -19,7 +19,9 @@ typedef struct sl_admin sl_admin;
  * route's prefix (for /admin/v1/keys/{id}). */
 typedef void (*sl_admin_handler)(sl_admin *a, sl_http_conn *c, sl_http_request *req, const char *tail, void *arg);
 
-sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, sl_err *err);
+struct sl_store_conn;
+sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_conn *store, sl_err *err);
+struct sl_store_conn *sl_admin_store(sl_admin *a);
 /* prefix_match: route matches path == path, or path starting with path + "/". */
 void sl_admin_route(sl_admin *a, const char *method, const char *path, bool prefix_match, sl_admin_handler h,
                     void *arg);
