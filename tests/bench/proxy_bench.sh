@@ -111,6 +111,7 @@ listen:
   - address: 127.0.0.1:$GW_PORT
 server: { workers: $WORKERS }
 log: { access_log: "off" }
+store: { backend: memory, path: $T/sluice.journal }
 upstreams:
   up:
     type: openai
@@ -119,7 +120,7 @@ upstreams:
 models:
   demo: { targets: [ { upstream: up, model: bench-model } ] }
 EOF
-    BENCH_KEY=sk-bench "$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 &
+    BENCH_KEY=sk-bench SLUICE_SECRET=${SLUICE_SECRET:-bench-secret-0123456789abcdef} "$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 &
     PIDS+=($!)
     if wait_http "http://127.0.0.1:$GW_PORT/v1/models"; then have_sluice=1
     else echo "proxy_bench: sluice did not start; its log:" >&2; tail -n 20 "$T/sluice.log" >&2; fi

@@ -17,6 +17,8 @@ if [ -z "${SL_PY:-}" ]; then
 fi
 SL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")
 export MOCK_KEY=${MOCK_KEY:-sk-mock-upstream-key}
+# The server secret the store keys its HMACs under (the gateway refuses to start without one).
+export SLUICE_SECRET=${SLUICE_SECRET:-sluice-test-secret-0123456789abcdef}
 
 SL_PIDS=()
 SL_TAP_N=0
@@ -158,22 +160,28 @@ sl_mock_last() { sl_mock_requests "$@" | sl_json 'd[-1]'; }
 # ---- gateway config --------------------------------------------------------------------
 
 # sl_gateway_config: print a gateway config in front of the mock at MOCK_URL, listening on
-# GW_PORT. Each section can be replaced by setting its variable before the call:
-#   SL_CONF_LISTEN SL_CONF_SERVER SL_CONF_LOG SL_CONF_UPSTREAMS SL_CONF_MODELS, and
-#   SL_CONF_EXTRA (more top-level YAML appended as is).
+# GW_PORT, its store journal in SL_TMP. Each section can be replaced by setting its variable
+# before the call: SL_CONF_LISTEN SL_CONF_SERVER SL_CONF_LOG SL_CONF_STORE SL_CONF_UPSTREAMS
+# SL_CONF_MODELS, and SL_CONF_EXTRA (more top-level YAML appended as is; a `store:` line
+# there replaces the default store).
 sl_gateway_config() {
     local listen="  - address: 127.0.0.1:$GW_PORT"
     local server="{ workers: 2 }"
     local log="{ access_log: $SL_TMP/access.log }"
+    local store="{ backend: memory, path: $SL_TMP/sluice.journal }"
     local upstreams="  mock:
     type: openai
     base_url: $MOCK_URL/v1
     api_key_env: MOCK_KEY
     timeouts: { connect: 2s, first_byte: 5s, total: 30s }"
     local models="  demo: { targets: [ { upstream: mock, model: mock-model } ] }"
-    printf 'listen:\n%s\nserver: %s\nlog: %s\nupstreams:\n%s\nmodels:\n%s\n%s\n' \
+    store="store: ${SL_CONF_STORE:-$store}"
+    # A test that writes its own top-level store: in SL_CONF_EXTRA keeps it.
+    [[ $'\n'"${SL_CONF_EXTRA:-}" == *$'\n'store:* ]] && store=
+    printf 'listen:\n%s\nserver: %s\nlog: %s\n%s\nupstreams:\n%s\nmodels:\n%s\n%s\n' \
         "${SL_CONF_LISTEN:-$listen}" "${SL_CONF_SERVER:-$server}" "${SL_CONF_LOG:-$log}" \
-        "${SL_CONF_UPSTREAMS:-$upstreams}" "${SL_CONF_MODELS:-$models}" "${SL_CONF_EXTRA:-}"
+        "$store" "${SL_CONF_UPSTREAMS:-$upstreams}" "${SL_CONF_MODELS:-$models}" \
+        "${SL_CONF_EXTRA:-}"
 }
 
 # ---- the gateway -----------------------------------------------------------------------
