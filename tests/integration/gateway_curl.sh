@@ -73,6 +73,8 @@ curl -sSN -D "$SL_TMP/stream.h" -o "$sse" --max-time 20 -H 'content-type: applic
     "$GW_URL/v1/chat/completions"
 sum=$(sl_sse_summary "$sse")
 sl_like "stream: content-type text/event-stream" "$(tr -d '\r' <"$SL_TMP/stream.h" | grep -i '^content-type:')" 'text/event-stream'
+sl_check "stream: x-sluice-request-id and x-sluice-upstream on the SSE response" \
+    test "$(grep -ciE '^x-sluice-(request-id|upstream):' "$SL_TMP/stream.h")" = 2
 sl_is "stream: chunks in order" "$(sl_json 'd["text"]' <<<"$sum")" abcd
 sl_is "stream: ends with [DONE], every event JSON, finish stop" \
     "$(sl_json 'str(d["done_last"])+" "+str(d["bad_json"])+" "+",".join(d["finish"])' <<<"$sum")" "True 0 stop"
