@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "admin_keys.h"
+#include "admin_usage.h"
 #include "circuit.h"
 #include "log.h"
 
@@ -150,6 +151,7 @@ sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_
     a->http = (sl_http_server_ctx){.base = base, .limits = &a->limits, .on_request = on_request, .arg = a};
     sl_admin_route(a, "GET", "/admin/v1/upstreams", false, upstreams_handler, NULL);
     sl_admin_keys_install(a);
+    sl_admin_usage_install(a);
     return a;
 }
 

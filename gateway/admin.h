@@ -32,6 +32,9 @@ sl_config *sl_admin_config(sl_admin *a);
 void sl_admin_stop(sl_admin *a);   /* stop accepting; close idle connections */
 void sl_admin_free(sl_admin *a);
 
+/* The value of name=... in a query string, URL-decoded, or NULL. Caller frees. */
+char *sl_admin_query_param(const char *query, const char *name);
+
 /* Answer with JSON (takes ownership of body). */
 void sl_admin_json(sl_http_conn *c, int status, json_t *body);
 
