@@ -7,7 +7,7 @@
 sl_start_mock --set "require_key=\"$MOCK_KEY\"" || sl_bail "mock upstream starts"
 GW_PORT=$(sl_free_port)
 DEAD_PORT=$(sl_free_port)   # nothing listens here: the "down" upstream
-SL_CONF_SERVER="{ workers: 2, max_body_size: 64KiB, header_timeout: 1s, shutdown_timeout: 20s }"
+SL_CONF_SERVER="{ workers: 2, max_body_size: 64KiB, header_timeout: 1s, body_timeout: 1s, idle_timeout: 2s, shutdown_timeout: 20s }"
 SL_CONF_UPSTREAMS="  mock:
     type: openai
     base_url: $MOCK_URL/v1
@@ -188,6 +188,37 @@ print(f"still open after {i + 1} bytes")
 PY
 )
 sl_like "slowloris: connection cut by header_timeout ($slow)" "$slow" '^closed after'
+
+# A body that stops short is cut by body_timeout; an idle keep-alive connection by idle_timeout.
+cut=$("$SL_PY" - "$GW_PORT" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+def wait_close(s):
+    s.settimeout(15)
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return data, "closed"
+            data += d
+    except socket.timeout:
+        return data, "open"
+    except OSError:
+        return data, "closed"
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          b"Content-Length: 100\r\n\r\n{\"model\":")
+data, state = wait_close(s)
+print("body:", state, data[:12])
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+data, state = wait_close(s)
+print("idle:", state, data[:12])
+PY
+)
+sl_like "a body that stops short is cut by body_timeout" "$(grep '^body:' <<<"$cut")" '^body: closed'
+sl_like "an idle keep-alive connection is closed by idle_timeout, after its answer" "$(grep '^idle:' <<<"$cut")" "^idle: closed b'HTTP/1.1 200"
 
 # ---- more upstream failures ---------------------------------------------------------------
 rm -f "$sse"
