@@ -22,6 +22,7 @@
 #include "admin.h"
 #include "exchange.h"
 #include "log.h"
+#include "pool.h"
 #include "store.h"
 #include "worker.h"
 
@@ -41,6 +42,7 @@ typedef struct sl_server {
     struct event_base *main_base;
     sl_admin *admin;
     sl_store *store;
+    sl_pool *pool;
     struct sl_store_conn *admin_store;
     int stopping;
 } sl_server;
@@ -304,6 +306,8 @@ static void server_free(sl_server *s)
     free(s->largs);
     sl_access_log_close(s->alog);
     sl_admin_free(s->admin);
+    sl_pool_stop(s->pool, 5000);
+    sl_pool_free(s->pool);
     if (s->admin_store)
         sl_store_conn_close(s->admin_store);
     if (s->store)
@@ -373,10 +377,13 @@ int sl_server_run(sl_config *cfg, sl_err *err)
     }
     if (open_store(s, cfg, err) < 0)
         goto fail;
+    if (!(s->pool = sl_pool_start(cfg, s->main_base, err)))
+        goto fail;
     if (cfg->admin.listen) {
         char bound[300];
         if (!(s->admin = sl_admin_new(s->main_base, cfg, s->admin_store, err)))
             goto fail;
+        sl_admin_set_pool(s->admin, s->pool);
         int fd = bind_one(cfg->admin.listen, NULL, bound, sizeof bound, err);
         if (fd < 0)
             goto fail;
@@ -410,6 +417,7 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         };
         w->http = (sl_http_server_ctx){.base = w->base, .limits = &w->limits, .on_request = on_request, .arg = w};
         w->upstream = sl_upstream_client_new(w->base);
+        w->pool = s->pool;
         if (!(w->store = sl_store_conn_open(s->store, w->base, err)))
             goto fail;
         w->alog = sl_access_log_writer_new(s->alog, w->base);
@@ -450,6 +458,7 @@ int sl_server_run(sl_config *cfg, sl_err *err)
     event_base_dispatch(s->main_base);
     for (int i = 0; i < s->n_workers; i++)
         pthread_join(s->workers[i].thread, NULL);
+    sl_pool_stop(s->pool, 10000); /* the gateway's requests are done: now the engines */
     event_free(sigterm);
     event_free(sigint);
     sl_log_info("stopped");
