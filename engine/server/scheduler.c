@@ -1,5 +1,6 @@
 #include "scheduler.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,8 @@ struct sl_sched {
     const sl_tokenizer *tok;
     sl_sched_opts o;
     int32_t *eos;
-    int vocab;
+    int vocab;        /* logits per step (the model's rows) */
+    int tok_vocab;    /* ids the tokenizer knows; rows past it are padding, never sampled */
 
     pthread_t thread;
     bool started;
@@ -301,6 +303,8 @@ static void step(sl_sched *s)
         }
         seq->n_prefilled = seq->n_prompt;
         float *logits = s->logits + (size_t)k * (size_t)s->vocab;
+        for (int i = s->tok_vocab; i < s->vocab; i++)
+            logits[i] = -INFINITY;
         int32_t id = sl_sample(&seq->sampling, &seq->rng, logits, s->vocab, seq->counts);
         made++;
         char *out = malloc(2 * SL_TOKEN_MAX_BYTES + 32 + sl_stop_max_held(&seq->stop));
@@ -369,6 +373,8 @@ sl_sched *sl_sched_create(sl_backend *backend, const sl_tokenizer *tok,
     s->tok = tok;
     s->o = *opts;
     s->vocab = backend->model->cfg.vocab_size;
+    size_t tv = sl_tokenizer_vocab_size(tok);
+    s->tok_vocab = tv > 0 && tv < (size_t)s->vocab ? (int)tv : s->vocab;
     int mb = opts->max_batch;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -23,17 +24,23 @@
 
 #define MAX_BODY (32u << 20)
 
+typedef struct exchange exchange;
+
 typedef struct sl_server {
     const sl_server_cfg *cfg;
     struct event_base *base;
     struct evhttp *http;
     bool reasoning;
     long long started;
+    exchange *waiting;              /* non-stream requests in flight, watched for hang-ups */
+    struct event *watch;
 } sl_server;
 
 /* One generation request in flight, owned by the HTTP thread. */
-typedef struct exchange {
+struct exchange {
     sl_server *srv;
+    exchange *prev, *next;          /* in srv->waiting (non-stream only) */
+    bool cancel_sent;
     struct evhttp_request *req;
     struct evhttp_connection *conn;
     sl_seq *seq;
@@ -44,7 +51,7 @@ typedef struct exchange {
     char *content, *reasoning;      /* non-stream: the whole text */
     size_t n_content, n_reasoning, cap_content, cap_reasoning;
     int n_prompt;
-} exchange;
+};
 
 static void send_json(struct evhttp_request *req, int status, const char *body)
 {
@@ -71,8 +78,28 @@ static void send_error(struct evhttp_request *req, const sl_api_error *e)
     free(body);
 }
 
+static void watch(exchange *ex)
+{
+    ex->next = ex->srv->waiting;
+    if (ex->next)
+        ex->next->prev = ex;
+    ex->srv->waiting = ex;
+}
+
+static void unwatch(exchange *ex)
+{
+    if (ex->prev)
+        ex->prev->next = ex->next;
+    else if (ex->srv->waiting == ex)
+        ex->srv->waiting = ex->next;
+    if (ex->next)
+        ex->next->prev = ex->prev;
+    ex->prev = ex->next = NULL;
+}
+
 static void exchange_free(exchange *ex)
 {
+    unwatch(ex);
     sl_seq_free(ex->seq);
     free(ex->content);
     free(ex->reasoning);
@@ -162,6 +189,11 @@ static void finish_stream(exchange *ex, const sl_news *news)
 static void finish_whole(exchange *ex, const sl_news *news)
 {
     forget_conn(ex);
+    if (!strcmp(news->finish, "cancelled")) {
+        /* the client hung up; this reply fails to send and libevent frees the request */
+        evhttp_send_error(ex->req, 499, "Client Closed Request");
+        return;
+    }
     if (!strcmp(news->finish, "error")) {
         sl_api_error e;
         sl_api_error_set(&e, 500, "api_error", "engine_error", NULL,
@@ -216,6 +248,24 @@ static void on_news(sl_seq *seq, const sl_news *news, void *arg)
     free(c);
     if (news->done)
         exchange_free(ex);
+}
+
+/* libevent does not read a connection while its request is being answered, so a client
+ * that hangs up during a non-streamed generation is found by peeking at its socket. */
+static void on_watch(evutil_socket_t fd_unused, short what, void *arg)
+{
+    sl_server *srv = arg;
+    for (exchange *ex = srv->waiting; ex; ex = ex->next) {
+        if (ex->cancel_sent || !ex->conn)
+            continue;
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(ex->conn);
+        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+        char c;
+        if (fd >= 0 && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+            ex->cancel_sent = true;
+            sl_sched_cancel(srv->cfg->sched, ex->seq);
+        }
+    }
 }
 
 static void on_sched_ready(evutil_socket_t fd, short what, void *arg)
@@ -329,6 +379,8 @@ static void handle_generate(struct evhttp_request *req, sl_server *srv, sl_req_k
         evhttp_connection_set_closecb(ex->conn, on_client_close, ex);
     if (ex->stream)
         start_stream(ex);
+    else
+        watch(ex);
     sl_sched_submit(cfg->sched, ex->seq);
     return;
 oom:
@@ -514,6 +566,12 @@ int sl_server_run(const sl_server_cfg *cfg, sl_err *err)
         goto fail;
 
     ready = event_new(srv.base, sl_sched_fd(cfg->sched), EV_READ | EV_PERSIST, on_sched_ready, &srv);
+    srv.watch = event_new(srv.base, -1, EV_PERSIST, on_watch, &srv);
+    struct timeval every = { 0, 200 * 1000 };
+    if (!srv.watch || event_add(srv.watch, &every)) {
+        sl_err_set(err, "cannot set up the event loop");
+        goto fail;
+    }
     sigint = evsignal_new(srv.base, SIGINT, on_signal, srv.base);
     sigterm = evsignal_new(srv.base, SIGTERM, on_signal, srv.base);
     if (!ready || !sigint || !sigterm || event_add(ready, NULL) || event_add(sigint, NULL) ||
@@ -529,6 +587,8 @@ fail:
         unlink(cfg->listen + 5);
     if (ready)
         event_free(ready);
+    if (srv.watch)
+        event_free(srv.watch);
     if (sigint)
         event_free(sigint);
     if (sigterm)
