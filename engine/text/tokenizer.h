@@ -18,8 +18,10 @@ typedef struct sl_tokenizer sl_tokenizer;
 sl_tokenizer *sl_tokenizer_load(const char *tokenizer_json_path, sl_err *err);
 void sl_tokenizer_free(sl_tokenizer *tok);
 
-/* Encode len bytes of UTF-8. With parse_special, added/special tokens written in the text
+/* Encode len bytes of UTF-8. With parse_special, special tokens written in the text
  * (e.g. "<|im_start|>") become their ids; without, they are encoded as plain text.
+ * Added tokens not marked special (Qwen3's <think>) are matched either way, as Hugging
+ * Face's encode(split_special_tokens=True) does.
  * *ids is malloc'd, caller frees. Returns 0, or -1 on invalid input/allocation failure. */
 int sl_tokenizer_encode(const sl_tokenizer *tok, const char *text, size_t len,
                         bool parse_special, int32_t **ids, size_t *n_ids);

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#define CACHE_SLOTS 8192
+#define CACHE_SLOTS 32768
 #define CACHE_WORD 22
 #define CACHE_IDS 6
 
@@ -24,6 +24,10 @@ typedef struct thread_state {
     pcre2_match_data *md;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit;
+    utf8proc_int32_t *cps;  /* NFC work buffers, kept for the thread's next call */
+    size_t cps_cap;
+    char *norm;
+    size_t norm_cap;
     cache_slot cache[CACHE_SLOTS];
 } thread_state;
 
@@ -37,6 +41,8 @@ static void state_free(void *p)
     pcre2_match_data_free(ts->md);
     pcre2_match_context_free(ts->mctx);
     pcre2_jit_stack_free(ts->jit);
+    free(ts->cps);
+    free(ts->norm);
     free(ts);
 }
 
@@ -95,6 +101,7 @@ static void emit(sink *s, int32_t id)
 
 typedef struct heap_item {
     int32_t rank, pos;
+    int32_t left, right, merged; /* the pair as it was when pushed, and what it makes */
 } heap_item;
 
 static bool item_less(heap_item a, heap_item b)
@@ -160,25 +167,24 @@ static int bpe_word(const sl_tokenizer *tok, const unsigned char *w, size_t n, s
     for (size_t i = 0; i + 1 < n; i++) {
         int32_t rank, nid;
         if (sl_tok_merge_find(tok, id[i], id[i + 1], &rank, &nid))
-            heap_push(heap, &nh, (heap_item){rank, (int32_t)i});
+            heap_push(heap, &nh, (heap_item){rank, (int32_t)i, id[i], id[i + 1], nid});
     }
     while (nh) {
         heap_item top = heap_pop(heap, &nh);
-        int32_t p = top.pos, q;
+        int32_t p = top.pos, q = next[p];
         int32_t rank, nid;
         /* stale entries: the left symbol was merged away or changed, or its right did */
-        if (id[p] < 0 || (q = next[p]) < 0 || !sl_tok_merge_find(tok, id[p], id[q], &rank, &nid) ||
-            rank != top.rank)
+        if (id[p] != top.left || q < 0 || id[q] != top.right)
             continue;
-        id[p] = nid;
+        id[p] = top.merged;
         id[q] = -1;
         next[p] = next[q];
         if (next[q] >= 0)
             prev[next[q]] = p;
         if (prev[p] >= 0 && sl_tok_merge_find(tok, id[prev[p]], id[p], &rank, &nid))
-            heap_push(heap, &nh, (heap_item){rank, prev[p]});
+            heap_push(heap, &nh, (heap_item){rank, prev[p], id[prev[p]], id[p], nid});
         if (next[p] >= 0 && sl_tok_merge_find(tok, id[p], id[next[p]], &rank, &nid))
-            heap_push(heap, &nh, (heap_item){rank, p});
+            heap_push(heap, &nh, (heap_item){rank, p, id[p], id[next[p]], nid});
     }
     for (int32_t i = 0; i >= 0; i = next[i])
         emit(out, id[i]);
@@ -246,7 +252,8 @@ static int split_level(const sl_tokenizer *tok, thread_state *ts, size_t level, 
     const pcre2_code *re = tok->split[level];
     size_t pos = 0, done = 0;
     while (pos < n) {
-        int rc = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, ts->md, ts->mctx);
+        int rc = tok->split_jit[level] ? pcre2_jit_match(re, (PCRE2_SPTR)s, n, pos, 0, ts->md, ts->mctx)
+                                       : pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, ts->md, ts->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0)
@@ -270,40 +277,140 @@ static int split_level(const sl_tokenizer *tok, thread_state *ts, size_t level, 
     return 0;
 }
 
-/* NFC leaves text alone when every character is below U+0300 or a CJK ideograph: none of
- * those decompose or compose with a neighbour from that set. */
-static bool nfc_stable(const unsigned char *s, size_t n)
+/* NFC leaves text alone when every character in it is "inert": unchanged by NFC on its
+ * own, of combining class 0 and never the second half of a composition (so nothing before
+ * it can compose with it or be reordered past it). A bitmap over U+0000..U+1FFFF, built
+ * once from utf8proc, tells; other text goes through utf8proc_map. */
+#define INERT_LIMIT 0x20000
+static uint8_t inert_bits[INERT_LIMIT / 8];
+static pthread_once_t inert_once = PTHREAD_ONCE_INIT;
+
+static void inert_build(void)
 {
-    for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        if (c < 0xCC) {
-            i += c < 0x80 ? 1 : 2;
-        } else if (c >= 0xE4 && c <= 0xE9 && i + 2 < n) {
-            uint32_t cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
-            if (cp < 0x4E00 || cp > 0x9FFF)
-                return false;
-            i += 3;
-        } else {
-            return false;
-        }
+    static uint8_t second[INERT_LIMIT / 8];
+    for (utf8proc_int32_t cp = 0; cp < INERT_LIMIT; cp++) {
+        utf8proc_int32_t d[32];
+        int boundclass = 0;
+        utf8proc_ssize_t n = utf8proc_decompose_char(cp, d, 32, UTF8PROC_DECOMPOSE, &boundclass);
+        for (utf8proc_ssize_t i = 1; i < n && i < 32; i++)
+            if (d[i] < INERT_LIMIT)
+                second[d[i] / 8] |= (uint8_t)(1u << (d[i] % 8));
+        if (n < 1 || n > 32 || utf8proc_get_property(cp)->combining_class != 0)
+            continue;
+        if (n > 1)
+            n = utf8proc_normalize_utf32(d, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        if (n == 1 && d[0] == cp)
+            inert_bits[cp / 8] |= (uint8_t)(1u << (cp % 8));
     }
+    for (size_t i = 0; i < sizeof inert_bits; i++)
+        inert_bits[i] &= (uint8_t)~second[i];
+}
+
+/* Decodes the character at s[i] (valid UTF-8); returns its length. */
+static size_t next_cp(const unsigned char *s, size_t i, uint32_t *cp)
+{
+    unsigned char c = s[i];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c < 0xE0) {
+        *cp = ((c & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
+        return 2;
+    }
+    if (c < 0xF0) {
+        *cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+        return 3;
+    }
+    *cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu);
+    return 4;
+}
+
+static bool inert(uint32_t cp)
+{
+    return cp < 0x80 || (cp < INERT_LIMIT && (inert_bits[cp / 8] & (1u << (cp % 8))));
+}
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 256;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = c;
     return true;
+}
+
+/* NFC of s: s itself when every character is inert; otherwise a copy in the thread's
+ * buffer where only the spans around non-inert characters went through utf8proc (each
+ * span starts at the inert character before it, which they may compose with, and ends at
+ * the next inert one, which nothing composes with or reorders past). */
+static int nfc(thread_state *ts, const char *s, size_t n, const char **out, size_t *out_n)
+{
+    pthread_once(&inert_once, inert_build);
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, prev = 0, copied = 0, o = 0;
+    bool changed = false, have_prev = false;
+    while (i < n) {
+        uint32_t cp;
+        size_t k = next_cp(u, i, &cp);
+        if (inert(cp)) {
+            prev = i;
+            have_prev = true;
+            i += k;
+            continue;
+        }
+        size_t r = have_prev && prev >= copied ? prev : i, j = i + k;
+        while (j < n) {
+            size_t kk = next_cp(u, j, &cp);
+            if (inert(cp))
+                break;
+            j += kk;
+        }
+        /* a character decomposes to at most a few code points: 4 per byte is ample */
+        if (!grow((void **)&ts->cps, &ts->cps_cap, (j - r) * 4 + 16, sizeof *ts->cps) ||
+            !grow((void **)&ts->norm, &ts->norm_cap, o + (r - copied) + (j - r) * 16 + 16, 1))
+            return -1;
+        memcpy(ts->norm + o, s + copied, r - copied);
+        o += r - copied;
+        utf8proc_ssize_t m = utf8proc_decompose(u + r, (utf8proc_ssize_t)(j - r), ts->cps,
+                                                (utf8proc_ssize_t)ts->cps_cap, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        if (m < 0 || (size_t)m > ts->cps_cap)
+            return -1;
+        m = utf8proc_reencode(ts->cps, m, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        if (m < 0)
+            return -1;
+        memcpy(ts->norm + o, ts->cps, (size_t)m);
+        o += (size_t)m;
+        copied = i = j;
+        have_prev = false;
+        changed = true;
+    }
+    if (!changed) {
+        *out = s;
+        *out_n = n;
+        return 0;
+    }
+    if (!grow((void **)&ts->norm, &ts->norm_cap, o + (n - copied) + 1, 1))
+        return -1;
+    memcpy(ts->norm + o, s + copied, n - copied);
+    *out = ts->norm;
+    *out_n = o + (n - copied);
+    return 0;
 }
 
 static int encode_segment(const sl_tokenizer *tok, thread_state *ts, const char *s, size_t n, sink *out)
 {
     if (!n)
         return 0;
-    if (!tok->nfc || nfc_stable((const unsigned char *)s, n))
-        return split_level(tok, ts, 0, s, n, out);
-    utf8proc_uint8_t *norm = NULL;
-    utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &norm,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    if (m < 0)
+    if (tok->nfc && nfc(ts, s, n, &s, &n))
         return -1;
-    int rc = split_level(tok, ts, 0, (const char *)norm, (size_t)m, out);
-    free(norm);
-    return rc;
+    return split_level(tok, ts, 0, s, n, out);
 }
 
 static bool utf8_valid(const unsigned char *s, size_t n)
@@ -336,12 +443,13 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-/* The added token that starts at s (longest first), or NULL. */
-static const sl_tok_added *added_at(const sl_tokenizer *tok, const char *s, size_t n)
+/* The added token that starts at s (longest first), or NULL; special ones only when
+ * parse_special. */
+static const sl_tok_added *added_at(const sl_tokenizer *tok, const char *s, size_t n, bool parse_special)
 {
     for (size_t i = 0; i < tok->n_added; i++) {
         const sl_tok_added *a = &tok->added[i];
-        if (a->len <= n && a->text[0] == s[0] && !memcmp(a->text, s, a->len))
+        if (a->len <= n && a->text[0] == s[0] && (parse_special || !a->special) && !memcmp(a->text, s, a->len))
             return a;
     }
     return NULL;
@@ -355,11 +463,11 @@ static int encode_all(const sl_tokenizer *tok, const char *text, size_t len, boo
     if (!ts)
         return -1;
     size_t start = 0;
-    if (parse_special && tok->n_added) {
+    if (tok->n_added) {
         for (size_t i = 0; i < len; i++) {
             if (!tok->added_first[(unsigned char)text[i]])
                 continue;
-            const sl_tok_added *a = added_at(tok, text + i, len - i);
+            const sl_tok_added *a = added_at(tok, text + i, len - i, parse_special);
             if (!a)
                 continue;
             if (encode_segment(tok, ts, text + start, i - start, out))

@@ -16,6 +16,7 @@ typedef struct sl_tok_added {
     const char *text; /* points into the arena */
     uint32_t len;
     int32_t id;
+    bool special;
 } sl_tok_added;
 
 typedef struct sl_tok_merge {
@@ -43,6 +44,7 @@ struct sl_tokenizer {
     uint8_t added_first[256];
 
     pcre2_code *split[SL_TOK_MAX_SPLITS];
+    bool split_jit[SL_TOK_MAX_SPLITS]; /* JIT-compiled: call pcre2_jit_match directly */
     size_t n_split;
     bool nfc;
     bool ignore_merges;

@@ -2,6 +2,7 @@
 #include "tokenizer_internal.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,25 +54,26 @@ int sl_tok_merge_find(const sl_tokenizer *tok, int32_t a, int32_t b, int32_t *ra
 
 /* GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest for
  * U+0100 upwards in byte order. */
+static int16_t byte_of_unicode[324];
+static pthread_once_t byte_table_once = PTHREAD_ONCE_INIT;
+
+static void byte_table_build(void)
+{
+    int n = 0;
+    for (int i = 0; i < 324; i++)
+        byte_of_unicode[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
+            byte_of_unicode[b] = (int16_t)b;
+        else
+            byte_of_unicode[256 + n++] = (int16_t)b;
+    }
+}
+
 static int unicode_to_byte(uint32_t cp)
 {
-    static int16_t table[324];
-    static atomic_int ready;
-    if (!atomic_load(&ready)) {
-        int16_t t[324];
-        for (int i = 0; i < 324; i++)
-            t[i] = -1;
-        int n = 0;
-        for (int b = 0; b < 256; b++) {
-            if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
-                t[b] = (int16_t)b;
-            else
-                t[256 + n++] = (int16_t)b;
-        }
-        memcpy(table, t, sizeof t);
-        atomic_store(&ready, 1);
-    }
-    return cp < 324 ? table[cp] : -1;
+    pthread_once(&byte_table_once, byte_table_build);
+    return cp < 324 ? byte_of_unicode[cp] : -1;
 }
 
 /* Decode one UTF-8 character of s (valid input assumed from jansson); returns its length. */
@@ -213,8 +215,10 @@ static int load_vocab(sl_tokenizer *tok, json_t *vocab, json_t *added, sl_err *e
             goto oom;
         tok->tok_len[id] = (uint32_t)len;
         tok->tok_flags[id] |= TOK_PRESENT | TOK_ADDED;
-        if (json_is_true(json_object_get(v, "special")))
+        if (json_is_true(json_object_get(v, "special"))) {
             tok->tok_flags[id] |= TOK_SPECIAL;
+            a->special = true;
+        }
         a->id = id;
         a->len = (uint32_t)len;
         tok->added_first[(unsigned char)s[0]] = 1;
@@ -308,7 +312,8 @@ static int add_split(sl_tokenizer *tok, const char *pattern, sl_err *err)
         sl_err_set(err, "pre_tokenizer regex at offset %zu: %s", (size_t)eo, msg);
         return -1;
     }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* without JIT, the interpreter serves */
+    /* without JIT (some platforms), the interpreter serves */
+    tok->split_jit[tok->n_split] = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
     tok->split[tok->n_split++] = re;
     return 0;
 }

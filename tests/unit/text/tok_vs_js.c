@@ -68,7 +68,9 @@ int main(int argc, char **argv)
         for (size_t i = 0; same && i < n; i++)
             same = ids[i] == json_integer_value(json_array_get(jids, i));
         if (!same && bad_ids++ < SHOW) {
-            printf("# mismatch on line %zu: %s\n", total, json_dumps(jt, JSON_ENCODE_ANY));
+            char *shown = json_dumps(jt, JSON_ENCODE_ANY);
+            printf("# mismatch on line %zu: %s\n", total, shown);
+            free(shown);
             show_ids("ours", ids, n);
             int32_t *js = malloc((json_array_size(jids) + 1) * sizeof *js);
             for (size_t i = 0; i < json_array_size(jids); i++)
