@@ -81,6 +81,8 @@ static void init_inv_freq(float *f, const sl_model_config *c)
     }
 }
 
+#define SMALL_WORK 65536   /* multiply-adds below which one thread does a matmul alone */
+
 /* ---- parallel matmul: out[T][N] (+)= in[T][K] . W[N][K]^T + bias ---- */
 
 typedef struct matmul_job {
@@ -118,7 +120,10 @@ static void matmul(cpu_backend *cb, float *out, const float *in, int T, const sl
                    const float *bias, bool accumulate)
 {
     matmul_job j = { in, w, bias, out, T, (int)w->shape[1], (int)w->shape[0], accumulate };
-    sl_pool_for(cb->pool, j.N, matmul_rows, &j);
+    if ((size_t)j.N * (size_t)j.K * (size_t)T < SMALL_WORK)
+        matmul_rows(&j, 0, j.N);     /* waking the pool would cost more than the work */
+    else
+        sl_pool_for(cb->pool, j.N, matmul_rows, &j);
 }
 
 /* ---- attention over the slot's KV cache, one work item per (token, head) ---- */
