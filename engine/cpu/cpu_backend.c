@@ -184,6 +184,11 @@ static int check_steps(cpu_backend *cb, const sl_seq_step *steps, int n_steps, i
             sl_err_set(err, "step %d: slot %d is outside 0..%d", i, s->slot, b->max_seqs - 1);
             return -1;
         }
+        for (int k = 0; k < i; k++)
+            if (steps[k].slot == s->slot) {
+                sl_err_set(err, "steps %d and %d both use slot %d", k, i, s->slot);
+                return -1;
+            }
         if (s->n_tokens < 1 || s->pos < 0 || s->pos > cb->cached[s->slot] ||
             s->pos + s->n_tokens > b->max_len) {
             sl_err_set(err, "step %d (slot %d): tokens %d..%d do not follow the %d cached "
@@ -191,11 +196,6 @@ static int check_steps(cpu_backend *cb, const sl_seq_step *steps, int n_steps, i
                        cb->cached[s->slot], b->max_len);
             return -1;
         }
-        for (int k = 0; k < i; k++)
-            if (steps[k].slot == s->slot) {
-                sl_err_set(err, "steps %d and %d both use slot %d", k, i, s->slot);
-                return -1;
-            }
         for (int k = 0; k < s->n_tokens; k++)
             if (s->tokens[k] < 0 || s->tokens[k] >= b->model->cfg.vocab_size) {
                 sl_err_set(err, "step %d: token id %d is outside the vocabulary (0..%d)", i,
