@@ -17,6 +17,7 @@ struct sl_ynode {
     size_t n;                   /* SL_Y_MAP: pairs; SL_Y_SEQ: items */
     sl_ynode **keys;            /* SL_Y_MAP: key nodes (scalars) */
     sl_ynode **items;           /* SL_Y_MAP: values; SL_Y_SEQ: items */
+    sl_ynode *parent;           /* the map or seq holding this node (keys too); NULL at root */
 };
 
 /* Diagnostics: every error of a config, in file order, as "FILE:LINE:COL: message". */
@@ -24,11 +25,23 @@ typedef struct sl_diag {
     const char *file;
     char **lines;
     size_t n, cap;
+    long long *order;           /* line << 20 | col of each line, for sl_diag_sort */
+    char **warnings;            /* "FILE:LINE:COL: warning: ...", also printed to stderr */
+    size_t n_warnings, cap_warnings;
+    bool quiet;                 /* do not print warnings to stderr (tests) */
 } sl_diag;
 
 void sl_diag_init(sl_diag *d, const char *file);
 __attribute__((format(printf, 3, 4)))
 void sl_diag_add(sl_diag *d, const sl_ynode *at, const char *fmt, ...);
+/* A warning: kept in d->warnings and printed to stderr unless d->quiet. Not an error. */
+__attribute__((format(printf, 3, 4)))
+void sl_diag_warn(sl_diag *d, const sl_ynode *at, const char *fmt, ...);
+/* An error at a position that has no node (syntax errors); line/col 1-based, 0 = none. */
+__attribute__((format(printf, 4, 5)))
+void sl_diag_add_at(sl_diag *d, int line, int col, const char *fmt, ...);
+/* Order the errors by position (stable), so they read in file order. */
+void sl_diag_sort(sl_diag *d);
 void sl_diag_free(sl_diag *d);
 
 /* Parse path. Syntax errors go to d (with position). Caller frees with sl_ynode_free. */
@@ -38,15 +51,27 @@ void sl_ynode_free(sl_ynode *n);
 
 /* Helpers for schema checks; each adds a diagnostic and returns -1 on a wrong value. */
 const sl_ynode *sl_ymap_get(const sl_ynode *map, const char *key);
-/* Every key of map must be one of allowed (NULL-terminated): others are diagnosed. */
+/* "upstreams.deepseek.timeouts.connect", "listen[1].address"; "" for the root.
+ * Writes at most size bytes into buf (always terminated) and returns buf. */
+char *sl_ynode_path(const sl_ynode *n, char *buf, size_t size);
+/* A plain ~, null or empty scalar (what `key:` with nothing after it gives). */
+bool sl_ynode_is_null(const sl_ynode *n);
+/* Every key of map must be one of allowed (NULL-terminated): others are diagnosed, with a
+ * "did you mean" when one is close, and a pointer to K_env when K_env is allowed (secrets).
+ * Returns -1 when a key was diagnosed (or map is not a map). */
 int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag *d);
-int sl_ynode_string(const sl_ynode *n, sl_diag *d, char **out);          /* strdup'd */
+/* *out gets a strdup (caller frees), replacing (and freeing) what *out held. */
+int sl_ynode_string(const sl_ynode *n, sl_diag *d, char **out);
 int sl_ynode_int(const sl_ynode *n, sl_diag *d, long long min, long long max, long long *out);
 int sl_ynode_double(const sl_ynode *n, sl_diag *d, double *out);
 int sl_ynode_bool(const sl_ynode *n, sl_diag *d, bool *out);
 int sl_ynode_size(const sl_ynode *n, sl_diag *d, long long *bytes);      /* 512, 64KiB, 256MiB, 1GiB */
 int sl_ynode_duration_ms(const sl_ynode *n, sl_diag *d, long long *ms);  /* 250ms, 5s, 2m, 1h, 30d */
-/* Parse unit strings outside YAML too (CLI flags like --expires 30d). 0 or -1. */
+/* Parse unit strings outside YAML too (CLI flags like --expires 30d). 0 or -1.
+ * Sizes: plain integer = bytes; B, KiB, MiB, GiB, TiB (powers of 1024); KB, MB, GB, TB
+ * (powers of 1000); a fraction is allowed (1.5GiB) and rounds down to whole bytes.
+ * Durations: one or more NUMBER UNIT parts (1h30m), units ms, s, m, h, d; a plain number
+ * alone is seconds. Negative values are refused. */
 int sl_parse_size(const char *s, long long *bytes);
 int sl_parse_duration_ms(const char *s, long long *ms);
 

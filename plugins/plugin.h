@@ -63,6 +63,8 @@ typedef struct sl_plugin {
 /* Registry */
 const sl_plugin *sl_plugin_find(const char *name);   /* built-ins, then loaded .so */
 const sl_plugin *sl_plugin_load_so(const char *path, sl_err *err);
+/* Add a plugin to the registry (loaded .so files and tests use this). 0 or -1 when full. */
+int sl_plugin_register(const sl_plugin *p);
 
 /* ---- The exchange API plugins may use (implemented in gateway/exchange.c) ---- */
 
@@ -100,6 +102,23 @@ void sl_ex_resume(sl_exchange *ex, sl_step step);
 /* Per-exchange state of a plugin, freed by the plugin in on_complete. */
 void *sl_ex_plugin_state(const sl_exchange *ex, const sl_plugin *p);
 void sl_ex_set_plugin_state(sl_exchange *ex, const sl_plugin *p, void *state);
+
+/* Streaming from a plugin (a cache hit replayed, text a guard held back):
+ * sl_ex_stream_begin answers 200 text/event-stream; sl_ex_emit_event writes one
+ * `data: <json>` event to the client (also from on_response_event, where it goes out
+ * before the event being handled); sl_ex_stream_end writes `data: [DONE]` and ends the
+ * exchange (the plugin then returns SL_STEP_RESPOND from on_request). */
+void sl_ex_stream_begin(sl_exchange *ex);
+void sl_ex_emit_event(sl_exchange *ex, const json_t *event);
+void sl_ex_stream_end(sl_exchange *ex);
+
+/* After the response: the status sent to the client (0 if none yet; 499 when the client
+ * went away), and whether the response is complete and unaltered: the upstream finished
+ * normally, nothing was cut or stopped by a plugin. */
+int sl_ex_status(const sl_exchange *ex);
+bool sl_ex_complete(const sl_exchange *ex);
+/* A plugin that changed or stopped the response says so (cache then skips it). */
+void sl_ex_mark_altered(sl_exchange *ex);
 
 /* A field for the access-log line (ownership of value passes). */
 void sl_ex_log_field(sl_exchange *ex, const char *key, json_t *value);

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern const sl_plugin sl_plugin_route;
+
 static const sl_plugin *const builtins[] = {
+    &sl_plugin_route,
     NULL,
 };
 
@@ -22,6 +25,14 @@ const sl_plugin *sl_plugin_find(const char *name)
         if (strcmp(loaded[i]->name, name) == 0)
             return loaded[i];
     return NULL;
+}
+
+int sl_plugin_register(const sl_plugin *p)
+{
+    if (n_loaded == MAX_LOADED)
+        return -1;
+    loaded[n_loaded++] = p;
+    return 0;
 }
 
 const sl_plugin *sl_plugin_load_so(const char *path, sl_err *err)
@@ -48,6 +59,9 @@ const sl_plugin *sl_plugin_load_so(const char *path, sl_err *err)
         dlclose(h);
         return NULL;
     }
-    loaded[n_loaded++] = p;
+    if (sl_plugin_register(p) < 0) {
+        sl_err_set(err, "%s: too many loaded plugins", path);
+        return NULL;
+    }
     return p;
 }

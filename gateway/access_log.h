@@ -1,0 +1,25 @@
+/* The JSON access log: one line per request, never the key or the text. Each worker
+ * thread buffers its lines and writes them in batches (no lock shared by threads). */
+#ifndef SL_ACCESS_LOG_H
+#define SL_ACCESS_LOG_H
+
+#include <jansson.h>
+
+struct event_base;
+
+typedef struct sl_access_log sl_access_log;
+
+/* target: "-" for stdout, a file path (appended), or "off"/NULL for none. Returns NULL
+ * with a message in errbuf when the file cannot be opened. */
+sl_access_log *sl_access_log_open(const char *target, char *errbuf, size_t errlen);
+void sl_access_log_close(sl_access_log *log);
+
+typedef struct sl_access_log_writer sl_access_log_writer;
+/* Per-thread writer, flushed every 100 ms by a timer on base and when its buffer is large. */
+sl_access_log_writer *sl_access_log_writer_new(sl_access_log *log, struct event_base *base);
+void sl_access_log_writer_free(sl_access_log_writer *w);   /* flushes */
+/* Takes ownership of line (a JSON object). */
+void sl_access_log_write(sl_access_log_writer *w, json_t *line);
+void sl_access_log_flush(sl_access_log_writer *w);
+
+#endif

@@ -1,0 +1,18 @@
+/* Operational log lines on stderr: "2026-11-23T09:00:00Z sluice[pid] LEVEL message". */
+#ifndef SL_LOG_H
+#define SL_LOG_H
+
+typedef enum sl_log_level { SL_LOG_ERROR, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG } sl_log_level;
+
+void sl_log_set_level(sl_log_level level);
+int sl_log_level_parse(const char *name, sl_log_level *out);   /* 0 or -1 */
+
+__attribute__((format(printf, 2, 3)))
+void sl_log(sl_log_level level, const char *fmt, ...);
+
+#define sl_log_error(...) sl_log(SL_LOG_ERROR, __VA_ARGS__)
+#define sl_log_warn(...) sl_log(SL_LOG_WARN, __VA_ARGS__)
+#define sl_log_info(...) sl_log(SL_LOG_INFO, __VA_ARGS__)
+#define sl_log_debug(...) sl_log(SL_LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,386 @@
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include "exchange.h"
+#include "log.h"
+#include "worker.h"
+
+typedef struct listen_arg {
+    sl_worker *w;
+    SSL_CTX *ssl;
+} listen_arg;
+
+typedef struct sl_server {
+    sl_config *cfg;
+    sl_worker *workers;
+    int n_workers;
+    SSL_CTX **ssl;              /* per listen entry, NULL for plain */
+    int **fds;                  /* [listen][worker] */
+    listen_arg *largs;          /* [listen * n_workers + worker] */
+    sl_access_log *alog;
+    struct event_base *main_base;
+    int stopping;
+} sl_server;
+
+static void on_request(sl_http_conn *c, sl_http_request *req, void *arg)
+{
+    sl_exchange_start(arg, c, req);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)len;
+    listen_arg *la = arg;
+    sl_http_conn_accept(&la->w->http, fd, la->ssl);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    sl_log_warn("accept: %s", evutil_socket_error_to_string(e));
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_worker *w = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (w->http.n_busy == 0 || now_ms >= w->drain_deadline_ms) {
+        if (w->http.n_busy)
+            sl_log_warn("worker %d: %d requests still running at the shutdown timeout", w->index, w->http.n_busy);
+        event_base_loopexit(w->base, NULL);
+    }
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_worker *w = arg;
+    for (size_t i = 0; i < w->n_listeners; i++)
+        if (w->listeners[i]) {
+            evconnlistener_free(w->listeners[i]);
+            w->listeners[i] = NULL;
+        }
+    w->http.draining = true;
+    sl_http_close_idle(&w->http);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    w->drain_deadline_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + w->cfg->server.shutdown_timeout_ms;
+    struct timeval tv = {0, 20 * 1000};
+    event_add(w->drain_timer, &tv);
+    drain_check(-1, 0, w);
+}
+
+static void *worker_main(void *arg)
+{
+    sl_worker *w = arg;
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* Split "host:port" / "[v6]:port"; 0 or -1. */
+static int split_address(const char *addr, char *host, size_t hl, char *port, size_t pl)
+{
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *rb = strchr(addr, ']');
+        if (!rb || rb[1] != ':')
+            return -1;
+        snprintf(host, hl, "%.*s", (int)(rb - addr - 1), addr + 1);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon)
+            return -1;
+        snprintf(host, hl, "%.*s", (int)(colon - addr), addr);
+    }
+    snprintf(port, pl, "%s", colon + 1);
+    return port[0] ? 0 : -1;
+}
+
+static int bind_one(const char *addr, const char *port_override, char *bound, size_t bl, sl_err *err)
+{
+    if (strncmp(addr, "unix:", 5) == 0) {
+        struct sockaddr_un su = {.sun_family = AF_UNIX};
+        if (strlen(addr + 5) >= sizeof su.sun_path) {
+            sl_err_set(err, "listen %s: path too long", addr);
+            return -1;
+        }
+        strcpy(su.sun_path, addr + 5);
+        unlink(su.sun_path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&su, sizeof su) < 0 || listen(fd, 1024) < 0) {
+            sl_err_set(err, "listen %s: %s", addr, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        snprintf(bound, bl, "%s", addr);
+        return fd;
+    }
+    char host[256], port[32];
+    if (split_address(addr, host, sizeof host, port, sizeof port) < 0) {
+        sl_err_set(err, "listen %s: expected host:port", addr);
+        return -1;
+    }
+    if (port_override)
+        snprintf(port, sizeof port, "%s", port_override);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int rc = getaddrinfo(host[0] && strcmp(host, "*") != 0 ? host : NULL, port, &hints, &res);
+    if (rc != 0) {
+        sl_err_set(err, "listen %s: %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+        sl_err_set(err, "listen %s: %s", addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    char h[INET6_ADDRSTRLEN] = "?";
+    int p = 0;
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, h, sizeof h);
+        p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(bound, bl, "%s:%d", h, p);
+    } else {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, h, sizeof h);
+        p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        snprintf(bound, bl, "[%s]:%d", h, p);
+    }
+    return fd;
+}
+
+static SSL_CTX *make_ssl_ctx(const sl_listen_conf *lc, sl_err *err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        sl_err_set(err, "TLS: cannot create a context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, lc->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, lc->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        char buf[256];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+        sl_err_set(err, "listen %s: TLS certificate %s / key %s: %s", lc->address, lc->tls_cert, lc->tls_key, buf);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    sl_server *s = arg;
+    if (s->stopping++) {
+        sl_log_warn("second signal: exiting now");
+        exit(1);
+    }
+    sl_log_info("%s: stopping: no new connections, finishing requests in flight",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    for (int i = 0; i < s->n_workers; i++)
+        event_active(s->workers[i].drain_ev, 0, 0);
+    event_base_loopexit(s->main_base, NULL);
+}
+
+static void server_free(sl_server *s)
+{
+    for (int i = 0; s->workers && i < s->n_workers; i++) {
+        sl_worker *w = &s->workers[i];
+        for (size_t j = 0; j < w->n_listeners; j++)
+            if (w->listeners[j])
+                evconnlistener_free(w->listeners[j]);
+        free(w->listeners);
+        if (w->alog)
+            sl_access_log_writer_free(w->alog);
+        if (w->upstream)
+            sl_upstream_client_free(w->upstream);
+        if (w->drain_ev)
+            event_free(w->drain_ev);
+        if (w->drain_timer)
+            event_free(w->drain_timer);
+        if (w->base)
+            event_base_free(w->base);
+        if (w->cfg)
+            sl_config_unref(w->cfg);
+    }
+    free(s->workers);
+    for (size_t l = 0; s->cfg && l < s->cfg->n_listen; l++) {
+        if (s->ssl && s->ssl[l])
+            SSL_CTX_free(s->ssl[l]);
+        free(s->fds ? s->fds[l] : NULL);
+    }
+    free(s->ssl);
+    free(s->fds);
+    free(s->largs);
+    sl_access_log_close(s->alog);
+    if (s->main_base)
+        event_base_free(s->main_base);
+    if (s->cfg)
+        sl_config_unref(s->cfg);
+}
+
+int sl_server_run(sl_config *cfg, sl_err *err)
+{
+    sl_server srv = {0}, *s = &srv;
+    s->cfg = sl_config_ref(cfg);
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    sl_log_level lvl;
+    if (cfg->log.level && sl_log_level_parse(cfg->log.level, &lvl) == 0)
+        sl_log_set_level(lvl);
+
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    s->n_workers = cfg->server.workers > 0 ? cfg->server.workers : (ncpu > 0 ? (int)ncpu : 1);
+    char ebuf[256];
+    s->alog = sl_access_log_open(cfg->log.access_log ? cfg->log.access_log : "-", ebuf, sizeof ebuf);
+    if (!s->alog) {
+        sl_err_set(err, "%s", ebuf);
+        goto fail;
+    }
+    size_t nl = cfg->n_listen;
+    if (nl == 0) {
+        sl_err_set(err, "no listen address configured");
+        goto fail;
+    }
+    s->ssl = calloc(nl, sizeof *s->ssl);
+    s->fds = calloc(nl, sizeof *s->fds);
+    s->largs = calloc(nl * (size_t)s->n_workers, sizeof *s->largs);
+    s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
+    if (!s->ssl || !s->fds || !s->largs || !s->workers) {
+        sl_err_set(err, "out of memory");
+        goto fail;
+    }
+    for (size_t l = 0; l < nl; l++) {
+        const sl_listen_conf *lc = &cfg->listen[l];
+        if (lc->tls_cert && !(s->ssl[l] = make_ssl_ctx(lc, err)))
+            goto fail;
+        s->fds[l] = malloc(sizeof(int) * (size_t)s->n_workers);
+        for (int i = 0; i < s->n_workers; i++)
+            s->fds[l][i] = -1;
+        char bound[300], port[16] = "";
+        bool is_unix = strncmp(lc->address, "unix:", 5) == 0;
+        for (int i = 0; i < (is_unix ? 1 : s->n_workers); i++) {
+            int fd = bind_one(lc->address, port[0] ? port : NULL, bound, sizeof bound, err);
+            if (fd < 0)
+                goto fail;
+            s->fds[l][i] = fd;
+            if (!port[0] && !is_unix)
+                snprintf(port, sizeof port, "%s", strrchr(bound, ':') + 1);
+        }
+        sl_log_info("listening on %s%s", s->ssl[l] ? "https://" : "http://", bound);
+    }
+
+    uint32_t prefix;
+    RAND_bytes((unsigned char *)&prefix, sizeof prefix);
+    for (int i = 0; i < s->n_workers; i++) {
+        sl_worker *w = &s->workers[i];
+        w->index = i;
+        w->server = s;
+        w->cfg = sl_config_ref(cfg);
+        w->id_prefix = prefix;
+        w->base = event_base_new();
+        if (!w->base) {
+            sl_err_set(err, "cannot create an event loop");
+            goto fail;
+        }
+        w->limits = (sl_http_limits){
+            .max_body = (size_t)cfg->server.max_body_bytes,
+            .header_timeout_ms = cfg->server.header_timeout_ms,
+            .idle_timeout_ms = cfg->server.idle_timeout_ms,
+            .body_timeout_ms = cfg->server.body_timeout_ms,
+            .stream_low_water = (size_t)cfg->server.stream_buffer_bytes / 2,
+        };
+        w->http = (sl_http_server_ctx){.base = w->base, .limits = &w->limits, .on_request = on_request, .arg = w};
+        w->upstream = sl_upstream_client_new(w->base);
+        w->alog = sl_access_log_writer_new(s->alog, w->base);
+        w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
+        w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check, w);
+        w->listeners = calloc(nl, sizeof *w->listeners);
+        if (!w->upstream || !w->alog || !w->drain_ev || !w->drain_timer || !w->listeners) {
+            sl_err_set(err, "out of memory");
+            goto fail;
+        }
+        w->n_listeners = nl;
+        for (size_t l = 0; l < nl; l++) {
+            int fd = s->fds[l][i];
+            if (fd < 0)
+                continue;
+            listen_arg *la = &s->largs[l * (size_t)s->n_workers + (size_t)i];
+            la->w = w;
+            la->ssl = s->ssl[l];
+            w->listeners[l] = evconnlistener_new(w->base, accept_cb, la, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+            if (!w->listeners[l]) {
+                sl_err_set(err, "cannot listen on %s", cfg->listen[l].address);
+                goto fail;
+            }
+            s->fds[l][i] = -1; /* owned by the listener now */
+            evconnlistener_set_error_cb(w->listeners[l], accept_error_cb);
+        }
+    }
+
+    s->main_base = event_base_new();
+    struct event *sigterm = evsignal_new(s->main_base, SIGTERM, signal_cb, s);
+    struct event *sigint = evsignal_new(s->main_base, SIGINT, signal_cb, s);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    for (int i = 0; i < s->n_workers; i++)
+        pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+    sl_log_info("sluice %s serving with %d worker threads", "ready", s->n_workers);
+    event_base_dispatch(s->main_base);
+    for (int i = 0; i < s->n_workers; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    event_free(sigterm);
+    event_free(sigint);
+    sl_log_info("stopped");
+    server_free(s);
+    return 0;
+
+fail:
+    for (size_t l = 0; s->fds && l < cfg->n_listen; l++)
+        for (int i = 0; s->fds[l] && i < s->n_workers; i++)
+            if (s->fds[l][i] >= 0)
+                close(s->fds[l][i]);
+    server_free(s);
+    return -1;
+}

@@ -1,0 +1,113 @@
+#include "sse.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+
+int sl_sse_init(sl_sse *s)
+{
+    s->pending = evbuffer_new();
+    s->scanned = 0;
+    return s->pending ? 0 : -1;
+}
+
+void sl_sse_free(sl_sse *s)
+{
+    if (s->pending)
+        evbuffer_free(s->pending);
+    s->pending = NULL;
+}
+
+void sl_sse_feed(sl_sse *s, const char *data, size_t len) { evbuffer_add(s->pending, data, len); }
+
+/* An event ends at "\n\n", "\r\n\r\n" or "\r\r"; return the offset just past it, or 0. */
+static size_t find_end(const unsigned char *p, size_t n, size_t from)
+{
+    size_t i = from ? from - 1 : 0;
+    for (; i < n; i++) {
+        if (p[i] == '\n') {
+            if (i + 1 < n && p[i + 1] == '\n')
+                return i + 2;
+            if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
+                return i + 3;
+        } else if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\r') {
+            return i + 2;
+        }
+    }
+    return 0;
+}
+
+char *sl_sse_next(sl_sse *s, size_t *len)
+{
+    size_t n = evbuffer_get_length(s->pending);
+    if (n == 0 || n <= s->scanned)
+        return NULL;
+    const unsigned char *p = evbuffer_pullup(s->pending, -1);
+    size_t end = find_end(p, n, s->scanned);
+    if (!end) {
+        s->scanned = n > 2 ? n - 2 : 0;
+        return NULL;
+    }
+    char *ev = malloc(end + 1);
+    if (!ev)
+        return NULL;
+    evbuffer_remove(s->pending, ev, end);
+    ev[end] = 0;
+    *len = end;
+    s->scanned = 0;
+    return ev;
+}
+
+char *sl_sse_rest(sl_sse *s, size_t *len)
+{
+    size_t n = evbuffer_get_length(s->pending);
+    if (!n)
+        return NULL;
+    char *r = malloc(n + 1);
+    if (!r)
+        return NULL;
+    evbuffer_remove(s->pending, r, n);
+    r[n] = 0;
+    *len = n;
+    s->scanned = 0;
+    return r;
+}
+
+char *sl_sse_data(const char *event, size_t len, size_t *data_len)
+{
+    char *out = NULL;
+    size_t n = 0;
+    bool any = false;
+    const char *p = event, *end = event + len;
+    while (p < end) {
+        const char *eol = p;
+        while (eol < end && *eol != '\n' && *eol != '\r')
+            eol++;
+        if (eol - p >= 5 && memcmp(p, "data:", 5) == 0) {
+            const char *v = p + 5;
+            if (v < eol && *v == ' ')
+                v++;
+            size_t vl = (size_t)(eol - v);
+            char *grown = realloc(out, n + vl + 2);
+            if (!grown) {
+                free(out);
+                return NULL;
+            }
+            out = grown;
+            if (any)
+                out[n++] = '\n';
+            memcpy(out + n, v, vl);
+            n += vl;
+            out[n] = 0;
+            any = true;
+        }
+        p = eol;
+        if (p < end && *p == '\r')
+            p++;
+        if (p < end && *p == '\n')
+            p++;
+    }
+    if (any)
+        *data_len = n;
+    return out;
+}

@@ -1,0 +1,459 @@
+#include "upstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+
+struct sl_upstream_client {
+    struct event_base *base;
+    CURLM *multi;
+    CURL *spare[32];   /* finished easy handles, reset and reused */
+    int n_spare;
+    struct event *timer;
+    int active;
+};
+
+struct sl_upstream_req {
+    sl_upstream_client *client;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;
+    sl_upstream_cbs cbs;
+    void *arg;
+    struct event *first_byte_timer;
+    struct event *idle_timer;
+    long long idle_ms;
+    sl_upstream_result timeout_kind;   /* set when one of our timers fired */
+    int status;
+    char content_type[128];
+    char retry_after[64];
+    bool headers_done;
+    bool got_bytes;
+    bool want_pause, paused;
+    bool cancelled;
+    int in_callback;
+};
+
+typedef struct sock_ctx {
+    struct event *ev;
+    short what;
+    sl_upstream_client *client;
+} sock_ctx;
+
+const char *sl_upstream_result_name(sl_upstream_result r)
+{
+    static const char *const names[] = {"ok", "connect_failed", "connect_timeout", "first_byte_timeout",
+                                        "total_timeout", "idle_timeout", "reset", "failed"};
+    return names[r];
+}
+
+bool sl_upstream_result_is_timeout(sl_upstream_result r)
+{
+    return r == SL_UP_CONNECT_TIMEOUT || r == SL_UP_FIRST_BYTE_TIMEOUT || r == SL_UP_TOTAL_TIMEOUT ||
+           r == SL_UP_IDLE_TIMEOUT;
+}
+
+static void req_free(sl_upstream_req *r)
+{
+    if (r->easy) {
+        sl_upstream_client *c = r->client;
+        curl_multi_remove_handle(c->multi, r->easy);
+        if (c->n_spare < (int)(sizeof c->spare / sizeof c->spare[0])) {
+            curl_easy_reset(r->easy);
+            c->spare[c->n_spare++] = r->easy;
+        } else {
+            curl_easy_cleanup(r->easy);
+        }
+        c->active--;
+    }
+    curl_slist_free_all(r->headers);
+    free(r->body);
+    if (r->first_byte_timer)
+        event_free(r->first_byte_timer);
+    if (r->idle_timer)
+        event_free(r->idle_timer);
+    free(r);
+}
+
+static sl_upstream_result classify(CURLcode rc, const sl_upstream_req *r)
+{
+    if (r->timeout_kind != SL_UP_OK)
+        return r->timeout_kind;
+    switch (rc) {
+    case CURLE_OK:
+        return SL_UP_OK;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+        return SL_UP_CONNECT_FAILED;
+    case CURLE_OPERATION_TIMEDOUT: {
+        long connect_us = 0;
+        curl_off_t ct = 0;
+        if (curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &ct) == CURLE_OK)
+            connect_us = (long)ct;
+        return connect_us == 0 ? SL_UP_CONNECT_TIMEOUT : SL_UP_TOTAL_TIMEOUT;
+    }
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return r->got_bytes || rc == CURLE_PARTIAL_FILE ? SL_UP_RESET : SL_UP_CONNECT_FAILED;
+    default:
+        return SL_UP_FAILED;
+    }
+}
+
+static void check_done(sl_upstream_client *c)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        sl_upstream_req *r = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        CURLcode rc = msg->data.result;
+        if (!r->cancelled) {
+            sl_upstream_result res = classify(rc, r);
+            char message[CURL_ERROR_SIZE + 64];
+            if (res == SL_UP_OK)
+                message[0] = 0;
+            else if (r->timeout_kind != SL_UP_OK)
+                snprintf(message, sizeof message, "%s", sl_upstream_result_name(res));
+            else
+                snprintf(message, sizeof message, "%s", curl_easy_strerror(rc));
+            r->in_callback++;
+            r->cbs.on_done(r->arg, res, message);
+            r->in_callback--;
+        }
+        req_free(r);
+    }
+}
+
+static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_upstream_client *c = arg;
+    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(c->multi, fd, flags, &running);
+    check_done(c);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    sl_upstream_client *c = userp;
+    sock_ctx *sc = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (sc) {
+            event_free(sc->ev);
+            free(sc);
+            curl_multi_assign(c->multi, s, NULL);
+        }
+        return 0;
+    }
+    short ev = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    if (!sc) {
+        sc = calloc(1, sizeof *sc);
+        if (!sc)
+            return -1;
+        sc->client = c;
+        curl_multi_assign(c->multi, s, sc);
+    } else if (sc->what == ev) {
+        return 0; /* no change: spare the epoll_ctl */
+    } else {
+        event_free(sc->ev);
+    }
+    sc->what = ev;
+    sc->ev = event_new(c->base, s, ev, sock_event_cb, c);
+    event_add(sc->ev, NULL);
+    return 0;
+}
+
+static void multi_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_upstream_client *c = arg;
+    int running;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    sl_upstream_client *c = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(c->timer);
+        return 0;
+    }
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+    return 0;
+}
+
+sl_upstream_client *sl_upstream_client_new(struct event_base *base)
+{
+    sl_upstream_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->base = base;
+    c->multi = curl_multi_init();
+    c->timer = evtimer_new(base, multi_timer_cb, c);
+    if (!c->multi || !c->timer) {
+        sl_upstream_client_free(c);
+        return NULL;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    return c;
+}
+
+void sl_upstream_client_free(sl_upstream_client *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n_spare; i++)
+        curl_easy_cleanup(c->spare[i]);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    if (c->timer)
+        event_free(c->timer);
+    free(c);
+}
+
+int sl_upstream_client_active(const sl_upstream_client *c) { return c->active; }
+
+static void first_byte_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_upstream_req *r = arg;
+    r->timeout_kind = SL_UP_FIRST_BYTE_TIMEOUT;
+    /* removing the handle makes no DONE message: finish it here */
+    sl_upstream_client *c = r->client;
+    if (!r->cancelled) {
+        r->in_callback++;
+        r->cbs.on_done(r->arg, SL_UP_FIRST_BYTE_TIMEOUT, "no response from upstream in time");
+        r->in_callback--;
+    }
+    req_free(r);
+    (void)c;
+}
+
+static void idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_upstream_req *r = arg;
+    if (r->paused) /* waiting on our client, not on the upstream */
+        return;
+    r->timeout_kind = SL_UP_IDLE_TIMEOUT;
+    if (!r->cancelled) {
+        r->in_callback++;
+        r->cbs.on_done(r->arg, SL_UP_IDLE_TIMEOUT, "upstream stream stalled");
+        r->in_callback--;
+    }
+    req_free(r);
+}
+
+static void arm(struct event *ev, long long ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+static size_t header_cb(char *buf, size_t size, size_t n, void *arg)
+{
+    sl_upstream_req *r = arg;
+    size_t len = size * n;
+    if (r->cancelled)
+        return 0;
+    if (!r->got_bytes) {
+        r->got_bytes = true;
+        evtimer_del(r->first_byte_timer);
+    }
+    if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+        /* a new status line (also after 100 Continue): start over */
+        r->content_type[0] = r->retry_after[0] = 0;
+        return len;
+    }
+    if (len <= 2) { /* end of a header block */
+        long status = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && !r->headers_done) {
+            r->headers_done = true;
+            r->status = (int)status;
+            if (r->idle_ms > 0)
+                arm(r->idle_timer, r->idle_ms);
+            r->in_callback++;
+            r->cbs.on_headers(r->arg, r->status, r->content_type[0] ? r->content_type : NULL,
+                              r->retry_after[0] ? r->retry_after : NULL);
+            r->in_callback--;
+        }
+        return r->cancelled ? 0 : len;
+    }
+    char *colon = memchr(buf, ':', len);
+    if (!colon)
+        return len;
+    size_t nl = (size_t)(colon - buf);
+    const char *v = colon + 1;
+    size_t vl = len - nl - 1;
+    while (vl && (*v == ' ' || *v == '\t')) {
+        v++;
+        vl--;
+    }
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+        vl--;
+    char *dst = NULL;
+    size_t cap = 0;
+    if (nl == 12 && strncasecmp(buf, "content-type", 12) == 0) {
+        dst = r->content_type;
+        cap = sizeof r->content_type;
+    } else if (nl == 11 && strncasecmp(buf, "retry-after", 11) == 0) {
+        dst = r->retry_after;
+        cap = sizeof r->retry_after;
+    }
+    if (dst) {
+        if (vl >= cap)
+            vl = cap - 1;
+        memcpy(dst, v, vl);
+        dst[vl] = 0;
+    }
+    return len;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *arg)
+{
+    sl_upstream_req *r = arg;
+    if (r->cancelled)
+        return 0;
+    if (r->want_pause) {
+        r->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (r->idle_ms > 0)
+        arm(r->idle_timer, r->idle_ms);
+    r->in_callback++;
+    r->cbs.on_data(r->arg, data, size * n);
+    r->in_callback--;
+    return r->cancelled ? 0 : size * n;
+}
+
+sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_target *t, const char *path,
+                                  const char *body, size_t len, const sl_upstream_cbs *cbs, void *arg)
+{
+    const sl_upstream_conf *uc = t->conf;
+    sl_upstream_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->client = c;
+    r->cbs = *cbs;
+    r->arg = arg;
+    r->body = malloc(len + 1);
+    r->easy = c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
+    r->first_byte_timer = evtimer_new(c->base, first_byte_timeout_cb, r);
+    r->idle_timer = evtimer_new(c->base, idle_timeout_cb, r);
+    if (!r->body || !r->easy || !r->first_byte_timer || !r->idle_timer) {
+        if (r->easy) {
+            curl_easy_cleanup(r->easy);
+            r->easy = NULL;
+        }
+        req_free(r);
+        return NULL;
+    }
+    c->active++;
+    memcpy(r->body, body, len);
+    r->body[len] = 0;
+
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", t->base_url, path);
+    CURL *e = r->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    if (t->unix_socket)
+        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, t->unix_socket);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* no proxy from the environment (and no getenv per request) */
+    long long connect_ms = uc ? uc->connect_timeout_ms : 10000;
+    long long total_ms = uc ? uc->total_timeout_ms : 600000;
+    long long first_ms = uc ? uc->first_byte_timeout_ms : 120000;
+    r->idle_ms = uc ? uc->stream_idle_timeout_ms : 60000;
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total_ms);
+    if (uc && uc->pool_size > 0)
+        curl_easy_setopt(e, CURLOPT_MAXCONNECTS, (long)uc->pool_size);
+
+    struct curl_slist *h = NULL;
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    h = curl_slist_append(h, "User-Agent: sluice/0.1");
+    if (uc && uc->api_key) {
+        char auth[1024];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", uc->api_key);
+        h = curl_slist_append(h, auth);
+    }
+    for (size_t i = 0; uc && i < uc->n_headers; i++) {
+        char line[2048];
+        snprintf(line, sizeof line, "%s: %s", uc->headers[i].name, uc->headers[i].value);
+        h = curl_slist_append(h, line);
+    }
+    r->headers = h;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+
+    if (first_ms > 0)
+        arm(r->first_byte_timer, first_ms);
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        req_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void sl_upstream_pause(sl_upstream_req *r) { r->want_pause = true; }
+
+void sl_upstream_resume(sl_upstream_req *r)
+{
+    r->want_pause = false;
+    if (r->paused && !r->cancelled) {
+        r->paused = false;
+        if (r->idle_ms > 0)
+            arm(r->idle_timer, r->idle_ms);
+        curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    }
+}
+
+void sl_upstream_cancel(sl_upstream_req *r)
+{
+    if (r->in_callback) {
+        /* curl is inside this transfer: fail it from the callbacks, free at DONE */
+        r->cancelled = true;
+        evtimer_del(r->first_byte_timer);
+        evtimer_del(r->idle_timer);
+        if (r->paused) {
+            r->paused = false;
+            curl_easy_pause(r->easy, CURLPAUSE_CONT);
+        }
+        return;
+    }
+    req_free(r);
+}

@@ -1,0 +1,37 @@
+/* A gateway worker thread: its own event loop, listening sockets (SO_REUSEPORT), HTTP
+ * connections, upstream client and access-log writer. Nothing here is shared with other
+ * workers except the read-only config. */
+#ifndef SL_WORKER_H
+#define SL_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "access_log.h"
+#include "config.h"
+#include "http.h"
+#include "upstream.h"
+
+struct evconnlistener;
+struct sl_server;
+
+typedef struct sl_worker {
+    int index;
+    pthread_t thread;
+    struct sl_server *server;
+    struct event_base *base;
+    sl_config *cfg;                   /* the config new requests start with (a reference) */
+    sl_http_limits limits;
+    sl_http_server_ctx http;
+    struct evconnlistener **listeners;
+    size_t n_listeners;
+    sl_upstream_client *upstream;
+    sl_access_log_writer *alog;
+    struct event *drain_ev;           /* made active by the main thread on SIGTERM */
+    struct event *drain_timer;
+    long long drain_deadline_ms;
+    uint64_t next_request;
+    uint32_t id_prefix;
+} sl_worker;
+
+#endif
