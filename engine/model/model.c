@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,53 +34,107 @@ static int ends_with(const char *s, const char *suf)
     return n >= m && !strcmp(s + n - m, suf);
 }
 
+typedef struct name_list { char **v; int n, cap; } name_list;
+
+static int push_name(name_list *l, const char *name)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 8;
+        char **nv = realloc(l->v, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return -1;
+        l->v = nv;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(name)))
+        return -1;
+    l->n++;
+    return 0;
+}
+
+/* The shard files: those model.safetensors.index.json names where it exists (a folder
+ * may hold other .safetensors beside them), else every *.safetensors. Sorted, unique. */
+static int list_files(const char *dir, name_list *l, sl_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    json_error_t jerr;
+    json_t *index = json_load_file(path, 0, &jerr);
+    if (index) {
+        json_t *map = json_object_get(index, "weight_map"), *file;
+        const char *tensor;
+        json_object_foreach(map, tensor, file) {
+            if (!json_is_string(file) || strchr(json_string_value(file), '/')) {
+                sl_err_set(err, "%s: weight_map entry %s is not a file name in the folder",
+                           path, tensor);
+                json_decref(index);
+                return -1;
+            }
+            if (push_name(l, json_string_value(file)) < 0)
+                goto oom;
+        }
+        json_decref(index);
+        if (l->n == 0) {
+            sl_err_set(err, "%s: weight_map names no files", path);
+            return -1;
+        }
+    } else {
+        DIR *d = opendir(dir);
+        if (!d) {
+            sl_err_set(err, "%s: cannot open the model folder", dir);
+            return -1;
+        }
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (ends_with(e->d_name, ".safetensors") && e->d_name[0] != '.' &&
+                push_name(l, e->d_name) < 0) {
+                closedir(d);
+                goto oom;
+            }
+        closedir(d);
+        if (l->n == 0) {
+            sl_err_set(err, "%s: no *.safetensors files in the model folder", dir);
+            return -1;
+        }
+    }
+    qsort(l->v, (size_t)l->n, sizeof *l->v, cmp_name);
+    int u = 0;
+    for (int i = 0; i < l->n; i++) {
+        if (u > 0 && !strcmp(l->v[i], l->v[u - 1]))
+            free(l->v[i]);
+        else
+            l->v[u++] = l->v[i];
+    }
+    l->n = u;
+    return 0;
+oom:
+    json_decref(index);
+    sl_err_set(err, "out of memory");
+    return -1;
+}
+
 static int open_files(model_impl *mi, const char *dir, sl_err *err)
 {
-    char **names = NULL;
-    int n = 0, cap = 0, rc = -1;
-    DIR *d = opendir(dir);
-    if (!d) {
-        sl_err_set(err, "%s: cannot open the model folder", dir);
-        return -1;
-    }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!ends_with(e->d_name, ".safetensors") || e->d_name[0] == '.')
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            char **nn = realloc(names, (size_t)cap * sizeof *nn);
-            if (!nn)
-                goto fail;
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name)))
-            goto fail;
-        n++;
-    }
-    if (n == 0) {
-        sl_err_set(err, "%s: no *.safetensors files in the model folder", dir);
+    name_list l = { 0 };
+    int rc = -1;
+    if (list_files(dir, &l, err) < 0)
+        goto fail;
+    if (!(mi->files = calloc((size_t)l.n, sizeof *mi->files))) {
+        sl_err_set(err, "out of memory");
         goto fail;
     }
-    qsort(names, (size_t)n, sizeof *names, cmp_name);
-    mi->files = calloc((size_t)n, sizeof *mi->files);
-    if (!mi->files)
-        goto fail;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < l.n; i++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, l.v[i]);
         if (sl_st_open(&mi->files[i], path, err) < 0)
             goto fail;
         mi->n_files++;
     }
     rc = 0;
 fail:
-    if (rc < 0 && !err->msg[0])
-        sl_err_set(err, "out of memory");
-    for (int i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    closedir(d);
+    for (int i = 0; i < l.n; i++)
+        free(l.v[i]);
+    free(l.v);
     return rc;
 }
 

@@ -217,6 +217,57 @@ static void loads_llama_sharded_with_legacy_rope(void **state)
     cleanup(f);
 }
 
+static void write_index(folder *f, const char *extra_file)
+{
+    char path[128];
+    json_t *map = json_object();
+    const char *names[2] = { "model.safetensors", "model-00002-of-00002.safetensors" };
+    const char *name;
+    json_t *t;
+    for (int i = 0; i < 2; i++)
+        json_object_foreach(f->tensors[i], name, t) json_object_set_new(map, name,
+                                                                       json_string(names[i]));
+    if (extra_file)
+        json_object_set_new(map, "model.extra.weight", json_string(extra_file));
+    json_t *index = json_pack("{s:{},s:o}", "metadata", "weight_map", map);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", f->dir);
+    assert_int_equal(json_dump_file(index, path, 0), 0);
+    json_decref(index);
+}
+
+/* With an index, only the files it names are read: a stray copy beside them is ignored. */
+static void index_names_the_shards(void **state)
+{
+    folder *f = make("Qwen2ForCausalLM");
+    json_object_set(f->tensors[1], "model.norm.weight",
+                    json_object_get(f->tensors[0], "model.norm.weight"));
+    json_object_del(f->tensors[0], "model.norm.weight");
+    write_folder(f);
+    write_index(f, NULL);
+    char path[128];
+    snprintf(path, sizeof path, "%s/model.safetensors", f->dir);
+    char stray[128];
+    snprintf(stray, sizeof stray, "%s/consolidated.safetensors", f->dir);
+    assert_int_equal(link(path, stray), 0);
+    sl_err err = { { 0 } };
+    sl_model *m = sl_model_load(f->dir, &err);
+    if (!m)
+        fail_msg("%s", err.msg);
+    sl_model_free(m);
+    cleanup(f);
+}
+
+static void index_names_a_missing_shard(void **state)
+{
+    folder *f = make("Qwen2ForCausalLM");
+    write_folder(f);
+    write_index(f, "model-00009-of-00009.safetensors");
+    sl_err err = { { 0 } };
+    assert_null(sl_model_load(f->dir, &err));
+    assert_non_null(strstr(err.msg, "model-00009-of-00009.safetensors"));
+    cleanup(f);
+}
+
 static void missing_config(void **state)
 {
     folder *f = make("Qwen2ForCausalLM");
@@ -357,6 +408,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(loads_qwen2),
         cmocka_unit_test(loads_llama_sharded_with_legacy_rope),
+        cmocka_unit_test(index_names_the_shards),
+        cmocka_unit_test(index_names_a_missing_shard),
         cmocka_unit_test(missing_config),
         cmocka_unit_test(no_safetensors),
         cmocka_unit_test(unsupported_architecture),
