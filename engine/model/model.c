@@ -218,8 +218,11 @@ static int bind_all(sl_model *m, const model_impl *mi, sl_err *err)
         return -1;
     if (c->tie_word_embeddings)
         m->lm_head = m->embed_tokens;
-    else if (!(m->lm_head = bind(mi, m->dir, "lm_head.weight", V, H, err)))
+    else if (!(m->lm_head = bind(mi, m->dir, "lm_head.weight", V, H, err))) {
+        if (strstr(err->msg, "missing"))
+            sl_err_prefix(err, "config.json says tie_word_embeddings false");
         return -1;
+    }
     for (int l = 0; l < c->num_layers; l++) {
         sl_layer_weights *w = &m->layers[l];
         char n[160];
