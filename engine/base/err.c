@@ -23,5 +23,7 @@ void sl_err_prefix(sl_err *err, const char *fmt, ...)
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    /* the precision bounds the copy so the truncation is explicit (and -Werror clean) */
+    int room = (int)(sizeof err->msg - strlen(head) - 3);
+    snprintf(err->msg, sizeof err->msg, "%s: %.*s", head, room > 0 ? room : 0, old);
 }

@@ -1,5 +1,4 @@
 /* sluice-engine: load a model folder, start the scheduler thread, serve the OpenAI API. */
-#include <jansson.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,34 +50,18 @@ static void add_eos(int32_t *eos, int *n, int cap, int32_t id)
         eos[(*n)++] = id;
 }
 
-/* Ids that end a generation: config.json's eos ids, tokenizer_config.json's eos_token, and
- * the template's end-of-turn token, each looked up in the model's own vocabulary. */
-static int collect_eos(const char *dir, const sl_model *m, const sl_tokenizer *tok,
-                       const sl_chat_template *tmpl, int32_t *eos, int cap)
+/* Ids that end a generation: config.json's (and generation_config.json's) eos ids, the
+ * template's eos token and its end-of-turn token, looked up in the model's own vocabulary. */
+static int collect_eos(const sl_model *m, const sl_tokenizer *tok, const sl_chat_template *tmpl,
+                       int32_t *eos, int cap)
 {
     int n = 0;
     for (int i = 0; i < m->cfg.n_eos; i++)
         add_eos(eos, &n, cap, m->cfg.eos_token_ids[i]);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    json_t *tc = json_load_file(path, 0, NULL);
-    const json_t *e = tc ? json_object_get(tc, "eos_token") : NULL;
-    if (json_is_object(e))
-        e = json_object_get(e, "content");
-    if (json_is_string(e))
-        add_eos(eos, &n, cap, sl_tokenizer_token_id(tok, json_string_value(e)));
-    json_decref(tc);
-    switch (sl_chat_template_kind(tmpl)) {
-    case SL_TEMPLATE_CHATML:
-        add_eos(eos, &n, cap, sl_tokenizer_token_id(tok, "<|im_end|>"));
-        break;
-    case SL_TEMPLATE_LLAMA3:
-        add_eos(eos, &n, cap, sl_tokenizer_token_id(tok, "<|eot_id|>"));
-        break;
-    case SL_TEMPLATE_DEEPSEEK_R1:
-        add_eos(eos, &n, cap, sl_tokenizer_token_id(tok, "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"));
-        break;
-    }
+    const char *names[] = { sl_chat_template_eos_token(tmpl), sl_chat_template_end_of_turn(tmpl) };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (names[i] && *names[i])
+            add_eos(eos, &n, cap, sl_tokenizer_token_id(tok, names[i]));
     return n;
 }
 
@@ -164,7 +147,7 @@ int main(int argc, char **argv)
         goto fail;
 
     int32_t eos[16];
-    int n_eos = collect_eos(cli.model_dir, model, tok, tmpl, eos, 16);
+    int n_eos = collect_eos(model, tok, tmpl, eos, 16);
     sl_sched_opts so = { .max_batch = cli.max_batch, .max_len = max_len,
                          .step_tokens = cli.step_tokens, .eos = eos, .n_eos = n_eos };
     if (!(sched = sl_sched_create(be, tok, &so, &err)))
