@@ -100,6 +100,8 @@ static int post_locked(sl_sched *s, sl_seq *seq, const char *text, size_t len, c
         memcpy(seq->out + seq->n_out, text, len);
         seq->n_out += len;
     }
+    if (seq->n_gen > seq->posted_gen)
+        s->generated_tokens += (uint64_t)(seq->n_gen - seq->posted_gen);
     seq->posted_gen = seq->n_gen;
     if (finish) {
         seq->done = true;
@@ -328,7 +330,6 @@ static void step(sl_sched *s)
     double t = now_s();
     s->window_tokens += made;
     pthread_mutex_lock(&s->mu);
-    s->generated_tokens += made;
     s->kv_tokens = kv;
     if (t - s->window_start >= 1.0) {
         s->tps = (double)s->window_tokens / (t - s->window_start);
