@@ -1,4 +1,5 @@
 /* sluice-engine: load a model folder, start the scheduler thread, serve the OpenAI API. */
+#include <jansson.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,19 @@ static int collect_eos(const sl_model *m, const sl_tokenizer *tok, const sl_chat
         if (names[i] && *names[i])
             add_eos(eos, &n, cap, sl_tokenizer_token_id(tok, names[i]));
     return n;
+}
+
+/* The BOS id a plain completion prompt starts with, as Hugging Face's encode() adds it:
+ * only where tokenizer_config.json says add_bos_token (chat templates write their own). */
+static int32_t completion_bos(const char *dir, const sl_tokenizer *tok, const sl_chat_template *tmpl)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    json_t *tc = json_load_file(path, 0, NULL);
+    bool add = json_is_true(json_object_get(tc, "add_bos_token"));
+    json_decref(tc);
+    const char *bos = sl_chat_template_bos_token(tmpl);
+    return add && bos && *bos ? sl_tokenizer_token_id(tok, bos) : -1;
 }
 
 /* The folder's own name, without trailing slashes. Caller frees. */
@@ -160,7 +174,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "sluice-engine %s: serving %s (%s backend, max batch %d, max model len %d)\n",
             SL_VERSION, name, be->ops->name, cli.max_batch, max_len);
     sl_server_cfg sc = { .listen = cli.listen, .served_name = name, .max_model_len = max_len,
-                         .tok = tok, .tmpl = tmpl, .sched = sched };
+                         .tok = tok, .tmpl = tmpl, .sched = sched,
+                         .completion_bos = completion_bos(cli.model_dir, tok, tmpl) };
     if (sl_server_run(&sc, &err) < 0)
         goto fail;
     rc = 0;

@@ -333,6 +333,20 @@ static int tokenize_prompt(sl_server *srv, const sl_request *r, int32_t **ids, s
     }
     int rc = sl_tokenizer_encode(srv->cfg->tok, p, len, true, ids, n);
     free(text);
+    int32_t bos = srv->cfg->completion_bos;
+    if (rc == 0 && r->kind == SL_REQ_COMPLETION && bos >= 0 && (*n == 0 || (*ids)[0] != bos)) {
+        int32_t *with = realloc(*ids, (*n + 1) * sizeof *with);
+        if (!with) {
+            free(*ids);
+            *ids = NULL;
+            sl_api_error_set(e, 500, "api_error", "out_of_memory", NULL, "the engine is out of memory");
+            return -1;
+        }
+        memmove(with + 1, with, *n * sizeof *with);
+        with[0] = bos;
+        *ids = with;
+        (*n)++;
+    }
     if (rc < 0)
         sl_api_error_bad(e, r->kind == SL_REQ_CHAT ? "messages" : "prompt",
                          "the prompt could not be tokenized (invalid UTF-8?)");

@@ -4,6 +4,7 @@
 #define SL_SERVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "chat_template.h"
 #include "err.h"
@@ -17,6 +18,7 @@ typedef struct sl_server_cfg {
     const sl_tokenizer *tok;
     const sl_chat_template *tmpl;
     sl_sched *sched;
+    int32_t completion_bos;      /* prepended to /v1/completions prompts; -1: none */
 } sl_server_cfg;
 
 /* Serve until SIGINT or SIGTERM. Returns 0, or -1 with err (cannot listen, ...). */

