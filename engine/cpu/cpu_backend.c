@@ -256,6 +256,8 @@ static int cpu_forward(sl_backend *b, const sl_seq_step *steps, int n_steps, flo
     int T, rc = -1;
     if (check_steps(cb, steps, n_steps, &T, err) < 0)
         return -1;
+    if (n_steps == 0)
+        return 0;
     size_t H = (size_t)c->hidden_size, Q = (size_t)c->num_heads * (size_t)c->head_dim;
     size_t KV = (size_t)cb->kv_dim, I = (size_t)c->intermediate_size;
     size_t per_token = 2 * H + 2 * Q + 2 * KV + 2 * I;
