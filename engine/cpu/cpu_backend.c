@@ -94,23 +94,30 @@ typedef struct matmul_job {
     bool accumulate;
 } matmul_job;
 
+/* Rows are widened ROW_BLOCK at a time so that each input row, read once per block, is
+ * reused from L1 across the block's dot products. */
+#define ROW_BLOCK 16
+
 static void matmul_rows(void *ctx, int begin, int end)
 {
     const matmul_job *j = ctx;
-    float *buf = j->w->dtype == SL_DTYPE_F32 ? NULL : malloc((size_t)j->K * sizeof *buf);
-    for (int n = begin; n < end; n++) {
-        const float *w;
-        if (buf) {
-            sl_tensor_to_f32(j->w, (size_t)n * (size_t)j->K, (size_t)j->K, buf);
+    size_t K = (size_t)j->K;
+    bool widen = j->w->dtype != SL_DTYPE_F32;
+    float *buf = widen ? malloc(ROW_BLOCK * K * sizeof *buf) : NULL;
+    for (int n0 = begin; n0 < end; n0 += ROW_BLOCK) {
+        int rows = end - n0 < ROW_BLOCK ? end - n0 : ROW_BLOCK;
+        const float *w = (const float *)j->w->data + (size_t)n0 * K;
+        if (widen) {
+            sl_tensor_to_f32(j->w, (size_t)n0 * K, (size_t)rows * K, buf);
             w = buf;
-        } else {
-            w = (const float *)j->w->data + (size_t)n * (size_t)j->K;
         }
-        float b = j->bias ? j->bias[n] : 0.0f;
         for (int t = 0; t < j->T; t++) {
-            float s = dot(w, j->in + (size_t)t * (size_t)j->K, j->K) + b;
-            float *o = j->out + (size_t)t * (size_t)j->N + n;
-            *o = j->accumulate ? *o + s : s;
+            const float *x = j->in + (size_t)t * K;
+            float *o = j->out + (size_t)t * (size_t)j->N + n0;
+            for (int r = 0; r < rows; r++) {
+                float v = dot(w + (size_t)r * K, x, j->K) + (j->bias ? j->bias[n0 + r] : 0.0f);
+                o[r] = j->accumulate ? o[r] + v : v;
+            }
         }
     }
     free(buf);
@@ -249,6 +256,8 @@ static int cpu_forward(sl_backend *b, const sl_seq_step *steps, int n_steps, flo
     int T, rc = -1;
     if (check_steps(cb, steps, n_steps, &T, err) < 0)
         return -1;
+    if (n_steps == 0)
+        return 0;
     size_t H = (size_t)c->hidden_size, Q = (size_t)c->num_heads * (size_t)c->head_dim;
     size_t KV = (size_t)cb->kv_dim, I = (size_t)c->intermediate_size;
     size_t per_token = 2 * H + 2 * Q + 2 * KV + 2 * I;

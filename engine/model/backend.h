@@ -24,7 +24,8 @@ typedef struct sl_backend_ops {
      * Refused (-1, err says which step and why): a slot outside 0..max_seqs-1, two steps
      * on one slot, n_tokens < 1, pos beyond the slot's cached length (pos below it
      * rewinds: later cache entries are overwritten), pos + n_tokens > max_len, a token id
-     * outside the vocabulary. After success the slot's cached length is pos + n_tokens. */
+     * outside the vocabulary. After success the slot's cached length is pos + n_tokens.
+     * One caller at a time (the scheduler thread); n_steps 0 does nothing. */
     int (*forward)(sl_backend *b, const sl_seq_step *steps, int n_steps, float *logits, sl_err *err);
     /* Forget a slot's KV cache (the sequence ended or was preempted): cached length 0. */
     void (*release)(sl_backend *b, int slot);

@@ -1,6 +1,7 @@
 #include "demo_phrase.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,9 +28,29 @@ static size_t put_utf8(char *out, int cp)
     return 2;
 }
 
-int sl_demo_chain_build(sl_demo_chain *c, json_t *vocab, const char *phrase, int32_t eos,
+/* The longest added (special) token that phrase starts with: its id and length, or -1. */
+static int32_t added_at(json_t *added, const char *phrase, size_t *len)
+{
+    int32_t best = -1;
+    size_t i;
+    json_t *t;
+    *len = 0;
+    json_array_foreach(added, i, t) {
+        const char *content = json_string_value(json_object_get(t, "content"));
+        size_t n = content ? strlen(content) : 0;
+        if (n > *len && !strncmp(phrase, content, n)) {
+            best = (int32_t)json_integer_value(json_object_get(t, "id"));
+            *len = n;
+        }
+    }
+    return best;
+}
+
+int sl_demo_chain_build(sl_demo_chain *c, json_t *tokenizer, const char *phrase, int32_t eos,
                         int max_pairs, sl_err *err)
 {
+    json_t *vocab = json_object_get(json_object_get(tokenizer, "model"), "vocab");
+    json_t *added = json_object_get(tokenizer, "added_tokens");
     char mapped[2048];
     size_t off[1024], n_bytes = strlen(phrase), len = 0;
     if (n_bytes == 0 || n_bytes >= sizeof off / sizeof off[0]) {
@@ -49,13 +70,20 @@ int sl_demo_chain_build(sl_demo_chain *c, json_t *vocab, const char *phrase, int
     int32_t prev = (int32_t)json_integer_value(nl);
     c->n = 0;
     for (size_t i = 0; i < n_bytes;) {
-        size_t j = n_bytes;
+        size_t j = n_bytes, special_len;
+        int32_t tok = added_at(added, phrase + i, &special_len);
         json_t *id = NULL;
-        for (; j > i && !(id = json_object_getn(vocab, mapped + off[i], off[j] - off[i])); j--)
-            ;
-        if (!id) {
-            sl_err_set(err, "phrase byte %zu has no token in tokenizer.json", i);
-            return -1;
+        if (tok >= 0) {
+            j = i + special_len;
+        } else {
+            for (; j > i && !(id = json_object_getn(vocab, mapped + off[i], off[j] - off[i]));
+                 j--)
+                ;
+            if (!id) {
+                sl_err_set(err, "phrase byte %zu has no token in tokenizer.json", i);
+                return -1;
+            }
+            tok = (int32_t)json_integer_value(id);
         }
         if (c->n + 2 >= max_pairs || c->n + 2 >= (int)(sizeof c->from / sizeof c->from[0])) {
             sl_err_set(err, "the phrase needs more than %d tokens; use a shorter one",
@@ -63,13 +91,16 @@ int sl_demo_chain_build(sl_demo_chain *c, json_t *vocab, const char *phrase, int
             return -1;
         }
         c->from[c->n] = prev;
-        c->to[c->n++] = prev = (int32_t)json_integer_value(id);
+        c->to[c->n++] = prev = tok;
         i = j;
     }
     c->from[c->n] = prev;
     c->to[c->n++] = eos;
     json_t *nl2 = json_object_get(vocab, "\xc4\x8a\xc4\x8a");   /* "\n\n" ends some prompts */
-    if (json_is_integer(nl2)) {
+    bool nl2_used = false;
+    for (int a = 0; a < c->n && json_is_integer(nl2); a++)
+        nl2_used |= c->from[a] == (int32_t)json_integer_value(nl2);
+    if (json_is_integer(nl2) && !nl2_used) {
         c->from[c->n] = (int32_t)json_integer_value(nl2);
         c->to[c->n++] = c->to[0];
     }

@@ -12,14 +12,15 @@
 
 typedef struct sl_demo_chain {
     int32_t from[128], to[128];   /* "\n" -> first token -> ... -> last token -> eos; and
-                                   * "\n\n" -> first token */
+                                   * "\n\n" -> first token unless the phrase holds "\n\n" */
     int n;
 } sl_demo_chain;
 
-/* Splits phrase into tokens of vocab (tokenizer.json's model.vocab, byte-level strings) by
- * longest match, and chains them from the newline token to eos. Fails when a token would
- * repeat (a bigram has one successor per token) or the phrase needs more than max_pairs. */
-int sl_demo_chain_build(sl_demo_chain *c, json_t *vocab, const char *phrase, int32_t eos,
+/* Splits phrase into tokens of tokenizer (tokenizer.json: added tokens such as <think> by
+ * content, the rest by longest match in the byte-level vocabulary), and chains them from
+ * the newline token to eos. Fails when a token would repeat (a bigram has one successor
+ * per token) or the phrase needs more than max_pairs. */
+int sl_demo_chain_build(sl_demo_chain *c, json_t *tokenizer, const char *phrase, int32_t eos,
                         int max_pairs, sl_err *err);
 
 /* Layer-0 MLP rows for the chain, given the (bf16-rounded) embeddings E [vocab x H]:

@@ -214,6 +214,15 @@ static int write_weights(const demo_opts *o, int vocab, const sl_demo_chain *cha
     sl_rng_seed(&rng, o->seed);
     /* The embeddings come first, at random in both modes; the chain is built on them. */
     fill(&s[0], E, (size_t)vocab * (size_t)H, &rng, NULL, NULL);
+    if (chain)     /* equal norms: no token outscores the chain's next one by length alone */
+        for (size_t r = 0; r < (size_t)vocab; r++) {
+            float *row = E + r * (size_t)H;
+            double nn = 0;
+            for (int d = 0; d < H; d++)
+                nn += (double)row[d] * row[d];
+            for (int d = 0; d < H; d++)
+                row[d] = (float)(row[d] / sqrt(nn));
+        }
     round_bf16(E, (size_t)vocab * (size_t)H, half);
     fwrite(half, 2, (size_t)vocab * (size_t)H, f);
     const float *mlp[3] = { mlp_store, mlp_store + (size_t)I * H, mlp_store + 2 * (size_t)I * H };
@@ -257,8 +266,7 @@ static int make_demo(const demo_opts *o, sl_err *err)
     }
     int rc = read_tokenizer(o->tokenizer, &tok, &max_id, &eos, &eot, err);
     if (rc == 0 && o->phrase)
-        rc = sl_demo_chain_build(&chain, json_object_get(json_object_get(tok, "model"), "vocab"),
-                                 o->phrase, eos, 3 * o->hidden, err);
+        rc = sl_demo_chain_build(&chain, tok, o->phrase, eos, 3 * o->hidden, err);
     json_decref(tok);
     if (rc < 0)
         return -1;

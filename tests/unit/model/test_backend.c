@@ -166,6 +166,13 @@ static void threads_do_not_change_logits(void **state)
     free(ref);
 }
 
+static void empty_batch_is_a_no_op(void **state)
+{
+    fx *f = *state;
+    sl_err err = { { 0 } };
+    assert_int_equal(f->b->ops->forward(f->b, NULL, 0, f->logits, &err), 0);
+}
+
 static void refuses_zero_sizes(void **state)
 {
     fx *f = *state;
@@ -183,6 +190,7 @@ int main(void)
         cmocka_unit_test(rewinding_recomputes),
         cmocka_unit_test(slots_are_independent),
         cmocka_unit_test(threads_do_not_change_logits),
+        cmocka_unit_test(empty_batch_is_a_no_op),
         cmocka_unit_test(refuses_zero_sizes),
     };
     return cmocka_run_group_tests_name("model_backend", tests, setup, teardown);

@@ -175,7 +175,7 @@ static void runs_on_the_cpu_backend(void **state)
     sl_model_free(m);
 }
 
-#define PHRASE "Hello! This is the sluice demo model, running on your CPU."
+#define PHRASE "<think>\n\n</think>Hello! This is the sluice demo model, running on your CPU."
 
 /* Generates after prompt until eos (at most 40 tokens); returns the text as the
  * tokenizer's byte-level vocabulary spells it (a space is U+0120 there). */
@@ -195,6 +195,10 @@ static void generate(const char *model, const int32_t *prompt, int n_prompt,
     const char *key;
     json_object_foreach(json_object_get(json_object_get(tok, "model"), "vocab"), key, id)
         names[json_integer_value(id)] = key;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(tok, "added_tokens"), i, t)
+        names[json_integer_value(json_object_get(t, "id"))] = json_string_value(json_object_get(t, "content"));
     sl_backend_opts o = { .max_seqs = 1, .max_len = 64, .threads = 2 };
     sl_backend *b = sl_backend_cpu_create(m, &o, &err);
     float *logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
@@ -227,7 +231,8 @@ static void phrase_model_writes_its_phrase(void **state)
     char want[256], got[512];
     size_t w = 0;
     for (const char *p = PHRASE; *p; p++)
-        w += (size_t)snprintf(want + w, sizeof want - w, "%s", *p == ' ' ? "\xc4\xa0" : (char[2]){ *p, 0 });
+        w += (size_t)snprintf(want + w, sizeof want - w, "%s", *p == ' ' ? "\xc4\xa0"
+                              : *p == '\n' ? "\xc4\x8a" : (char[2]){ *p, 0 });
     generate("phrase", chat, 9, 0.0f, got, sizeof got);
     assert_string_equal(got, want);
     generate("phrase", chat, 9, 1.0f, got, sizeof got);      /* sharp enough to sample */

@@ -387,6 +387,60 @@ static void not_a_safetensors_file(void **state)
     cleanup(f);
 }
 
+/* config.json as the published DeepSeek-R1-Distill models write it (config only). */
+static void reads_real_model_configs(void **state)
+{
+    char dir[64] = "/tmp/sl-model-cfg-XXXXXX", path[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"architectures\": [\"Qwen2ForCausalLM\"], \"attention_dropout\": 0.0, "
+          "\"bos_token_id\": 151643, \"eos_token_id\": 151643, \"hidden_act\": \"silu\", "
+          "\"hidden_size\": 1536, \"initializer_range\": 0.02, \"intermediate_size\": 8960, "
+          "\"max_position_embeddings\": 131072, \"max_window_layers\": 21, "
+          "\"model_type\": \"qwen2\", \"num_attention_heads\": 12, "
+          "\"num_hidden_layers\": 28, \"num_key_value_heads\": 2, \"rms_norm_eps\": 1e-06, "
+          "\"rope_scaling\": null, \"rope_theta\": 10000, \"sliding_window\": 4096, "
+          "\"tie_word_embeddings\": false, \"torch_dtype\": \"bfloat16\", "
+          "\"use_cache\": true, \"use_mrope\": false, \"use_sliding_window\": false, "
+          "\"vocab_size\": 151936}", f);
+    fclose(f);
+    sl_model_config c;
+    sl_err err = { { 0 } };
+    if (sl_model_config_load(dir, &c, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(c.arch, SL_ARCH_QWEN2);
+    assert_int_equal(c.head_dim, 128);
+    assert_int_equal(c.num_kv_heads, 2);
+    assert_true(c.attention_bias && !c.tie_word_embeddings);
+    assert_true(c.rope_theta == 10000.0f && c.rope_scaling_factor == 0);
+    assert_int_equal(c.bos_token_id, 151643);
+    assert_int_equal(c.n_eos, 1);
+    f = fopen(path, "w");
+    fputs("{\"architectures\": [\"LlamaForCausalLM\"], \"attention_bias\": false, "
+          "\"bos_token_id\": 128000, \"eos_token_id\": 128001, \"hidden_act\": \"silu\", "
+          "\"hidden_size\": 4096, \"intermediate_size\": 14336, "
+          "\"max_position_embeddings\": 131072, \"mlp_bias\": false, "
+          "\"model_type\": \"llama\", \"num_attention_heads\": 32, "
+          "\"num_hidden_layers\": 32, \"num_key_value_heads\": 8, \"pretraining_tp\": 1, "
+          "\"rms_norm_eps\": 1e-05, \"rope_scaling\": {\"factor\": 8.0, "
+          "\"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, "
+          "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}, "
+          "\"rope_theta\": 500000.0, \"tie_word_embeddings\": false, "
+          "\"torch_dtype\": \"bfloat16\", \"vocab_size\": 128256}", f);
+    fclose(f);
+    if (sl_model_config_load(dir, &c, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(c.arch, SL_ARCH_LLAMA);
+    assert_int_equal(c.head_dim, 128);
+    assert_false(c.attention_bias);
+    assert_true(c.rope_theta == 500000.0f && c.rope_scaling_factor == 8.0f);
+    assert_int_equal(c.rope_original_max_pos, 8192);
+    assert_int_equal(c.eos_token_ids[0], 128001);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void converts_bf16_f16_f32(void **state)
 {
     uint16_t bf[3] = { 0x3f80, 0xc040, 0x0000 };          /* 1, -3, 0 */
@@ -423,6 +477,7 @@ int main(void)
         cmocka_unit_test(duplicate_tensor_across_shards),
         cmocka_unit_test(truncated_file),
         cmocka_unit_test(not_a_safetensors_file),
+        cmocka_unit_test(reads_real_model_configs),
         cmocka_unit_test(converts_bf16_f16_f32),
     };
     return cmocka_run_group_tests_name("model_load", tests, NULL, NULL);
