@@ -252,7 +252,8 @@ static int split_level(const sl_tokenizer *tok, thread_state *ts, size_t level, 
     const pcre2_code *re = tok->split[level];
     size_t pos = 0, done = 0;
     while (pos < n) {
-        int rc = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, ts->md, ts->mctx);
+        int rc = tok->split_jit[level] ? pcre2_jit_match(re, (PCRE2_SPTR)s, n, pos, 0, ts->md, ts->mctx)
+                                       : pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, ts->md, ts->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0)

@@ -44,6 +44,7 @@ struct sl_tokenizer {
     uint8_t added_first[256];
 
     pcre2_code *split[SL_TOK_MAX_SPLITS];
+    bool split_jit[SL_TOK_MAX_SPLITS]; /* JIT-compiled: call pcre2_jit_match directly */
     size_t n_split;
     bool nfc;
     bool ignore_merges;

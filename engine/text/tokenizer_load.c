@@ -312,7 +312,8 @@ static int add_split(sl_tokenizer *tok, const char *pattern, sl_err *err)
         sl_err_set(err, "pre_tokenizer regex at offset %zu: %s", (size_t)eo, msg);
         return -1;
     }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* without JIT, the interpreter serves */
+    /* without JIT (some platforms), the interpreter serves */
+    tok->split_jit[tok->n_split] = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
     tok->split[tok->n_split++] = re;
     return 0;
 }
