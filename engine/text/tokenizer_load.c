@@ -314,6 +314,7 @@ static int add_split(sl_tokenizer *tok, const char *pattern, sl_err *err)
     }
     /* without JIT (some platforms), the interpreter serves */
     tok->split_jit[tok->n_split] = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
+    tok->split_scan[tok->n_split] = sl_tok_scan_kind(pattern);
     tok->split[tok->n_split++] = re;
     return 0;
 }

