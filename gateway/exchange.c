@@ -336,6 +336,8 @@ static int parse_body(sl_exchange *ex)
         return -1;
     }
     ex->stream = json_is_true(stream);
+    json_t *so = json_object_get(ex->body, "stream_options");
+    ex->client_wants_usage = json_is_true(json_object_get(so, "include_usage")); /* proxy.c sets it again */
     return 0;
 }
 
@@ -393,6 +395,7 @@ sl_endpoint sl_ex_endpoint(const sl_exchange *ex) { return ex->ep; }
 const char *sl_ex_request_id(const sl_exchange *ex) { return ex->id; }
 const struct sl_config *sl_ex_config(const sl_exchange *ex) { return ex->cfg; }
 struct event_base *sl_ex_base(const sl_exchange *ex) { return ex->w->base; }
+struct sl_store_conn *sl_ex_store(const sl_exchange *ex) { return ex->w->store; }
 json_t *sl_ex_body(sl_exchange *ex) { return ex->body; }
 bool sl_ex_stream(const sl_exchange *ex) { return ex->stream; }
 const char *sl_ex_model(const sl_exchange *ex) { return ex->model ? ex->model->name : ex->model_name; }
@@ -448,6 +451,10 @@ void sl_ex_log_field(sl_exchange *ex, const char *key, json_t *value)
         ex->log = json_object();
     json_object_set_new(ex->log, key, value);
 }
+
+const json_t *sl_ex_log_get(const sl_exchange *ex, const char *key) { return json_object_get(ex->log, key); }
+const json_t *sl_ex_usage(const sl_exchange *ex) { return ex->usage; }
+bool sl_ex_client_wants_usage(const sl_exchange *ex) { return ex->client_wants_usage; }
 
 void sl_ex_stream_begin(sl_exchange *ex) { sl_ex_client_stream_begin(ex); }
 
