@@ -475,8 +475,14 @@ static int encode_all(const sl_tokenizer *tok, const char *text, size_t len, boo
     size_t start = 0;
     if (tok->n_added) {
         for (size_t i = 0; i < len; i++) {
-            if (!tok->added_first[(unsigned char)text[i]])
+            unsigned char b = (unsigned char)text[i];
+            if (!tok->added_first[b])
                 continue;
+            if (!tok->added_single[b]) {
+                unsigned pair = i + 1 < len ? (unsigned)b << 8 | (unsigned char)text[i + 1] : 0;
+                if (!pair || !(tok->added_pair[pair / 8] & (1u << (pair % 8))))
+                    continue;
+            }
             const sl_tok_added *a = added_at(tok, text + i, len - i, parse_special);
             if (!a)
                 continue;

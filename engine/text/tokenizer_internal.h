@@ -42,6 +42,8 @@ struct sl_tokenizer {
     sl_tok_added *added;   /* sorted by length, longest first */
     size_t n_added;
     uint8_t added_first[256];
+    uint8_t added_pair[65536 / 8]; /* first two bytes of added tokens two bytes or longer */
+    uint8_t added_single[256];     /* one-byte added tokens */
 
     pcre2_code *split[SL_TOK_MAX_SPLITS];
     bool split_jit[SL_TOK_MAX_SPLITS]; /* JIT-compiled: call pcre2_jit_match directly */
