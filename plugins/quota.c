@@ -16,6 +16,7 @@
 #include "plugin.h"
 #include "store.h"
 #include "token_count.h"
+#include "tokenizer.h"
 
 extern const sl_plugin sl_plugin_quota;
 
@@ -161,19 +162,91 @@ static json_t *length_chunk(const json_t *ev)
     return o;
 }
 
+/* An upstream that ignored max_tokens never gets more than the reserved cap past us: the
+ * usage it reports is lowered to the cap (what was served and is charged). */
+static void clamp_usage(json_t *usage, int64_t cap)
+{
+    json_t *ct = json_object_get(usage, "completion_tokens");
+    if (cap <= 0 || !json_is_integer(ct) || json_integer_value(ct) <= cap)
+        return;
+    json_t *pt = json_object_get(usage, "prompt_tokens");
+    json_object_set_new(usage, "completion_tokens", json_integer(cap));
+    if (json_is_integer(pt))
+        json_object_set_new(usage, "total_tokens", json_integer(json_integer_value(pt) + cap));
+}
+
+/* The first cap tokens of text (malloc'd). */
+static char *first_tokens(const struct sl_tokenizer *tok, const char *text, int64_t cap)
+{
+    size_t len = strlen(text);
+    if (!tok) { /* the estimate: 3 bytes a token; cut on a character boundary */
+        size_t n = (size_t)cap * 3 < len ? (size_t)cap * 3 : len;
+        while (n > 0 && n < len && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+        return strndup(text, n);
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char *out = NULL;
+    size_t olen = 0;
+    if (sl_tokenizer_encode(tok, text, len, false, &ids, &n) == 0 &&
+        sl_tokenizer_decode(tok, ids, n < (size_t)cap ? n : (size_t)cap, false, &out, &olen) == 0) {
+        free(ids);
+        return out;
+    }
+    free(ids);
+    return strdup(text);
+}
+
+/* A whole (not streamed) answer longer than the cap is cut to it, finish_reason "length". */
+static bool cut_body(quota_state *s, json_t *body)
+{
+    const struct sl_tokenizer *tok = s->conf->tok;
+    json_t *usage = json_object_get(body, "usage");
+    json_t *ct = json_object_get(usage, "completion_tokens");
+    bool over = (json_is_integer(ct) && json_integer_value(ct) > s->cap) ||
+                sl_token_count(tok, s->text ? s->text : "", s->len) > s->cap;
+    if (!over)
+        return false;
+    size_t i;
+    json_t *ch;
+    json_array_foreach(json_object_get(body, "choices"), i, ch) {
+        json_t *m = json_object_get(ch, "message");
+        json_t *holder = m ? m : ch;
+        const char *key = m ? "content" : "text";
+        const char *text = json_string_value(json_object_get(holder, key));
+        if (text && sl_token_count(tok, text, strlen(text)) > s->cap) {
+            char *cut = first_tokens(tok, text, s->cap);
+            json_object_set_new(holder, key, json_string(cut ? cut : ""));
+            free(cut);
+        }
+        json_object_set_new(ch, "finish_reason", json_string("length"));
+    }
+    clamp_usage(usage, s->cap);
+    s->len = 0;
+    sl_token_collect_text(body, &s->text, &s->len, &s->tcap);
+    return true;
+}
+
 static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event *ev)
 {
     quota_state *s = sl_ex_plugin_state(ex, &sl_plugin_quota);
     if (!s || !s->have_resv || !ev->json)
         return SL_EVENT_PASS;
+    clamp_usage(json_object_get(ev->json, "usage"), s->cap);
     size_t before = s->len;
     sl_token_collect_text(ev->json, &s->text, &s->len, &s->tcap);
-    if (s->len == before)
-        return SL_EVENT_PASS;
     if (!ev->stream) {
-        s->delivered = true;
+        if (s->cap > 0 && cut_body(s, ev->json)) {
+            s->cut = true;
+            sl_ex_mark_altered(ex);
+            sl_ex_log_field(ex, "quota_cut", json_true());
+        }
+        s->delivered = s->len > 0;
         return SL_EVENT_PASS;
     }
+    if (s->len == before)
+        return SL_EVENT_PASS;
     s->counted += sl_token_count(((quota_conf *)conf)->tok, s->text + before, s->len - before);
     if (s->cap > 0 && s->counted > s->cap) {
         s->counted = sl_token_count(((quota_conf *)conf)->tok, s->text, s->len); /* exact, at the edge */
@@ -225,9 +298,11 @@ static void quota_on_complete(sl_exchange *ex, void *conf)
         }
     } else if ((status >= 200 && status < 300) || s->delivered || status == 499) {
         int64_t pt = usage_field(usage, "prompt_tokens"), ct = usage_field(usage, "completion_tokens");
-        bool whole = status >= 200 && status < 300 && !s->cut && ct >= 0;
+        bool whole = status >= 200 && status < 300 && (!s->cut || !sl_ex_stream(ex)) && ct >= 0;
         if (pt < 0)
             pt = s->prompt_est;
+        if (s->cap > 0 && ct > s->cap)
+            ct = s->cap; /* what the client was given (clamp_usage) */
         if (!whole) /* cut, or the client left: what reached it, by our count */
             ct = sl_token_count(((quota_conf *)conf)->tok, s->text, s->len);
         charge = pt + ct;
