@@ -335,10 +335,9 @@ static int quota_parse(const sl_ynode *node, sl_plugin_ctx *ctx, void **out)
     if (path) {
         sl_err err = {{0}};
         qc->tok = sl_token_counter_get(path, &err);
-        if (!qc->tok) {
-            sl_diag_add(ctx->diag, sl_ymap_get(node, "tokenizer"), "plugins: quota.tokenizer: %s", err.msg);
-            rc = -1;
-        }
+        if (!qc->tok) /* a model folder not there yet: count by the estimate meanwhile */
+            sl_diag_warn(ctx->diag, sl_ymap_get(node, "tokenizer"),
+                         "plugins: quota.tokenizer: %s; counting by the estimate (1 token per 3 bytes)", err.msg);
         free(path);
     }
     return rc ? -1 : 0;

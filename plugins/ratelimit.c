@@ -198,10 +198,9 @@ static int rl_parse(const sl_ynode *node, sl_plugin_ctx *ctx, void **out)
     r |= sl_cfg_str(node, "tokenizer", ctx->diag, &path);
     if (path) {
         sl_err err = {{0}};
-        if (!(rc->tok = sl_token_counter_get(path, &err))) {
-            sl_diag_add(ctx->diag, sl_ymap_get(node, "tokenizer"), "plugins: ratelimit.tokenizer: %s", err.msg);
-            r = -1;
-        }
+        if (!(rc->tok = sl_token_counter_get(path, &err)))
+            sl_diag_warn(ctx->diag, sl_ymap_get(node, "tokenizer"),
+                         "plugins: ratelimit.tokenizer: %s; counting by the estimate (1 token per 3 bytes)", err.msg);
         free(path);
     }
     return r ? -1 : 0;
