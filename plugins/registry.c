@@ -6,9 +6,11 @@
 #include <string.h>
 
 extern const sl_plugin sl_plugin_route;
+extern const sl_plugin sl_plugin_guard;
 
 static const sl_plugin *const builtins[] = {
     &sl_plugin_route,
+    &sl_plugin_guard,
     NULL,
 };
 
