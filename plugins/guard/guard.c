@@ -187,7 +187,7 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
             failed = true;
             break;
         }
-        if (sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, md, &hit)) {
+        if (sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, false, md, &hit)) {
             blocked = true;
             break;
         }
@@ -444,7 +444,7 @@ static void scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, boo
             json_t *v = json_object_get(holder, fields[f]);
             sl_guard_hit hit;
             if (!json_is_string(v) || sl_guard_normalize(&norm, json_string_value(v), json_string_length(v)) < 0 ||
-                !sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, md, &hit))
+                !sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, false, md, &hit))
                 continue;
             if (!blocked)
                 audit_block(ex, c, &hit, "response");

@@ -78,8 +78,10 @@ pcre2_code *sl_guard_regex_compile(const char *pattern, sl_err *err);
 size_t sl_guard_regex_bound(const char *pattern);
 
 /* Scan normalised text from byte `from` (regexes may look behind it): the rule hit
- * that starts first. md: the caller's match data (pcre2_match_data_create(1+)). */
-bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from,
+ * that starts first. more: text may follow, so a regex whose match depends on what comes
+ * next (\b, $, a longer repeat) at the end is not a hit yet. md: the caller's match data
+ * (pcre2_match_data_create(1+)). */
+bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more,
                          pcre2_match_data *md, sl_guard_hit *hit);
 /* "deny[3]", "deny_file:120", "deny_regex[0]" (never the text) into buf. */
 const char *sl_guard_rule_name(const sl_guard_rules *r, const sl_guard_hit *hit, char *buf, size_t size);

@@ -58,7 +58,7 @@ static bool is_mark(int32_t cp)
 static int add_unit(sl_guard_norm *n, const uint8_t *text, size_t us, size_t ue)
 {
     utf8proc_int32_t buf[DECOMP_MAX];
-    const utf8proc_option_t opt = UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE | UTF8PROC_STABLE;
+    const utf8proc_option_t opt = UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE | UTF8PROC_STABLE;
     utf8proc_ssize_t k = utf8proc_decompose(text + us, (utf8proc_ssize_t)(ue - us), buf, DECOMP_MAX, opt);
     if (k < 0 || k > DECOMP_MAX) { /* invalid bytes: keep them as they are */
         if (reserve(n, n->len + (ue - us)) < 0)

@@ -16,12 +16,12 @@ pcre2_code *sl_guard_regex_compile(const char *pattern, sl_err *err)
         sl_err_set(err, "bad regex at offset %zu: %s", (size_t)off, (const char *)msg);
         return NULL;
     }
-    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter serves where JIT is missing */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD); /* the interpreter serves where JIT is missing */
     return re;
 }
 
-bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, pcre2_match_data *md,
-                         sl_guard_hit *hit)
+bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more,
+                         pcre2_match_data *md, sl_guard_hit *hit)
 {
     bool found = false;
     if (r->ac && from < len)
@@ -31,8 +31,8 @@ bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, siz
         hit->end += from;
     }
     for (size_t i = 0; i < r->n_re; i++) {
-        int rc = pcre2_match(r->re[i], (PCRE2_SPTR)s, len, from, 0, md, NULL);
-        if (rc < 0) /* no match, or a match error (limits): not a hit */
+        int rc = pcre2_match(r->re[i], (PCRE2_SPTR)s, len, from, more ? PCRE2_PARTIAL_HARD : 0, md, NULL);
+        if (rc < 0) /* no match, a partial one (more may follow), or a match error (limits) */
             continue;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         if (!found || ov[0] < hit->start) {
