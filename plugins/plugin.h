@@ -85,6 +85,10 @@ bool sl_ex_stream(const sl_exchange *ex);
  * whose config applies), or NULL. */
 const char *sl_ex_model(const sl_exchange *ex);
 
+/* This worker thread's handle on the store (gateway/store.h), for plugins that keep
+ * state there (keys, quotas, rate limits, cache). */
+struct sl_store_conn *sl_ex_store(const sl_exchange *ex);
+
 /* Consumer found by auth (NULL = anonymous). */
 const char *sl_ex_consumer(const sl_exchange *ex);
 void sl_ex_set_consumer(sl_exchange *ex, const char *name);
@@ -122,5 +126,14 @@ void sl_ex_mark_altered(sl_exchange *ex);
 
 /* A field for the access-log line (ownership of value passes). */
 void sl_ex_log_field(sl_exchange *ex, const char *key, json_t *value);
+/* A field another plugin set with sl_ex_log_field (e.g. "cache": "hit"), or NULL; borrowed. */
+const json_t *sl_ex_log_get(const sl_exchange *ex, const char *key);
+
+/* The usage object the upstream reported (the body's or the last stream event's), or NULL;
+ * borrowed, valid until the exchange ends. */
+const json_t *sl_ex_usage(const sl_exchange *ex);
+/* Whether the client itself asked for a usage chunk (stream_options.include_usage in the
+ * request as it arrived, before any plugin changed it). */
+bool sl_ex_client_wants_usage(const sl_exchange *ex);
 
 #endif

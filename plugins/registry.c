@@ -5,11 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern const sl_plugin sl_plugin_auth;
 extern const sl_plugin sl_plugin_route;
+extern const sl_plugin sl_plugin_cache;
 extern const sl_plugin sl_plugin_guard;
 
 static const sl_plugin *const builtins[] = {
+    &sl_plugin_auth,
     &sl_plugin_route,
+    &sl_plugin_cache,
     &sl_plugin_guard,
     NULL,
 };

@@ -37,6 +37,6 @@ meson compile -C "$BUILD" >&2 || { log "build failed"; echo "0 passed, 1 failed"
 
 # 4. Run every suite
 jobs=$(nproc 2>/dev/null || echo 2)
-meson test -C "$BUILD" --num-processes "$jobs" --print-errorlogs ${SL_TEST_ARGS:-} >&2
+meson test -C "$BUILD" --num-processes "$jobs" --timeout-multiplier 3 --print-errorlogs ${SL_TEST_ARGS:-} >&2
 # 5. Count: TAP lines of each test, or the test itself when it speaks no TAP
 python3 "$ROOT/tests/count_results.py" "$BUILD/meson-logs/testlog.json"

@@ -1,0 +1,98 @@
+/* Inside an exchange: shared by exchange.c (lifecycle, chain, plugin API) and proxy.c
+ * (upstream attempts, fallback, response forwarding). Nothing else includes this. */
+#ifndef SL_EXCHANGE_INT_H
+#define SL_EXCHANGE_INT_H
+
+#include <time.h>
+
+#include "exchange.h"
+#include "sse.h"
+
+struct event;
+
+struct sl_exchange {
+    sl_worker *w;
+    sl_config *cfg;                 /* the config this request started with (a reference) */
+    sl_http_conn *conn;             /* NULL once answered or the client is gone */
+    sl_http_request *req;           /* valid while conn is */
+    char id[40];
+    char method[16];
+    char path[160];
+    char client[64];
+    sl_endpoint ep;
+    json_t *body;
+    bool stream;
+    char *model_name;               /* as the client asked */
+    const sl_model_conf *model;     /* of the attempt in progress */
+    const sl_target_conf *target;
+    char *consumer;
+
+    int refs;
+    size_t chain_pos;
+    bool in_hook;
+    bool sync_resumed;
+    sl_step sync_step;
+    void **pstate;
+    json_t *log;
+
+    bool finished;
+    bool altered;
+    bool upstream_ok;
+    int status;
+    const char *error_code;
+
+    /* the attempt plan (route) */
+    sl_attempt *plan;
+    size_t n_plan, cur;
+    const sl_retry_policy *policy;
+    int n_failed;                   /* targets that failed before the one serving */
+    int n_started;                  /* attempts actually sent */
+    bool attempt_reported;          /* its circuit breaker has the verdict */
+    json_t *attempt_log;            /* ["up/model: outcome", ...] */
+    struct event *backoff;
+    long long retry_after_ms;       /* from the last failed attempt */
+    int last_status;                /* the last failure, answered when the plan runs out */
+    const char *last_code;
+    char last_message[300];
+
+    /* the attempt in progress */
+    sl_upstream_req *up;
+    int up_status;
+    bool up_stream;                 /* the upstream answers with SSE */
+    bool client_streaming;          /* the client has its 200 and stream head */
+    bool saw_done;
+    sl_sse sse;
+    struct evbuffer *resp;
+    char up_content_type[128];
+    char retry_after[64];
+    bool want_events;
+    bool client_wants_usage;        /* stream_options.include_usage as the client sent it */
+    json_t *usage;
+
+    struct timespec t0;
+    double ttfb_ms;
+    size_t bytes_out;
+};
+
+double sl_ex_ms_since(const struct timespec *t0);
+void sl_ex_ref(sl_exchange *ex);
+void sl_ex_unref(sl_exchange *ex);
+/* Ends the exchange once: cancels what is in flight, runs on_complete, logs, drops the
+ * base reference. */
+void sl_ex_finish(sl_exchange *ex);
+void sl_ex_add_common_headers(sl_exchange *ex);
+/* Answers (if the client is still there) without finishing. */
+void sl_ex_respond_raw(sl_exchange *ex, int status, const char *ctype, const char *body, size_t len);
+void sl_ex_respond_error_now(sl_exchange *ex, int status, const char *type, const char *code, const char *param,
+                             const char *message);
+void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len);
+/* Begin the client's SSE response (200) if not begun. */
+void sl_ex_client_stream_begin(sl_exchange *ex);
+void sl_ex_end_stream(sl_exchange *ex);
+
+/* proxy.c */
+void sl_proxy_start(sl_exchange *ex);
+void sl_proxy_client_drained(void *arg);
+void sl_proxy_stop(sl_exchange *ex);   /* cancel the upstream request and any backoff */
+
+#endif

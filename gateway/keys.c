@@ -1,0 +1,106 @@
+#include "keys.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "config.h"
+
+static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+int sl_base62_random(char *out, size_t n, sl_err *err)
+{
+    unsigned char buf[64];
+    size_t have = 0;
+    while (have < n) {
+        if (RAND_bytes(buf, sizeof buf) != 1) {
+            sl_err_set(err, "random generator failed: %s",
+                       ERR_error_string(ERR_get_error(), NULL));
+            return -1;
+        }
+        /* 248 = 4 * 62: bytes at or above it would favour the first 8 characters. */
+        for (size_t i = 0; i < sizeof buf && have < n; i++)
+            if (buf[i] < 248)
+                out[have++] = b62[buf[i] % 62];
+    }
+    return 0;
+}
+
+int sl_key_generate(char out[SL_KEY_SIZE], sl_err *err)
+{
+    memcpy(out, SL_KEY_PREFIX, SL_KEY_PREFIX_LEN);
+    if (sl_base62_random(out + SL_KEY_PREFIX_LEN, SL_KEY_RANDOM_LEN, err) < 0)
+        return -1;
+    out[SL_KEY_LEN] = '\0';
+    return 0;
+}
+
+int sl_key_id_generate(char out[SL_KEY_ID_SIZE], sl_err *err)
+{
+    memcpy(out, "key_", 4);
+    if (sl_base62_random(out + 4, 16, err) < 0)
+        return -1;
+    out[20] = '\0';
+    return 0;
+}
+
+int sl_key_hash(const void *secret, size_t secret_len, const char *key,
+                char out[SL_KEY_HASH_SIZE], sl_err *err)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!secret || secret_len == 0) {
+        sl_err_set(err, "no server secret: set SLUICE_SECRET (or the variable store.secret_env names)");
+        return -1;
+    }
+    if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)key, strlen(key),
+              mac, &len) || len != 32) {
+        sl_err_set(err, "HMAC-SHA-256 failed: %s", ERR_error_string(ERR_get_error(), NULL));
+        return -1;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[64] = '\0';
+    return 0;
+}
+
+bool sl_key_hash_equal(const char *a, const char *b)
+{
+    if (!a || !b || strlen(a) != 64 || strlen(b) != 64)
+        return false;
+    return CRYPTO_memcmp(a, b, 64) == 0;
+}
+
+bool sl_key_well_formed(const char *key)
+{
+    if (!key || strlen(key) != SL_KEY_LEN || memcmp(key, SL_KEY_PREFIX, SL_KEY_PREFIX_LEN) != 0)
+        return false;
+    for (size_t i = SL_KEY_PREFIX_LEN; i < SL_KEY_LEN; i++)
+        if (!memchr(b62, key[i], 62))
+            return false;
+    return true;
+}
+
+void sl_key_shown_prefix(const char *key, char out[SL_KEY_SHOWN_SIZE])
+{
+    size_t n = strnlen(key, SL_KEY_SHOWN_LEN);
+    memcpy(out, key, n);
+    out[n] = '\0';
+}
+
+const char *sl_key_declared_consumer(const struct sl_config *c, const char *hash)
+{
+    const char *found = NULL;
+    for (size_t i = 0; c && i < c->n_consumers; i++)
+        for (size_t j = 0; j < c->consumers[i].n_key_hashes; j++)
+            if (sl_key_hash_equal(c->consumers[i].key_hashes[j], hash) && !found)
+                found = c->consumers[i].name;
+    return found;
+}

@@ -1,0 +1,18 @@
+/* Model profiles (models.NAME.profile): default temperature, default and maximum
+ * max_tokens, system_prompt: merge (fold system messages into the first user message, as
+ * DeepSeek-R1 asks), force_thinking (an assistant prefill "<think>\n" with
+ * continue_final_message, as vLLM and sluice-engine take it). */
+#ifndef SL_PROFILE_H
+#define SL_PROFILE_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "plugin.h"
+
+bool sl_profile_is_empty(const sl_profile_conf *p);
+/* Applies p to a request body of endpoint ep, in place. */
+void sl_profile_apply(const sl_profile_conf *p, sl_endpoint ep, json_t *body);
+
+#endif

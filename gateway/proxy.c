@@ -1,0 +1,513 @@
+/* The upstream side of an exchange: the attempt plan (targets, then fallbacks), retries
+ * with backoff, circuit breakers, and forwarding the response — streamed event by event
+ * with backpressure, or buffered — to the client. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "circuit.h"
+#include "exchange_int.h"
+#include "log.h"
+#include "openai_error.h"
+#include "profile.h"
+
+#define MAX_RESPONSE_BYTES (64u << 20)
+
+/* ---- writing to the client ---- */
+
+void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len)
+{
+    if (!ex->conn || !ex->client_streaming)
+        return;
+    sl_http_stream_write(ex->conn, data, len);
+    ex->bytes_out += len;
+}
+
+void sl_ex_client_stream_begin(sl_exchange *ex)
+{
+    if (!ex->conn || ex->client_streaming)
+        return;
+    ex->client_streaming = true;
+    ex->status = 200;
+    sl_ex_add_common_headers(ex);
+    sl_http_add_header(ex->conn, "Cache-Control", "no-cache");
+    sl_http_add_header(ex->conn, "X-Accel-Buffering", "no");
+    sl_http_stream_begin(ex->conn, 200, "text/event-stream; charset=utf-8");
+}
+
+void sl_ex_end_stream(sl_exchange *ex)
+{
+    if (!ex->conn)
+        return;
+    sl_http_conn *c = ex->conn;
+    ex->conn = NULL;
+    ex->req = NULL;
+    sl_http_stream_end(c);
+}
+
+/* Remember the usage an event or body reports. Returns true for the usage-only chunk
+ * of a stream (choices empty), which clients that did not ask for it must not see. */
+static bool note_usage(sl_exchange *ex, const char *json_text, size_t len)
+{
+    if (!memmem(json_text, len, "\"usage\"", 7))
+        return false;
+    json_t *o = json_loadb(json_text, len, 0, NULL);
+    json_t *u = o ? json_object_get(o, "usage") : NULL;
+    bool usage_only = false;
+    if (json_is_object(u)) {
+        json_decref(ex->usage);
+        ex->usage = json_incref(u);
+        json_t *choices = json_object_get(o, "choices");
+        usage_only = json_is_array(choices) && json_array_size(choices) == 0;
+    }
+    json_decref(o);
+    return usage_only;
+}
+
+/* The plugins that want response events, in chain order, until one drops or stops. */
+static sl_event_action run_event_hooks(sl_exchange *ex, sl_resp_event *ev)
+{
+    sl_event_action act = SL_EVENT_PASS;
+    for (size_t i = 0; i < ex->cfg->n_plugins && act == SL_EVENT_PASS; i++) {
+        const sl_plugin *p = ex->cfg->plugins[i].plugin;
+        if (p->wants_events && p->on_response_event)
+            act = p->on_response_event(ex, ex->cfg->plugins[i].conf, ev);
+    }
+    return act;
+}
+
+/* ---- the attempt in progress ---- */
+
+static void try_next(sl_exchange *ex);
+
+static void attempt_note(sl_exchange *ex, const char *outcome)
+{
+    if (!ex->attempt_log)
+        ex->attempt_log = json_array();
+    char line[600];
+    snprintf(line, sizeof line, "%s/%s: %s", ex->target->upstream, ex->target->model, outcome);
+    json_array_append_new(ex->attempt_log, json_string(line));
+}
+
+/* Report the attempt's outcome to its circuit breaker, once. */
+static void attempt_verdict(sl_exchange *ex, int verdict /* 1 ok, 0 failed, -1 none */)
+{
+    sl_attempt *a = ex->cur < ex->n_plan ? &ex->plan[ex->cur] : NULL;
+    if (!a || !a->circuit || ex->attempt_reported)
+        return;
+    ex->attempt_reported = true;
+    if (verdict < 0)
+        sl_circuit_release(a->circuit);
+    else
+        sl_circuit_report(a->circuit, verdict == 1);
+}
+
+static unsigned failure_class(sl_upstream_result r, int status)
+{
+    if (r != SL_UP_OK)
+        return sl_upstream_result_is_timeout(r) ? SL_FAIL_TIMEOUT : SL_FAIL_CONNECT;
+    if (status == 429)
+        return SL_FAIL_429;
+    if (status >= 500)
+        return SL_FAIL_5XX;
+    return 0;
+}
+
+/* Delay before the next attempt, or -1 when the plan or its budget is spent. */
+static long long next_delay(sl_exchange *ex, unsigned cls)
+{
+    const sl_retry_policy *p = ex->policy;
+    if (!p || !(p->fail_on & cls) || ex->cur + 1 >= ex->n_plan || ex->n_started >= p->max_attempts)
+        return -1;
+    long long d = p->backoff_base_ms;
+    for (int k = 1; k < ex->n_started && d < p->backoff_max_ms; k++)
+        d *= 2;
+    if (d > p->backoff_max_ms)
+        d = p->backoff_max_ms;
+    d = d / 2 + (d > 1 ? random() % (d / 2 + 1) : 0);
+    const sl_attempt *next = &ex->plan[ex->cur + 1];
+    if (ex->retry_after_ms > 0 && next->target->up == ex->target->up) {
+        long long ra = ex->retry_after_ms < p->max_retry_after_ms ? ex->retry_after_ms : p->max_retry_after_ms;
+        if (ra > d)
+            d = ra;
+    }
+    if (sl_ex_ms_since(&ex->t0) + (double)d > (double)p->budget_ms)
+        return -1;
+    return d;
+}
+
+static void backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_exchange *ex = arg;
+    if (!ex->finished)
+        try_next(ex);
+}
+
+/* A failed attempt: move on to the next target, or answer with this failure. */
+static void attempt_failed(sl_exchange *ex, unsigned cls, int status, const char *type, const char *code,
+                           const char *message)
+{
+    char outcome[300];
+    snprintf(outcome, sizeof outcome, "%s", message);
+    attempt_note(ex, outcome);
+    attempt_verdict(ex, cls == SL_FAIL_429 ? 1 : 0);
+    long long delay = next_delay(ex, cls);
+    ex->last_status = status;
+    ex->last_code = code;
+    snprintf(ex->last_message, sizeof ex->last_message, "%s", message);
+    if (delay >= 0) {
+        ex->n_failed++;
+        ex->cur++;
+        ex->attempt_reported = false;
+        if (!ex->backoff)
+            ex->backoff = evtimer_new(ex->w->base, backoff_cb, ex);
+        struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+        evtimer_add(ex->backoff, &tv);
+        return;
+    }
+    sl_ex_respond_error_now(ex, status, type, code, NULL, message);
+    sl_ex_finish(ex);
+}
+
+static void transport_failed(sl_exchange *ex, sl_upstream_result r, const char *message)
+{
+    char msg[512];
+    bool timeout = sl_upstream_result_is_timeout(r);
+    snprintf(msg, sizeof msg, "upstream %s: %s", ex->target->upstream, message);
+    attempt_failed(ex, failure_class(r, 0), timeout ? 504 : 502, "api_error",
+                   timeout ? "upstream_timeout" : "upstream_error", msg);
+}
+
+static void forward_event(sl_exchange *ex, char *event, size_t len)
+{
+    size_t dlen = 0;
+    char *data = sl_sse_data(event, len, &dlen);
+    bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
+    if (done)
+        ex->saw_done = true;
+    else if (data && note_usage(ex, data, dlen) && !ex->client_wants_usage) {
+        free(data); /* we asked the upstream for it; this client did not */
+        return;
+    }
+    sl_ex_client_stream_begin(ex);
+    if (!ex->want_events || !data) {
+        free(data);
+        sl_ex_stream_write(ex, event, len);
+        return;
+    }
+    sl_resp_event rev = {.json = done ? NULL : json_loadb(data, dlen, 0, NULL), .stream = true, .done = done,
+                         .status = ex->up_status};
+    free(data);
+    sl_event_action act = run_event_hooks(ex, &rev);
+    if (act != SL_EVENT_DROP) {
+        if (rev.json) { /* plugins edit in place: always re-serialise */
+            char *s = json_dumps(rev.json, JSON_COMPACT);
+            if (s) {
+                sl_ex_stream_write(ex, "data: ", 6);
+                sl_ex_stream_write(ex, s, strlen(s));
+                sl_ex_stream_write(ex, "\n\n", 2);
+                free(s);
+            }
+        } else {
+            sl_ex_stream_write(ex, event, len);
+        }
+    }
+    json_decref(rev.json);
+    if (act == SL_EVENT_STOP) {
+        ex->altered = true;
+        if (!done)
+            sl_ex_stream_write(ex, "data: [DONE]\n\n", 14);
+        attempt_verdict(ex, 1);
+        sl_proxy_stop(ex);
+        sl_ex_end_stream(ex);
+        sl_ex_finish(ex);
+    }
+}
+
+static void up_on_headers(void *arg, int status, const char *ctype, const char *retry_after)
+{
+    sl_exchange *ex = arg;
+    ex->up_status = status;
+    ex->ttfb_ms = sl_ex_ms_since(&ex->t0);
+    snprintf(ex->up_content_type, sizeof ex->up_content_type, "%s", ctype ? ctype : "");
+    snprintf(ex->retry_after, sizeof ex->retry_after, "%s", retry_after ? retry_after : "");
+    ex->retry_after_ms = retry_after ? strtoll(retry_after, NULL, 10) * 1000 : 0;
+    unsigned cls = failure_class(SL_UP_OK, status);
+    if (cls && next_delay(ex, cls) >= 0) {
+        /* not worth reading: the next target gets the request */
+        sl_upstream_cancel(ex->up);
+        ex->up = NULL;
+        char msg[128];
+        snprintf(msg, sizeof msg, "upstream %s answered %d", ex->target->upstream, status);
+        attempt_failed(ex, cls, 502, "api_error", "upstream_error", msg);
+        return;
+    }
+    if (status == 200 && ctype && strncasecmp(ctype, "text/event-stream", 17) == 0)
+        ex->up_stream = true;
+}
+
+static void up_on_data(void *arg, const char *data, size_t len)
+{
+    sl_exchange *ex = arg;
+    if (!ex->up_stream) {
+        if (evbuffer_get_length(ex->resp) + len > MAX_RESPONSE_BYTES) {
+            sl_upstream_cancel(ex->up);
+            ex->up = NULL;
+            attempt_verdict(ex, 0);
+            sl_ex_respond_error_now(ex, 502, "api_error", "upstream_error", NULL, "upstream response too large");
+            sl_ex_finish(ex);
+            return;
+        }
+        evbuffer_add(ex->resp, data, len);
+        return;
+    }
+    sl_ex_ref(ex);
+    sl_sse_feed(&ex->sse, data, len);
+    size_t n;
+    char *event;
+    while (!ex->finished && (event = sl_sse_next(&ex->sse, &n))) {
+        forward_event(ex, event, n);
+        free(event);
+    }
+    if (!ex->finished && ex->conn && ex->up &&
+        sl_http_pending(ex->conn) > (size_t)ex->cfg->server.stream_buffer_bytes) {
+        sl_upstream_pause(ex->up);
+        sl_http_want_drain(ex->conn);
+    }
+    sl_ex_unref(ex);
+}
+
+void sl_proxy_client_drained(void *arg)
+{
+    sl_exchange *ex = arg;
+    if (ex->up)
+        sl_upstream_resume(ex->up);
+}
+
+static char *upstream_error_message(sl_exchange *ex, const char *body, size_t len)
+{
+    json_t *o = json_loadb(body, len, 0, NULL);
+    json_t *m = json_object_get(json_object_get(o, "error"), "message");
+    if (!m)
+        m = json_object_get(o, "message");
+    char *out;
+    if (json_is_string(m)) {
+        if (asprintf(&out, "upstream %s answered %d: %s", ex->target->upstream, ex->up_status, json_string_value(m)) < 0)
+            out = NULL;
+    } else if (asprintf(&out, "upstream %s answered %d", ex->target->upstream, ex->up_status) < 0) {
+        out = NULL;
+    }
+    json_decref(o);
+    return out;
+}
+
+static void finish_buffered(sl_exchange *ex)
+{
+    size_t len = evbuffer_get_length(ex->resp);
+    char *body = (char *)evbuffer_pullup(ex->resp, -1);
+    const char *ctype = ex->up_content_type[0] ? ex->up_content_type : "application/json";
+    int st = ex->up_status;
+    attempt_verdict(ex, st >= 500 ? 0 : 1);
+    if (st >= 500) {
+        char *msg = upstream_error_message(ex, body ? body : "", len);
+        attempt_note(ex, msg ? msg : "upstream error");
+        int out = st == 503 || st == 504 ? st : 502;
+        sl_ex_respond_error_now(ex, out, "api_error", st == 504 ? "upstream_timeout" : "upstream_error", NULL,
+                                msg ? msg : "upstream error");
+        free(msg);
+        return;
+    }
+    if (st == 429 && ex->retry_after[0] && ex->conn)
+        sl_http_add_header(ex->conn, "Retry-After", ex->retry_after);
+    bool is_json = strncasecmp(ctype, "application/json", 16) == 0;
+    if (is_json && st >= 200 && st < 300) {
+        note_usage(ex, body, len);
+        if (ex->want_events) {
+            sl_resp_event rev = {.json = json_loadb(body, len, 0, NULL), .stream = false, .status = st};
+            run_event_hooks(ex, &rev);
+            char *s = rev.json ? json_dumps(rev.json, JSON_COMPACT) : NULL;
+            json_decref(rev.json);
+            if (s) {
+                sl_ex_respond_raw(ex, st, ctype, s, strlen(s));
+                free(s);
+                return;
+            }
+        }
+    }
+    if (st >= 400)
+        ex->error_code = "upstream_status";
+    sl_ex_respond_raw(ex, st, ctype, body, len);
+}
+
+static void up_on_done(void *arg, sl_upstream_result result, const char *message)
+{
+    sl_exchange *ex = arg;
+    ex->up = NULL;
+    if (ex->finished)
+        return;
+    ex->upstream_ok = result == SL_UP_OK && ex->up_status >= 200 && ex->up_status < 300;
+    if (ex->up_stream) {
+        size_t n;
+        char *rest = sl_sse_rest(&ex->sse, &n);
+        if (rest) {
+            forward_event(ex, rest, n);
+            free(rest);
+            if (ex->finished)
+                return;
+        }
+        if (result != SL_UP_OK && !ex->client_streaming) {
+            transport_failed(ex, result, message); /* nothing reached the client: fall back */
+            return;
+        }
+        sl_ex_client_stream_begin(ex);
+        if (result != SL_UP_OK) {
+            /* the client already has a 200: end the stream with an error event, never silently */
+            attempt_verdict(ex, 0);
+            bool timeout = sl_upstream_result_is_timeout(result);
+            char msg[512];
+            snprintf(msg, sizeof msg, "upstream %s failed mid-stream: %s", ex->target->upstream, message);
+            attempt_note(ex, msg);
+            size_t len;
+            char *err = sl_openai_error_json("api_error", timeout ? "upstream_timeout" : "upstream_error", NULL, msg, &len);
+            sl_ex_stream_write(ex, "data: ", 6);
+            sl_ex_stream_write(ex, err, len);
+            sl_ex_stream_write(ex, "\n\n", 2);
+            free(err);
+            ex->error_code = timeout ? "upstream_timeout" : "upstream_error";
+            sl_ex_stream_write(ex, "data: [DONE]\n\n", 14);
+        } else {
+            attempt_verdict(ex, 1);
+            if (!ex->saw_done && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS))
+                sl_ex_stream_write(ex, "data: [DONE]\n\n", 14);
+        }
+        sl_ex_end_stream(ex);
+        sl_ex_finish(ex);
+        return;
+    }
+    if (result != SL_UP_OK) {
+        transport_failed(ex, result, message);
+        return;
+    }
+    finish_buffered(ex);
+    sl_ex_finish(ex);
+}
+
+static const char *endpoint_path(sl_endpoint ep)
+{
+    switch (ep) {
+    case SL_EP_CHAT: return "/chat/completions";
+    case SL_EP_COMPLETIONS: return "/completions";
+    case SL_EP_EMBEDDINGS: return "/embeddings";
+    default: return NULL;
+    }
+}
+
+/* Send the request to plan[cur]. */
+static void launch(sl_exchange *ex, const sl_attempt *a)
+{
+    ex->model = a->model;
+    ex->target = a->target;
+    ex->up_status = 0;
+    ex->up_stream = false;
+    ex->saw_done = false;
+    ex->retry_after_ms = 0;
+    ex->up_content_type[0] = ex->retry_after[0] = 0;
+    sl_sse_free(&ex->sse);
+    sl_sse_init(&ex->sse);
+    if (!ex->resp)
+        ex->resp = evbuffer_new();
+    evbuffer_drain(ex->resp, evbuffer_get_length(ex->resp));
+
+    const sl_upstream_conf *uc = a->target->up;
+    if (uc->type != SL_UPSTREAM_OPENAI) {
+        attempt_failed(ex, SL_FAIL_CONNECT, 503, "api_error", "upstream_error",
+                       "engine upstreams are not served by this build yet");
+        return;
+    }
+    /* each attempt gets the request as its own model's profile shapes it */
+    json_t *req = ex->body;
+    if (!sl_profile_is_empty(&a->model->profile)) {
+        req = json_deep_copy(ex->body);
+        sl_profile_apply(&a->model->profile, ex->ep, req);
+    }
+    json_object_set_new(req, "model", json_string(a->target->model));
+    if (ex->stream && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)) {
+        /* usage at the end of every stream, for accounting; hidden again from clients
+         * that did not ask for it */
+        json_t *so = json_object_get(req, "stream_options");
+        ex->client_wants_usage = json_is_true(json_object_get(so, "include_usage"));
+        if (!json_is_object(so)) {
+            so = json_object();
+            json_object_set_new(req, "stream_options", so);
+        }
+        json_object_set_new(so, "include_usage", json_true());
+    }
+    char *body = json_dumps(req, JSON_COMPACT);
+    if (req != ex->body)
+        json_decref(req);
+    if (!body) {
+        sl_ex_respond_error_now(ex, 500, "api_error", "internal_error", NULL, "could not serialise the request");
+        sl_ex_finish(ex);
+        return;
+    }
+    sl_upstream_target t = {.base_url = uc->base_url, .conf = uc};
+    sl_upstream_cbs cbs = {.on_headers = up_on_headers, .on_data = up_on_data, .on_done = up_on_done};
+    ex->n_started++;
+    ex->up = sl_upstream_post(ex->w->upstream, &t, endpoint_path(ex->ep), body, strlen(body), &cbs, ex);
+    free(body);
+    if (!ex->up) {
+        attempt_verdict(ex, -1);
+        sl_ex_respond_error_now(ex, 500, "api_error", "internal_error", NULL, "could not start the upstream request");
+        sl_ex_finish(ex);
+    }
+}
+
+static void try_next(sl_exchange *ex)
+{
+    while (ex->cur < ex->n_plan) {
+        sl_attempt *a = &ex->plan[ex->cur];
+        if (a->circuit && !sl_circuit_allow(a->circuit)) {
+            ex->target = a->target;
+            attempt_note(ex, "circuit open");
+            if (ex->cur + 1 < ex->n_plan)
+                ex->n_failed++;
+            ex->cur++;
+            continue;
+        }
+        ex->attempt_reported = false;
+        launch(ex, a);
+        return;
+    }
+    if (ex->last_status)
+        sl_ex_respond_error_now(ex, ex->last_status, "api_error", ex->last_code, NULL, ex->last_message);
+    else
+        sl_ex_respond_error_now(ex, 503, "api_error", "upstream_error", NULL,
+                                "no upstream is available for this model: every target's circuit is open");
+    sl_ex_finish(ex);
+}
+
+void sl_proxy_start(sl_exchange *ex)
+{
+    if (!ex->n_plan) {
+        sl_ex_respond_error_now(ex, 500, "api_error", "internal_error", NULL, "no route chose a target for this request");
+        sl_ex_finish(ex);
+        return;
+    }
+    try_next(ex);
+}
+
+void sl_proxy_stop(sl_exchange *ex)
+{
+    if (ex->up) {
+        sl_upstream_cancel(ex->up);
+        ex->up = NULL;
+        attempt_verdict(ex, -1);
+    }
+    if (ex->backoff)
+        evtimer_del(ex->backoff);
+}

@@ -1,0 +1,118 @@
+#include "store_redis_scripts.h"
+
+/* Reservations: q = hash {used, reserved, requests, seq}; qa = hash id -> amount;
+ * qz = zset id by deadline (ms on the Redis clock). Expired ones are reclaimed first. */
+#define RECLAIM \
+    "local t = redis.call('TIME')\n" \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+    "for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do\n" \
+    "  local a = redis.call('HGET', KEYS[3], id)\n" \
+    "  if a then\n" \
+    "    redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(a))\n" \
+    "    redis.call('HDEL', KEYS[3], id)\n" \
+    "  end\n" \
+    "  redis.call('ZREM', KEYS[2], id)\n" \
+    "end\n" \
+    "local v = redis.call('HMGET', KEYS[1], 'used', 'reserved', 'requests')\n" \
+    "local used = tonumber(v[1] or '0')\n" \
+    "local resv = tonumber(v[2] or '0')\n" \
+    "local reqs = tonumber(v[3] or '0')\n"
+
+#define EXPIRE_ALL(arg) \
+    "local ex = tonumber(" arg ")\n" \
+    "if ex > 0 then\n" \
+    "  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ex) end\n" \
+    "end\n"
+
+const char *const sl_redis_scripts[SL_LUA_COUNT] = {
+    [SL_LUA_KEY_ISSUE] =
+        "redis.call('HSET', KEYS[1], 'id', ARGV[1], 'hash', ARGV[2], 'prefix', ARGV[3],\n"
+        "  'consumer', ARGV[4], 'name', ARGV[5], 'created', ARGV[6], 'expires', ARGV[7], 'revoked', '0')\n"
+        "redis.call('SET', KEYS[2], ARGV[2])\n"
+        "redis.call('SADD', KEYS[3], ARGV[1])\n"
+        "redis.call('SADD', KEYS[4], ARGV[1])\n"
+        "return 1\n",
+
+    [SL_LUA_KEY_REVOKE] =
+        "local h = redis.call('GET', KEYS[1])\n"
+        "if not h then return false end\n"
+        "local k = ARGV[1] .. h\n"
+        "if redis.call('EXISTS', k) == 0 then return false end\n"
+        "if tonumber(redis.call('HGET', k, 'revoked') or '0') == 0 then\n"
+        "  local t = redis.call('TIME')\n"
+        "  redis.call('HSET', k, 'revoked', t[1])\n"
+        "end\n"
+        "return redis.call('HGETALL', k)\n",
+
+    [SL_LUA_KEY_LIST] =
+        "local out = {}\n"
+        "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+        "  local h = redis.call('GET', ARGV[2] .. id)\n"
+        "  if h then\n"
+        "    local r = redis.call('HGETALL', ARGV[1] .. h)\n"
+        "    if #r > 0 then out[#out + 1] = r end\n"
+        "  end\n"
+        "end\n"
+        "return out\n",
+
+    [SL_LUA_RESERVE] =
+        RECLAIM
+        "local limit, mn, mx = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+        "local left = limit - used - resv\n"
+        "if left <= 0 or left < mn then return {0, 0, 0, used, resv, reqs} end\n"
+        "local take = mx\n"
+        "if left < take then take = left end\n"
+        "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+        "redis.call('HINCRBY', KEYS[1], 'reserved', take)\n"
+        "redis.call('HSET', KEYS[3], id, take)\n"
+        "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), id)\n"
+        EXPIRE_ALL("ARGV[5]")
+        "return {1, id, take, used, resv + take, reqs}\n",
+
+    [SL_LUA_SETTLE] =
+        "local found = 0\n"
+        "local a = redis.call('HGET', KEYS[3], ARGV[1])\n"
+        "if a then\n"
+        "  found = 1\n"
+        "  redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(a))\n"
+        "  redis.call('HDEL', KEYS[3], ARGV[1])\n"
+        "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+        "end\n"
+        "local charge = tonumber(ARGV[2])\n"
+        "if charge >= 0 then\n"
+        "  redis.call('HINCRBY', KEYS[1], 'used', charge)\n"
+        "  redis.call('HINCRBY', KEYS[1], 'requests', 1)\n"
+        "end\n"
+        EXPIRE_ALL("ARGV[3]")
+        "local v = redis.call('HMGET', KEYS[1], 'used', 'reserved', 'requests')\n"
+        "return {found, tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')}\n",
+
+    [SL_LUA_USAGE] =
+        RECLAIM
+        "return {used, resv, reqs}\n",
+
+    /* A leaky bucket per key: l = level (units), t = last update (us, Redis clock). Same
+     * arithmetic as sl_bucket() in store.c. */
+    [SL_LUA_RATE] =
+        "local limit, cost, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]\n"
+        "local t = redis.call('TIME')\n"
+        "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+        "local v = redis.call('HMGET', KEYS[1], 'l', 't')\n"
+        "local level, last = tonumber(v[1] or '0'), tonumber(v[2] or '0')\n"
+        "local rate = limit / 60000000\n"
+        "local lv = level - (now - last) * rate\n"
+        "if now < last then lv = level elseif lv < 0 then lv = 0 end\n"
+        "local fits = lv + cost <= limit + 1e-6\n"
+        "if mode == 'add' or (mode == 'check' and fits) then lv = lv + cost end\n"
+        "if mode ~= 'peek' then\n"
+        "  redis.call('HSET', KEYS[1], 'l', string.format('%.6f', lv), 't', string.format('%d', now))\n"
+        "  redis.call('PEXPIRE', KEYS[1], math.ceil(lv / rate / 1000) + 1000)\n"
+        "end\n"
+        "local allowed = 0\n"
+        "if mode == 'add' or fits then allowed = 1 end\n"
+        "local rem = math.floor(limit - lv + 1e-6)\n"
+        "if rem < 0 then rem = 0 end\n"
+        "local retry = 0\n"
+        "if allowed == 0 then retry = math.ceil((lv + cost - limit) / rate / 1000) end\n"
+        "return {allowed, rem, math.ceil(lv / rate / 1000), retry}\n",
+};

@@ -1,0 +1,427 @@
+/* cache: exact-match response cache (SPEC policy 5). on_request looks the request up (memory,
+ * or Redis while the exchange waits) and replays a hit in the shape the client asked for;
+ * on a miss it captures the response events and, when the exchange ends complete and
+ * unaltered, stores them. A stored entry is {"body": completion} or {"stream": [chunks]}.
+ * Replays keep the stored id and created: they are the same answer, served again. */
+#include "cache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+
+#define REDIS_MAX_ENTRY (8u << 20)
+
+typedef struct cache_conf {
+    long long ttl_ms;               /* 0 = no expiry (memory: LRU only) */
+    bool scope_global;
+    long long max_bytes;
+    bool redis;
+    bool always;                    /* mode: always (else only when temperature is 0) */
+    bool charge_hits;
+    char *redis_url, *redis_prefix;
+    sl_cache_mem *mem;
+} cache_conf;
+
+typedef struct cache_state {
+    cache_conf *conf;
+    char key[320];                  /* memory: the hex digest; redis: prefix + "cache:" + digest */
+    bool capture;                   /* a miss: keep what the upstream answers */
+    bool failed;                    /* not storable (too big, an error event, not JSON) */
+    bool stream, saw_usage, saw_finish;
+    json_t *head;                   /* id, object, created, model of the first event */
+    size_t n_events, limit;
+    FILE *buf;                      /* the entry's text being written */
+    char *text;
+    size_t len;
+} cache_state;
+
+extern const sl_plugin sl_plugin_cache;
+
+/* ---- config ---- */
+
+static void cache_config_free(void *p)
+{
+    cache_conf *c = p;
+    if (!c)
+        return;
+    sl_cache_mem_free(c->mem);
+    free(c->redis_url);
+    free(c->redis_prefix);
+    free(c);
+}
+
+static int read_choice(const sl_ynode *map, const char *key, const char *a, const char *b, bool *is_b, sl_diag *d)
+{
+    const sl_ynode *n = sl_ymap_get(map, key);
+    char *v = NULL;
+    if (!n)
+        return 0;
+    if (sl_ynode_string(n, d, &v) < 0)
+        return -1;
+    int rc = 0;
+    if (strcmp(v, a) == 0 || strcmp(v, b) == 0) {
+        *is_b = strcmp(v, b) == 0;
+    } else {
+        char where[256];
+        sl_diag_add(d, n, "%s: expected %s or %s (got \"%s\")", sl_ynode_path(n, where, sizeof where), a, b, v);
+        rc = -1;
+    }
+    free(v);
+    return rc;
+}
+
+static int cache_config_parse(const sl_ynode *node, sl_plugin_ctx *ctx, void **out)
+{
+    static const char *const keys[] = {"ttl", "scope", "max_bytes", "backend", "mode", "charge_hits", NULL};
+    sl_diag *d = ctx->diag;
+    cache_conf *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    *out = c;
+    c->ttl_ms = 3600 * 1000LL;
+    c->max_bytes = 64LL << 20;
+    int rc = 0;
+    if (node) {
+        if (sl_ymap_check_keys(node, keys, d) < 0)
+            return -1;
+        const sl_ynode *n;
+        if ((n = sl_ymap_get(node, "ttl")))
+            rc |= sl_ynode_duration_ms(n, d, &c->ttl_ms);
+        if ((n = sl_ymap_get(node, "max_bytes")))
+            rc |= sl_ynode_size(n, d, &c->max_bytes);
+        if ((n = sl_ymap_get(node, "charge_hits")))
+            rc |= sl_ynode_bool(n, d, &c->charge_hits);
+        rc |= read_choice(node, "scope", "consumer", "global", &c->scope_global, d);
+        rc |= read_choice(node, "backend", "memory", "redis", &c->redis, d);
+        rc |= read_choice(node, "mode", "deterministic", "always", &c->always, d);
+        if (rc == 0 && (n = sl_ymap_get(node, "max_bytes")) && c->max_bytes < (64LL << 10)) {
+            char where[256];
+            sl_diag_add(d, n, "%s: at least 64KiB, so that one answer fits", sl_ynode_path(n, where, sizeof where));
+            rc = -1;
+        }
+    }
+    if (rc)
+        return -1;
+    const sl_config *cfg = ctx->config;
+    if (c->redis) {
+        if (!cfg->store.redis_url) {
+            sl_diag_add(d, sl_ymap_get(node, "backend"),
+                        "plugins.cache.backend: redis needs a Redis server: set store.redis.url "
+                        "(and store.backend: redis)");
+            return -1;
+        }
+        c->redis_url = strdup(cfg->store.redis_url);
+        c->redis_prefix = strdup(cfg->store.redis_prefix ? cfg->store.redis_prefix : "sluice:");
+        if (!c->redis_url || !c->redis_prefix)
+            return -1;
+    } else if (!(c->mem = sl_cache_mem_new((size_t)c->max_bytes, 0))) {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- request side ---- */
+
+static bool header_has_token(const char *v, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = v; p && *p;) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        if (strncasecmp(p, token, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == ';'))
+            return true;
+        p = strchr(p, ',');
+    }
+    return false;
+}
+
+/* The consumer's allow-list names client-facing models (aliases included). */
+static bool consumer_may_use(sl_exchange *ex, const sl_model_conf *model)
+{
+    const sl_consumer_conf *cc = sl_config_consumer(sl_ex_config(ex), sl_ex_consumer(ex));
+    if (!cc || !cc->models)
+        return true;
+    for (size_t i = 0; i < cc->n_models; i++)
+        if (strcmp(cc->models[i], sl_ex_model(ex)) == 0 || strcmp(cc->models[i], model->name) == 0)
+            return true;
+    return false;
+}
+
+/* Why this request is not looked up, or NULL when it is. */
+static const char *bypass_reason(sl_exchange *ex, const cache_conf *c, const sl_model_conf **model)
+{
+    sl_endpoint ep = sl_ex_endpoint(ex);
+    if (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS)
+        return "endpoint";
+    const char *cc = sl_ex_header(ex, "cache-control");
+    if (cc && (header_has_token(cc, "no-cache") || header_has_token(cc, "no-store")))
+        return "no-cache";
+    *model = sl_config_model(sl_ex_config(ex), sl_ex_model(ex));
+    if (!*model || !consumer_may_use(ex, *model))
+        return "model"; /* route answers 404; a hit must not bypass that */
+    if (c->always)
+        return NULL;
+    json_t *t = json_object_get(sl_ex_body(ex), "temperature");
+    if (json_is_number(t))
+        return json_number_value(t) == 0 ? NULL : "temperature";
+    if (t && !json_is_null(t))
+        return "temperature";
+    const sl_profile_conf *p = &(*model)->profile;
+    return p->has_temperature && p->temperature == 0 ? NULL : "temperature";
+}
+
+static void mark(sl_exchange *ex, const char *what)
+{
+    sl_ex_add_response_header(ex, "x-sluice-cache", what);
+    sl_ex_log_field(ex, "cache", json_string(what));
+}
+
+static void state_free(cache_state *s)
+{
+    if (!s)
+        return;
+    if (s->buf)
+        fclose(s->buf);
+    free(s->text);
+    json_decref(s->head);
+    free(s);
+}
+
+static void replay_stream(sl_exchange *ex, json_t *chunks)
+{
+    bool want_usage = sl_ex_client_wants_usage(ex);
+    sl_ex_stream_begin(ex);
+    size_t i;
+    json_t *chunk;
+    json_array_foreach(chunks, i, chunk) {
+        if (!want_usage) {
+            if (sl_cache_is_usage_chunk(chunk))
+                continue;
+            json_object_del(chunk, "usage"); /* the null usage of chunks streamed with usage */
+        }
+        sl_ex_emit_event(ex, chunk);
+    }
+    sl_ex_stream_end(ex);
+}
+
+static const json_t *entry_usage(const json_t *entry)
+{
+    const json_t *u = json_object_get(json_object_get(entry, "body"), "usage");
+    size_t i;
+    json_t *chunk;
+    json_array_foreach(json_object_get(entry, "stream"), i, chunk) {
+        json_t *cu = json_object_get(chunk, "usage");
+        if (json_is_object(cu))
+            u = cu;
+    }
+    return json_is_object(u) ? u : NULL;
+}
+
+/* Serve a stored entry; false (nothing sent) when it cannot be read. */
+static bool replay(sl_exchange *ex, cache_state *s, const char *text, size_t len)
+{
+    json_t *entry = json_loadb(text, len, 0, NULL);
+    json_t *body = json_object_get(entry, "body"), *chunks = json_object_get(entry, "stream");
+    if (!json_is_object(body) && !json_is_array(chunks)) {
+        json_decref(entry);
+        return false;
+    }
+    sl_endpoint ep = sl_ex_endpoint(ex);
+    mark(ex, "hit");
+    sl_ex_log_field(ex, "cache_charge", json_boolean(s->conf->charge_hits));
+    const json_t *u = entry_usage(entry);
+    if (u) { /* what was served, for the access log (and the quota plugin when charge_hits) */
+        json_t *pt = json_object_get(u, "prompt_tokens"), *ct = json_object_get(u, "completion_tokens");
+        if (json_is_integer(pt))
+            sl_ex_log_field(ex, "prompt_tokens", json_incref(pt));
+        if (json_is_integer(ct))
+            sl_ex_log_field(ex, "completion_tokens", json_incref(ct));
+    }
+    if (sl_ex_stream(ex)) {
+        json_t *seq = chunks ? json_incref(chunks) : sl_cache_to_chunks(body, ep, sl_ex_client_wants_usage(ex));
+        replay_stream(ex, seq);
+        json_decref(seq);
+    } else {
+        json_t *out = body ? json_incref(body) : sl_cache_assemble(chunks, ep);
+        if (out)
+            sl_ex_respond_json(ex, 200, out);
+        else
+            sl_ex_respond_error(ex, 500, "api_error", "internal_error", NULL, "cache: could not rebuild the answer");
+    }
+    json_decref(entry);
+    return true;
+}
+
+static sl_step miss(sl_exchange *ex, cache_state *s)
+{
+    /* the core asks streams for usage and hides it from clients that did not ask; the
+     * entry keeps it (finish_entry) for clients that ask later */
+    mark(ex, "miss");
+    s->capture = true;
+    s->limit = s->conf->redis ? REDIS_MAX_ENTRY : sl_cache_mem_max_entry(s->conf->mem);
+    return SL_STEP_CONTINUE;
+}
+
+static void on_redis_reply(void *arg, const char *val, size_t len)
+{
+    sl_exchange *ex = arg;
+    cache_state *s = sl_ex_plugin_state(ex, &sl_plugin_cache);
+    if (!s) { /* the exchange ended while Redis answered */
+        sl_ex_resume(ex, SL_STEP_CONTINUE);
+        return;
+    }
+    if (val && replay(ex, s, val, len)) {
+        sl_ex_resume(ex, SL_STEP_RESPOND);
+        return;
+    }
+    sl_ex_resume(ex, miss(ex, s));
+}
+
+static sl_step cache_on_request(sl_exchange *ex, void *conf)
+{
+    cache_conf *c = conf;
+    sl_endpoint ep = sl_ex_endpoint(ex);
+    if (ep == SL_EP_MODELS || ep == SL_EP_OTHER)
+        return SL_STEP_CONTINUE;
+    const sl_model_conf *model = NULL;
+    const char *why = bypass_reason(ex, c, &model);
+    cache_state *s = why ? NULL : calloc(1, sizeof *s);
+    char hex[65];
+    sl_err err = {{0}};
+    if (s && sl_cache_key(sl_ex_body(ex), model->name, ep, c->scope_global ? NULL : sl_ex_consumer(ex), hex,
+                          &err) < 0) {
+        sl_ex_log_field(ex, "cache_error", json_string(err.msg));
+        free(s);
+        s = NULL;
+    }
+    if (!s) {
+        mark(ex, "bypass");
+        return SL_STEP_CONTINUE;
+    }
+    s->conf = c;
+    if (c->redis)
+        snprintf(s->key, sizeof s->key, "%scache:%s", c->redis_prefix, hex);
+    else
+        snprintf(s->key, sizeof s->key, "%s", hex);
+    sl_ex_set_plugin_state(ex, &sl_plugin_cache, s);
+
+    if (c->redis) {
+        if (sl_cache_redis_get(sl_ex_base(ex), c->redis_url, s->key, on_redis_reply, ex) == 0)
+            return SL_STEP_PENDING;
+        return miss(ex, s);
+    }
+    size_t len = 0;
+    char *val = sl_cache_mem_get(c->mem, s->key, sl_cache_now_ms(), &len);
+    bool hit = val && replay(ex, s, val, len);
+    free(val);
+    return hit ? SL_STEP_RESPOND : miss(ex, s);
+}
+
+/* ---- response side ---- */
+
+static void append_event(cache_state *s, const json_t *json)
+{
+    char *t = json_dumps(json, JSON_COMPACT);
+    if (!t) {
+        s->failed = true;
+        return;
+    }
+    size_t n = strlen(t);
+    if (!s->buf) {
+        s->buf = open_memstream(&s->text, &s->len);
+        if (s->buf)
+            fputs(s->stream ? "{\"stream\":[" : "{\"body\":", s->buf);
+    }
+    if (!s->buf || (size_t)ftell(s->buf) + n + 16 > s->limit) {
+        s->failed = true;
+    } else {
+        if (s->stream && s->n_events)
+            fputc(',', s->buf);
+        fwrite(t, 1, n, s->buf);
+        s->n_events++;
+    }
+    free(t);
+}
+
+static void note_finish(cache_state *s, const json_t *json)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(json, "choices"), i, c)
+        if (json_is_string(json_object_get(c, "finish_reason")))
+            s->saw_finish = true;
+}
+
+static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event *ev)
+{
+    (void)conf;
+    cache_state *s = sl_ex_plugin_state(ex, &sl_plugin_cache);
+    if (!s || !s->capture || s->failed || ev->done)
+        return SL_EVENT_PASS;
+    if (ev->status < 200 || ev->status >= 300 || !json_is_object(ev->json) || json_object_get(ev->json, "error")) {
+        s->failed = true;
+        return SL_EVENT_PASS;
+    }
+    s->stream = ev->stream;
+    if (!s->head) { /* for a usage chunk made up later */
+        s->head = json_object();
+        static const char *const copied[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
+        for (size_t i = 0; s->head && copied[i]; i++) {
+            json_t *v = json_object_get(ev->json, copied[i]);
+            if (v)
+                json_object_set(s->head, copied[i], v);
+        }
+    }
+    note_finish(s, ev->json);
+    s->saw_usage |= ev->stream && sl_cache_is_usage_chunk(ev->json);
+    append_event(s, ev->json);
+    return SL_EVENT_PASS;
+}
+
+/* The entry's text, or NULL when what was captured is not a whole answer. */
+static const char *finish_entry(sl_exchange *ex, cache_state *s)
+{
+    if (!s->buf || s->failed || !s->n_events || !s->saw_finish)
+        return NULL;
+    if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
+        /* the core hid the usage chunk from this client before the hooks: keep it anyway */
+        json_t *chunk = json_deep_copy(s->head);
+        json_object_set_new(chunk, "choices", json_array());
+        json_object_set_new(chunk, "usage", json_deep_copy(sl_ex_usage(ex)));
+        append_event(s, chunk);
+        json_decref(chunk);
+    }
+    fputs(s->stream ? "]}" : "}", s->buf);
+    bool ok = fclose(s->buf) == 0;
+    s->buf = NULL;
+    return ok && !s->failed ? s->text : NULL;
+}
+
+static void cache_on_complete(sl_exchange *ex, void *conf)
+{
+    cache_conf *c = conf;
+    cache_state *s = sl_ex_plugin_state(ex, &sl_plugin_cache);
+    if (!s)
+        return;
+    sl_ex_set_plugin_state(ex, &sl_plugin_cache, NULL);
+    const char *text = s->capture && sl_ex_complete(ex) ? finish_entry(ex, s) : NULL;
+    if (text && c->redis)
+        sl_cache_redis_set(sl_ex_base(ex), c->redis_url, s->key, text, s->len, c->ttl_ms);
+    else if (text)
+        sl_cache_mem_put(c->mem, s->key, text, s->len, c->ttl_ms, sl_cache_now_ms());
+    state_free(s);
+}
+
+const sl_plugin sl_plugin_cache = {
+    .name = "cache",
+    .api_version = SL_PLUGIN_API_VERSION,
+    .config_parse = cache_config_parse,
+    .config_free = cache_config_free,
+    .on_request = cache_on_request,
+    .wants_events = true,
+    .on_response_event = cache_on_event,
+    .on_complete = cache_on_complete,
+};

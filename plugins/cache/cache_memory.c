@@ -1,0 +1,254 @@
+/* The memory backend: a hash table split in shards, each with its own lock, byte budget and
+ * LRU list, so that worker threads rarely wait on each other. An entry costs its key, its
+ * value and its bookkeeping; expired entries are dropped when met or evicted. */
+#include "cache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct entry {
+    struct entry *next_in_bucket;
+    struct entry *prev, *next;      /* LRU: head = most recently used */
+    uint64_t hash;
+    int64_t expires_ms;             /* 0 = never */
+    size_t len, cost;
+    char *key;
+    char *val;
+} entry;
+
+typedef struct shard {
+    pthread_mutex_t lock;
+    entry **buckets;
+    size_t n_buckets;               /* power of two */
+    size_t count;
+    size_t bytes, cap;
+    entry *head, *tail;
+} shard;
+
+struct sl_cache_mem {
+    unsigned n_shards;
+    shard *shards;
+};
+
+int64_t sl_cache_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t hash_key(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+sl_cache_mem *sl_cache_mem_new(size_t max_bytes, unsigned n_shards)
+{
+    if (n_shards == 0) { /* keep shards at 4 MiB or more so one large answer still fits */
+        n_shards = 1;
+        while (n_shards < 16 && max_bytes / (n_shards * 2) >= (4u << 20))
+            n_shards *= 2;
+    }
+    sl_cache_mem *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->shards = calloc(n_shards, sizeof *m->shards);
+    if (!m->shards) {
+        free(m);
+        return NULL;
+    }
+    m->n_shards = n_shards;
+    for (unsigned i = 0; i < n_shards; i++) {
+        pthread_mutex_init(&m->shards[i].lock, NULL);
+        m->shards[i].cap = max_bytes / n_shards;
+    }
+    return m;
+}
+
+static void entry_free(entry *e)
+{
+    free(e->key);
+    free(e->val);
+    free(e);
+}
+
+void sl_cache_mem_free(sl_cache_mem *m)
+{
+    if (!m)
+        return;
+    for (unsigned i = 0; i < m->n_shards; i++) {
+        shard *s = &m->shards[i];
+        for (entry *e = s->head, *next; e; e = next) {
+            next = e->next;
+            entry_free(e);
+        }
+        free(s->buckets);
+        pthread_mutex_destroy(&s->lock);
+    }
+    free(m->shards);
+    free(m);
+}
+
+size_t sl_cache_mem_max_entry(const sl_cache_mem *m) { return m->shards[0].cap; }
+
+static shard *shard_of(sl_cache_mem *m, uint64_t h) { return &m->shards[(h >> 48) & (m->n_shards - 1)]; }
+
+static entry **find_slot(shard *s, uint64_t h, const char *key)
+{
+    if (!s->n_buckets)
+        return NULL;
+    entry **p = &s->buckets[h & (s->n_buckets - 1)];
+    while (*p && ((*p)->hash != h || strcmp((*p)->key, key) != 0))
+        p = &(*p)->next_in_bucket;
+    return *p ? p : NULL;
+}
+
+static void lru_unlink(shard *s, entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        s->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        s->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_front(shard *s, entry *e)
+{
+    e->prev = NULL;
+    e->next = s->head;
+    if (s->head)
+        s->head->prev = e;
+    s->head = e;
+    if (!s->tail)
+        s->tail = e;
+}
+
+static void remove_entry(shard *s, entry *e)
+{
+    entry **p = find_slot(s, e->hash, e->key);
+    if (p)
+        *p = e->next_in_bucket;
+    lru_unlink(s, e);
+    s->bytes -= e->cost;
+    s->count--;
+    entry_free(e);
+}
+
+static int grow(shard *s)
+{
+    size_t n = s->n_buckets ? s->n_buckets * 2 : 64;
+    entry **b = calloc(n, sizeof *b);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < s->n_buckets; i++) {
+        for (entry *e = s->buckets[i], *next; e; e = next) {
+            next = e->next_in_bucket;
+            e->next_in_bucket = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    free(s->buckets);
+    s->buckets = b;
+    s->n_buckets = n;
+    return 0;
+}
+
+char *sl_cache_mem_get(sl_cache_mem *m, const char *key, int64_t now_ms, size_t *len)
+{
+    uint64_t h = hash_key(key);
+    shard *s = shard_of(m, h);
+    char *out = NULL;
+    pthread_mutex_lock(&s->lock);
+    entry **p = find_slot(s, h, key);
+    entry *e = p ? *p : NULL;
+    if (e && e->expires_ms && e->expires_ms <= now_ms) {
+        remove_entry(s, e);
+        e = NULL;
+    }
+    if (e) {
+        lru_unlink(s, e);
+        lru_push_front(s, e);
+        if ((out = malloc(e->len + 1))) {
+            memcpy(out, e->val, e->len);
+            out[e->len] = '\0';
+            *len = e->len;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return out;
+}
+
+int sl_cache_mem_put(sl_cache_mem *m, const char *key, const char *val, size_t len, int64_t ttl_ms, int64_t now_ms)
+{
+    uint64_t h = hash_key(key);
+    shard *s = shard_of(m, h);
+    size_t cost = sizeof(entry) + strlen(key) + 1 + len;
+    if (cost > s->cap)
+        return -1;
+    entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->key = strdup(key)) || !(e->val = malloc(len ? len : 1))) {
+        if (e)
+            entry_free(e);
+        return -1;
+    }
+    memcpy(e->val, val, len);
+    e->len = len;
+    e->cost = cost;
+    e->hash = h;
+    e->expires_ms = ttl_ms > 0 ? now_ms + ttl_ms : 0;
+
+    int rc = -1;
+    pthread_mutex_lock(&s->lock);
+    entry **p = find_slot(s, h, key);
+    if (p)
+        remove_entry(s, *p);
+    while (s->bytes + cost > s->cap && s->tail)
+        remove_entry(s, s->tail);
+    if (s->count + 1 > s->n_buckets && grow(s) < 0)
+        goto fail;
+    e->next_in_bucket = s->buckets[h & (s->n_buckets - 1)];
+    s->buckets[h & (s->n_buckets - 1)] = e;
+    lru_push_front(s, e);
+    s->bytes += cost;
+    s->count++;
+    e = NULL;
+    rc = 0;
+fail:
+    pthread_mutex_unlock(&s->lock);
+    if (e)
+        entry_free(e);
+    return rc;
+}
+
+size_t sl_cache_mem_bytes(sl_cache_mem *m)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < m->n_shards; i++) {
+        pthread_mutex_lock(&m->shards[i].lock);
+        n += m->shards[i].bytes;
+        pthread_mutex_unlock(&m->shards[i].lock);
+    }
+    return n;
+}
+
+size_t sl_cache_mem_count(sl_cache_mem *m)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < m->n_shards; i++) {
+        pthread_mutex_lock(&m->shards[i].lock);
+        n += m->shards[i].count;
+        pthread_mutex_unlock(&m->shards[i].lock);
+    }
+    return n;
+}

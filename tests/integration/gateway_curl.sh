@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The gateway in front of the mock upstream, driven with curl: the client API, headers,
+# keep-alive, OpenAI-shaped errors, cancellation on client disconnect, upstream failures
+# mid-stream, slowloris, graceful shutdown on SIGTERM. Prints TAP.
+. "$(dirname "$0")/lib.sh"
+
+sl_start_mock --set "require_key=\"$MOCK_KEY\"" || sl_bail "mock upstream starts"
+GW_PORT=$(sl_free_port)
+DEAD_PORT=$(sl_free_port)   # nothing listens here: the "down" upstream
+SL_CONF_SERVER="{ workers: 2, max_body_size: 64KiB, header_timeout: 1s, shutdown_timeout: 20s }"
+SL_CONF_UPSTREAMS="  mock:
+    type: openai
+    base_url: $MOCK_URL/v1
+    api_key_env: MOCK_KEY
+    timeouts: { connect: 2s, first_byte: 5s, total: 30s }
+  slowup:
+    type: openai
+    base_url: $MOCK_URL/v1
+    api_key_env: MOCK_KEY
+    timeouts: { connect: 2s, first_byte: 1s, total: 30s }
+  down:
+    type: openai
+    base_url: http://127.0.0.1:$DEAD_PORT/v1
+    api_key_env: MOCK_KEY
+    timeouts: { connect: 2s, first_byte: 5s, total: 30s }"
+SL_CONF_MODELS="  demo: { targets: [ { upstream: mock, model: mock-model } ] }
+  slow: { targets: [ { upstream: slowup, model: mock-model } ] }
+  broken: { targets: [ { upstream: down, model: mock-model } ] }"
+sl_gw_up
+
+chat() { # chat MODEL [EXTRA JSON FIELDS]
+    printf '{"model":"%s","messages":[{"role":"user","content":"say hello"}]%s}' "$1" "${2:+,$2}"
+}
+# is_error CODE TYPE ERRCODE: the last response is an OpenAI error with this status, type, code.
+is_error() {
+    local name=$1 status=$2 type=$3 code=$4 got
+    got="$HTTP_CODE $(sl_json 'd["error"]["type"]+" "+str(d["error"]["code"])+(" msg" if d["error"]["message"] else "")' <<<"$HTTP_BODY")"
+    sl_is "$name" "$got" "$status $type $code msg"
+}
+
+# ---- non-streamed chat, headers, what the upstream saw -----------------------------------
+sl_mock_clear
+sl_http POST /v1/chat/completions "$(chat demo '"custom_field":{"a":1}')"
+sl_is "chat: 200" "$HTTP_CODE" 200
+sl_is "chat: assistant content from the upstream" \
+    "$(sl_json 'd["choices"][0]["message"]["content"]' <<<"$HTTP_BODY")" hellohellohellohellohello
+sl_is "chat: object and usage" "$(sl_json 'd["object"]+" "+str(d["usage"]["total_tokens"])' <<<"$HTTP_BODY")" "chat.completion 7"
+rid1=$(sl_header x-sluice-request-id)
+sl_like "header x-sluice-request-id present" "$rid1" '^[A-Za-z0-9_.:-]{4,}$'
+sl_like "header x-sluice-upstream names the upstream" "$(sl_header x-sluice-upstream)" 'mock'
+up=$(sl_mock_last)
+sl_is "upstream got the rewritten model" "$(sl_json 'd["body"]["model"]' <<<"$up")" mock-model
+sl_is "upstream got Authorization from api_key_env" "$(sl_json 'd["headers"]["authorization"]' <<<"$up")" "Bearer $MOCK_KEY"
+sl_is "upstream path" "$(sl_json 'd["method"]+" "+d["path"]' <<<"$up")" "POST /v1/chat/completions"
+sl_is "unknown request fields passed through" "$(sl_json 'd["body"]["custom_field"]["a"]' <<<"$up")" 1
+sl_http POST /v1/chat/completions "$(chat demo)"
+sl_check "request ids differ per request" test -n "$(sl_header x-sluice-request-id)" -a "$(sl_header x-sluice-request-id)" != "$rid1"
+sl_wait_for 5 grep -qF "$rid1" "$SL_TMP/access.log"
+line=$(grep -F "$rid1" "$SL_TMP/access.log" 2>/dev/null | head -n1)
+sl_is "access log: a JSON line for the request (status 200)" "$(sl_json 'str(d["status"])' <<<"$line")" 200
+sl_check "access log: never the upstream key" bash -c '! grep -qF "$1" "$2"' _ "$MOCK_KEY" "$SL_TMP/access.log"
+
+# ---- streamed chat ------------------------------------------------------------------------
+sse=$SL_TMP/stream.sse
+curl -sSN -D "$SL_TMP/stream.h" -o "$sse" --max-time 20 -H 'content-type: application/json' \
+    --data "$(chat demo '"stream":true,"mock":{"texts":["a","b","c","d"],"chunks":4,"chunk_delay_ms":20}')" \
+    "$GW_URL/v1/chat/completions"
+sum=$(sl_sse_summary "$sse")
+sl_like "stream: content-type text/event-stream" "$(tr -d '\r' <"$SL_TMP/stream.h" | grep -i '^content-type:')" 'text/event-stream'
+sl_is "stream: chunks in order" "$(sl_json 'd["text"]' <<<"$sum")" abcd
+sl_is "stream: ends with [DONE], every event JSON, finish stop" \
+    "$(sl_json 'str(d["done_last"])+" "+str(d["bad_json"])+" "+",".join(d["finish"])' <<<"$sum")" "True 0 stop"
+sl_is "stream: no usage chunk the client did not ask for" "$(sl_json 'd["usage"]' <<<"$sum")" null
+sl_is "stream: upstream asked for usage (stream_options.include_usage)" \
+    "$(sl_mock_last | sl_json 'd["body"]["stream_options"]["include_usage"]')" true
+
+curl -sSN -o "$sse" --max-time 20 -H 'content-type: application/json' \
+    --data "$(chat demo '"stream":true,"stream_options":{"include_usage":true},"mock":{"chunks":3}')" \
+    "$GW_URL/v1/chat/completions"
+sl_is "stream: usage chunk when the client asks" \
+    "$(sl_sse_summary "$sse" | sl_json 'str(d["usage"]["completion_tokens"])+" "+str(d["done_last"])')" "3 True"
+
+curl -sSN -o "$sse" --max-time 20 -H 'content-type: application/json' \
+    --data "$(chat demo '"stream":true,"mock":{"texts":["one ","two ","three"],"chunks":3,"split_events":4}')" \
+    "$GW_URL/v1/chat/completions"
+sl_is "stream: events split across TCP writes arrive whole" \
+    "$(sl_sse_summary "$sse" | sl_json 'd["text"]+"|"+str(d["bad_json"])+"|"+str(d["done_last"])')" "one two three|0|True"
+
+# ---- legacy completions, embeddings, models ------------------------------------------------
+sl_http POST /v1/completions '{"model":"demo","prompt":"once upon","mock":{"text":"t","chunks":3}}'
+sl_is "completions: 200 text_completion" "$HTTP_CODE $(sl_json 'd["object"]+" "+d["choices"][0]["text"]' <<<"$HTTP_BODY")" "200 text_completion ttt"
+sl_is "completions: upstream path and model" "$(sl_mock_last | sl_json 'd["path"]+" "+d["body"]["model"]')" "/v1/completions mock-model"
+curl -sSN -o "$sse" --max-time 20 -H 'content-type: application/json' \
+    --data '{"model":"demo","prompt":"once upon","stream":true,"mock":{"texts":["x","y"],"chunks":2}}' \
+    "$GW_URL/v1/completions"
+sl_is "completions: streamed" "$(sl_sse_summary "$sse" | sl_json 'd["text"]+" "+str(d["done_last"])')" "xy True"
+
+sl_http POST /v1/embeddings '{"model":"demo","input":["alpha","beta"]}'
+sl_is "embeddings: 200 with two vectors" "$HTTP_CODE $(sl_json 'str(len(d["data"]))+" "+str(len(d["data"][1]["embedding"]))' <<<"$HTTP_BODY")" "200 2 8"
+sl_is "embeddings: upstream path and model" "$(sl_mock_last | sl_json 'd["path"]+" "+d["body"]["model"]')" "/v1/embeddings mock-model"
+
+sl_http GET /v1/models
+sl_is "models: 200 OpenAI list" "$HTTP_CODE $(sl_json 'd["object"]' <<<"$HTTP_BODY")" "200 list"
+sl_is "models: lists the client-facing names" \
+    "$(sl_json '" ".join(sorted(m["id"] for m in d["data"]))' <<<"$HTTP_BODY")" "broken demo slow"
+
+# ---- keep-alive ---------------------------------------------------------------------------
+v=$(curl -sv -o /dev/null -o /dev/null --max-time 10 "$GW_URL/v1/models" "$GW_URL/v1/models" 2>&1)
+sl_like "keep-alive: second request re-uses the connection" "$v" 'Re-using existing connection'
+v=$(curl -sv -o /dev/null -o /dev/null --max-time 10 -H 'content-type: application/json' \
+    --data "$(chat demo)" "$GW_URL/v1/chat/completions" --next -H 'content-type: application/json' \
+    --data "$(chat demo)" "$GW_URL/v1/chat/completions" 2>&1)
+sl_like "keep-alive: two POSTs over one connection" "$v" 'Re-using existing connection'
+before=$(sl_mock_stats | sl_json 'd["total_connections"]')
+for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -o /dev/null --max-time 10 -H 'content-type: application/json' --data "$(chat demo)" "$GW_URL/v1/chat/completions"; done
+after=$(sl_mock_stats | sl_json 'd["total_connections"]')
+# 1 of the new ones is the stats query itself; each worker thread may open its own.
+new=$((after - before - 1))
+sl_check "upstream connections reused (10 requests, $new new upstream connections)" test "$new" -le 4
+
+# ---- errors -------------------------------------------------------------------------------
+sl_http POST /v1/chat/completions '{"model":"demo","messages":['
+is_error "malformed JSON: 400 invalid_request" 400 invalid_request_error invalid_request
+big=$(head -c 100000 /dev/zero | tr '\0' 'a')
+sl_http POST /v1/chat/completions "{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"$big\"}]}"
+is_error "body over max_body_size: 413 invalid_request" 413 invalid_request_error invalid_request
+sl_http POST /v1/chat/completions "$(chat no-such-model)"
+is_error "unknown model: 404 model_not_found" 404 invalid_request_error model_not_found
+sl_http POST /v1/chat/completions "$(chat broken)"
+sl_like "upstream down: 502/503 upstream_error" \
+    "$HTTP_CODE $(sl_json 'd["error"]["type"]+" "+d["error"]["code"]' <<<"$HTTP_BODY")" '^50[23] api_error upstream_error$'
+sl_http POST /v1/chat/completions "$(chat slow '"mock":{"headers_delay_ms":4000}')"
+is_error "upstream past first_byte timeout: 504 upstream_timeout" 504 api_error upstream_timeout
+sl_http POST /v1/chat/completions "$(chat demo '"mock":{"status":500,"error_message":"boom"}')"
+sl_like "upstream 500: 5xx with an OpenAI error body" \
+    "$HTTP_CODE $(sl_json 'd["error"]["type"]+" "+str(bool(d["error"]["message"]))' <<<"$HTTP_BODY")" '^5[0-9][0-9] [a-z_]+ True$'
+sl_http POST /v1/chat/completions "$(chat demo '"mock":{"status":400,"error_code":"context_length_exceeded","error_message":"too long"}')"
+is_error "upstream 400 passed through to the client" 400 invalid_request_error context_length_exceeded
+sl_http POST /v1/chat/completions "$(chat demo)"
+sl_is "after errors the gateway still serves" "$HTTP_CODE" 200
+
+# ---- upstream failure mid-stream: an error event and [DONE], never a silent cut ------------
+curl -sSN -o "$sse" --max-time 20 -H 'content-type: application/json' \
+    --data "$(chat demo '"stream":true,"mock":{"texts":["p","q","r"],"chunks":10,"reset_after_chunks":2}')" \
+    "$GW_URL/v1/chat/completions"
+sl_is "upstream reset mid-stream: chunks so far, an error event, then [DONE]" \
+    "$(sl_sse_summary "$sse" | sl_json 'd["text"]+" "+str(d["errors"])+" "+str(d["done_last"])')" "pq 1 True"
+
+# ---- client disconnect cancels the upstream request --------------------------------------
+s0=$(sl_mock_stats | sl_json 'd["aborted_responses"]')
+curl -sSN -o /dev/null --max-time 1.5 -H 'content-type: application/json' \
+    --data "$(chat demo '"stream":true,"mock":{"chunks":600,"chunk_delay_ms":50}')" \
+    "$GW_URL/v1/chat/completions" 2>/dev/null
+aborted_more() { [ "$(sl_mock_stats | sl_json 'd["aborted_responses"]')" -gt "$s0" ]; }
+sl_check "client disconnect mid-stream closes the upstream request" sl_wait_for 10 aborted_more
+sl_is "no upstream request left running" "$(sl_mock_stats | sl_json 'd["active_requests"]')" 0
+
+# ---- slowloris: headers one byte per second are cut off by header_timeout -----------------
+slow=$(python3 - "$GW_PORT" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(1.0)
+head = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris-test\r\nAccept: */*\r\n\r\n"
+t0 = time.monotonic()
+for i, b in enumerate(head):
+    try:
+        s.send(bytes([b]))
+        data = s.recv(4096)
+        print(f"closed after {i + 1} bytes ({time.monotonic() - t0:.0f} s): {data[:12]!r}")
+        sys.exit(0)
+    except socket.timeout:
+        continue
+    except OSError as e:
+        print(f"closed after {i + 1} bytes ({time.monotonic() - t0:.0f} s): {e}")
+        sys.exit(0)
+    if i >= 20:
+        break
+print(f"still open after {i + 1} bytes")
+PY
+)
+sl_like "slowloris: connection cut by header_timeout ($slow)" "$slow" '^closed after'
+
+# ---- SIGTERM: the request in flight completes, then the gateway exits 0 -------------------
+sl_mock_clear
+curl -sSN -o "$sse" --max-time 30 -H 'content-type: application/json' \
+    --data "$(chat demo '"stream":true,"mock":{"chunks":15,"chunk_delay_ms":100}')" \
+    "$GW_URL/v1/chat/completions" &
+curl_pid=$!
+sl_track "$curl_pid"
+in_flight() { [ "$(sl_mock_stats | sl_json 'd["active_requests"]')" -ge 1 ]; }
+sl_wait_for 10 in_flight
+kill -TERM "$GW_PID"
+wait "$curl_pid"
+sl_is "SIGTERM: the request in flight completes" \
+    "$(sl_sse_summary "$sse" | sl_json 'str(len(d["text"]))+" "+str(d["done_last"])')" "75 True"
+gw_gone() { ! kill -0 "$GW_PID" 2>/dev/null; }
+if sl_wait_for 25 gw_gone; then
+    wait "$GW_PID"
+    sl_is "SIGTERM: the gateway then exits 0" "$?" 0
+else
+    sl_not_ok "SIGTERM: the gateway then exits 0" "still running 25 s after SIGTERM"
+fi
+
+sl_done

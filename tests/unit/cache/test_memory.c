@@ -1,0 +1,158 @@
+/* The memory backend: bounded by bytes with least-recently-used eviction, entries expire
+ * after their TTL, and many threads may use it at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <cmocka.h>
+
+#include "cache.h"
+
+static char value[1000];
+
+static bool has(sl_cache_mem *m, const char *key, int64_t now)
+{
+    size_t len;
+    char *v = sl_cache_mem_get(m, key, now, &len);
+    free(v);
+    return v != NULL;
+}
+
+static void get_returns_what_was_put(void **state)
+{
+    (void)state;
+    sl_cache_mem *m = sl_cache_mem_new(1 << 20, 1);
+    assert_non_null(m);
+    assert_int_equal(sl_cache_mem_put(m, "k1", "{\"body\":1}", 10, 0, 0), 0);
+    size_t len = 0;
+    char *v = sl_cache_mem_get(m, "k1", 0, &len);
+    assert_non_null(v);
+    assert_int_equal(len, 10);
+    assert_memory_equal(v, "{\"body\":1}", 10);
+    free(v);
+    assert_null(sl_cache_mem_get(m, "k2", 0, &len));
+    /* a put under the same key replaces the value and does not count twice */
+    size_t before = sl_cache_mem_bytes(m);
+    assert_int_equal(sl_cache_mem_put(m, "k1", "{\"body\":2}", 10, 0, 0), 0);
+    assert_int_equal(sl_cache_mem_bytes(m), before);
+    assert_int_equal(sl_cache_mem_count(m), 1);
+    v = sl_cache_mem_get(m, "k1", 0, &len);
+    assert_memory_equal(v, "{\"body\":2}", 10);
+    free(v);
+    sl_cache_mem_free(m);
+}
+
+static void evicts_least_recently_used_by_bytes(void **state)
+{
+    (void)state;
+    /* room for three 1000-byte entries, not four */
+    sl_cache_mem *m = sl_cache_mem_new(3 * (sizeof value + 200), 1);
+    assert_int_equal(sl_cache_mem_put(m, "a", value, sizeof value, 0, 0), 0);
+    assert_int_equal(sl_cache_mem_put(m, "b", value, sizeof value, 0, 0), 0);
+    assert_int_equal(sl_cache_mem_put(m, "c", value, sizeof value, 0, 0), 0);
+    assert_int_equal(sl_cache_mem_count(m), 3);
+    assert_true(has(m, "a", 0)); /* a is now the most recently used; b the least */
+    assert_int_equal(sl_cache_mem_put(m, "d", value, sizeof value, 0, 0), 0);
+    assert_int_equal(sl_cache_mem_count(m), 3);
+    assert_false(has(m, "b", 0));
+    assert_true(has(m, "a", 0));
+    assert_true(has(m, "c", 0));
+    assert_true(has(m, "d", 0));
+    assert_true(sl_cache_mem_bytes(m) <= 3 * (sizeof value + 200));
+    sl_cache_mem_free(m);
+}
+
+static void refuses_an_entry_larger_than_the_budget(void **state)
+{
+    (void)state;
+    sl_cache_mem *m = sl_cache_mem_new(800, 1);
+    assert_int_equal(sl_cache_mem_put(m, "small", "x", 1, 0, 0), 0);
+    assert_int_equal(sl_cache_mem_put(m, "big", value, sizeof value, 0, 0), -1);
+    assert_false(has(m, "big", 0));
+    assert_true(has(m, "small", 0)); /* nothing was evicted for an entry that cannot fit */
+    sl_cache_mem_free(m);
+}
+
+static void entries_expire_after_their_ttl(void **state)
+{
+    (void)state;
+    sl_cache_mem *m = sl_cache_mem_new(1 << 20, 1);
+    assert_int_equal(sl_cache_mem_put(m, "t", "v", 1, 5000, 1000), 0);
+    assert_int_equal(sl_cache_mem_put(m, "forever", "v", 1, 0, 1000), 0);
+    assert_true(has(m, "t", 1000));
+    assert_true(has(m, "t", 5999));
+    assert_false(has(m, "t", 6000));
+    assert_int_equal(sl_cache_mem_count(m), 1); /* the expired entry is gone, not just hidden */
+    assert_true(has(m, "forever", INT64_C(1) << 40));
+    sl_cache_mem_free(m);
+}
+
+static void many_keys_grow_the_table(void **state)
+{
+    (void)state;
+    sl_cache_mem *m = sl_cache_mem_new(64u << 20, 0);
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        assert_int_equal(sl_cache_mem_put(m, key, key, strlen(key), 0, 0), 0);
+    }
+    assert_int_equal(sl_cache_mem_count(m), 5000);
+    for (int i = 0; i < 5000; i += 7) {
+        snprintf(key, sizeof key, "key-%d", i);
+        size_t len;
+        char *v = sl_cache_mem_get(m, key, 0, &len);
+        assert_non_null(v);
+        assert_string_equal(v, key);
+        free(v);
+    }
+    sl_cache_mem_free(m);
+}
+
+static void *worker(void *arg)
+{
+    sl_cache_mem *m = arg;
+    char key[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof key, "k%d", i % 500);
+        if (i % 3 == 0) {
+            sl_cache_mem_put(m, key, value, 100 + (size_t)(i % 700), 0, 0);
+        } else {
+            size_t len;
+            free(sl_cache_mem_get(m, key, 0, &len));
+        }
+    }
+    return NULL;
+}
+
+static void threads_share_it_within_the_budget(void **state)
+{
+    (void)state;
+    size_t budget = 64u << 10;
+    sl_cache_mem *m = sl_cache_mem_new(budget, 4);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, worker, m), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_true(sl_cache_mem_bytes(m) <= budget);
+    assert_true(sl_cache_mem_count(m) > 0);
+    sl_cache_mem_free(m);
+}
+
+int main(void)
+{
+    memset(value, 'x', sizeof value);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(get_returns_what_was_put),
+        cmocka_unit_test(evicts_least_recently_used_by_bytes),
+        cmocka_unit_test(refuses_an_entry_larger_than_the_budget),
+        cmocka_unit_test(entries_expire_after_their_ttl),
+        cmocka_unit_test(many_keys_grow_the_table),
+        cmocka_unit_test(threads_share_it_within_the_budget),
+    };
+    return cmocka_run_group_tests_name("cache_memory", tests, NULL, NULL);
+}
