@@ -54,6 +54,9 @@ int sl_guard_ac_add(sl_guard_ac *ac, const char *kw, size_t len, uint32_t id);
 int sl_guard_ac_build(sl_guard_ac *ac);
 /* The match that ends first in s (the longest of those ending there): true and *hit. */
 bool sl_guard_ac_find(const sl_guard_ac *ac, const char *s, size_t len, sl_guard_hit *hit);
+/* Whether the DFA was built; sl_guard_ac_drop_dfa scans with the edge arrays (tests). */
+bool sl_guard_ac_has_dfa(const sl_guard_ac *ac);
+void sl_guard_ac_drop_dfa(sl_guard_ac *ac);
 size_t sl_guard_ac_count(const sl_guard_ac *ac);
 size_t sl_guard_ac_states(const sl_guard_ac *ac);
 void sl_guard_ac_free(sl_guard_ac *ac);

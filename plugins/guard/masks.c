@@ -130,6 +130,16 @@ static bool overlaps(const span *v, size_t n, size_t os, size_t oe)
     return false;
 }
 
+/* Cheap pre-checks: most texts have no '@', many no digit. */
+static bool may_match(sl_guard_mask_kind kind, const sl_guard_norm *norm, bool has_digit)
+{
+    switch (kind) {
+    case SL_GUARD_MASK_EMAIL: return memchr(norm->s, '@', norm->len) != NULL;
+    case SL_GUARD_MASK_REGEX: return true;
+    default: return has_digit;
+    }
+}
+
 static int collect(const sl_guard_mask *m, const sl_guard_norm *norm, pcre2_match_data *md, span **v, size_t *n,
                    size_t *cap)
 {
@@ -173,10 +183,13 @@ int sl_guard_masks_apply(const sl_guard_mask *masks, size_t n, const char *text,
     size_t nv = 0, cap = 0;
     *out = NULL;
     *out_len = 0;
+    bool has_digit = false;
+    for (size_t i = 0; i < norm->len && !has_digit; i++)
+        has_digit = norm->s[i] >= '0' && norm->s[i] <= '9';
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
             bool checksummed = masks[i].kind == SL_GUARD_MASK_CARD || masks[i].kind == SL_GUARD_MASK_CN_ID;
-            if (checksummed != (pass == 0))
+            if (checksummed != (pass == 0) || !may_match(masks[i].kind, norm, has_digit))
                 continue;
             if (collect(&masks[i], norm, md, &v, &nv, &cap) < 0)
                 goto fail;

@@ -54,6 +54,18 @@ static bool is_mark(int32_t cp)
     return cp >= 0x300 && utf8proc_get_property(cp)->combining_class != 0;
 }
 
+/* CJK unified ideographs (and extension A): no decomposition, no case. */
+static bool is_plain_han(int32_t cp) { return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF); }
+
+static bool next_is_mark(const uint8_t *t, size_t i, size_t len)
+{
+    if (i >= len || t[i] < 0xCC) /* marks start at U+0300 (0xCC 0x80) */
+        return false;
+    int32_t cp;
+    next_cp(t + i, len - i, &cp);
+    return is_mark(cp);
+}
+
 /* Normalise the unit text[us, ue) and append it. */
 static int add_unit(sl_guard_norm *n, const uint8_t *text, size_t us, size_t ue)
 {
@@ -103,6 +115,15 @@ int sl_guard_normalize(sl_guard_norm *n, const char *text, size_t len)
         size_t us = i, ncp = 1;
         int32_t cp;
         i += next_cp(t + i, len - i, &cp);
+        if (is_plain_han(cp) && !next_is_mark(t, i, len)) { /* NFKC and case fold leave these alone */
+            if ((n->len + 4 > n->cap || n->len + 4 > n->map_cap) && reserve(n, n->len + 3) < 0)
+                return -1;
+            for (size_t k = us; k < i; k++) {
+                n->s[n->len] = (char)t[k];
+                n->map[n->len++] = (uint32_t)us;
+            }
+            continue;
+        }
         while (i < len && ncp < UNIT_MAX_CP) {
             size_t k = next_cp(t + i, len - i, &cp);
             if (!is_mark(cp))

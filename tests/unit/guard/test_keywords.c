@@ -66,6 +66,9 @@ static void test_basic(void **state)
     assert_int_equal(sl_guard_ac_add(ac, "\xE5\x9D\x8F", 3, 3), 0); /* 坏 */
     assert_int_equal(sl_guard_ac_build(ac), 0);
     sl_guard_hit h;
+    for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1)
+        sl_guard_ac_drop_dfa(ac);
     assert_true(sl_guard_ac_find(ac, "ushers", 6, &h));
     assert_int_equal(h.id, 1); /* "she" ends at 4, longer than "he" ending there */
     assert_int_equal(h.start, 1);
@@ -75,12 +78,12 @@ static void test_basic(void **state)
     assert_true(sl_guard_ac_find(ac, zh, strlen(zh), &h));
     assert_int_equal(h.id, 3);
     assert_int_equal(h.start, 6);
+    }
     sl_guard_ac_free(ac);
 }
 
-static void test_10000_keywords_against_naive(void **state)
+static void against_naive(bool dfa)
 {
-    (void)state;
     enum { NK = 10000, TEXT = 20000, ROUNDS = 8, MINL = 5, MAXL = 12 };
     char **kw = calloc(NK, sizeof *kw);
     kwe *sorted = calloc(NK, sizeof *sorted);
@@ -98,6 +101,9 @@ static void test_10000_keywords_against_naive(void **state)
     }
     assert_int_equal(sl_guard_ac_build(ac), 0);
     assert_int_equal(sl_guard_ac_count(ac), NK);
+    assert_true(sl_guard_ac_has_dfa(ac));
+    if (!dfa)
+        sl_guard_ac_drop_dfa(ac);
     qsort(sorted, NK, sizeof *sorted, cmp_kwe);
     char *text = malloc(TEXT);
     size_t hits = 0, misses = 0;
@@ -133,11 +139,24 @@ static void test_10000_keywords_against_naive(void **state)
     sl_guard_ac_free(ac);
 }
 
+static void test_10000_keywords_against_naive_dfa(void **state)
+{
+    (void)state;
+    against_naive(true);
+}
+
+static void test_10000_keywords_against_naive_edges(void **state)
+{
+    (void)state;
+    against_naive(false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
-        cmocka_unit_test(test_10000_keywords_against_naive),
+        cmocka_unit_test(test_10000_keywords_against_naive_dfa),
+        cmocka_unit_test(test_10000_keywords_against_naive_edges),
     };
     return cmocka_run_group_tests_name("guard_keywords", tests, NULL, NULL);
 }
