@@ -320,7 +320,8 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
 {
     const char *const *fields = chat ? chat_fields : cmpl_fields;
     json_t *chunk = s->tmpl ? chunk_from(s->tmpl) : NULL;
-    bool any = false;
+    json_t *stop = s->tmpl ? chunk_from(s->tmpl) : NULL;
+    bool any = false, stopped = false;
     for (size_t i = 0; i < s->n && chunk; i++) {
         field_stream *f = &s->fs[i];
         if (f->finished)
@@ -329,8 +330,13 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
         sl_guard_hit hit;
         piece p = {.index = f->choice, .field = f->field};
         sl_guard_feed r = sl_guard_stream_feed(&f->st, "", 0, true, &p.out, &p.len, &hit);
-        if (r == SL_GUARD_FEED_HIT)
+        if (r == SL_GUARD_FEED_HIT) { /* only a rule that looks at the end ($, \b) can hit here */
             audit_block(ex, c, &hit, "response");
+            sl_ex_mark_altered(ex);
+            json_array_append_new(json_object_get(stop, "choices"),
+                                  choice_obj(chat, true, f->choice, NULL, NULL, 0, "content_filter"));
+            stopped = true;
+        }
         if (p.out) {
             add_piece_to_chunk(chunk, chat, fields, &p);
             any = true;
@@ -339,7 +345,10 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
     }
     if (any)
         sl_ex_emit_event(ex, chunk);
+    if (stopped)
+        sl_ex_emit_event(ex, stop);
     json_decref(chunk);
+    json_decref(stop);
 }
 
 static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c, resp_state *s, sl_resp_event *ev,
@@ -369,10 +378,10 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
             field_stream *fs = find_stream(s, index, f);
             if (!json_is_string(v) && !(final && fs))
                 continue;
-            if (!fs && !(fs = add_stream(s, c, index, f)))
+            if (!fs && !(fs = add_stream(s, c, index, f))) {
+                json_object_set_new(holder, fields[f], json_string("")); /* out of memory: send nothing unscanned */
                 continue;
-            if (fs->finished)
-                continue;
+            }
             piece *p = &pieces[np++];
             *p = (piece){.choice = ch, .index = index, .field = f, .had_field = json_is_string(v)};
             sl_guard_feed r = sl_guard_stream_feed(&fs->st, json_is_string(v) ? json_string_value(v) : "",
