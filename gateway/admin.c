@@ -8,8 +8,10 @@
 #include <openssl/crypto.h>
 
 #include "admin_keys.h"
+#include "admin_usage.h"
 #include "circuit.h"
 #include "log.h"
+#include "pool.h"
 
 #define MAX_ROUTES 32
 
@@ -30,6 +32,7 @@ struct sl_admin {
     size_t n_routes;
     bool ready;
     struct sl_store_conn *store;
+    sl_pool *pool;
 };
 
 void sl_admin_json(sl_http_conn *c, int status, json_t *body)
@@ -107,6 +110,10 @@ static void upstreams_handler(sl_admin *a, sl_http_conn *c, sl_http_request *req
         json_t *o = json_pack("{s:s, s:s}", "name", u->name, "type", u->type == SL_UPSTREAM_OPENAI ? "openai" : "engine");
         if (u->base_url)
             json_object_set_new(o, "base_url", json_string(u->base_url));
+        if (u->type == SL_UPSTREAM_ENGINE) {
+            json_object_set_new(o, "model", json_string(u->model_dir));
+            json_object_set_new(o, "workers", sl_pool_json(a->pool, u->name));
+        }
         sl_circuit *cb = sl_circuit_get(u->name);
         if (cb) {
             json_t *cj = sl_circuit_json(cb);
@@ -129,6 +136,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 }
 
 struct sl_store_conn *sl_admin_store(sl_admin *a) { return a->store; }
+void sl_admin_set_pool(sl_admin *a, sl_pool *pool) { a->pool = pool; }
 
 sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_conn *store, sl_err *err)
 {
@@ -150,6 +158,7 @@ sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_
     a->http = (sl_http_server_ctx){.base = base, .limits = &a->limits, .on_request = on_request, .arg = a};
     sl_admin_route(a, "GET", "/admin/v1/upstreams", false, upstreams_handler, NULL);
     sl_admin_keys_install(a);
+    sl_admin_usage_install(a);
     return a;
 }
 

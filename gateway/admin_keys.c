@@ -121,8 +121,7 @@ static void listed(void *arg, sl_store_status st, const sl_key_info *keys, size_
     pending_answer(arg, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
-/* The value of ?name= in a query string, URL-decoded, or NULL. Caller frees. */
-static char *query_param(const char *query, const char *name)
+char *sl_admin_query_param(const char *query, const char *name)
 {
     size_t nl = strlen(name);
     for (const char *q = query; q && *q;) {
@@ -154,7 +153,7 @@ static void list_handler(sl_admin *a, sl_http_conn *c, sl_http_request *req, con
 {
     (void)tail;
     (void)arg;
-    char *consumer = query_param(req->query, "consumer");
+    char *consumer = sl_admin_query_param(req->query, "consumer");
     sl_store_key_list(sl_admin_store(a), consumer && consumer[0] ? consumer : NULL, listed, pending_new(c));
     free(consumer);
 }

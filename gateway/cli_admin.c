@@ -306,3 +306,79 @@ out:
         sl_config_unref(t.cfg);
     return rc;
 }
+
+static const char usage_usage[] =
+    "usage: sluice usage [--consumer NAME] [--json] [-c FILE | --admin URL]\n"
+    "\n"
+    "Token usage and remaining quota per consumer in the current window, from a running\n"
+    "gateway's admin API (URL and token as for sluice key).\n";
+
+int sl_cli_usage(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"admin", required_argument, NULL, 'a'},
+        {"consumer", required_argument, NULL, 'C'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *config_path = DEFAULT_CONFIG, *admin = NULL, *consumer = NULL;
+    bool as_json = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'a': admin = optarg; break;
+        case 'C': consumer = optarg; break;
+        case 'j': as_json = true; break;
+        case 'h': fputs(usage_usage, stdout); return 0;
+        default: fputs(usage_usage, stderr); return 2;
+        }
+    }
+    cli_target t = {0};
+    int rc = 1;
+    json_t *body = NULL;
+    if (resolve_target(&t, config_path, admin, true) < 0)
+        goto out;
+    char path[400];
+    snprintf(path, sizeof path, "/admin/v1/usage%s%s", consumer ? "?consumer=" : "", consumer ? consumer : "");
+    long st = admin_call(&t, "GET", path, NULL, &body);
+    if (st != 200) {
+        rc = report_error(st, body);
+        goto out;
+    }
+    json_t *data = json_object_get(body, "data");
+    if (as_json) {
+        char *s = json_dumps(data, JSON_INDENT(2));
+        printf("%s\n", s);
+        free(s);
+    } else {
+        printf("%-16s  %-7s  %12s  %12s  %12s  %12s  %9s  %s\n", "CONSUMER", "WINDOW", "LIMIT", "USED", "RESERVED",
+               "REMAINING", "REQUESTS", "RESETS");
+        size_t i;
+        json_t *u;
+        json_array_foreach(data, i, u) {
+            const char *name = json_string_value(json_object_get(u, "consumer"));
+            if (!json_object_get(u, "limit")) {
+                printf("%-16s  %-7s  %12s\n", name, "-", "no quota");
+                continue;
+            }
+            printf("%-16s  %-7s  %12lld  %12lld  %12lld  %12lld  %9lld  ", name,
+                   json_string_value(json_object_get(u, "window")),
+                   (long long)json_integer_value(json_object_get(u, "limit")),
+                   (long long)json_integer_value(json_object_get(u, "used")),
+                   (long long)json_integer_value(json_object_get(u, "reserved")),
+                   (long long)json_integer_value(json_object_get(u, "remaining")),
+                   (long long)json_integer_value(json_object_get(u, "requests")));
+            print_time(json_integer_value(json_object_get(u, "resets_at")));
+            printf("\n");
+        }
+    }
+    rc = 0;
+    json_decref(body);
+    body = NULL;
+out:
+    json_decref(body);
+    if (t.cfg)
+        sl_config_unref(t.cfg);
+    return rc;
+}

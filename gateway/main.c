@@ -20,6 +20,7 @@ static const char usage_main[] =
     "  serve -c FILE    run the gateway (default FILE: " DEFAULT_CONFIG ")\n"
     "  check -c FILE    validate a config; print every error as FILE:LINE:COL: message\n"
     "  key issue|list|revoke|hash   manage API keys (sluice key --help)\n"
+    "  usage [--consumer NAME]      token usage and remaining quota (sluice usage --help)\n"
     "\n"
     "options:\n"
     "  -h, --help       this help (also: sluice COMMAND --help)\n"
@@ -136,6 +137,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "key") == 0)
         return sl_cli_key(argc - 1, argv + 1);
+    if (strcmp(cmd, "usage") == 0)
+        return sl_cli_usage(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

@@ -12,6 +12,7 @@
 #include "exchange_int.h"
 #include "log.h"
 #include "openai_error.h"
+#include "pool.h"
 #include "profile.h"
 
 #define MAX_RESPONSE_BYTES (64u << 20)
@@ -80,6 +81,15 @@ static sl_event_action run_event_hooks(sl_exchange *ex, sl_resp_event *ev)
 }
 
 /* ---- the attempt in progress ---- */
+
+/* The attempt's transfer is over (done or cancelled): give its engine process back. */
+static void attempt_release(sl_exchange *ex)
+{
+    if (ex->engine) {
+        sl_pool_release(ex->engine);
+        ex->engine = NULL;
+    }
+}
 
 static void try_next(sl_exchange *ex);
 
@@ -242,6 +252,7 @@ static void up_on_headers(void *arg, int status, const char *ctype, const char *
         /* not worth reading: the next target gets the request */
         sl_upstream_cancel(ex->up);
         ex->up = NULL;
+        attempt_release(ex);
         char msg[128];
         snprintf(msg, sizeof msg, "upstream %s answered %d", ex->target->upstream, status);
         attempt_failed(ex, cls, 502, "api_error", "upstream_error", msg);
@@ -258,6 +269,7 @@ static void up_on_data(void *arg, const char *data, size_t len)
         if (evbuffer_get_length(ex->resp) + len > MAX_RESPONSE_BYTES) {
             sl_upstream_cancel(ex->up);
             ex->up = NULL;
+            attempt_release(ex);
             attempt_verdict(ex, 0);
             sl_ex_respond_error_now(ex, 502, "api_error", "upstream_error", NULL, "upstream response too large");
             sl_ex_finish(ex);
@@ -348,6 +360,7 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
 {
     sl_exchange *ex = arg;
     ex->up = NULL;
+    attempt_release(ex);
     if (ex->finished)
         return;
     ex->upstream_ok = result == SL_UP_OK && ex->up_status >= 200 && ex->up_status < 300;
@@ -424,10 +437,17 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     evbuffer_drain(ex->resp, evbuffer_get_length(ex->resp));
 
     const sl_upstream_conf *uc = a->target->up;
-    if (uc->type != SL_UPSTREAM_OPENAI) {
-        attempt_failed(ex, SL_FAIL_CONNECT, 503, "api_error", "upstream_error",
-                       "engine upstreams are not served by this build yet");
-        return;
+    sl_upstream_target t = {.base_url = uc->base_url, .conf = uc};
+    if (uc->type == SL_UPSTREAM_ENGINE) {
+        ex->engine = sl_pool_pick(ex->w->pool, uc);
+        if (!ex->engine) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "no engine process of upstream %s is ready", uc->name);
+            attempt_failed(ex, SL_FAIL_CONNECT, 503, "api_error", "upstream_error", msg);
+            return;
+        }
+        t.base_url = "http://engine/v1";
+        t.unix_socket = ex->engine->socket_path;
     }
     /* each attempt gets the request as its own model's profile shapes it */
     json_t *req = ex->body;
@@ -455,12 +475,12 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         sl_ex_finish(ex);
         return;
     }
-    sl_upstream_target t = {.base_url = uc->base_url, .conf = uc};
     sl_upstream_cbs cbs = {.on_headers = up_on_headers, .on_data = up_on_data, .on_done = up_on_done};
     ex->n_started++;
     ex->up = sl_upstream_post(ex->w->upstream, &t, endpoint_path(ex->ep), body, strlen(body), &cbs, ex);
     free(body);
     if (!ex->up) {
+        attempt_release(ex);
         attempt_verdict(ex, -1);
         sl_ex_respond_error_now(ex, 500, "api_error", "internal_error", NULL, "could not start the upstream request");
         sl_ex_finish(ex);
@@ -506,6 +526,7 @@ void sl_proxy_stop(sl_exchange *ex)
     if (ex->up) {
         sl_upstream_cancel(ex->up);
         ex->up = NULL;
+        attempt_release(ex);
         attempt_verdict(ex, -1);
     }
     if (ex->backoff)

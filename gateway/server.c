@@ -22,6 +22,7 @@
 #include "admin.h"
 #include "exchange.h"
 #include "log.h"
+#include "pool.h"
 #include "store.h"
 #include "worker.h"
 
@@ -41,6 +42,7 @@ typedef struct sl_server {
     struct event_base *main_base;
     sl_admin *admin;
     sl_store *store;
+    sl_pool *pool;
     struct sl_store_conn *admin_store;
     int stopping;
 } sl_server;
@@ -75,7 +77,8 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    if (w->http.n_busy == 0 || now_ms >= w->drain_deadline_ms) {
+    /* done when every connection has closed: answered, and its last bytes sent */
+    if (w->http.n_conns == 0 || now_ms >= w->drain_deadline_ms) {
         if (w->http.n_busy)
             sl_log_warn("worker %d: %d requests still running at the shutdown timeout", w->index, w->http.n_busy);
         event_base_loopexit(w->base, NULL);
@@ -221,19 +224,22 @@ static bool chain_has(const sl_config *cfg, const char *name)
 }
 
 /* The store holds keys, quotas and rate state. Keys need the server secret: without one a
- * gateway that authenticates or issues keys refuses to start; one that does neither runs
- * on a secret of its own making (nothing it hashes outlives the process). */
+ * gateway that authenticates refuses to start; one that does not runs on a secret of its
+ * own making (nothing it hashes outlives the process). */
 static int open_store(sl_server *s, const sl_config *cfg, sl_err *err)
 {
     sl_store_opts o;
     sl_store_opts_from_config(&o, cfg);
     unsigned char ephemeral[32];
     if (!o.secret || !o.secret_len) {
-        if (chain_has(cfg, "auth") || cfg->admin.listen) {
+        if (chain_has(cfg, "auth")) {
             sl_err_set(err, "no server secret: set the environment variable %s (keys are stored as HMACs under it)",
                        cfg->store.secret_env ? cfg->store.secret_env : "SLUICE_SECRET");
             return -1;
         }
+        if (cfg->admin.listen)
+            sl_log_warn("no server secret (%s): keys issued now will not survive a restart",
+                        cfg->store.secret_env ? cfg->store.secret_env : "SLUICE_SECRET");
         RAND_bytes(ephemeral, sizeof ephemeral);
         o.secret = ephemeral;
         o.secret_len = sizeof ephemeral;
@@ -300,6 +306,8 @@ static void server_free(sl_server *s)
     free(s->largs);
     sl_access_log_close(s->alog);
     sl_admin_free(s->admin);
+    sl_pool_stop(s->pool, 5000);
+    sl_pool_free(s->pool);
     if (s->admin_store)
         sl_store_conn_close(s->admin_store);
     if (s->store)
@@ -369,10 +377,13 @@ int sl_server_run(sl_config *cfg, sl_err *err)
     }
     if (open_store(s, cfg, err) < 0)
         goto fail;
+    if (!(s->pool = sl_pool_start(cfg, s->main_base, err)))
+        goto fail;
     if (cfg->admin.listen) {
         char bound[300];
         if (!(s->admin = sl_admin_new(s->main_base, cfg, s->admin_store, err)))
             goto fail;
+        sl_admin_set_pool(s->admin, s->pool);
         int fd = bind_one(cfg->admin.listen, NULL, bound, sizeof bound, err);
         if (fd < 0)
             goto fail;
@@ -406,6 +417,7 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         };
         w->http = (sl_http_server_ctx){.base = w->base, .limits = &w->limits, .on_request = on_request, .arg = w};
         w->upstream = sl_upstream_client_new(w->base);
+        w->pool = s->pool;
         if (!(w->store = sl_store_conn_open(s->store, w->base, err)))
             goto fail;
         w->alog = sl_access_log_writer_new(s->alog, w->base);
@@ -446,6 +458,7 @@ int sl_server_run(sl_config *cfg, sl_err *err)
     event_base_dispatch(s->main_base);
     for (int i = 0; i < s->n_workers; i++)
         pthread_join(s->workers[i].thread, NULL);
+    sl_pool_stop(s->pool, 10000); /* the gateway's requests are done: now the engines */
     event_free(sigterm);
     event_free(sigint);
     sl_log_info("stopped");

@@ -27,6 +27,7 @@ typedef struct sl_worker {
     size_t n_listeners;
     sl_upstream_client *upstream;
     struct sl_store_conn *store;      /* this thread's handle on the store */
+    struct sl_pool *pool;             /* engine processes (shared; see pool.h) */
     sl_access_log_writer *alog;
     struct event *drain_ev;           /* made active by the main thread on SIGTERM */
     struct event *drain_timer;

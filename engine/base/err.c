@@ -23,5 +23,8 @@ void sl_err_prefix(sl_err *err, const char *fmt, ...)
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    /* A message too long for msg is cut short, which is fine; using the result tells GCC
+     * that truncation is expected (-Wformat-truncation). */
+    if (snprintf(err->msg, sizeof err->msg, "%s: %s", head, old) < 0)
+        err->msg[0] = 0;
 }

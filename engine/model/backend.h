@@ -20,9 +20,14 @@ typedef struct sl_backend sl_backend;
 
 typedef struct sl_backend_ops {
     const char *name;
-    /* logits: n_steps x vocab_size floats, the logits after each step's last token. */
+    /* logits: n_steps x vocab_size floats, the logits after each step's last token.
+     * Refused (-1, err says which step and why): a slot outside 0..max_seqs-1, two steps
+     * on one slot, n_tokens < 1, pos beyond the slot's cached length (pos below it
+     * rewinds: later cache entries are overwritten), pos + n_tokens > max_len, a token id
+     * outside the vocabulary. After success the slot's cached length is pos + n_tokens.
+     * One caller at a time (the scheduler thread); n_steps 0 does nothing. */
     int (*forward)(sl_backend *b, const sl_seq_step *steps, int n_steps, float *logits, sl_err *err);
-    /* Forget a slot's KV cache (the sequence ended or was preempted). */
+    /* Forget a slot's KV cache (the sequence ended or was preempted): cached length 0. */
     void (*release)(sl_backend *b, int slot);
     void (*destroy)(sl_backend *b);
 } sl_backend_ops;
@@ -40,6 +45,8 @@ typedef struct sl_backend_opts {
     int threads;      /* CPU threads; 0 = number of cores */
 } sl_backend_opts;
 
+/* The reference backend: float32 math, weights widened from the mmap row by row, a KV
+ * cache of max_seqs x max_len tokens (contiguous per slot). Destroy with ops->destroy. */
 sl_backend *sl_backend_cpu_create(const sl_model *m, const sl_backend_opts *opts, sl_err *err);
 
 #endif

@@ -59,7 +59,10 @@ typedef struct sl_model {
     void *impl;                                             /* mmaps, tensor table */
 } sl_model;
 
-/* Load dir/config.json and every dir/*.safetensors; checks every tensor's presence, dtype
+/* Parse dir/config.json (and dir/generation_config.json's eos ids, if present) alone. */
+int sl_model_config_load(const char *dir, sl_model_config *cfg, sl_err *err);
+
+/* Load dir/config.json and every .safetensors file in dir; checks every tensor's presence, dtype
  * and shape against the config. Errors name the file and tensor. Caller frees. */
 sl_model *sl_model_load(const char *dir, sl_err *err);
 void sl_model_free(sl_model *m);

@@ -1,7 +1,12 @@
 /* Chat templates for the model families sluice serves, chosen from the model's own
  * tokenizer_config.json (its chat_template and bos/eos tokens): DeepSeek-R1-Distill
  * (Qwen and Llama variants), Qwen ChatML, Llama 3. The output equals what Hugging Face's
- * jinja2 rendering of the real template produces for the same messages. */
+ * jinja2 rendering of the real template produces for the same messages. Variants are
+ * told apart by the template text: DeepSeek V3 (systems joined) and R1 / R1-Distill (last
+ * system, </think> history dropped, optional <think>\n generation prompt); Qwen2/2.5
+ * (default system prompt) and Qwen3 (<think> blocks after the last query); Llama 3.0
+ * style. Tools definitions are not rendered (no tools argument); tool calls and tool
+ * messages in history are. */
 #ifndef SL_CHAT_TEMPLATE_H
 #define SL_CHAT_TEMPLATE_H
 
@@ -24,8 +29,9 @@ void sl_chat_template_free(sl_chat_template *t);
 sl_template_kind sl_chat_template_kind(const sl_chat_template *t);
 
 /* Render an OpenAI messages array (role/content; content may be a string or an array of
- * {type:"text"} parts) to the prompt text, including the BOS token as the template writes
- * it. *out is malloc'd, caller frees. Returns 0 or -1 with err (bad role, bad content). */
+ * {type:"text"} parts, joined by "\n" as vLLM does) to the prompt text, including the BOS
+ * token as the template writes it; encode it with parse_special. *out is malloc'd, caller
+ * frees. Returns 0 or -1 with err (bad role, bad content). */
 int sl_chat_template_render(const sl_chat_template *t, const json_t *messages,
                             bool add_generation_prompt, char **out, sl_err *err);
 

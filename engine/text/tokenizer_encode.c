@@ -249,10 +249,21 @@ static int split_level(const sl_tokenizer *tok, thread_state *ts, size_t level, 
 {
     if (level == tok->n_split)
         return encode_word(tok, ts, s, n, out);
+    if (tok->split_scan[level]) {
+        for (size_t pos = 0, end; pos < n; pos = end) {
+            end = sl_tok_scan_next(tok->split_scan[level], s, n, pos);
+            if (end <= pos || end > n) /* cannot happen; never loop on it */
+                return -1;
+            if (split_level(tok, ts, level + 1, s + pos, end - pos, out))
+                return -1;
+        }
+        return 0;
+    }
     const pcre2_code *re = tok->split[level];
     size_t pos = 0, done = 0;
     while (pos < n) {
-        int rc = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, ts->md, ts->mctx);
+        int rc = tok->split_jit[level] ? pcre2_jit_match(re, (PCRE2_SPTR)s, n, pos, 0, ts->md, ts->mctx)
+                                       : pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, ts->md, ts->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0)
@@ -464,8 +475,14 @@ static int encode_all(const sl_tokenizer *tok, const char *text, size_t len, boo
     size_t start = 0;
     if (tok->n_added) {
         for (size_t i = 0; i < len; i++) {
-            if (!tok->added_first[(unsigned char)text[i]])
+            unsigned char b = (unsigned char)text[i];
+            if (!tok->added_first[b])
                 continue;
+            if (!tok->added_single[b]) {
+                unsigned pair = i + 1 < len ? (unsigned)b << 8 | (unsigned char)text[i + 1] : 0;
+                if (!pair || !(tok->added_pair[pair / 8] & (1u << (pair % 8))))
+                    continue;
+            }
             const sl_tok_added *a = added_at(tok, text + i, len - i, parse_special);
             if (!a)
                 continue;
@@ -506,4 +523,32 @@ size_t sl_tokenizer_count(const sl_tokenizer *tok, const char *text, size_t len)
     if (encode_all(tok, text, len, false, &out))
         return len; /* invalid UTF-8: one token per byte is an upper bound */
     return out.n;
+}
+
+size_t sl_tok_pieces(const sl_tokenizer *tok, bool use_scanner, const char *text, size_t n, size_t *ends, size_t cap)
+{
+    size_t count = 0;
+    if (!tok->n_split)
+        return 0;
+    if (use_scanner && tok->split_scan[0]) {
+        for (size_t pos = 0; pos < n && count < cap;)
+            ends[count++] = pos = sl_tok_scan_next(tok->split_scan[0], text, n, pos);
+        return count;
+    }
+    thread_state *ts = state_get();
+    size_t pos = 0, done = 0;
+    while (ts && pos < n && count < cap) {
+        int rc = pcre2_match(tok->split[0], (PCRE2_SPTR)text, n, pos, 0, ts->md, ts->mctx);
+        if (rc < 0)
+            break;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(ts->md);
+        if (ov[0] > done)
+            ends[count++] = ov[0];
+        if (count < cap && ov[1] > ov[0])
+            ends[count++] = ov[1];
+        pos = done = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+    }
+    if (done < n && count < cap)
+        ends[count++] = n;
+    return count;
 }

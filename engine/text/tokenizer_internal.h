@@ -42,13 +42,27 @@ struct sl_tokenizer {
     sl_tok_added *added;   /* sorted by length, longest first */
     size_t n_added;
     uint8_t added_first[256];
+    uint8_t added_pair[65536 / 8]; /* first two bytes of added tokens two bytes or longer */
+    uint8_t added_single[256];     /* one-byte added tokens */
 
     pcre2_code *split[SL_TOK_MAX_SPLITS];
+    bool split_jit[SL_TOK_MAX_SPLITS]; /* JIT-compiled: call pcre2_jit_match directly */
+    int split_scan[SL_TOK_MAX_SPLITS]; /* SL_TOK_SCAN_*: a hand-written scanner serves */
     size_t n_split;
     bool nfc;
     bool ignore_merges;
     uint32_t load_id;      /* tells per-thread caches of different tokenizers apart */
 };
+
+enum { SL_TOK_SCAN_NONE, SL_TOK_SCAN_QWEN2, SL_TOK_SCAN_LLAMA3 };
+/* Which hand-written scanner implements this pre-tokenizer regex, if any. */
+int sl_tok_scan_kind(const char *pattern);
+/* End of the piece that starts at pos (pos < n, text valid UTF-8). */
+size_t sl_tok_scan_next(int kind, const char *text, size_t n, size_t pos);
+/* Level-0 pieces of text: their end offsets into ends (up to cap); returns how many.
+ * With use_scanner false, PCRE2 cuts them even where a scanner exists (for tests). */
+size_t sl_tok_pieces(const sl_tokenizer *tok, bool use_scanner, const char *text, size_t n, size_t *ends,
+                     size_t cap);
 
 uint64_t sl_tok_hash(const void *data, size_t len);
 /* Model-vocabulary id of raw bytes, or -1. */

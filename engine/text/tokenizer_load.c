@@ -222,6 +222,12 @@ static int load_vocab(sl_tokenizer *tok, json_t *vocab, json_t *added, sl_err *e
         a->id = id;
         a->len = (uint32_t)len;
         tok->added_first[(unsigned char)s[0]] = 1;
+        if (len == 1) {
+            tok->added_single[(unsigned char)s[0]] = 1;
+        } else {
+            unsigned pair = (unsigned)(unsigned char)s[0] << 8 | (unsigned char)s[1];
+            tok->added_pair[pair / 8] |= (uint8_t)(1u << (pair % 8));
+        }
     }
     /* arena may have moved: point added tokens at it only now */
     for (i = 0; i < tok->n_added; i++)
@@ -312,7 +318,9 @@ static int add_split(sl_tokenizer *tok, const char *pattern, sl_err *err)
         sl_err_set(err, "pre_tokenizer regex at offset %zu: %s", (size_t)eo, msg);
         return -1;
     }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* without JIT, the interpreter serves */
+    /* without JIT (some platforms), the interpreter serves */
+    tok->split_jit[tok->n_split] = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
+    tok->split_scan[tok->n_split] = sl_tok_scan_kind(pattern);
     tok->split[tok->n_split++] = re;
     return 0;
 }

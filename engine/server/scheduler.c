@@ -1,0 +1,530 @@
+#include "scheduler.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+struct sl_sched {
+    sl_backend *be;
+    const sl_tokenizer *tok;
+    sl_sched_opts o;
+    int32_t *eos;
+    int vocab;        /* logits per step (the model's rows) */
+    int tok_vocab;    /* ids the tokenizer knows; rows past it are padding, never sampled */
+
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stopping;                 /* under mu */
+    sl_seq *qhead, *qtail;         /* under mu */
+    int n_queued;                  /* under mu */
+    int *free_slots, n_free;       /* under mu */
+    sl_seq **ready;                /* under mu */
+    int n_ready, cap_ready;
+    int efd;
+
+    /* scheduler thread only */
+    sl_seq **run;
+    int n_run;
+    float *logits;
+    sl_seq_step *steps;
+    sl_seq **step_seq;
+    bool *step_sample;
+    double window_start;
+    uint64_t window_tokens;
+
+    /* statistics, under mu */
+    int n_running;
+    uint64_t prompt_tokens, generated_tokens, requests_done;
+    double tps, tps_at;
+    long long kv_tokens;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+sl_seq *sl_seq_new(int32_t *prompt, int n_prompt, int max_tokens, const sl_sampling_params *sp,
+                   const char *const *stops, int n_stops, void *user)
+{
+    sl_seq *seq = calloc(1, sizeof *seq);
+    if (!seq)
+        return NULL;
+    if (sl_stop_init(&seq->stop, stops, n_stops) < 0) {
+        free(seq);
+        return NULL;
+    }
+    seq->prompt = prompt;
+    seq->n_prompt = n_prompt;
+    seq->max_tokens = max_tokens;
+    seq->sampling = *sp;
+    seq->user = user;
+    seq->slot = -1;
+    atomic_init(&seq->cancelled, false);
+    return seq;
+}
+
+void sl_seq_free(sl_seq *seq)
+{
+    if (!seq)
+        return;
+    free(seq->prompt);
+    free(seq->counts);
+    free(seq->out);
+    sl_stop_free(&seq->stop);
+    free(seq);
+}
+
+/* Caller holds mu. Appends text and marks the sequence ready for the HTTP thread. */
+static int post_locked(sl_sched *s, sl_seq *seq, const char *text, size_t len, const char *finish)
+{
+    if (len) {
+        if (seq->n_out + len > seq->cap_out) {
+            size_t cap = (seq->n_out + len) * 2 + 64;
+            char *p = realloc(seq->out, cap);
+            if (!p)
+                return -1;
+            seq->out = p;
+            seq->cap_out = cap;
+        }
+        memcpy(seq->out + seq->n_out, text, len);
+        seq->n_out += len;
+    }
+    if (seq->n_gen > seq->posted_gen)
+        s->generated_tokens += (uint64_t)(seq->n_gen - seq->posted_gen);
+    seq->posted_gen = seq->n_gen;
+    if (finish) {
+        seq->done = true;
+        seq->finish = finish;
+        s->requests_done++;
+    }
+    if (!seq->in_ready) {
+        if (s->n_ready == s->cap_ready) {
+            int cap = s->cap_ready ? s->cap_ready * 2 : 16;
+            sl_seq **p = realloc(s->ready, (size_t)cap * sizeof *p);
+            if (!p)
+                return -1;
+            s->ready = p;
+            s->cap_ready = cap;
+        }
+        s->ready[s->n_ready++] = seq;
+        seq->in_ready = true;
+    }
+    return 0;
+}
+
+static void wake_http(sl_sched *s)
+{
+    uint64_t one = 1;
+    if (write(s->efd, &one, sizeof one) < 0) {
+        /* the counter is saturated: the HTTP thread is awake anyway */
+    }
+}
+
+static void post(sl_sched *s, sl_seq *seq, const char *text, size_t len, const char *finish)
+{
+    pthread_mutex_lock(&s->mu);
+    if (post_locked(s, seq, text, len, finish) < 0)
+        fprintf(stderr, "sluice-engine: out of memory posting output\n");
+    pthread_mutex_unlock(&s->mu);
+    wake_http(s);
+}
+
+/* Scheduler thread: the sequence leaves the batch and its slot is free again. */
+static void retire(sl_sched *s, int i, const char *text, size_t len, const char *finish)
+{
+    sl_seq *seq = s->run[i];
+    s->be->ops->release(s->be, seq->slot);
+    memmove(s->run + i, s->run + i + 1, (size_t)(s->n_run - i - 1) * sizeof *s->run);
+    s->n_run--;
+    pthread_mutex_lock(&s->mu);
+    s->free_slots[s->n_free++] = seq->slot;
+    seq->slot = -1;
+    if (post_locked(s, seq, text, len, finish) < 0)
+        fprintf(stderr, "sluice-engine: out of memory posting output\n");
+    s->n_running = s->n_run;
+    pthread_mutex_unlock(&s->mu);
+    wake_http(s);
+}
+
+static int start_seq(sl_sched *s, sl_seq *seq)
+{
+    const sl_sampling_params *sp = &seq->sampling;
+    uint64_t seed = sp->seed;
+    if (!sp->has_seed && getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)(now_s() * 1e9) ^ (uintptr_t)seq;
+    sl_rng_seed(&seq->rng, seed);
+    if (sp->presence_penalty != 0 || sp->frequency_penalty != 0) {
+        seq->counts = calloc((size_t)s->vocab, sizeof *seq->counts);
+        if (!seq->counts)
+            return -1;
+    }
+    sl_detok_init(&seq->detok, s->tok, true);
+    seq->n_prefilled = 0;
+    seq->n_gen = 0;
+    return 0;
+}
+
+/* Under mu: drop cancelled waiting sequences, then admit waiting ones into free slots. */
+static void admit_locked(sl_sched *s)
+{
+    for (sl_seq **pp = &s->qhead, *seq; (seq = *pp);) {
+        if (!atomic_load(&seq->cancelled)) {
+            pp = &seq->next;
+            continue;
+        }
+        *pp = seq->next;
+        s->n_queued--;
+        post_locked(s, seq, NULL, 0, "cancelled");
+        wake_http(s);
+    }
+    s->qtail = NULL;
+    for (sl_seq *q = s->qhead; q; q = q->next)
+        s->qtail = q;
+
+    while (s->qhead && s->n_free > 0) {
+        sl_seq *seq = s->qhead;
+        s->qhead = seq->next;
+        if (!s->qhead)
+            s->qtail = NULL;
+        s->n_queued--;
+        seq->next = NULL;
+        if (start_seq(s, seq) < 0) {
+            post_locked(s, seq, NULL, 0, "error");
+            wake_http(s);
+            continue;
+        }
+        seq->slot = s->free_slots[--s->n_free];
+        s->run[s->n_run++] = seq;
+        s->prompt_tokens += (uint64_t)seq->n_prompt;
+    }
+    s->n_running = s->n_run;
+}
+
+static bool is_eos(const sl_sched *s, int32_t id)
+{
+    for (int i = 0; i < s->o.n_eos; i++)
+        if (s->eos[i] == id)
+            return true;
+    return false;
+}
+
+/* Turns the sampled token into text; returns the finish reason or NULL to go on.
+ * out receives the text to post. */
+static const char *take_token(sl_sched *s, sl_seq *seq, int32_t id, char *out, size_t *n_out)
+{
+    char piece[2 * SL_TOKEN_MAX_BYTES];
+    size_t n = 0;
+    const char *finish = NULL;
+    seq->n_gen++;
+    seq->last = id;
+    if (seq->counts && id >= 0 && id < s->vocab)
+        seq->counts[id]++;
+    if (is_eos(s, id))
+        finish = "stop";
+    else
+        n = sl_detok_push(&seq->detok, id, piece, sizeof piece);
+    if (!finish && (seq->n_gen >= seq->max_tokens || seq->n_prompt + seq->n_gen >= s->o.max_len))
+        finish = "length";
+    if (finish)
+        n += sl_detok_finish(&seq->detok, piece + n, sizeof piece - n);
+    size_t o = sl_stop_push(&seq->stop, piece, n, out);
+    if (o == (size_t)-1)
+        return "error";
+    if (seq->stop.hit)
+        finish = "stop";
+    else if (finish)
+        o += sl_stop_flush(&seq->stop, out + o);
+    *n_out = o;
+    return finish;
+}
+
+static void fail_all(sl_sched *s, const char *why)
+{
+    fprintf(stderr, "sluice-engine: forward pass failed: %s\n", why);
+    while (s->n_run > 0)
+        retire(s, s->n_run - 1, NULL, 0, "error");
+}
+
+static void step(sl_sched *s)
+{
+    for (int i = s->n_run - 1; i >= 0; i--)
+        if (atomic_load(&s->run[i]->cancelled))
+            retire(s, i, NULL, 0, "cancelled");
+    if (s->n_run == 0)
+        return;
+
+    int n = 0, budget = s->o.step_tokens;
+    for (int i = 0; i < s->n_run; i++) {
+        sl_seq *seq = s->run[i];
+        if (seq->n_prefilled < seq->n_prompt)
+            continue;
+        s->steps[n] = (sl_seq_step){ .slot = seq->slot, .tokens = &seq->last, .n_tokens = 1,
+                                     .pos = seq->n_prompt + seq->n_gen - 1 };
+        s->step_seq[n] = seq;
+        s->step_sample[n++] = true;
+        budget--;
+    }
+    if (budget < 16)
+        budget = 16;   /* prompts keep moving even when decodes fill the budget */
+    for (int i = 0; i < s->n_run && budget > 0; i++) {
+        sl_seq *seq = s->run[i];
+        int left = seq->n_prompt - seq->n_prefilled;
+        if (left <= 0)
+            continue;
+        int chunk = left < budget ? left : budget;
+        s->steps[n] = (sl_seq_step){ .slot = seq->slot, .tokens = seq->prompt + seq->n_prefilled,
+                                     .n_tokens = chunk, .pos = seq->n_prefilled };
+        s->step_seq[n] = seq;
+        s->step_sample[n++] = chunk == left;
+        budget -= chunk;
+    }
+
+    sl_err err = {0};
+    if (s->be->ops->forward(s->be, s->steps, n, s->logits, &err) < 0) {
+        fail_all(s, err.msg);
+        return;
+    }
+
+    uint64_t made = 0;
+    for (int k = 0; k < n; k++) {
+        sl_seq *seq = s->step_seq[k];
+        if (!s->step_sample[k]) {
+            seq->n_prefilled += s->steps[k].n_tokens;
+            continue;
+        }
+        seq->n_prefilled = seq->n_prompt;
+        float *logits = s->logits + (size_t)k * (size_t)s->vocab;
+        for (int i = s->tok_vocab; i < s->vocab; i++)
+            logits[i] = -INFINITY;
+        int32_t id = sl_sample(&seq->sampling, &seq->rng, logits, s->vocab, seq->counts);
+        made++;
+        char *out = malloc(2 * SL_TOKEN_MAX_BYTES + 32 + sl_stop_max_held(&seq->stop));
+        size_t n_out = 0;
+        const char *finish = out ? take_token(s, seq, id, out, &n_out) : "error";
+        if (finish) {
+            for (int i = 0; i < s->n_run; i++)
+                if (s->run[i] == seq) {
+                    retire(s, i, out, n_out, finish);
+                    break;
+                }
+        } else {
+            post(s, seq, out, n_out, NULL);
+        }
+        free(out);
+    }
+
+    long long kv = 0;
+    for (int i = 0; i < s->n_run; i++)
+        kv += s->run[i]->n_prefilled + s->run[i]->n_gen;
+    double t = now_s();
+    s->window_tokens += made;
+    pthread_mutex_lock(&s->mu);
+    s->kv_tokens = kv;
+    if (t - s->window_start >= 1.0) {
+        s->tps = (double)s->window_tokens / (t - s->window_start);
+        s->tps_at = t;
+        s->window_start = t;
+        s->window_tokens = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *sched_main(void *arg)
+{
+    sl_sched *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        admit_locked(s);
+        if (s->n_run == 0) {
+            s->kv_tokens = 0;
+            pthread_cond_wait(&s->cv, &s->mu);
+            s->window_start = now_s();
+            s->window_tokens = 0;
+            continue;
+        }
+        pthread_mutex_unlock(&s->mu);
+        step(s);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+sl_sched *sl_sched_create(sl_backend *backend, const sl_tokenizer *tok,
+                          const sl_sched_opts *opts, sl_err *err)
+{
+    sl_sched *s = calloc(1, sizeof *s);
+    if (!s) {
+        sl_err_set(err, "out of memory");
+        return NULL;
+    }
+    s->efd = -1;
+    s->be = backend;
+    s->tok = tok;
+    s->o = *opts;
+    s->vocab = backend->model->cfg.vocab_size;
+    size_t tv = sl_tokenizer_vocab_size(tok);
+    s->tok_vocab = tv > 0 && tv < (size_t)s->vocab ? (int)tv : s->vocab;
+    int mb = opts->max_batch;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->eos = calloc((size_t)opts->n_eos + 1, sizeof *s->eos);
+    s->free_slots = calloc((size_t)mb, sizeof *s->free_slots);
+    s->run = calloc((size_t)mb, sizeof *s->run);
+    s->steps = calloc((size_t)mb, sizeof *s->steps);
+    s->step_seq = calloc((size_t)mb, sizeof *s->step_seq);
+    s->step_sample = calloc((size_t)mb, sizeof *s->step_sample);
+    s->logits = malloc((size_t)mb * (size_t)s->vocab * sizeof *s->logits);
+    if (!s->eos || !s->free_slots || !s->run || !s->steps || !s->step_seq || !s->step_sample ||
+        !s->logits) {
+        sl_err_set(err, "out of memory allocating the scheduler for %d sequences", mb);
+        goto fail;
+    }
+    if (opts->n_eos)
+        memcpy(s->eos, opts->eos, (size_t)opts->n_eos * sizeof *s->eos);
+    s->o.eos = s->eos;
+    for (int i = 0; i < mb; i++)
+        s->free_slots[s->n_free++] = mb - 1 - i;
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->efd < 0) {
+        sl_err_set(err, "eventfd: %m");
+        goto fail;
+    }
+    s->window_start = now_s();
+    int rc = pthread_create(&s->thread, NULL, sched_main, s);
+    if (rc != 0) {
+        sl_err_set(err, "cannot start the scheduler thread: %s", strerror(rc));
+        goto fail;
+    }
+    s->started = true;
+    return s;
+fail:
+    sl_sched_free(s);
+    return NULL;
+}
+
+void sl_sched_free(sl_sched *s)
+{
+    if (!s)
+        return;
+    if (s->started) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    for (int i = 0; i < s->n_run; i++)
+        if (!s->run[i]->in_ready)
+            sl_seq_free(s->run[i]);
+    for (sl_seq *q = s->qhead, *next; q; q = next) {
+        next = q->next;
+        sl_seq_free(q);
+    }
+    if (s->efd >= 0)
+        close(s->efd);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->eos);
+    free(s->free_slots);
+    free(s->run);
+    free(s->steps);
+    free(s->step_seq);
+    free(s->step_sample);
+    free(s->logits);
+    free(s->ready);
+    free(s);
+}
+
+void sl_sched_submit(sl_sched *s, sl_seq *seq)
+{
+    seq->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->qtail)
+        s->qtail->next = seq;
+    else
+        s->qhead = seq;
+    s->qtail = seq;
+    s->n_queued++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sl_sched_cancel(sl_sched *s, sl_seq *seq)
+{
+    atomic_store(&seq->cancelled, true);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int sl_sched_fd(const sl_sched *s)
+{
+    return s->efd;
+}
+
+void sl_sched_drain(sl_sched *s, sl_news_cb cb, void *arg)
+{
+    uint64_t v;
+    while (read(s->efd, &v, sizeof v) > 0) {
+    }
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_ready;
+    sl_seq **seqs = s->ready;
+    sl_news *news = n ? malloc((size_t)n * sizeof *news) : NULL;
+    char **bufs = n ? malloc((size_t)n * sizeof *bufs) : NULL;
+    if (n && (!news || !bufs)) {
+        free(news);
+        free(bufs);
+        pthread_mutex_unlock(&s->mu);
+        wake_http(s);   /* try again on the next loop turn */
+        return;
+    }
+    s->ready = NULL;
+    s->n_ready = s->cap_ready = 0;
+    for (int i = 0; i < n; i++) {
+        sl_seq *seq = seqs[i];
+        bufs[i] = seq->out;
+        news[i] = (sl_news){ .text = seq->out, .len = seq->n_out, .n_gen = seq->posted_gen,
+                             .done = seq->done, .finish = seq->finish };
+        seq->out = NULL;
+        seq->n_out = seq->cap_out = 0;
+        seq->in_ready = false;
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < n; i++) {
+        cb(seqs[i], &news[i], arg);
+        free(bufs[i]);
+    }
+    free(seqs);
+    free(news);
+    free(bufs);
+}
+
+void sl_sched_stats_get(sl_sched *s, sl_sched_stats *st)
+{
+    pthread_mutex_lock(&s->mu);
+    *st = (sl_sched_stats){
+        .queued = s->n_queued,
+        .running = s->n_running,
+        .max_batch = s->o.max_batch,
+        .prompt_tokens = s->prompt_tokens,
+        .generated_tokens = s->generated_tokens,
+        .requests_done = s->requests_done,
+        .tokens_per_s = now_s() - s->tps_at > 2.0 ? 0.0 : s->tps,
+        .kv_tokens = s->kv_tokens,
+        .kv_capacity = (long long)s->o.max_batch * s->o.max_len,
+    };
+    pthread_mutex_unlock(&s->mu);
+}

@@ -1,0 +1,60 @@
+/* The engine pool: for every `type: engine` upstream the gateway runs `workers` ×
+ * sluice-engine processes, each on its own unix socket in a private runtime folder and
+ * pinned to its GPU set (CUDA_VISIBLE_DEVICES). The main thread starts them, checks
+ * /health before routing to one, restarts a crashed one with exponential backoff, and at
+ * shutdown stops them after the gateway's own requests have drained. A worker dies with the
+ * gateway (PR_SET_PDEATHSIG), so no engine outlives it. Worker threads pick the ready
+ * engine with the fewest requests outstanding. */
+#ifndef SL_POOL_H
+#define SL_POOL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "err.h"
+
+struct event_base;
+
+typedef enum sl_engine_state {
+    SL_ENGINE_STARTING,     /* spawned, /health not yet 200 */
+    SL_ENGINE_READY,
+    SL_ENGINE_BACKOFF,      /* exited; restarts after a delay */
+    SL_ENGINE_STOPPING,
+} sl_engine_state;
+
+typedef struct sl_engine_proc {
+    const sl_upstream_conf *up;     /* of the config the pool was started with */
+    int index;
+    char socket_path[108];
+    atomic_int state;
+    atomic_int outstanding;         /* requests in flight to it, from every worker thread */
+    pid_t pid;                      /* main thread only */
+    int restarts;
+    long long next_start_ms;
+    long long started_ms;
+    char log_path[256];
+} sl_engine_proc;
+
+typedef struct sl_pool sl_pool;
+
+/* Starts every engine process of cfg (none: an empty pool). Returns NULL with err when
+ * the runtime folder or the engine binary cannot be found. */
+sl_pool *sl_pool_start(const sl_config *cfg, struct event_base *main_base, sl_err *err);
+/* Stop every engine (SIGTERM, then SIGKILL after grace_ms) and remove the runtime folder. */
+void sl_pool_stop(sl_pool *p, long long grace_ms);
+void sl_pool_free(sl_pool *p);
+
+/* Any thread: the ready engine of upstream up with the fewest requests outstanding (its
+ * count taken up), or NULL when none is ready. Give it back with sl_pool_release. */
+sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up);
+void sl_pool_release(sl_engine_proc *e);
+
+/* Array of {index, pid, state, outstanding, restarts, socket} for upstream name. */
+json_t *sl_pool_json(sl_pool *p, const char *upstream);
+
+const char *sl_engine_state_name(sl_engine_state s);
+
+#endif
