@@ -140,12 +140,37 @@ static bool may_match(sl_guard_mask_kind kind, const sl_guard_norm *norm, bool h
     }
 }
 
+static bool email_local(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c && strchr("._%+-", c));
+}
+
+/* E-mail: the pattern tried at every letter would rescan each word; start from the '@'s. */
+static int next_email(const sl_guard_mask *m, const sl_guard_norm *norm, pcre2_match_data *md, size_t *start)
+{
+    for (;;) {
+        const char *at = *start < norm->len ? memchr(norm->s + *start, '@', norm->len - *start) : NULL;
+        if (!at)
+            return PCRE2_ERROR_NOMATCH;
+        size_t a = (size_t)(at - norm->s), ls = a;
+        while (ls > *start && email_local(norm->s[ls - 1]))
+            ls--;
+        *start = a + 1;
+        if (ls == a)
+            continue;
+        int rc = pcre2_match(m->re, (PCRE2_SPTR)norm->s, norm->len, ls, PCRE2_ANCHORED, md, NULL);
+        if (rc != PCRE2_ERROR_NOMATCH)
+            return rc;
+    }
+}
+
 static int collect(const sl_guard_mask *m, const sl_guard_norm *norm, pcre2_match_data *md, span **v, size_t *n,
                    size_t *cap)
 {
     size_t start = 0;
     while (start <= norm->len) {
-        int rc = pcre2_match(m->re, (PCRE2_SPTR)norm->s, norm->len, start, 0, md, NULL);
+        int rc = m->kind == SL_GUARD_MASK_EMAIL ? next_email(m, norm, md, &start)
+                                                : pcre2_match(m->re, (PCRE2_SPTR)norm->s, norm->len, start, 0, md, NULL);
         if (rc < 0)
             break;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
