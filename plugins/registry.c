@@ -10,6 +10,7 @@ extern const sl_plugin sl_plugin_route;
 extern const sl_plugin sl_plugin_quota;
 extern const sl_plugin sl_plugin_ratelimit;
 extern const sl_plugin sl_plugin_cache;
+extern const sl_plugin sl_plugin_guard;
 
 static const sl_plugin *const builtins[] = {
     &sl_plugin_auth,
@@ -17,6 +18,7 @@ static const sl_plugin *const builtins[] = {
     &sl_plugin_quota,
     &sl_plugin_ratelimit,
     &sl_plugin_cache,
+    &sl_plugin_guard,
     NULL,
 };
 

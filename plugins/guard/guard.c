@@ -1,0 +1,518 @@
+/* guard: the content filter. On the request it denies (400 content_filter, or a refusal
+ * answer) and masks; on the response it scans the text as it streams, holding back a
+ * short window so a denied word split over chunks is never sent, and cuts the stream with
+ * finish_reason "content_filter". Every block is an audit event (rule id, never text). */
+#include "guard_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "plugin.h"
+
+extern const sl_plugin sl_plugin_guard;
+
+static const char *const chat_fields[] = {"content", "reasoning_content", NULL};
+static const char *const cmpl_fields[] = {"text", NULL};
+
+static void audit_block(sl_exchange *ex, const sl_guard_conf *c, const sl_guard_hit *hit, const char *stage)
+{
+    char rule[64];
+    sl_guard_rule_name(&c->rules, hit, rule, sizeof rule);
+    const char *who = sl_ex_consumer(ex);
+    sl_log_info("guard block consumer=%s rule=%s stage=%s request_id=%s", who ? who : "-", rule, stage,
+                sl_ex_request_id(ex));
+    sl_ex_log_field(ex, "guard", json_pack("{s:s, s:s, s:s}", "action", "block", "rule", rule, "stage", stage));
+}
+
+/* ---- request ---- */
+
+/* Where a text of the request lives: holder[key] (object) or holder[index] (array). */
+typedef struct text_ref {
+    json_t *holder;
+    const char *key;
+    size_t index;
+} text_ref;
+
+typedef struct refs {
+    text_ref *v;
+    size_t n, cap;
+} refs;
+
+static int push_ref(refs *r, json_t *holder, const char *key, size_t index)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        text_ref *v = realloc(r->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        r->v = v;
+        r->cap = cap;
+    }
+    r->v[r->n++] = (text_ref){holder, key, index};
+    return 0;
+}
+
+/* A string, or an array of strings (prompt, input). */
+static int push_strings(refs *r, json_t *holder, const char *key)
+{
+    json_t *v = json_object_get(holder, key);
+    if (json_is_string(v))
+        return push_ref(r, holder, key, 0);
+    size_t i;
+    json_t *it;
+    json_array_foreach(v, i, it)
+        if (json_is_string(it) && push_ref(r, v, NULL, i) < 0)
+            return -1;
+    return 0;
+}
+
+static int collect_texts(json_t *body, sl_endpoint ep, refs *r)
+{
+    if (ep == SL_EP_COMPLETIONS)
+        return push_strings(r, body, "prompt");
+    if (ep == SL_EP_EMBEDDINGS)
+        return push_strings(r, body, "input");
+    size_t i, j;
+    json_t *m, *part;
+    json_array_foreach(json_object_get(body, "messages"), i, m) {
+        json_t *content = json_object_get(m, "content");
+        if (json_is_string(content) && push_ref(r, m, "content", 0) < 0)
+            return -1;
+        json_array_foreach(content, j, part)
+            if (json_is_string(json_object_get(part, "text")) && push_ref(r, part, "text", 0) < 0)
+                return -1;
+    }
+    return 0;
+}
+
+static json_t *ref_get(const text_ref *r)
+{
+    return r->key ? json_object_get(r->holder, r->key) : json_array_get(r->holder, r->index);
+}
+
+static void ref_set(const text_ref *r, json_t *v)
+{
+    if (r->key)
+        json_object_set_new(r->holder, r->key, v);
+    else
+        json_array_set_new(r->holder, r->index, v);
+}
+
+static json_t *chunk_from(const json_t *tmpl)
+{
+    json_t *o = json_deep_copy(tmpl);
+    json_object_set_new(o, "choices", json_array());
+    return o;
+}
+
+static json_t *choice_obj(bool chat, bool stream, int index, const char *field, const char *text, size_t len,
+                          const char *finish)
+{
+    json_t *ch = json_pack("{s:i}", "index", index);
+    json_t *holder = ch;
+    if (chat) {
+        holder = json_object();
+        json_object_set_new(ch, stream ? "delta" : "message", holder);
+        if (!stream)
+            json_object_set_new(holder, "role", json_string("assistant"));
+    } else {
+        json_object_set_new(ch, "logprobs", json_null());
+    }
+    if (field)
+        json_object_set_new(holder, field, json_stringn(text, len));
+    else if (!chat)
+        json_object_set_new(ch, "text", json_string(""));
+    json_object_set_new(ch, "finish_reason", finish ? json_string(finish) : json_null());
+    return ch;
+}
+
+/* Answer a blocked request with a normal completion that carries the refusal. */
+static void refuse(sl_exchange *ex, const sl_guard_conf *c)
+{
+    bool chat = sl_ex_endpoint(ex) == SL_EP_CHAT;
+    char id[96];
+    snprintf(id, sizeof id, "%s-guard-%s", chat ? "chatcmpl" : "cmpl", sl_ex_request_id(ex));
+    const char *model = sl_ex_model(ex) ? sl_ex_model(ex) : "";
+    const char *field = chat ? "content" : "text";
+    size_t mlen = strlen(c->refusal);
+    json_int_t now = (json_int_t)time(NULL);
+    sl_ex_mark_altered(ex);
+    if (sl_ex_stream(ex)) {
+        json_t *tmpl = json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", chat ? "chat.completion.chunk" : "text_completion",
+                                 "created", now, "model", model);
+        json_t *a = chunk_from(tmpl), *b = chunk_from(tmpl);
+        json_t *first = choice_obj(chat, true, 0, field, c->refusal, mlen, NULL);
+        if (chat)
+            json_object_set_new(json_object_get(first, "delta"), "role", json_string("assistant"));
+        json_array_append_new(json_object_get(a, "choices"), first);
+        json_array_append_new(json_object_get(b, "choices"), choice_obj(chat, true, 0, NULL, NULL, 0, "content_filter"));
+        sl_ex_stream_begin(ex);
+        sl_ex_emit_event(ex, a);
+        sl_ex_emit_event(ex, b);
+        json_decref(a);
+        json_decref(b);
+        json_decref(tmpl);
+        sl_ex_stream_end(ex);
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}}", "id", id, "object",
+                             chat ? "chat.completion" : "text_completion", "created", now, "model", model, "choices",
+                             choice_obj(chat, false, 0, field, c->refusal, mlen, "content_filter"), "usage",
+                             "prompt_tokens", 0, "completion_tokens", 0, "total_tokens", 0);
+    sl_ex_respond_json(ex, 200, body);
+}
+
+static sl_step guard_on_request(sl_exchange *ex, void *conf)
+{
+    sl_guard_conf *c = conf;
+    sl_endpoint ep = sl_ex_endpoint(ex);
+    if (!c->on_request || (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS && ep != SL_EP_EMBEDDINGS))
+        return SL_STEP_CONTINUE;
+    refs r = {0};
+    sl_guard_norm norm = {0};
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    sl_guard_hit hit;
+    bool blocked = false, failed = !md;
+    int masked = 0;
+    if (!failed && collect_texts(sl_ex_body(ex), ep, &r) < 0)
+        failed = true;
+    for (size_t i = 0; i < r.n && !blocked && !failed; i++) {
+        json_t *v = ref_get(&r.v[i]);
+        const char *t = json_string_value(v);
+        size_t len = json_string_length(v);
+        if (sl_guard_normalize(&norm, t, len) < 0) {
+            failed = true;
+            break;
+        }
+        if (sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, false, md, &hit)) {
+            blocked = true;
+            break;
+        }
+        if (c->n_masks) {
+            char *out;
+            size_t out_len;
+            int k = sl_guard_masks_apply(c->masks, c->n_masks, t, len, &norm, md, &out, &out_len);
+            if (k < 0) {
+                failed = true;
+            } else if (k > 0) {
+                ref_set(&r.v[i], json_stringn(out, out_len));
+                free(out);
+                masked += k;
+            }
+        }
+    }
+    free(r.v);
+    sl_guard_norm_free(&norm);
+    pcre2_match_data_free(md);
+    if (failed) {
+        sl_ex_respond_error(ex, 500, "api_error", "internal_error", NULL, "the content guard ran out of memory");
+        return SL_STEP_RESPOND;
+    }
+    if (masked)
+        sl_ex_log_field(ex, "guard_masked", json_integer(masked));
+    if (!blocked)
+        return SL_STEP_CONTINUE;
+    audit_block(ex, c, &hit, "request");
+    if (c->refuse && ep != SL_EP_EMBEDDINGS) {
+        refuse(ex, c);
+    } else {
+        char rule[64];
+        sl_ex_respond_error(ex, 400, "invalid_request_error", "content_filter", NULL,
+                            "The request was blocked by the content filter (rule %s).",
+                            sl_guard_rule_name(&c->rules, &hit, rule, sizeof rule));
+    }
+    return SL_STEP_RESPOND;
+}
+
+/* ---- response ---- */
+
+typedef struct field_stream {
+    int choice;
+    int field;
+    bool finished;
+    sl_guard_stream st;
+} field_stream;
+
+typedef struct resp_state {
+    field_stream *fs;
+    size_t n, cap;
+    json_t *tmpl;       /* id, object, created, model of the stream's chunks */
+} resp_state;
+
+static void resp_state_free(resp_state *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        sl_guard_stream_free(&s->fs[i].st);
+    free(s->fs);
+    json_decref(s->tmpl);
+    free(s);
+}
+
+static field_stream *find_stream(resp_state *s, int choice, int field)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->fs[i].choice == choice && s->fs[i].field == field)
+            return &s->fs[i];
+    return NULL;
+}
+
+static field_stream *add_stream(resp_state *s, const sl_guard_conf *c, int choice, int field)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4;
+        field_stream *v = realloc(s->fs, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        s->fs = v;
+        s->cap = cap;
+    }
+    field_stream *f = &s->fs[s->n];
+    *f = (field_stream){.choice = choice, .field = field};
+    if (sl_guard_stream_init(&f->st, &c->rules, c->holdback) < 0)
+        return NULL;
+    s->n++;
+    return f;
+}
+
+static json_t *make_template(const json_t *ev)
+{
+    json_t *t = json_object();
+    static const char *const keep[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
+    for (size_t i = 0; keep[i]; i++) {
+        json_t *v = json_object_get(ev, keep[i]);
+        if (v)
+            json_object_set(t, keep[i], v);
+    }
+    return t;
+}
+
+/* The text that may go out for one field of one choice of this event. */
+typedef struct piece {
+    json_t *choice;
+    int index, field;
+    char *out;
+    size_t len;
+    bool had_field;
+} piece;
+
+static void add_piece_to_chunk(json_t *chunk, bool chat, const char *const *fields, const piece *p)
+{
+    json_t *choices = json_object_get(chunk, "choices");
+    json_t *ch = NULL;
+    size_t i;
+    json_t *it;
+    json_array_foreach(choices, i, it)
+        if (json_integer_value(json_object_get(it, "index")) == p->index)
+            ch = it;
+    if (!ch) {
+        json_array_append_new(choices, choice_obj(chat, true, p->index, fields[p->field], p->out, p->len, NULL));
+        return;
+    }
+    json_object_set_new(chat ? json_object_get(ch, "delta") : ch, fields[p->field], json_stringn(p->out, p->len));
+}
+
+static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s, bool chat)
+{
+    const char *const *fields = chat ? chat_fields : cmpl_fields;
+    json_t *chunk = s->tmpl ? chunk_from(s->tmpl) : NULL;
+    json_t *stop = s->tmpl ? chunk_from(s->tmpl) : NULL;
+    bool any = false, stopped = false;
+    for (size_t i = 0; i < s->n && chunk; i++) {
+        field_stream *f = &s->fs[i];
+        if (f->finished)
+            continue;
+        f->finished = true;
+        sl_guard_hit hit;
+        piece p = {.index = f->choice, .field = f->field};
+        sl_guard_feed r = sl_guard_stream_feed(&f->st, "", 0, true, &p.out, &p.len, &hit);
+        if (r == SL_GUARD_FEED_HIT) { /* only a rule that looks at the end ($, \b) can hit here */
+            audit_block(ex, c, &hit, "response");
+            sl_ex_mark_altered(ex);
+            json_array_append_new(json_object_get(stop, "choices"),
+                                  choice_obj(chat, true, f->choice, NULL, NULL, 0, "content_filter"));
+            stopped = true;
+        }
+        if (p.out) {
+            add_piece_to_chunk(chunk, chat, fields, &p);
+            any = true;
+        }
+        free(p.out);
+    }
+    if (any)
+        sl_ex_emit_event(ex, chunk);
+    if (stopped)
+        sl_ex_emit_event(ex, stop);
+    json_decref(chunk);
+    json_decref(stop);
+}
+
+static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c, resp_state *s, sl_resp_event *ev,
+                                         bool chat)
+{
+    const char *const *fields = chat ? chat_fields : cmpl_fields;
+    json_t *choices = json_object_get(ev->json, "choices");
+    if (!json_is_array(choices) || json_array_size(choices) == 0)
+        return SL_EVENT_PASS;
+    if (!s->tmpl)
+        s->tmpl = make_template(ev->json);
+    size_t n_choices = json_array_size(choices), n_fields = chat ? 2 : 1;
+    piece *pieces = calloc(n_choices * n_fields, sizeof *pieces);
+    if (!pieces)
+        return SL_EVENT_PASS;
+    size_t np = 0, i;
+    json_t *ch;
+    bool hit_found = false;
+    sl_guard_hit hit;
+    json_array_foreach(choices, i, ch) {
+        json_t *jidx = json_object_get(ch, "index");
+        int index = json_is_integer(jidx) ? (int)json_integer_value(jidx) : (int)i;
+        bool final = json_is_string(json_object_get(ch, "finish_reason"));
+        json_t *holder = chat ? json_object_get(ch, "delta") : ch;
+        for (int f = 0; fields[f] && !hit_found; f++) {
+            json_t *v = json_object_get(holder, fields[f]);
+            field_stream *fs = find_stream(s, index, f);
+            if (!json_is_string(v) && !(final && fs))
+                continue;
+            if (!fs && !(fs = add_stream(s, c, index, f))) {
+                json_object_set_new(holder, fields[f], json_string("")); /* out of memory: send nothing unscanned */
+                continue;
+            }
+            piece *p = &pieces[np++];
+            *p = (piece){.choice = ch, .index = index, .field = f, .had_field = json_is_string(v)};
+            sl_guard_feed r = sl_guard_stream_feed(&fs->st, json_is_string(v) ? json_string_value(v) : "",
+                                                   json_string_length(v), final, &p->out, &p->len, &hit);
+            fs->finished = final;
+            hit_found = r == SL_GUARD_FEED_HIT;
+        }
+        if (hit_found)
+            break;
+    }
+    sl_event_action act = SL_EVENT_PASS;
+    if (!hit_found) {
+        for (size_t k = 0; k < np; k++) {
+            piece *p = &pieces[k];
+            if (!p->had_field && !p->out)
+                continue;
+            json_t *holder = chat ? json_object_get(p->choice, "delta") : p->choice;
+            if (!json_is_object(holder)) {
+                holder = json_object();
+                json_object_set_new(p->choice, "delta", holder);
+            }
+            json_object_set_new(holder, fields[p->field], json_stringn(p->out ? p->out : "", p->len));
+        }
+    } else {
+        audit_block(ex, c, &hit, "response");
+        sl_ex_mark_altered(ex);
+        json_t *pre = chunk_from(s->tmpl);
+        bool any = false;
+        for (size_t k = 0; k < np; k++)
+            if (pieces[k].out) {
+                add_piece_to_chunk(pre, chat, fields, &pieces[k]);
+                any = true;
+            }
+        if (any)
+            sl_ex_emit_event(ex, pre);
+        json_decref(pre);
+        json_t *stop = chunk_from(s->tmpl);
+        json_t *stop_choices = json_object_get(stop, "choices");
+        for (size_t k = 0; k < s->n; k++) {
+            bool dup = false;
+            for (size_t j = 0; j < k && !dup; j++)
+                dup = s->fs[j].choice == s->fs[k].choice;
+            if (!dup)
+                json_array_append_new(stop_choices, choice_obj(chat, true, s->fs[k].choice, NULL, NULL, 0,
+                                                               "content_filter"));
+        }
+        json_decref(ev->json);
+        ev->json = stop;
+        act = SL_EVENT_STOP;
+    }
+    for (size_t k = 0; k < np; k++)
+        free(pieces[k].out);
+    free(pieces);
+    return act;
+}
+
+/* A whole (non-streamed) response: a hit keeps the text before it. */
+static void scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, bool chat)
+{
+    const char *const *fields = chat ? chat_fields : cmpl_fields;
+    sl_guard_norm norm = {0};
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    size_t i;
+    json_t *ch;
+    bool blocked = false;
+    json_array_foreach(json_object_get(body, "choices"), i, ch) {
+        json_t *holder = chat ? json_object_get(ch, "message") : ch;
+        for (int f = 0; fields[f] && md; f++) {
+            json_t *v = json_object_get(holder, fields[f]);
+            sl_guard_hit hit;
+            if (!json_is_string(v) || sl_guard_normalize(&norm, json_string_value(v), json_string_length(v)) < 0 ||
+                !sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, false, md, &hit))
+                continue;
+            if (!blocked)
+                audit_block(ex, c, &hit, "response");
+            blocked = true;
+            json_object_set_new(holder, fields[f], json_stringn(json_string_value(v), norm.map[hit.start]));
+            json_object_set_new(ch, "finish_reason", json_string("content_filter"));
+        }
+    }
+    if (blocked)
+        sl_ex_mark_altered(ex);
+    sl_guard_norm_free(&norm);
+    pcre2_match_data_free(md);
+}
+
+static sl_event_action guard_on_response_event(sl_exchange *ex, void *conf, sl_resp_event *ev)
+{
+    sl_guard_conf *c = conf;
+    sl_endpoint ep = sl_ex_endpoint(ex);
+    if (!c->on_response || sl_guard_rules_empty(&c->rules) || (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS) ||
+        ev->status < 200 || ev->status >= 300)
+        return SL_EVENT_PASS;
+    bool chat = ep == SL_EP_CHAT;
+    if (!ev->stream) {
+        if (ev->json)
+            scan_body(ex, c, ev->json, chat);
+        return SL_EVENT_PASS;
+    }
+    resp_state *s = sl_ex_plugin_state(ex, &sl_plugin_guard);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s)))
+            return SL_EVENT_PASS;
+        sl_ex_set_plugin_state(ex, &sl_plugin_guard, s);
+    }
+    if (ev->done) {
+        flush_at_done(ex, c, s, chat);
+        return SL_EVENT_PASS;
+    }
+    if (!json_is_object(ev->json))
+        return SL_EVENT_PASS;
+    return scan_stream_event(ex, c, s, ev, chat);
+}
+
+static void guard_on_complete(sl_exchange *ex, void *conf)
+{
+    (void)conf;
+    resp_state *s = sl_ex_plugin_state(ex, &sl_plugin_guard);
+    if (s) {
+        resp_state_free(s);
+        sl_ex_set_plugin_state(ex, &sl_plugin_guard, NULL);
+    }
+}
+
+const sl_plugin sl_plugin_guard = {
+    .name = "guard",
+    .api_version = SL_PLUGIN_API_VERSION,
+    .config_parse = sl_guard_config_parse,
+    .config_free = sl_guard_config_free,
+    .on_request = guard_on_request,
+    .wants_events = true,
+    .on_response_event = guard_on_response_event,
+    .on_complete = guard_on_complete,
+};

@@ -1,0 +1,127 @@
+/* Deny rules over a text that streams in pieces. The last `holdback` normalised characters
+ * stay unsent: a keyword no longer than that which begins in the text already sent would
+ * have been complete, and seen, before that text went out. So a word split over chunks
+ * is always seen whole. The held text is scanned again with each piece (it is short); a
+ * little of the sent text is kept in front of it as context for regex look-behind (\b). */
+#include "guard_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CTX_BYTES 64
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 256;
+    while (c < need)
+        c *= 2;
+    char *b = realloc(*buf, c);
+    if (!b)
+        return -1;
+    *buf = b;
+    *cap = c;
+    return 0;
+}
+
+int sl_guard_stream_init(sl_guard_stream *st, const sl_guard_rules *rules, size_t holdback)
+{
+    memset(st, 0, sizeof *st);
+    st->rules = rules;
+    st->holdback = holdback;
+    st->ctx = malloc(CTX_BYTES);
+    st->md = pcre2_match_data_create(1, NULL);
+    if (!st->ctx || !st->md) {
+        sl_guard_stream_free(st);
+        return -1;
+    }
+    return 0;
+}
+
+/* Send held[0, cut): *out gets a copy, the sent text's tail becomes the context. */
+static int send_prefix(sl_guard_stream *st, size_t cut, char **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (cut == 0)
+        return 0;
+    char *o = malloc(cut + 1);
+    if (!o)
+        return -1;
+    memcpy(o, st->held, cut);
+    o[cut] = '\0';
+    *out = o;
+    *out_len = cut;
+    /* context: the last CTX_BYTES of ctx + sent, from a character start */
+    size_t total = st->ctx_len + cut, from = total > CTX_BYTES ? total - CTX_BYTES : 0;
+    while (from < total && ((uint8_t)st->scratch[from] & 0xC0) == 0x80)
+        from++;
+    memmove(st->ctx, st->scratch + from, total - from);
+    st->ctx_len = total - from;
+    memmove(st->held, st->held + cut, st->held_len - cut);
+    st->held_len -= cut;
+    return 0;
+}
+
+sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t len, bool final, char **out,
+                                   size_t *out_len, sl_guard_hit *hit)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (grow(&st->held, &st->held_cap, st->held_len + len + 1) < 0)
+        return SL_GUARD_FEED_ERROR;
+    memcpy(st->held + st->held_len, text, len);
+    st->held_len += len;
+    size_t total = st->ctx_len + st->held_len;
+    if (grow(&st->scratch, &st->scratch_cap, total + 1) < 0)
+        return SL_GUARD_FEED_ERROR;
+    memcpy(st->scratch, st->ctx, st->ctx_len);
+    memcpy(st->scratch + st->ctx_len, st->held, st->held_len);
+    if (sl_guard_normalize(&st->norm, st->scratch, total) < 0)
+        return SL_GUARD_FEED_ERROR;
+    const sl_guard_norm *n = &st->norm;
+    /* the first normalised byte of the held text */
+    size_t lo = 0, hi = n->len;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (n->map[mid] < st->ctx_len)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t from = lo;
+    if (sl_guard_rules_scan(st->rules, n->s, n->len, from, !final, st->md, hit)) {
+        size_t os = n->map[hit->start];
+        size_t cut = os > st->ctx_len ? os - st->ctx_len : 0;
+        if (send_prefix(st, cut, out, out_len) < 0)
+            return SL_GUARD_FEED_ERROR;
+        st->held_len = 0;
+        return SL_GUARD_FEED_HIT;
+    }
+    if (final)
+        return send_prefix(st, st->held_len, out, out_len) < 0 ? SL_GUARD_FEED_ERROR : SL_GUARD_FEED_OK;
+    /* keep the last `holdback` normalised characters */
+    size_t q = n->len, kept = 0;
+    while (q > from && kept < st->holdback) {
+        q--;
+        while (q > from && ((uint8_t)n->s[q] & 0xC0) == 0x80)
+            q--;
+        kept++;
+    }
+    if (kept < st->holdback || q <= from)
+        return SL_GUARD_FEED_OK;
+    size_t os = n->map[q];
+    size_t cut = os > st->ctx_len ? os - st->ctx_len : 0;
+    return send_prefix(st, cut, out, out_len) < 0 ? SL_GUARD_FEED_ERROR : SL_GUARD_FEED_OK;
+}
+
+void sl_guard_stream_free(sl_guard_stream *st)
+{
+    free(st->held);
+    free(st->ctx);
+    free(st->scratch);
+    sl_guard_norm_free(&st->norm);
+    pcre2_match_data_free(st->md);
+    memset(st, 0, sizeof *st);
+}

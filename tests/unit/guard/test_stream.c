@@ -1,0 +1,163 @@
+/* The stream scanner, fed the same text in every way it can be cut into chunks: no denied
+ * word ever goes out, whole or split, and what goes out is always the text before the
+ * first match (or all of it when nothing matches). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "guard_int.h"
+#include "plugin.h"
+
+static sl_guard_conf *load(const char *yaml)
+{
+    sl_diag d;
+    sl_diag_init(&d, "test.yaml");
+    d.quiet = true;
+    sl_ynode *root = sl_yaml_load_string(yaml, strlen(yaml), "test.yaml", &d);
+    assert_non_null(root);
+    sl_plugin_ctx ctx = {.config = NULL, .diag = &d};
+    void *conf = NULL;
+    int rc = sl_guard_config_parse(root, &ctx, &conf);
+    if (rc != 0 || d.n)
+        fail_msg("config refused: %s", d.n ? d.lines[0] : "?");
+    sl_ynode_free(root);
+    sl_diag_free(&d);
+    return conf;
+}
+
+/* Character starts of s (the cut points an upstream can use: deltas are whole characters). */
+static size_t char_starts(const char *s, size_t *pos)
+{
+    size_t n = 0;
+    for (size_t i = 0; s[i]; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            pos[n++] = i;
+    pos[n] = strlen(s);
+    return n;
+}
+
+/* Feed text cut at the character boundaries that `cuts` selects (bit k: cut before
+ * character k+1); returns what went out, and whether it hit. */
+static char *run(const sl_guard_conf *c, const char *text, const size_t *pos, size_t nch, uint32_t cuts, bool *hit)
+{
+    sl_guard_stream st;
+    assert_int_equal(sl_guard_stream_init(&st, &c->rules, c->holdback), 0);
+    size_t cap = strlen(text) + 1, len = 0;
+    char *sent = calloc(1, cap);
+    size_t from = 0;
+    *hit = false;
+    for (size_t k = 1; k <= nch && !*hit; k++) {
+        bool last = k == nch;
+        if (!last && !(cuts & (1u << (k - 1))))
+            continue;
+        char *out = NULL;
+        size_t out_len = 0;
+        sl_guard_hit h;
+        sl_guard_feed r = sl_guard_stream_feed(&st, text + pos[from], pos[k] - pos[from], last, &out, &out_len, &h);
+        assert_int_not_equal(r, SL_GUARD_FEED_ERROR);
+        assert_true(len + out_len < cap);
+        memcpy(sent + len, out ? out : "", out_len);
+        len += out_len;
+        free(out);
+        from = k;
+        *hit = r == SL_GUARD_FEED_HIT;
+    }
+    sent[len] = 0;
+    sl_guard_stream_free(&st);
+    return sent;
+}
+
+/* Every chunking of text: the output is always want, and the hit is as expected. */
+static void every_chunking(const sl_guard_conf *c, const char *text, const char *want, bool want_hit)
+{
+    size_t pos[64];
+    size_t nch = char_starts(text, pos);
+    assert_true(nch <= 21);
+    uint32_t all = nch > 1 ? 1u << (nch - 1) : 1;
+    for (uint32_t cuts = 0; cuts < all; cuts++) {
+        bool hit;
+        char *sent = run(c, text, pos, nch, cuts, &hit);
+        if (strcmp(sent, want) != 0 || hit != want_hit)
+            fail_msg("text '%s' cuts %#x: sent '%s' (hit %d), want '%s' (hit %d)", text, cuts, sent, hit, want,
+                     want_hit);
+        free(sent);
+    }
+}
+
+static void test_keywords_split_anywhere(void **state)
+{
+    (void)state;
+    sl_guard_conf *c = load("deny: [badword, \"\xE5\x9D\x8F\xE4\xBA\x8B\", bad]\n");
+    assert_int_equal(c->holdback, 7);
+    every_chunking(c, "ok BadWord", "ok ", true);
+    every_chunking(c, "xx\xEF\xBD\x82\xEF\xBD\x81\xEF\xBD\x84yy", "xx", true);           /* ｂａｄ */
+    every_chunking(c, "un\xE5\x9D\x8F\xE4\xBA\x8Bok", "un", true);                       /* 坏事 */
+    every_chunking(c, "b\xE2\x80\x8B" "a\xE2\x80\x8B" "d!", "", true);                    /* zero-width spaces */
+    every_chunking(c, "all fine here", "all fine here", false);
+    every_chunking(c, "ba ba ba ba d", "ba ba ba ba d", false);
+    sl_guard_config_free(c);
+}
+
+static void test_regex_split_anywhere(void **state)
+{
+    (void)state;
+    sl_guard_conf *c = load("deny_regex: ['secret[0-9]{2}\\b', '\\bcat\\b']\n");
+    assert_int_equal(c->holdback, 8);
+    every_chunking(c, "my Secret42 is", "my ", true);
+    every_chunking(c, "secret427", "secret427", false);
+    /* look-behind over what was already sent: "cat" inside "concatenate" is no word */
+    every_chunking(c, "concatenate", "concatenate", false);
+    every_chunking(c, "a cat sat", "a ", true);
+    sl_guard_config_free(c);
+}
+
+static void test_holdback_keeps_text_back(void **state)
+{
+    (void)state;
+    sl_guard_conf *c = load("deny: [abcd]\n");
+    sl_guard_stream st;
+    assert_int_equal(sl_guard_stream_init(&st, &c->rules, c->holdback), 0);
+    char *out;
+    size_t n;
+    sl_guard_hit h;
+    assert_int_equal(sl_guard_stream_feed(&st, "xyz", 3, false, &out, &n, &h), SL_GUARD_FEED_OK);
+    assert_null(out); /* all three within the window of 4 */
+    assert_int_equal(sl_guard_stream_feed(&st, "wvuabc", 6, false, &out, &n, &h), SL_GUARD_FEED_OK);
+    assert_string_equal(out, "xyzwv"); /* "uabc" may still become "abcd"... */
+    free(out);
+    assert_int_equal(sl_guard_stream_feed(&st, "d", 1, false, &out, &n, &h), SL_GUARD_FEED_HIT);
+    assert_string_equal(out, "u");
+    free(out);
+    sl_guard_stream_free(&st);
+    sl_guard_config_free(c);
+}
+
+static void test_regex_bound(void **state)
+{
+    (void)state;
+    assert_int_equal(sl_guard_regex_bound("abc"), 3);
+    assert_int_equal(sl_guard_regex_bound("a{2,5}b?"), 6);
+    assert_int_equal(sl_guard_regex_bound("(foo|barbaz)[0-9]{3}"), 9);
+    assert_int_equal(sl_guard_regex_bound("\\bx\\d{4}\\b"), 5);
+    assert_int_equal(sl_guard_regex_bound("(?i)caf\xC3\xA9"), 4);
+    assert_int_equal(sl_guard_regex_bound("(?:ab){3}(?=c)"), 6);
+    assert_int_equal(sl_guard_regex_bound("[a-z]+"), SIZE_MAX);
+    assert_int_equal(sl_guard_regex_bound("a*"), SIZE_MAX);
+    assert_int_equal(sl_guard_regex_bound("(a)\\1"), SIZE_MAX);
+    assert_int_equal(sl_guard_regex_bound("x{3,}"), SIZE_MAX);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keywords_split_anywhere),
+        cmocka_unit_test(test_regex_split_anywhere),
+        cmocka_unit_test(test_holdback_keeps_text_back),
+        cmocka_unit_test(test_regex_bound),
+    };
+    return cmocka_run_group_tests_name("guard_stream", tests, NULL, NULL);
+}
