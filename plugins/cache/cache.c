@@ -299,6 +299,8 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
     }
     if (!s) {
         mark(ex, "bypass");
+        if (why)
+            sl_ex_log_field(ex, "cache_bypass", json_string(why));
         return SL_STEP_CONTINUE;
     }
     s->conf = c;
