@@ -5,6 +5,7 @@
  * Replays keep the stored id and created: they are the same answer, served again. */
 #include "cache.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@ typedef struct cache_conf {
     bool always;                    /* mode: always (else only when temperature is 0) */
     bool charge_hits;
     char *redis_url, *redis_prefix;
-    sl_cache_mem *mem;
+    struct shared_mem *shared;      /* memory backend */
+    sl_cache_mem *mem;              /* shared->mem */
 } cache_conf;
 
 typedef struct cache_state {
@@ -42,12 +44,54 @@ extern const sl_plugin sl_plugin_cache;
 
 /* ---- config ---- */
 
+/* The memory cache outlives a config reload: the new config takes the current one when its
+ * max_bytes is the same. Configs are freed from any thread, hence the lock. */
+static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_mem {
+    sl_cache_mem *mem;
+    long long max_bytes;
+    int refs;
+} *current_mem;
+
+static struct shared_mem *mem_acquire(long long max_bytes)
+{
+    pthread_mutex_lock(&mem_lock);
+    struct shared_mem *sm = current_mem;
+    if (sm && sm->max_bytes == max_bytes) {
+        sm->refs++;
+    } else if ((sm = calloc(1, sizeof *sm)) && (sm->mem = sl_cache_mem_new((size_t)max_bytes, 0))) {
+        sm->max_bytes = max_bytes;
+        sm->refs = 1;
+        current_mem = sm; /* the old one lives on while older configs use it */
+    } else {
+        free(sm);
+        sm = NULL;
+    }
+    pthread_mutex_unlock(&mem_lock);
+    return sm;
+}
+
+static void mem_release(struct shared_mem *sm)
+{
+    if (!sm)
+        return;
+    pthread_mutex_lock(&mem_lock);
+    bool last = --sm->refs == 0;
+    if (last && current_mem == sm)
+        current_mem = NULL;
+    pthread_mutex_unlock(&mem_lock);
+    if (last) {
+        sl_cache_mem_free(sm->mem);
+        free(sm);
+    }
+}
+
 static void cache_config_free(void *p)
 {
     cache_conf *c = p;
     if (!c)
         return;
-    sl_cache_mem_free(c->mem);
+    mem_release(c->shared);
     free(c->redis_url);
     free(c->redis_prefix);
     free(c);
@@ -117,11 +161,15 @@ static int cache_config_parse(const sl_ynode *node, sl_plugin_ctx *ctx, void **o
         c->redis_prefix = strdup(cfg->store.redis_prefix ? cfg->store.redis_prefix : "sluice:");
         if (!c->redis_url || !c->redis_prefix)
             return -1;
-    } else if (!(c->mem = sl_cache_mem_new((size_t)c->max_bytes, 0))) {
-        return -1;
+    } else {
+        if (!(c->shared = mem_acquire(c->max_bytes)))
+            return -1;
+        c->mem = c->shared->mem;
     }
     return 0;
 }
+
+sl_cache_mem *sl_cache_conf_mem(const void *plugin_conf) { return ((const cache_conf *)plugin_conf)->mem; }
 
 /* ---- request side ---- */
 
