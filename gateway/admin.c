@@ -7,6 +7,8 @@
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 
+#include "admin_keys.h"
+#include "admin_usage.h"
 #include "circuit.h"
 #include "log.h"
 
@@ -28,6 +30,7 @@ struct sl_admin {
     admin_route routes[MAX_ROUTES];
     size_t n_routes;
     bool ready;
+    struct sl_store_conn *store;
 };
 
 void sl_admin_json(sl_http_conn *c, int status, json_t *body)
@@ -126,7 +129,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     sl_http_conn_accept(&a->http, fd, NULL);
 }
 
-sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, sl_err *err)
+struct sl_store_conn *sl_admin_store(sl_admin *a) { return a->store; }
+
+sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_conn *store, sl_err *err)
 {
     if (!cfg->admin.token || !cfg->admin.token[0]) {
         sl_err_set(err, "admin.listen is set but the admin token is empty: set the environment variable %s",
@@ -140,10 +145,13 @@ sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, sl_err *err)
     }
     a->base = base;
     a->cfg = sl_config_ref(cfg);
+    a->store = store;
     a->limits = (sl_http_limits){.max_body = 1 << 20, .header_timeout_ms = 10000, .idle_timeout_ms = 60000,
                                  .body_timeout_ms = 10000, .stream_low_water = 1 << 16};
     a->http = (sl_http_server_ctx){.base = base, .limits = &a->limits, .on_request = on_request, .arg = a};
     sl_admin_route(a, "GET", "/admin/v1/upstreams", false, upstreams_handler, NULL);
+    sl_admin_keys_install(a);
+    sl_admin_usage_install(a);
     return a;
 }
 

@@ -19,7 +19,9 @@ typedef struct sl_admin sl_admin;
  * route's prefix (for /admin/v1/keys/{id}). */
 typedef void (*sl_admin_handler)(sl_admin *a, sl_http_conn *c, sl_http_request *req, const char *tail, void *arg);
 
-sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, sl_err *err);
+struct sl_store_conn;
+sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_conn *store, sl_err *err);
+struct sl_store_conn *sl_admin_store(sl_admin *a);
 /* prefix_match: route matches path == path, or path starting with path + "/". */
 void sl_admin_route(sl_admin *a, const char *method, const char *path, bool prefix_match, sl_admin_handler h,
                     void *arg);
@@ -29,6 +31,9 @@ void sl_admin_set_config(sl_admin *a, sl_config *cfg);   /* takes a reference */
 sl_config *sl_admin_config(sl_admin *a);
 void sl_admin_stop(sl_admin *a);   /* stop accepting; close idle connections */
 void sl_admin_free(sl_admin *a);
+
+/* The value of name=... in a query string, URL-decoded, or NULL. Caller frees. */
+char *sl_admin_query_param(const char *query, const char *name);
 
 /* Answer with JSON (takes ownership of body). */
 void sl_admin_json(sl_http_conn *c, int status, json_t *body);

@@ -357,6 +357,14 @@ static int parse_admin(sl_config *c, const sl_ynode *root, sl_diag *d)
     const sl_ynode *l = sl_ymap_get(a, "listen");
     if (l && !sl_ynode_is_null(l) && !(c->admin.listen = sl_cfg_listen_address(l, d)))
         rc = -1;
+    size_t alen = c->admin.listen ? strlen(c->admin.listen) : 0;
+    bool any_port = alen > 2 && strcmp(c->admin.listen + alen - 2, ":0") == 0;
+    for (size_t i = 0; c->admin.listen && !any_port && i < c->n_listen; i++)
+        if (c->listen[i].address && strcmp(c->listen[i].address, c->admin.listen) == 0) {
+            sl_diag_add(d, l, "admin.listen: %s is also a client listen address: the admin API needs "
+                        "an address of its own", c->admin.listen);
+            rc = -1;
+        }
     if (sl_ymap_get(a, "token_env")) {
         rc |= sl_cfg_env(a, "token_env", d, &c->admin.token_env, &c->admin.token);
     } else if (c->admin.listen) {
@@ -389,8 +397,6 @@ static int parse_store(sl_config *c, const sl_ynode *root, sl_diag *d)
     const sl_ynode *r = sl_cfg_section(s, "redis", redis_keys, d);
     rc |= sl_cfg_str(r, "url", d, &c->store.redis_url);
     rc |= sl_cfg_str(r, "prefix", d, &c->store.redis_prefix);
-    if (r && c->store.backend != SL_STORE_REDIS)
-        sl_diag_warn(d, r, "store.redis: ignored because store.backend is memory");
     if (c->store.redis_url && strncmp(c->store.redis_url, "redis://", 8) != 0 &&
         strncmp(c->store.redis_url, "rediss://", 9) != 0 && strncmp(c->store.redis_url, "unix:", 5) != 0) {
         sl_diag_add(d, sl_ymap_get(r, "url"), "store.redis.url: expected redis://HOST:PORT/DB, "
@@ -433,7 +439,8 @@ static int parse_log(sl_config *c, const sl_ynode *root, sl_diag *d)
 /* ---- the whole file ---- */
 
 static const char *const top_keys[] = {"listen", "server", "admin", "store", "log", "upstreams", "models",
-                                       "consumers", "plugin_paths", "plugins", NULL};
+                                       "consumers", "plugin_paths", "plugins",
+                                       "x-*", /* free for anchors: x-timeouts: &t {...} */ NULL};
 
 static void config_free(sl_config *c)
 {

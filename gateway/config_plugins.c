@@ -16,17 +16,27 @@ static size_t n_loaded_so;
 static const char *const builtin_names[] = {"auth", "guard", "ratelimit", "quota", "cache", "route",
                                             "fallback", NULL};
 
-static void known_plugins(char *buf, size_t size)
+/* "did you mean 'x'?" when name is a typo of a known plugin, else "known: a, b". */
+static void known_plugins(const char *name, char *buf, size_t size)
 {
-    size_t off = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; builtin_names[i] && off < size; i++)
+    const char *names[sizeof builtin_names / sizeof *builtin_names + MAX_SO];
+    size_t n = 0;
+    for (size_t i = 0; builtin_names[i]; i++)
         if (sl_plugin_find(builtin_names[i]))
-            off += (size_t)snprintf(buf + off, size - off, "%s%s", off ? ", " : "", builtin_names[i]);
-    for (size_t i = 0; i < n_loaded_so && off < size; i++)
-        off += (size_t)snprintf(buf + off, size - off, "%s%s", off ? ", " : "", loaded_so[i].p->name);
-    if (!off)
-        snprintf(buf, size, "none");
+            names[n++] = builtin_names[i];
+    for (size_t i = 0; i < n_loaded_so; i++)
+        names[n++] = loaded_so[i].p->name;
+    names[n] = NULL;
+    const char *near = sl_closest_word(name, names);
+    if (near) {
+        snprintf(buf, size, "did you mean '%s'?", near);
+        return;
+    }
+    size_t off = (size_t)snprintf(buf, size, "known: ");
+    for (size_t i = 0; i < n && off < size; i++)
+        off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? ", " : "", names[i]);
+    if (!n)
+        snprintf(buf, size, "known: none");
 }
 
 static int load_paths(const sl_ynode *paths, sl_diag *d)
@@ -119,8 +129,8 @@ int sl_cfg_plugins(sl_config *c, const sl_ynode *paths, const sl_ynode *list, sl
         }
         const sl_plugin *p = sl_plugin_find(name->scalar);
         if (!p) {
-            known_plugins(known, sizeof known);
-            sl_diag_add(d, name, "%sunknown plugin '%s' (known: %s)", sl_cfg_where(item, w, sizeof w),
+            known_plugins(name->scalar, known, sizeof known);
+            sl_diag_add(d, name, "%sunknown plugin '%s' (%s)", sl_cfg_where(item, w, sizeof w),
                         name->scalar, known);
             rc = -1;
             continue;

@@ -65,17 +65,45 @@ static bool named_map(const sl_ynode *n, const char *what, sl_diag *d)
     return true;
 }
 
-/* "a, b, c" of the names, for "known: ..." */
-#define NAMES(arr, n, buf)                                                                       \
-    do {                                                                                         \
-        size_t off_ = 0;                                                                         \
-        (buf)[0] = '\0';                                                                         \
-        for (size_t i_ = 0; i_ < (n) && off_ < sizeof(buf); i_++)                                \
-            off_ += (size_t)snprintf((buf) + off_, sizeof(buf) - off_, "%s%s", i_ ? ", " : "",   \
-                                     (arr)[i_].name);                                            \
-        if (!(n))                                                                                \
-            snprintf((buf), sizeof(buf), "none are defined");                                    \
-    } while (0)
+/* A name written twice: the loader reported it; the second is skipped. */
+static bool seen_before(const sl_ynode *map, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(map->keys[j]->scalar, map->keys[i]->scalar) == 0)
+            return true;
+    return false;
+}
+
+/* After "no upstream named 'x'": "did you mean 'y'?" when x is a typo of a name, else
+ * "known: a, b, c". names: n strings. */
+static void name_hint(char *buf, size_t size, const char *word, const char **names, size_t n)
+{
+    const char *near = names ? sl_closest_word(word, names) : NULL;
+    if (near) {
+        snprintf(buf, size, "did you mean '%s'?", near);
+        return;
+    }
+    size_t off = (size_t)snprintf(buf, size, "known: %s", n ? "" : "none are defined");
+    for (size_t i = 0; i < n && off < size; i++)
+        off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? ", " : "", names[i]);
+}
+
+/* NULL-terminated arrays of the names (pointing into c), for name_hint; caller frees. */
+static const char **upstream_names(const sl_config *c)
+{
+    const char **v = calloc(c->n_upstreams + 1, sizeof *v);
+    for (size_t i = 0; v && i < c->n_upstreams; i++)
+        v[i] = c->upstreams[i].name;
+    return v;
+}
+
+static const char **model_names(const sl_config *c)
+{
+    const char **v = calloc(c->n_models + 1, sizeof *v);
+    for (size_t i = 0; v && i < c->n_models; i++)
+        v[i] = c->models[i].name;
+    return v;
+}
 
 /* ---- upstreams ---- */
 
@@ -246,6 +274,8 @@ int sl_cfg_upstreams(sl_config *c, const sl_ynode *node, sl_diag *d)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < node->n; i++) {
+        if (node->keys[i]->type != SL_Y_SCALAR || seen_before(node, i))
+            continue;
         sl_upstream_conf *u = &c->upstreams[c->n_upstreams];
         const sl_ynode *n = node->items[i];
         char w[512];
@@ -297,8 +327,10 @@ static int parse_target(sl_config *c, sl_model_conf *m, sl_target_conf *t, const
             if (strcmp(c->upstreams[i].name, t->upstream) == 0)
                 t->up = &c->upstreams[i];
         if (!t->up) {
-            NAMES(c->upstreams, c->n_upstreams, known);
-            sl_diag_add(d, up, "%sno upstream named '%s' (known: %s)", sl_cfg_where(up, w, sizeof w),
+            const char **names = upstream_names(c);
+            name_hint(known, sizeof known, t->upstream, names, names ? c->n_upstreams : 0);
+            free(names);
+            sl_diag_add(d, up, "%sno upstream named '%s' (%s)", sl_cfg_where(up, w, sizeof w),
                         t->upstream, known);
             rc = -1;
         }
@@ -422,8 +454,10 @@ static int check_model_name(const sl_config *c, const sl_ynode *n, const char *n
     char w[512], known[512];
     if (find_model(c, name))
         return 0;
-    NAMES(c->models, c->n_models, known);
-    sl_diag_add(d, n, "%s%sno model named '%s' (known: %s)", sl_cfg_where(n, w, sizeof w), what, name, known);
+    const char **names = model_names(c);
+    name_hint(known, sizeof known, name, names, names ? c->n_models : 0);
+    free(names);
+    sl_diag_add(d, n, "%s%sno model named '%s' (%s)", sl_cfg_where(n, w, sizeof w), what, name, known);
     return -1;
 }
 
@@ -462,6 +496,8 @@ int sl_cfg_models(sl_config *c, const sl_ynode *node, sl_diag *d)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < node->n; i++) {
+        if (node->keys[i]->type != SL_Y_SCALAR || seen_before(node, i))
+            continue;
         sl_model_conf *m = &c->models[c->n_models];
         if (!(m->name = strdup(node->keys[i]->scalar)))
             return -1;
@@ -471,10 +507,10 @@ int sl_cfg_models(sl_config *c, const sl_ynode *node, sl_diag *d)
     /* references between models, now that every name is known */
     for (size_t i = 0; i < c->n_models; i++) {
         const sl_model_conf *m = &c->models[i];
-        const sl_ynode *n = node->items[i];
+        const sl_ynode *n = sl_ymap_get(node, m->name);
         if (m->alias) {
             const sl_ynode *a = sl_ymap_get(n, "alias");
-            if (check_model_name(c, a, m->alias, "alias: ", d) < 0 || check_alias(c, i, a, d) < 0)
+            if (check_model_name(c, a, m->alias, "", d) < 0 || check_alias(c, i, a, d) < 0)
                 rc = -1;
         }
         const sl_ynode *f = sl_ymap_get(n, "fallback");
@@ -577,6 +613,8 @@ int sl_cfg_consumers(sl_config *c, const sl_ynode *node, sl_diag *d)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < node->n; i++) {
+        if (node->keys[i]->type != SL_Y_SCALAR || seen_before(node, i))
+            continue;
         sl_consumer_conf *k = &c->consumers[c->n_consumers];
         if (!(k->name = strdup(node->keys[i]->scalar)))
             return -1;

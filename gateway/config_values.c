@@ -113,20 +113,31 @@ static size_t edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
-/* The allowed word closest to word, when close enough to be a typo; else NULL. */
-static const char *closest(const char *word, const char *const *allowed)
+const char *sl_closest_word(const char *word, const char *const *choices)
 {
     const char *best = NULL;
     size_t best_d = 99, len = strlen(word);
-    for (size_t i = 0; allowed[i]; i++) {
-        size_t dist = edit_distance(word, allowed[i]);
+    for (size_t i = 0; choices[i]; i++) {
+        if (strchr(choices[i], '*'))
+            continue;
+        size_t dist = edit_distance(word, choices[i]);
         if (dist < best_d) {
             best_d = dist;
-            best = allowed[i];
+            best = choices[i];
         }
     }
     size_t limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
     return best_d <= limit ? best : NULL;
+}
+
+static bool looks_secret(const char *key)
+{
+    static const char *const words[] = {"api_key", "apikey", "token", "secret", "password", "key",
+                                        "access_token", "bearer", NULL};
+    for (size_t i = 0; words[i]; i++)
+        if (strcasecmp(key, words[i]) == 0)
+            return true;
+    return false;
 }
 
 int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag *d)
@@ -148,8 +159,13 @@ int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag 
             continue;   /* diagnosed by the YAML loader */
         }
         bool ok = false;
-        for (size_t j = 0; allowed[j] && !ok; j++)
-            ok = strcmp(allowed[j], k->scalar) == 0;
+        for (size_t j = 0; allowed[j] && !ok; j++) {
+            size_t len = strlen(allowed[j]);
+            if (len && allowed[j][len - 1] == '*')   /* a prefix, like "x-*" */
+                ok = strncmp(allowed[j], k->scalar, len - 1) == 0;
+            else
+                ok = strcmp(allowed[j], k->scalar) == 0;
+        }
         if (ok)
             continue;
         rc = -1;
@@ -164,7 +180,12 @@ int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag 
                         "environment variable and name that variable with %s", w, k->scalar, env);
             continue;
         }
-        const char *near = closest(k->scalar, allowed);
+        if (looks_secret(k->scalar)) {
+            sl_diag_add(d, k, "%s'%s' must not be written in the file: secrets are read from "
+                        "environment variables named by *_env keys", w, k->scalar);
+            continue;
+        }
+        const char *near = sl_closest_word(k->scalar, allowed);
         if (near)
             sl_diag_add(d, k, "%sunknown key '%s' (did you mean '%s'?)", w, k->scalar, near);
         else {

@@ -395,6 +395,7 @@ sl_endpoint sl_ex_endpoint(const sl_exchange *ex) { return ex->ep; }
 const char *sl_ex_request_id(const sl_exchange *ex) { return ex->id; }
 const struct sl_config *sl_ex_config(const sl_exchange *ex) { return ex->cfg; }
 struct event_base *sl_ex_base(const sl_exchange *ex) { return ex->w->base; }
+struct sl_store_conn *sl_ex_store(const sl_exchange *ex) { return ex->w->store; }
 json_t *sl_ex_body(sl_exchange *ex) { return ex->body; }
 bool sl_ex_stream(const sl_exchange *ex) { return ex->stream; }
 const char *sl_ex_model(const sl_exchange *ex) { return ex->model ? ex->model->name : ex->model_name; }

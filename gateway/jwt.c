@@ -1,5 +1,7 @@
 #include "jwt.h"
 
+#include "config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +138,31 @@ void sl_jwt_key_free(sl_jwt_key *k)
     }
     EVP_PKEY_free(k->pub);
     free(k);
+}
+
+int sl_jwt_key_for_consumer(const sl_consumer_conf *c, sl_jwt_key **out, sl_err *err)
+{
+    *out = NULL;
+    if (!c->jwt_alg)
+        return 0;
+    if (strcmp(c->jwt_alg, "HS256") == 0) {
+        if (!c->jwt_secret || !*c->jwt_secret) {
+            sl_err_set(err, "consumer %s: HS256 JWT needs a secret: set the variable %s", c->name,
+                       c->jwt_secret_env ? c->jwt_secret_env : "its jwt secret_env names");
+            return -1;
+        }
+        *out = sl_jwt_key_hs256(c->jwt_secret, strlen(c->jwt_secret), err);
+    } else if (strcmp(c->jwt_alg, "RS256") == 0 && c->jwt_public_key) {
+        *out = sl_jwt_key_rs256_file(c->jwt_public_key, err);
+    } else {
+        sl_err_set(err, "consumer %s: JWT needs alg HS256 (with a secret) or RS256 (with a public key)", c->name);
+        return -1;
+    }
+    if (!*out) {
+        sl_err_prefix(err, "consumer %s", c->name);
+        return -1;
+    }
+    return 0;
 }
 
 bool sl_jwt_looks_like(const char *t)

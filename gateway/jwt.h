@@ -26,6 +26,12 @@ sl_jwt_key *sl_jwt_key_rs256_pem(const char *pem, size_t len, sl_err *err);
 sl_jwt_key *sl_jwt_key_rs256_file(const char *path, sl_err *err);
 void sl_jwt_key_free(sl_jwt_key *k);
 
+struct sl_consumer_conf;
+/* The key a consumer's config names (jwt_alg with jwt_secret, or jwt_public_key): 0 with
+ * *out set (caller frees), 0 with *out NULL when the consumer takes no JWT, -1 on a bad
+ * key (err names the consumer). */
+int sl_jwt_key_for_consumer(const struct sl_consumer_conf *c, sl_jwt_key **out, sl_err *err);
+
 /* Cheap test before verifying: three dot-separated base64url parts, header first. */
 bool sl_jwt_looks_like(const char *token);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_admin.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -18,6 +19,8 @@ static const char usage_main[] =
     "commands:\n"
     "  serve -c FILE    run the gateway (default FILE: " DEFAULT_CONFIG ")\n"
     "  check -c FILE    validate a config; print every error as FILE:LINE:COL: message\n"
+    "  key issue|list|revoke|hash   manage API keys (sluice key --help)\n"
+    "  usage [--consumer NAME]      token usage and remaining quota (sluice usage --help)\n"
     "\n"
     "options:\n"
     "  -h, --help       this help (also: sluice COMMAND --help)\n"
@@ -132,6 +135,10 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "key") == 0)
+        return sl_cli_key(argc - 1, argv + 1);
+    if (strcmp(cmd, "usage") == 0)
+        return sl_cli_usage(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

@@ -22,6 +22,7 @@
 #include "admin.h"
 #include "exchange.h"
 #include "log.h"
+#include "store.h"
 #include "worker.h"
 
 typedef struct listen_arg {
@@ -39,6 +40,8 @@ typedef struct sl_server {
     sl_access_log *alog;
     struct event_base *main_base;
     sl_admin *admin;
+    sl_store *store;
+    struct sl_store_conn *admin_store;
     int stopping;
 } sl_server;
 
@@ -209,6 +212,41 @@ static SSL_CTX *make_ssl_ctx(const sl_listen_conf *lc, sl_err *err)
     return ctx;
 }
 
+static bool chain_has(const sl_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        if (strcmp(cfg->plugins[i].plugin->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* The store holds keys, quotas and rate state. Keys need the server secret: without one a
+ * gateway that authenticates or issues keys refuses to start; one that does neither runs
+ * on a secret of its own making (nothing it hashes outlives the process). */
+static int open_store(sl_server *s, const sl_config *cfg, sl_err *err)
+{
+    sl_store_opts o;
+    sl_store_opts_from_config(&o, cfg);
+    unsigned char ephemeral[32];
+    if (!o.secret || !o.secret_len) {
+        if (chain_has(cfg, "auth") || cfg->admin.listen) {
+            sl_err_set(err, "no server secret: set the environment variable %s (keys are stored as HMACs under it)",
+                       cfg->store.secret_env ? cfg->store.secret_env : "SLUICE_SECRET");
+            return -1;
+        }
+        RAND_bytes(ephemeral, sizeof ephemeral);
+        o.secret = ephemeral;
+        o.secret_len = sizeof ephemeral;
+    }
+    if (!chain_has(cfg, "auth"))
+        sl_log_warn("no auth plugin: requests are anonymous and every model is open (private networks and tests only)");
+    s->store = sl_store_open(&o, err);
+    if (!s->store)
+        return -1;
+    s->admin_store = sl_store_conn_open(s->store, s->main_base, err);
+    return s->admin_store ? 0 : -1;
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -240,6 +278,8 @@ static void server_free(sl_server *s)
             sl_access_log_writer_free(w->alog);
         if (w->upstream)
             sl_upstream_client_free(w->upstream);
+        if (w->store)
+            sl_store_conn_close(w->store);
         if (w->drain_ev)
             event_free(w->drain_ev);
         if (w->drain_timer)
@@ -260,6 +300,10 @@ static void server_free(sl_server *s)
     free(s->largs);
     sl_access_log_close(s->alog);
     sl_admin_free(s->admin);
+    if (s->admin_store)
+        sl_store_conn_close(s->admin_store);
+    if (s->store)
+        sl_store_close(s->store);
     if (s->main_base)
         event_base_free(s->main_base);
     if (s->cfg)
@@ -323,9 +367,11 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         sl_err_set(err, "cannot create an event loop");
         goto fail;
     }
+    if (open_store(s, cfg, err) < 0)
+        goto fail;
     if (cfg->admin.listen) {
         char bound[300];
-        if (!(s->admin = sl_admin_new(s->main_base, cfg, err)))
+        if (!(s->admin = sl_admin_new(s->main_base, cfg, s->admin_store, err)))
             goto fail;
         int fd = bind_one(cfg->admin.listen, NULL, bound, sizeof bound, err);
         if (fd < 0)
@@ -360,6 +406,8 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         };
         w->http = (sl_http_server_ctx){.base = w->base, .limits = &w->limits, .on_request = on_request, .arg = w};
         w->upstream = sl_upstream_client_new(w->base);
+        if (!(w->store = sl_store_conn_open(s->store, w->base, err)))
+            goto fail;
         w->alog = sl_access_log_writer_new(s->alog, w->base);
         w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
         w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check, w);

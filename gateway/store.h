@@ -26,7 +26,15 @@
  * that window, so a gateway that dies never leaks quota for longer than the TTL. A settle
  * that arrives after its reservation was reclaimed still charges actual (the usage
  * recorded is the usage served). Window ids come from wall-clock UTC (sl_window_id).
- * The deadline is measured on the store's clock (redis: TIME), so instances agree. */
+ * The deadline is measured on the store's clock (redis: TIME), so instances agree.
+ *
+ * Use from the plugins (sketch): auth: sl_key_declared_consumer(config, hash) first, else
+ * sl_store_key_lookup -> OK: consumer; NOT_FOUND/REVOKED/EXPIRED: 401; UNAVAILABLE: 503.
+ * ratelimit: sl_store_rate("rpm:<consumer>", rpm, 1, CHECK) and a PEEK of "tpm:<consumer>";
+ * on completion ADD the tokens served to "tpm:<consumer>". quota: sl_store_quota_reserve
+ * (prompt + min completion, prompt + cap) -> lower max_tokens to resv.amount - prompt;
+ * keep the sl_quota_resv in the exchange; on_complete: settle(actual) or release.
+ * Redis: the process must ignore SIGPIPE (hiredis writes to sockets Redis may close). */
 #ifndef SL_STORE_H
 #define SL_STORE_H
 
@@ -64,10 +72,13 @@ typedef struct sl_store_opts {
     const char *redis_prefix;   /* default "sluice:" */
     const void *secret;         /* HMAC key for API keys (required) */
     size_t secret_len;
-    bool fail_open;             /* on_failure: open */
+    bool fail_open;             /* on_failure: open (redis down: reserve against a local
+                                 * per-thread count, rate allows, stale key cache answers;
+                                 * settles are queued and sent when redis is back) */
     int64_t resv_ttl_ms;        /* reservation lifetime; 0 = 15 min */
     int journal_flush_ms;       /* memory: fsync batch period; 0 = 10 ms */
     int key_cache_ms;           /* redis: per-thread key cache lifetime; 0 = 500 ms */
+    int redis_timeout_ms;       /* redis: connect/answer deadline; 0 = 2000 ms */
 } sl_store_opts;
 
 /* Fill o from the config's store section (pointers into c: keep c alive while opening). */

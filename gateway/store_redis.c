@@ -6,11 +6,12 @@
  * any instance is seen everywhere within that time plus one round trip.
  *
  * When Redis is unreachable: on_failure closed -> UNAVAILABLE (err says why); open ->
- * reserve grants what was asked (id 0), rate allows, lookups answer from a stale cache
- * entry when there is one. Settles are never lost in either mode: they are queued per
- * conn (up to 100000) and sent again on reconnect. A settle whose reply was lost with the
- * connection may be applied twice (documented limit). hiredis 0.14 has no per-command
- * timeout: a Redis that accepts but never answers stalls its callers. */
+ * reserve counts against this conn's own tally of the window since the outage began (id
+ * 0; so each worker thread of each instance may spend up to the limit: the guarantee is
+ * traded for availability), rate allows, lookups answer from a stale cache entry. Settles are never lost in either mode: they are queued per
+ * conn (up to 100000) and sent again on reconnect; one whose reply was lost with the
+ * connection is replayed only if its reservation is still open. A connection that does not answer
+ * within redis_timeout_ms (default 2 s) is dropped, failing what was in flight. */
 #include "store_int.h"
 #include "store_redis_scripts.h"
 
@@ -33,6 +34,7 @@ typedef struct rstore {
     char *host, *unix_path, *password, *prefix;
     int port, db;
     int cache_ms;
+    int timeout_ms;
     char sha[SL_LUA_COUNT][41];
 } rstore;
 
@@ -45,16 +47,29 @@ typedef struct kslot {
 
 typedef struct rreq rreq;
 
+/* on_failure: open keeps a local count per window while Redis is away (per conn). */
+typedef struct lquota {
+    struct lquota *next;
+    char consumer[SL_STORE_NAME_MAX];
+    sl_window w;
+    int64_t wid, used, reserved;
+} lquota;
+
 typedef struct rconn {
     sl_store_conn base;
     rstore *s;
     redisAsyncContext *ac;
     struct event *retry;
+    struct event *watch;            /* every 250 ms: drop a connection that stopped answering */
     int backoff_ms;
+    bool connected;
+    int64_t connect_started_us;
+    rreq *fl_head, *fl_tail;        /* in flight, oldest first */
     bool closing;
     char last_error[160];
     rreq *queued, **queued_tail;    /* settles waiting for the connection */
     size_t n_queued;
+    lquota *local;
     kslot cache[CACHE_SLOTS];
 } rconn;
 
@@ -62,6 +77,9 @@ typedef enum rkind { R_ISSUE, R_LOOKUP, R_LIST, R_REVOKE, R_RESERVE, R_SETTLE, R
 
 struct rreq {
     rreq *next;
+    rreq *fl_prev, *fl_next;
+    bool in_flight, maybe_applied;
+    int64_t sent_us;
     rconn *c;
     rkind kind;
     int script;
@@ -148,8 +166,19 @@ static void req_send(rreq *r)
         req_fail(r, c->last_error[0] ? c->last_error : "not connected");
         return;
     }
-    if (redisAsyncCommandArgv(c->ac, on_reply, r, r->argc, (const char **)r->argv, r->argvlen) != REDIS_OK)
+    if (redisAsyncCommandArgv(c->ac, on_reply, r, r->argc, (const char **)r->argv, r->argvlen) != REDIS_OK) {
         req_fail(r, "cannot send the command");
+        return;
+    }
+    r->sent_us = sl_now_us();
+    r->in_flight = true;
+    r->fl_next = NULL;
+    r->fl_prev = c->fl_tail;
+    if (c->fl_tail)
+        c->fl_tail->fl_next = r;
+    else
+        c->fl_head = r;
+    c->fl_tail = r;
 }
 
 /* ---- results ---- */
@@ -252,6 +281,13 @@ static void queue_settle(rreq *r)
         req_free(r);
         return;
     }
+    /* Sent, but the connection went before the reply: it may have been applied. The replay
+     * then charges only if the reservation is still there (a settle removes it), which is
+     * exact as long as Redis is back before the reservation's TTL. */
+    if (r->sent_us && r->resv.id != 0 && !r->maybe_applied) {
+        r->maybe_applied = true;
+        push(r, "1");
+    }
     r->cb.quota = NULL;
     r->retried = false;
     r->next = NULL;
@@ -260,9 +296,60 @@ static void queue_settle(rreq *r)
     c->n_queued++;
 }
 
-static void quota_fail_open_usage(rreq *r, sl_quota_usage *u)
+static lquota *local_get(rconn *c, const char *consumer, sl_window w, int64_t wid)
 {
-    sl_usage_fill(u, r->w, r->wid, r->limit, 0, 0, 0);
+    lquota *q;
+    for (q = c->local; q; q = q->next)
+        if (q->w == w && q->wid == wid && strcmp(q->consumer, consumer) == 0)
+            return q;
+    if (!(q = calloc(1, sizeof *q)))
+        return NULL;
+    snprintf(q->consumer, sizeof q->consumer, "%s", consumer);
+    q->w = w;
+    q->wid = wid;
+    q->next = c->local;
+    c->local = q;
+    return q;
+}
+
+static void local_free(rconn *c)
+{
+    for (lquota *q = c->local, *n; q; q = n) {
+        n = q->next;
+        free(q);
+    }
+    c->local = NULL;
+}
+
+/* Redis is away and on_failure is open: reserve against this conn's own count. */
+static void reserve_locally(rreq *r)
+{
+    sl_quota_usage u;
+    lquota *q = local_get(r->c, r->resv.consumer, r->w, r->wid);
+    int64_t used = q ? q->used : 0, reserved = q ? q->reserved : 0;
+    int64_t left = r->limit - used - reserved, min = r->cost, max = r->charge;
+    if (q && left > 0 && left >= min) {
+        r->resv.id = 0;
+        r->resv.amount = left < max ? left : max;
+        q->reserved += r->resv.amount;
+        sl_usage_fill(&u, r->w, r->wid, r->limit, q->used, q->reserved, 0);
+        r->cb.quota(r->arg, SL_STORE_OK, &r->resv, &u, NULL);
+        return;
+    }
+    sl_usage_fill(&u, r->w, r->wid, r->limit, used, reserved, 0);
+    r->cb.quota(r->arg, SL_STORE_DENIED, NULL, &u, NULL);
+}
+
+static void settle_locally(rreq *r, sl_quota_usage *u)
+{
+    lquota *q = local_get(r->c, r->resv.consumer, r->w, r->wid);
+    if (q) {
+        if (r->resv.id == 0)
+            q->reserved = q->reserved > r->resv.amount ? q->reserved - r->resv.amount : 0;
+        if (r->charge >= 0)
+            q->used += r->charge;
+    }
+    sl_usage_fill(u, r->w, r->wid, 0, q ? q->used : 0, q ? q->reserved : 0, 0);
 }
 
 /* The connection is down or the command failed in transit. */
@@ -289,11 +376,7 @@ static void req_fail(rreq *r, const char *why)
     }
     case R_RESERVE:
         if (open) {
-            sl_quota_usage u;
-            quota_fail_open_usage(r, &u);
-            r->resv.id = 0;
-            r->resv.amount = r->charge;     /* max, kept in charge */
-            r->cb.quota(r->arg, SL_STORE_OK, &r->resv, &u, NULL);
+            reserve_locally(r);
         } else {
             r->cb.quota(r->arg, SL_STORE_UNAVAILABLE, NULL, NULL, &err);
         }
@@ -301,9 +384,11 @@ static void req_fail(rreq *r, const char *why)
     case R_SETTLE:
         if (r->cb.quota) {
             sl_quota_usage u;
-            quota_fail_open_usage(r, &u);
+            settle_locally(r, &u);
             r->cb.quota(r->arg, SL_STORE_OK, &r->resv, &u, NULL);
         }
+        if (r->resv.id == 0 && r->charge < 0)
+            break;                          /* a local reservation released: nothing to send */
         queue_settle(r);
         return;                             /* kept */
     case R_USAGE:
@@ -417,10 +502,27 @@ static void req_done(rreq *r, const redisReply *a)
     }
 }
 
+static void unlink_flight(rreq *r)
+{
+    rconn *c = r->c;
+    if (!r->in_flight)
+        return;
+    if (r->fl_prev)
+        r->fl_prev->fl_next = r->fl_next;
+    else
+        c->fl_head = r->fl_next;
+    if (r->fl_next)
+        r->fl_next->fl_prev = r->fl_prev;
+    else
+        c->fl_tail = r->fl_prev;
+    r->in_flight = false;
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     rreq *r = priv;
     redisReply *a = reply;
+    unlink_flight(r);
     if (r->c->closing) {
         req_free(r);
         return;
@@ -474,7 +576,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     c->backoff_ms = 100;
+    c->connected = true;
     c->last_error[0] = '\0';
+    local_free(c);              /* Redis counts again; the queued settles follow */
     /* Send the settles that waited for the connection. */
     rreq *q = c->queued;
     c->queued = NULL;
@@ -495,12 +599,32 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     else
         snprintf(c->last_error, sizeof c->last_error, "disconnected");
     c->ac = NULL;
+    c->connected = false;
     schedule_retry(c);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     rconnect(arg);
+}
+
+/* hiredis 0.14 has no connect or command timeout: a Redis that stops answering (or a
+ * connect that hangs) is dropped here, which fails every command in flight. */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    rconn *c = arg;
+    int64_t now = sl_now_us(), limit = (int64_t)c->s->timeout_ms * 1000;
+    bool stuck = c->ac && ((!c->connected && now - c->connect_started_us > limit) ||
+                           (c->fl_head && now - c->fl_head->sent_us > limit));
+    if (!stuck)
+        return;
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;               /* new commands fail at once while this one is freed */
+    c->connected = false;
+    snprintf(c->last_error, sizeof c->last_error, "no answer within %d ms", c->s->timeout_ms);
+    redisAsyncFree(ac);         /* fails every command in flight */
+    snprintf(c->last_error, sizeof c->last_error, "no answer within %d ms", c->s->timeout_ms);
+    schedule_retry(c);
 }
 
 static void rconnect(rconn *c)
@@ -525,6 +649,8 @@ static void rconnect(rconn *c)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
+    c->connected = false;
+    c->connect_started_us = sl_now_us();
     if (s->password)
         redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
     if (s->db)
@@ -540,7 +666,10 @@ static sl_store_conn *r_conn_open(sl_store *bs, struct event_base *base, sl_err 
         return NULL;
     }
     rconn *c = calloc(1, sizeof *c);
-    if (!c || !(c->retry = evtimer_new(base, on_retry, c))) {
+    if (!c || !(c->retry = evtimer_new(base, on_retry, c)) ||
+        !(c->watch = event_new(base, -1, EV_PERSIST, on_watch, c))) {
+        if (c && c->retry)
+            event_free(c->retry);
         free(c);
         sl_err_set(err, "store: out of memory");
         return NULL;
@@ -550,6 +679,8 @@ static sl_store_conn *r_conn_open(sl_store *bs, struct event_base *base, sl_err 
     c->s = (rstore *)bs;
     c->backoff_ms = 100;
     c->queued_tail = &c->queued;
+    struct timeval tick = {0, 250 * 1000};
+    event_add(c->watch, &tick);
     rconnect(c);
     return &c->base;
 }
@@ -567,7 +698,9 @@ static void r_conn_close(sl_store_conn *bc)
     }
     if (c->n_queued)
         fprintf(stderr, "sluice: store: closing with %zu settles not sent to redis\n", c->n_queued);
+    local_free(c);
     event_free(c->retry);
+    event_free(c->watch);
     free(c);
 }
 
@@ -663,13 +796,12 @@ static void r_key_revoke(sl_store_conn *bc, const char *id, sl_store_key_cb cb, 
     req_send(r);
 }
 
-/* KEYS q qz qa of a quota window. */
+/* KEYS q qz of a quota window. */
 static void quota_keys(rreq *r, const char *consumer, sl_window w, int64_t wid)
 {
     const char *p = r->c->s->prefix;
     push(r, "%sq:%d:%lld:%s", p, (int)w, (long long)wid, consumer);
     push(r, "%sqz:%d:%lld:%s", p, (int)w, (long long)wid, consumer);
-    push(r, "%sqa:%d:%lld:%s", p, (int)w, (long long)wid, consumer);
 }
 
 /* Seconds a window's keys live: to its end plus a day (total: forever). */
@@ -707,7 +839,8 @@ static void r_quota_reserve(sl_store_conn *bc, const char *consumer, sl_window w
     r->resv.window_id = r->wid = wid;
     r->limit = limit;
     r->charge = max;
-    script_head(r, 3);
+    r->cost = min;
+    script_head(r, 2);
     quota_keys(r, consumer, w, wid);
     push(r, "%lld", (long long)limit);
     push(r, "%lld", (long long)min);
@@ -728,9 +861,10 @@ static void r_quota_settle(sl_store_conn *bc, const sl_quota_resv *resv, int64_t
     r->w = resv->window;
     r->wid = resv->window_id;
     r->charge = charge;
-    script_head(r, 3);
+    script_head(r, 2);
     quota_keys(r, resv->consumer, resv->window, resv->window_id);
     push(r, "%llu", (unsigned long long)resv->id);
+    push(r, "%lld", (long long)resv->amount);
     push(r, "%lld", (long long)charge);
     push(r, "%lld", window_expire(resv->window, resv->window_id));
     req_send(r);
@@ -746,7 +880,7 @@ static void r_quota_usage(sl_store_conn *bc, const char *consumer, sl_window w, 
     r->w = w;
     r->wid = wid;
     r->limit = limit;
-    script_head(r, 3);
+    script_head(r, 2);
     quota_keys(r, consumer, w, wid);
     req_send(r);
 }
@@ -863,6 +997,7 @@ sl_store *sl_store_redis_open(const sl_store_opts *o, sl_err *err)
     }
     s->base.vt = &redis_vt;
     s->cache_ms = o->key_cache_ms > 0 ? o->key_cache_ms : 500;
+    s->timeout_ms = o->redis_timeout_ms > 0 ? o->redis_timeout_ms : 2000;
     if (parse_url(s, o->redis_url, err) < 0)
         goto fail;
     if (!(s->prefix = strdup(o->redis_prefix ? o->redis_prefix : "sluice:"))) {

@@ -26,6 +26,7 @@ typedef struct sl_worker {
     struct evconnlistener **listeners;
     size_t n_listeners;
     sl_upstream_client *upstream;
+    struct sl_store_conn *store;      /* this thread's handle on the store */
     sl_access_log_writer *alog;
     struct event *drain_ev;           /* made active by the main thread on SIGTERM */
     struct event *drain_timer;

@@ -10,7 +10,7 @@
 #include <yaml.h>
 
 /* Alias expansion can blow up ("billion laughs"); refuse documents past this. */
-#define MAX_NODES 1000000
+#define MAX_NODES 500000
 
 /* ---- diagnostics ---- */
 
@@ -359,9 +359,26 @@ static int place(loader *L, sl_ynode *n)
     if (top->type == SL_Y_SEQ)
         return node_append(top, NULL, n);
     if (!L->pending_key[L->depth - 1]) {
-        if (n->type != SL_Y_SCALAR)
+        if (n->type != SL_Y_SCALAR) {
+            /* diagnosed, and replaced by an empty key so that every key is a scalar */
             sl_diag_add(L->d, n, "a key must be a plain string, not a %s",
                         n->type == SL_Y_MAP ? "map" : "list");
+            char *empty = strdup("");
+            if (!empty)
+                return -1;
+            forget_anchors_in(L, n);
+            for (size_t i = 0; i < n->n; i++) {
+                if (n->keys)
+                    sl_ynode_free(n->keys[i]);
+                sl_ynode_free(n->items[i]);
+            }
+            free(n->keys);
+            free(n->items);
+            n->keys = n->items = NULL;
+            n->n = 0;
+            n->type = SL_Y_SCALAR;   /* in place: the caller still holds n */
+            n->scalar = empty;
+        }
         L->pending_key[L->depth - 1] = n;
         return 0;
     }
@@ -374,9 +391,12 @@ static int place(loader *L, sl_ynode *n)
     return 0;
 }
 
-static void syntax_error(loader *L, yaml_parser_t *p)
+static void syntax_error(loader *L, yaml_parser_t *p, const char *text, size_t len)
 {
     const char *what = p->problem ? p->problem : "cannot read the YAML";
+    size_t at = p->problem_mark.index;
+    if (at < len && text[at] == '\t')
+        what = "a tab character here: YAML indents with spaces only";
     if (p->context)
         sl_diag_add_at(L->d, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1,
                        "YAML syntax error: %s (%s at line %d)", what, p->context,
@@ -386,17 +406,16 @@ static void syntax_error(loader *L, yaml_parser_t *p)
                        "YAML syntax error: %s", what);
 }
 
-static sl_ynode *load(yaml_parser_t *parser, sl_diag *d)
+static sl_ynode *load(yaml_parser_t *parser, const char *text, size_t len, sl_diag *d)
 {
     loader L = {.d = d, .budget = MAX_NODES};
     int docs = 0;
     bool done = false;
     size_t errors_before = d->n;
-
     while (!done && !L.failed) {
         yaml_event_t ev;
         if (!yaml_parser_parse(parser, &ev)) {
-            syntax_error(&L, parser);
+            syntax_error(&L, parser, text, len);
             L.failed = true;
             break;
         }
@@ -481,16 +500,16 @@ static sl_ynode *load(yaml_parser_t *parser, sl_diag *d)
         case YAML_SEQUENCE_END_EVENT: {
             n = L.stack[--L.depth];
             char *a = L.stack_anchor[L.depth];
-            if (n->type == SL_Y_MAP) {
+            if (n->type == SL_Y_MAP)
                 map_merge(&L, n);
-                map_check_duplicates(&L, n);
-            }
             if (place(&L, n) < 0) {
                 sl_ynode_free(n);
                 free(a);
                 L.failed = true;
                 break;
             }
+            if (n->type == SL_Y_MAP)   /* placed: its path is known for the message */
+                map_check_duplicates(&L, n);
             if (a && add_anchor(&L, a, n) < 0) {
                 free(a);
                 L.failed = true;
@@ -515,7 +534,7 @@ static sl_ynode *load(yaml_parser_t *parser, sl_diag *d)
     for (size_t i = 0; i < L.n_anchors; i++)
         free(L.anchors[i].name);
     free(L.anchors);
-    if (d->n != errors_before) {
+    if (L.failed) {
         sl_ynode_free(L.root);
         return NULL;
     }
@@ -536,29 +555,51 @@ sl_ynode *sl_yaml_load_string(const char *text, size_t len, const char *name, sl
         return NULL;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    sl_ynode *root = load(&parser, d);
+    sl_ynode *root = load(&parser, text, len, d);
     yaml_parser_delete(&parser);
     return root;
 }
+
+/* Config files are small; a bigger one is a mistake (a wrong path). */
+#define MAX_FILE (64u << 20)
 
 sl_ynode *sl_yaml_load_file(const char *path, sl_diag *d)
 {
     if (!d->file)
         d->file = path;
+    char *text = NULL;
+    size_t len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         sl_diag_add_at(d, 0, 0, "cannot open: %s", strerror(errno));
         return NULL;
     }
-    yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) {
-        fclose(f);
-        sl_diag_add_at(d, 0, 0, "out of memory");
-        return NULL;
+    for (;;) {
+        char *grown = realloc(text, len + 65536 + 1);
+        if (!grown) {
+            sl_diag_add_at(d, 0, 0, "out of memory");
+            goto fail;
+        }
+        text = grown;
+        size_t got = fread(text + len, 1, 65536, f);
+        len += got;
+        if (got < 65536)
+            break;
+        if (len > MAX_FILE) {
+            sl_diag_add_at(d, 0, 0, "cannot read: larger than %u MiB (is this the config file?)", MAX_FILE >> 20);
+            goto fail;
+        }
     }
-    yaml_parser_set_input_file(&parser, f);
-    sl_ynode *root = load(&parser, d);
-    yaml_parser_delete(&parser);
+    if (ferror(f)) {
+        sl_diag_add_at(d, 0, 0, "cannot read: %s", strerror(errno));
+        goto fail;
+    }
     fclose(f);
+    sl_ynode *root = sl_yaml_load_string(text, len, path, d);
+    free(text);
     return root;
+fail:
+    fclose(f);
+    free(text);
+    return NULL;
 }

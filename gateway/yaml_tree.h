@@ -15,7 +15,7 @@ struct sl_ynode {
     char *scalar;               /* SL_Y_SCALAR: the text (never NULL for scalars) */
     bool quoted;                /* scalar was quoted: "123" is a string, not a number */
     size_t n;                   /* SL_Y_MAP: pairs; SL_Y_SEQ: items */
-    sl_ynode **keys;            /* SL_Y_MAP: key nodes (scalars) */
+    sl_ynode **keys;            /* SL_Y_MAP: key nodes, always scalars (others are diagnosed) */
     sl_ynode **items;           /* SL_Y_MAP: values; SL_Y_SEQ: items */
     sl_ynode *parent;           /* the map or seq holding this node (keys too); NULL at root */
 };
@@ -44,7 +44,9 @@ void sl_diag_add_at(sl_diag *d, int line, int col, const char *fmt, ...);
 void sl_diag_sort(sl_diag *d);
 void sl_diag_free(sl_diag *d);
 
-/* Parse path. Syntax errors go to d (with position). Caller frees with sl_ynode_free. */
+/* Parse path. Syntax errors go to d (with position) and give NULL. Mistakes that leave a
+ * usable tree (duplicate keys, unknown aliases) go to d and the tree is returned, so that
+ * validation can report more: check d->n. Caller frees with sl_ynode_free. */
 sl_ynode *sl_yaml_load_file(const char *path, sl_diag *d);
 sl_ynode *sl_yaml_load_string(const char *text, size_t len, const char *name, sl_diag *d);
 void sl_ynode_free(sl_ynode *n);
@@ -56,7 +58,8 @@ const sl_ynode *sl_ymap_get(const sl_ynode *map, const char *key);
 char *sl_ynode_path(const sl_ynode *n, char *buf, size_t size);
 /* A plain ~, null or empty scalar (what `key:` with nothing after it gives). */
 bool sl_ynode_is_null(const sl_ynode *n);
-/* Every key of map must be one of allowed (NULL-terminated): others are diagnosed, with a
+/* Every key of map must be one of allowed (NULL-terminated; "x-*" allows a prefix): others
+ * are diagnosed, with a
  * "did you mean" when one is close, and a pointer to K_env when K_env is allowed (secrets).
  * Returns -1 when a key was diagnosed (or map is not a map). */
 int sl_ymap_check_keys(const sl_ynode *map, const char *const *allowed, sl_diag *d);
@@ -67,6 +70,8 @@ int sl_ynode_double(const sl_ynode *n, sl_diag *d, double *out);
 int sl_ynode_bool(const sl_ynode *n, sl_diag *d, bool *out);
 int sl_ynode_size(const sl_ynode *n, sl_diag *d, long long *bytes);      /* 512, 64KiB, 256MiB, 1GiB */
 int sl_ynode_duration_ms(const sl_ynode *n, sl_diag *d, long long *ms);  /* 250ms, 5s, 2m, 1h, 30d */
+/* The choice (NULL-terminated list) close enough to word to be a typo of it, or NULL. */
+const char *sl_closest_word(const char *word, const char *const *choices);
 /* Parse unit strings outside YAML too (CLI flags like --expires 30d). 0 or -1.
  * Sizes: plain integer = bytes; B, KiB, MiB, GiB, TiB (powers of 1024); KB, MB, GB, TB
  * (powers of 1000); a fraction is allowed (1.5GiB) and rounds down to whole bytes.

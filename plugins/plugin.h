@@ -85,6 +85,10 @@ bool sl_ex_stream(const sl_exchange *ex);
  * whose config applies), or NULL. */
 const char *sl_ex_model(const sl_exchange *ex);
 
+/* This worker thread's handle on the store (gateway/store.h), for plugins that keep
+ * state there (keys, quotas, rate limits, cache). */
+struct sl_store_conn *sl_ex_store(const sl_exchange *ex);
+
 /* Consumer found by auth (NULL = anonymous). */
 const char *sl_ex_consumer(const sl_exchange *ex);
 void sl_ex_set_consumer(sl_exchange *ex, const char *name);

@@ -5,11 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern const sl_plugin sl_plugin_auth;
 extern const sl_plugin sl_plugin_route;
+extern const sl_plugin sl_plugin_quota;
+extern const sl_plugin sl_plugin_ratelimit;
 extern const sl_plugin sl_plugin_cache;
 
 static const sl_plugin *const builtins[] = {
+    &sl_plugin_auth,
     &sl_plugin_route,
+    &sl_plugin_quota,
+    &sl_plugin_ratelimit,
     &sl_plugin_cache,
     NULL,
 };

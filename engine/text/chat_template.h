@@ -29,6 +29,15 @@ sl_template_kind sl_chat_template_kind(const sl_chat_template *t);
 int sl_chat_template_render(const sl_chat_template *t, const json_t *messages,
                             bool add_generation_prompt, char **out, sl_err *err);
 
+/* The template's tokens as text (bos_token / eos_token of tokenizer_config.json, "" when
+ * it names none) and the token that ends an assistant turn in this family
+ * (<｜end▁of▁sentence｜>, <|im_end|>, <|eot_id|>). Ids come from the tokenizer:
+ * sl_tokenizer_token_id(). The strings live as long as t. Generation should stop on
+ * both eos and end-of-turn. */
+const char *sl_chat_template_bos_token(const sl_chat_template *t);
+const char *sl_chat_template_eos_token(const sl_chat_template *t);
+const char *sl_chat_template_end_of_turn(const sl_chat_template *t);
+
 /* True when the model thinks in <think>...</think> first (DeepSeek-R1 family): the
  * server splits that part into reasoning_content. */
 bool sl_chat_template_is_reasoning(const sl_chat_template *t);
@@ -43,8 +52,8 @@ typedef struct sl_reasoning_split {
 } sl_reasoning_split;
 
 void sl_reasoning_split_init(sl_reasoning_split *s);
-/* Feed len bytes; appends to reasoning/content buffers (each at least len + 16 bytes)
- * and sets their lengths. */
+/* Feed len bytes; writes this push's reasoning and content from the start of the two
+ * buffers (each at least len + 16 bytes) and sets their lengths. */
 void sl_reasoning_split_push(sl_reasoning_split *s, const char *text, size_t len,
                              char *reasoning, size_t *n_reasoning,
                              char *content, size_t *n_content);

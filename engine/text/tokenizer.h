@@ -18,8 +18,10 @@ typedef struct sl_tokenizer sl_tokenizer;
 sl_tokenizer *sl_tokenizer_load(const char *tokenizer_json_path, sl_err *err);
 void sl_tokenizer_free(sl_tokenizer *tok);
 
-/* Encode len bytes of UTF-8. With parse_special, added/special tokens written in the text
+/* Encode len bytes of UTF-8. With parse_special, special tokens written in the text
  * (e.g. "<|im_start|>") become their ids; without, they are encoded as plain text.
+ * Added tokens not marked special (Qwen3's <think>) are matched either way, as Hugging
+ * Face's encode(split_special_tokens=True) does.
  * *ids is malloc'd, caller frees. Returns 0, or -1 on invalid input/allocation failure. */
 int sl_tokenizer_encode(const sl_tokenizer *tok, const char *text, size_t len,
                         bool parse_special, int32_t **ids, size_t *n_ids);
@@ -33,6 +35,15 @@ int32_t sl_tokenizer_token_id(const sl_tokenizer *tok, const char *token);
 size_t sl_tokenizer_vocab_size(const sl_tokenizer *tok);
 /* True for added tokens marked special (never shown in decoded text by default). */
 bool sl_tokenizer_is_special(const sl_tokenizer *tok, int32_t id);
+
+/* Raw bytes of one token (added tokens: their text), not NUL-terminated; NULL for an
+ * unknown id. Points into tok, valid while tok lives. */
+const char *sl_tokenizer_token_bytes(const sl_tokenizer *tok, int32_t id, size_t *len);
+
+/* Decode ids to UTF-8 text (invalid byte sequences become U+FFFD). *text is malloc'd and
+ * NUL-terminated, caller frees. Returns 0, or -1 on allocation failure. */
+int sl_tokenizer_decode(const sl_tokenizer *tok, const int32_t *ids, size_t n_ids, bool skip_special,
+                        char **text, size_t *len);
 
 /* Incremental decoder: push ids one at a time, get the UTF-8 bytes that are complete.
  * Never emits half a UTF-8 character; bytes of an incomplete character wait for the

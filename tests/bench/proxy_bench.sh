@@ -8,35 +8,45 @@
 # the sluice/nginx ratios. Not a test: it asserts nothing about speed.
 #
 # usage: tests/bench/proxy_bench.sh [BUILD_DIR]      (default build/)
-# env:   BENCH_DURATION=10 (s)  BENCH_CONNECTIONS=64  BENCH_THREADS=2  BENCH_WORKERS=1
+# env:   BENCH_DURATION=5 (s per run)  BENCH_ROUNDS=3  BENCH_CONNECTIONS=64  BENCH_THREADS=2  BENCH_WORKERS=1
 #        (proxy worker processes/threads, the same for nginx and sluice)  SLUICE=path/to/sluice
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
 SLUICE=${SLUICE:-$BUILD/gateway/sluice}
-DUR=${BENCH_DURATION:-10}
+DUR=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 WORKERS=${BENCH_WORKERS:-1}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-wrk}
 
-for p in "$NGINX" "$WRK" python3 curl; do
+PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+for p in "$NGINX" "$WRK" "$PY" curl; do
     command -v "$p" >/dev/null || { echo "proxy_bench: $p not found" >&2; exit 2; }
 done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
 PIDS=()
+# Signal only live children of this shell: a PID of ours that exited may be reused by now.
+ours() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }
+    set -- $st
+    [ "$1" != Z ] && [ "$2" = "$$" ]
+}
 cleanup() {
     local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do ours "$pid" && kill -TERM "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 wait_http() { # URL: until it answers any status (10 s)
     local i
     for ((i = 0; i < 100; i++)); do
@@ -102,6 +112,7 @@ listen:
   - address: 127.0.0.1:$GW_PORT
 server: { workers: $WORKERS }
 log: { access_log: "off" }
+store: { backend: memory, path: $T/sluice.journal }
 upstreams:
   up:
     type: openai
@@ -110,7 +121,7 @@ upstreams:
 models:
   demo: { targets: [ { upstream: up, model: bench-model } ] }
 EOF
-    BENCH_KEY=sk-bench "$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 &
+    BENCH_KEY=sk-bench SLUICE_SECRET=${SLUICE_SECRET:-bench-secret-0123456789abcdef} "$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 &
     PIDS+=($!)
     if wait_http "http://127.0.0.1:$GW_PORT/v1/models"; then have_sluice=1
     else echo "proxy_bench: sluice did not start; its log:" >&2; tail -n 20 "$T/sluice.log" >&2; fi
@@ -125,14 +136,15 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer sk-bench-client"
 EOF
 
-# run_wrk NAME URL: a 2 s warm-up, then the measured run; prints "rps p50_ms p99_ms errors".
+# run_wrk NAME URL ROUND: a 2 s warm-up in round 1, then the measured run; appends
+# "NAME rps p50_ms p99_ms errors" to $T/results.
 run_wrk() {
-    local name=$1 url=$2
-    "$WRK" -t"$THREADS" -c"$CONNS" -d2s -s "$T/post.lua" "$url" >/dev/null 2>&1
-    "$WRK" -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s "$T/post.lua" "$url" >"$T/$name.wrk" 2>&1
-    python3 - "$T/$name.wrk" <<'PY'
+    local name=$1 url=$2 round=$3
+    [ "$round" = 1 ] && "$WRK" -t"$THREADS" -c"$CONNS" -d2s -s "$T/post.lua" "$url" >/dev/null 2>&1
+    "$WRK" -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s "$T/post.lua" "$url" >"$T/$name.$round.wrk" 2>&1
+    "$PY" - "$name" "$T/$name.$round.wrk" >>"$T/results" <<'PY'
 import re, sys
-t = open(sys.argv[1]).read()
+name, t = sys.argv[1], open(sys.argv[2]).read()
 def ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
@@ -140,10 +152,8 @@ p = {q: re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m)\b" % q, t, re.M) for q in ("5
 non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
 sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
 errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
-if not rps or not all(p.values()):
-    print("nan nan nan -1")
-else:
-    print(rps.group(1), "%.3f" % ms(*p["50"].groups()), "%.3f" % ms(*p["99"].groups()), errors)
+if rps and all(p.values()):
+    print(name, rps.group(1), "%.3f" % ms(*p["50"].groups()), "%.3f" % ms(*p["99"].groups()), errors)
 PY
 }
 
@@ -153,25 +163,34 @@ for u in "http://127.0.0.1:$NGX_PORT" $([ $have_sluice = 1 ] && echo "http://127
     case $got in *chatcmpl-bench*) ;; *) echo "proxy_bench: $u answered: ${got:0:300}" >&2 ;; esac
 done
 
-echo "# wrk -t$THREADS -c$CONNS -d${DUR}s, POST /v1/chat/completions (${#BODY} B body, ${#RESPONSE} B answer), proxy workers: $WORKERS, $(nproc) cores"
-read -r d_rps d_p50 d_p99 d_err < <(run_wrk direct "http://127.0.0.1:$UP_PORT/v1/chat/completions")
-read -r n_rps n_p50 n_p99 n_err < <(run_wrk nginx "http://127.0.0.1:$NGX_PORT/v1/chat/completions")
-if [ $have_sluice = 1 ]; then
-    read -r s_rps s_p50 s_p99 s_err < <(run_wrk sluice "http://127.0.0.1:$GW_PORT/v1/chat/completions")
-else
-    s_rps=nan s_p50=nan s_p99=nan s_err=-1
-fi
-python3 - "$d_rps" "$d_p50" "$d_p99" "$d_err" "$n_rps" "$n_p50" "$n_p99" "$n_err" "$s_rps" "$s_p50" "$s_p99" "$s_err" <<'PY'
-import math, sys
-a = sys.argv[1:]
-rows = [("upstream (direct)", a[0:4]), ("nginx proxy_pass", a[4:8]), ("sluice", a[8:12])]
-print("| %-18s | %12s | %10s | %10s | %7s |" % ("target", "requests/s", "p50 ms", "p99 ms", "errors"))
-print("|%s|%s|%s|%s|%s|" % ("-" * 20, "-" * 14, "-" * 12, "-" * 12, "-" * 9))
-for name, (rps, p50, p99, err) in rows:
-    print("| %-18s | %12s | %10s | %10s | %7s |" % (name, rps, p50, p99, "n/a" if err == "-1" else err))
-def ratio(x, y):
-    x, y = float(x), float(y)
-    return "n/a" if math.isnan(x) or math.isnan(y) or y == 0 else "%.2f" % (x / y)
-print("sluice/nginx: requests/s %s, p50 %s, p99 %s" % (ratio(a[8], a[4]), ratio(a[9], a[5]), ratio(a[10], a[6])))
+echo "# wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds (median shown), POST /v1/chat/completions (${#BODY} B body, ${#RESPONSE} B answer), proxy workers: $WORKERS, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
+: >"$T/results"
+# Rounds interleave the targets, so a change in the machine's load hits all of them alike.
+for ((r = 1; r <= ROUNDS; r++)); do
+    run_wrk direct "http://127.0.0.1:$UP_PORT/v1/chat/completions" "$r"
+    run_wrk nginx "http://127.0.0.1:$NGX_PORT/v1/chat/completions" "$r"
+    [ $have_sluice = 1 ] && run_wrk sluice "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$r"
+done
+"$PY" - "$T/results" <<'PY'
+import statistics, sys
+res = {}
+for line in open(sys.argv[1]):
+    name, rps, p50, p99, err = line.split()
+    res.setdefault(name, []).append((float(rps), float(p50), float(p99), int(err)))
+def med(name, i):
+    return statistics.median(r[i] for r in res[name]) if name in res else None
+print("| %-18s | %12s | %17s | %9s | %9s | %7s |" % ("target", "requests/s", "rounds min-max", "p50 ms", "p99 ms", "errors"))
+print("|%s|%s|%s|%s|%s|%s|" % ("-" * 20, "-" * 14, "-" * 19, "-" * 11, "-" * 11, "-" * 9))
+for name, label in (("direct", "upstream (direct)"), ("nginx", "nginx proxy_pass"), ("sluice", "sluice")):
+    if name not in res:
+        print("| %-18s | %12s | %17s | %9s | %9s | %7s |" % (label, "n/a", "", "n/a", "n/a", "n/a"))
+        continue
+    rs = [r[0] for r in res[name]]
+    print("| %-18s | %12.0f | %17s | %9.2f | %9.2f | %7d |" % (label, med(name, 0), "%.0f-%.0f" % (min(rs), max(rs)),
+          med(name, 1), med(name, 2), sum(r[3] for r in res[name])))
+def ratio(i):
+    s, n = med("sluice", i), med("nginx", i)
+    return "n/a" if s is None or not n else "%.2f" % (s / n)
+print("sluice/nginx: requests/s %s, p50 %s, p99 %s" % (ratio(0), ratio(1), ratio(2)))
 PY
 [ $have_sluice = 1 ] || exit 1

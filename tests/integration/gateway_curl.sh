@@ -7,7 +7,7 @@
 sl_start_mock --set "require_key=\"$MOCK_KEY\"" || sl_bail "mock upstream starts"
 GW_PORT=$(sl_free_port)
 DEAD_PORT=$(sl_free_port)   # nothing listens here: the "down" upstream
-SL_CONF_SERVER="{ workers: 2, max_body_size: 64KiB, header_timeout: 1s, shutdown_timeout: 20s }"
+SL_CONF_SERVER="{ workers: 2, max_body_size: 64KiB, header_timeout: 1s, body_timeout: 1s, idle_timeout: 2s, shutdown_timeout: 20s }"
 SL_CONF_UPSTREAMS="  mock:
     type: openai
     base_url: $MOCK_URL/v1
@@ -18,6 +18,11 @@ SL_CONF_UPSTREAMS="  mock:
     base_url: $MOCK_URL/v1
     api_key_env: MOCK_KEY
     timeouts: { connect: 2s, first_byte: 1s, total: 30s }
+  idleup:
+    type: openai
+    base_url: $MOCK_URL/v1
+    api_key_env: MOCK_KEY
+    timeouts: { connect: 2s, first_byte: 5s, total: 30s, stream_idle: 1s }
   down:
     type: openai
     base_url: http://127.0.0.1:$DEAD_PORT/v1
@@ -25,7 +30,8 @@ SL_CONF_UPSTREAMS="  mock:
     timeouts: { connect: 2s, first_byte: 5s, total: 30s }"
 SL_CONF_MODELS="  demo: { targets: [ { upstream: mock, model: mock-model } ] }
   slow: { targets: [ { upstream: slowup, model: mock-model } ] }
-  broken: { targets: [ { upstream: down, model: mock-model } ] }"
+  broken: { targets: [ { upstream: down, model: mock-model } ] }
+  idle: { targets: [ { upstream: idleup, model: mock-model } ] }"
 sl_gw_up
 
 chat() { # chat MODEL [EXTRA JSON FIELDS]
@@ -67,6 +73,8 @@ curl -sSN -D "$SL_TMP/stream.h" -o "$sse" --max-time 20 -H 'content-type: applic
     "$GW_URL/v1/chat/completions"
 sum=$(sl_sse_summary "$sse")
 sl_like "stream: content-type text/event-stream" "$(tr -d '\r' <"$SL_TMP/stream.h" | grep -i '^content-type:')" 'text/event-stream'
+sl_check "stream: x-sluice-request-id and x-sluice-upstream on the SSE response" \
+    test "$(grep -ciE '^x-sluice-(request-id|upstream):' "$SL_TMP/stream.h")" = 2
 sl_is "stream: chunks in order" "$(sl_json 'd["text"]' <<<"$sum")" abcd
 sl_is "stream: ends with [DONE], every event JSON, finish stop" \
     "$(sl_json 'str(d["done_last"])+" "+str(d["bad_json"])+" "+",".join(d["finish"])' <<<"$sum")" "True 0 stop"
@@ -102,7 +110,7 @@ sl_is "embeddings: upstream path and model" "$(sl_mock_last | sl_json 'd["path"]
 sl_http GET /v1/models
 sl_is "models: 200 OpenAI list" "$HTTP_CODE $(sl_json 'd["object"]' <<<"$HTTP_BODY")" "200 list"
 sl_is "models: lists the client-facing names" \
-    "$(sl_json '" ".join(sorted(m["id"] for m in d["data"]))' <<<"$HTTP_BODY")" "broken demo slow"
+    "$(sl_json '" ".join(sorted(m["id"] for m in d["data"]))' <<<"$HTTP_BODY")" "broken demo idle slow"
 
 # ---- keep-alive ---------------------------------------------------------------------------
 v=$(curl -sv -o /dev/null -o /dev/null --max-time 10 "$GW_URL/v1/models" "$GW_URL/v1/models" 2>&1)
@@ -147,16 +155,17 @@ sl_is "upstream reset mid-stream: chunks so far, an error event, then [DONE]" \
     "$(sl_sse_summary "$sse" | sl_json 'd["text"]+" "+str(d["errors"])+" "+str(d["done_last"])')" "pq 1 True"
 
 # ---- client disconnect cancels the upstream request --------------------------------------
-s0=$(sl_mock_stats | sl_json 'd["aborted_responses"]')
 curl -sSN -o /dev/null --max-time 1.5 -H 'content-type: application/json' \
-    --data "$(chat demo '"stream":true,"mock":{"chunks":600,"chunk_delay_ms":50}')" \
+    --data "$(chat demo '"stream":true,"mock":{"chunks":600,"chunk_delay_ms":50,"tag":"leave-early"}')" \
     "$GW_URL/v1/chat/completions" 2>/dev/null
-aborted_more() { [ "$(sl_mock_stats | sl_json 'd["aborted_responses"]')" -gt "$s0" ]; }
-sl_check "client disconnect mid-stream closes the upstream request" sl_wait_for 10 aborted_more
+outcome() { sl_mock_requests | sl_json '[r for r in d if (r["body"] or {}).get("mock", {}).get("tag") == "leave-early"][0]["outcome"]'; }
+upstream_closed() { [ "$(outcome)" = aborted ]; }
+sl_wait_for 10 upstream_closed
+sl_is "client disconnect mid-stream closes the upstream request" "$(outcome)" aborted
 sl_is "no upstream request left running" "$(sl_mock_stats | sl_json 'd["active_requests"]')" 0
 
 # ---- slowloris: headers one byte per second are cut off by header_timeout -----------------
-slow=$(python3 - "$GW_PORT" <<'PY'
+slow=$("$SL_PY" - "$GW_PORT" <<'PY'
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.settimeout(1.0)
@@ -180,8 +189,127 @@ PY
 )
 sl_like "slowloris: connection cut by header_timeout ($slow)" "$slow" '^closed after'
 
+# A body that stops short is cut by body_timeout; an idle keep-alive connection by idle_timeout.
+cut=$("$SL_PY" - "$GW_PORT" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+def wait_close(s):
+    s.settimeout(15)
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return data, "closed"
+            data += d
+    except socket.timeout:
+        return data, "open"
+    except OSError:
+        return data, "closed"
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          b"Content-Length: 100\r\n\r\n{\"model\":")
+data, state = wait_close(s)
+print("body:", state, data[:12])
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+data, state = wait_close(s)
+print("idle:", state, data[:12])
+PY
+)
+sl_like "a body that stops short is cut by body_timeout" "$(grep '^body:' <<<"$cut")" '^body: closed'
+sl_like "an idle keep-alive connection is closed by idle_timeout, after its answer" "$(grep '^idle:' <<<"$cut")" "^idle: closed b'HTTP/1.1 200"
+
+# ---- more upstream failures ---------------------------------------------------------------
+rm -f "$sse"
+curl -sSN -o "$sse" --max-time 20 -H 'content-type: application/json' \
+    --data "$(chat idle '"stream":true,"mock":{"texts":["p","q"],"chunks":10,"hang_after_chunks":2}')" \
+    "$GW_URL/v1/chat/completions"
+sl_is "upstream silent past stream_idle: chunks so far, an error event, then [DONE]" \
+    "$(sl_sse_summary "$sse" | sl_json 'd["text"]+" "+str(d["errors"])+" "+str(d["done_last"])')" "pq 1 True"
+sl_http POST /v1/chat/completions "$(chat demo '"mock":{"close_before_headers":true}')"
+sl_like "upstream resets before answering: 502/503 upstream_error" \
+    "$HTTP_CODE $(sl_json 'd["error"]["code"]' <<<"$HTTP_BODY")" '^50[23] upstream_error$'
+
+# ---- HTTP/1.1 and content details ----------------------------------------------------------
+sl_mock_clear
+sl_http POST /v1/chat/completions "$(chat demo)" -H 'Authorization: Bearer sk-client-secret-123' \
+    -H 'x-api-key: sk-client-secret-123'
+reqs=$(sl_mock_requests)
+sl_check "the client's own credentials are not forwarded upstream" \
+    test "$HTTP_CODE" = 200 -a -n "$reqs" -a "${reqs/sk-client-secret-123/}" = "$reqs"
+
+printf '%s' "$(chat demo)" >"$SL_TMP/body.json"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -H 'content-type: application/json' \
+    -H 'Transfer-Encoding: chunked' --data-binary @"$SL_TMP/body.json" "$GW_URL/v1/chat/completions")
+sl_is "request body sent chunked (Transfer-Encoding: chunked)" "$code" 200
+
+code=$(curl -sS -0 -o /dev/null -w '%{http_code}' --max-time 10 "$GW_URL/v1/models")
+sl_is "HTTP/1.0 request answered" "$code" 200
+
+v=$(curl -sv -o /dev/null -o /dev/null --max-time 10 -H 'Connection: close' "$GW_URL/v1/models" "$GW_URL/v1/models" 2>&1)
+sl_check "Connection: close is honoured (no re-use)" test "$(grep -c 'Re-using' <<<"$v")" = 0 -a "$(grep -c '< HTTP/1.1 200' <<<"$v")" = 2
+
+piped=$("$SL_PY" - "$GW_PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+except OSError as e:
+    print("error", e)
+print(data.count(b"HTTP/1.1 200"))
+PY
+)
+sl_is "two pipelined requests get two responses, then close" "$piped" 2
+
+sl_http GET /v1/no-such-endpoint
+sl_is "unknown path: 404 with an OpenAI error" "$HTTP_CODE $(sl_json 'str(bool(d["error"]["message"]))' <<<"$HTTP_BODY")" "404 True"
+
+sl_http POST /v1/chat/completions "$(chat demo '"mock":{"text":"abcdefghij","chunks":20000}')"
+sl_is "a 200 kB answer passes intact" "$HTTP_CODE $(sl_json 'str(len(d["choices"][0]["message"]["content"]))' <<<"$HTTP_BODY")" "200 200000"
+
+rm -f "$sse"
+curl -sSN -o "$sse" --max-time 20 -H 'content-type: application/json' \
+    --data "$(chat demo '"stream":true,"mock":{"texts":["héllo ","世界 ","🚀!"],"chunks":3,"split_events":7}')" \
+    "$GW_URL/v1/chat/completions"
+sl_is "UTF-8 split across TCP writes arrives intact" "$(sl_sse_summary "$sse" | sl_json 'd["text"]')" "héllo 世界 🚀!"
+
+par_pids=()
+for i in $(seq 1 40); do
+    curl -sSN -o "$SL_TMP/par$i.sse" --max-time 30 -H 'content-type: application/json' \
+        --data "$(chat demo "\"stream\":true,\"mock\":{\"texts\":[\"$i-\"],\"chunks\":10,\"chunk_delay_ms\":20}")" \
+        "$GW_URL/v1/chat/completions" 2>/dev/null &
+    par_pids+=($!)
+    sl_track "$!"
+done
+for p in "${par_pids[@]}"; do wait "$p"; done
+complete=$("$SL_PY" - "$SL_TMP" <<'PY'
+import sys
+n = 0
+for i in range(1, 41):
+    try:
+        t = open(f"{sys.argv[1]}/par{i}.sse", encoding="utf-8").read()
+    except OSError:
+        continue
+    if t.count(f'"{i}-"') == 10 and t.rstrip().endswith("data: [DONE]"):
+        n += 1
+print(n)
+PY
+)
+sl_is "40 concurrent streams each complete with their own chunks" "$complete" 40
+
+sl_gw_alive "the gateway survived everything above"
+
 # ---- SIGTERM: the request in flight completes, then the gateway exits 0 -------------------
 sl_mock_clear
+rm -f "$sse"
 curl -sSN -o "$sse" --max-time 30 -H 'content-type: application/json' \
     --data "$(chat demo '"stream":true,"mock":{"chunks":15,"chunk_delay_ms":100}')" \
     "$GW_URL/v1/chat/completions" &
@@ -189,11 +317,14 @@ curl_pid=$!
 sl_track "$curl_pid"
 in_flight() { [ "$(sl_mock_stats | sl_json 'd["active_requests"]')" -ge 1 ]; }
 sl_wait_for 10 in_flight
-kill -TERM "$GW_PID"
+sl_signal TERM "$GW_PID"
+sl_wait_for 5 grep -q SIGTERM "$GW_LOG"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$GW_URL/v1/models")
+sl_like "SIGTERM: no new requests accepted while draining (got $code)" "$code" '^(000|503)$'
 wait "$curl_pid"
 sl_is "SIGTERM: the request in flight completes" \
     "$(sl_sse_summary "$sse" | sl_json 'str(len(d["text"]))+" "+str(d["done_last"])')" "75 True"
-gw_gone() { ! kill -0 "$GW_PID" 2>/dev/null; }
+gw_gone() { ! sl_is_ours "$GW_PID"; }
 if sl_wait_for 25 gw_gone; then
     wait "$GW_PID"
     sl_is "SIGTERM: the gateway then exits 0" "$?" 0

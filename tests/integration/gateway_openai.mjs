@@ -97,6 +97,35 @@ await t('upstream 400', async () => {
     }
 });
 
+await t('stream failing mid-way', async () => {
+    // An upstream reset after two chunks must reach the client as an error, not a clean end.
+    const stream = await client.chat.completions.create({ model: 'demo', messages, stream: true,
+        mock: { texts: ['a', 'b'], chunks: 10, reset_after_chunks: 2 } });
+    let text = '', error = null;
+    try {
+        for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    } catch (e) { error = e; }
+    check('upstream failure mid-stream: chunks so far, then an APIError in the client',
+        text === 'ab' && error instanceof OpenAI.APIError, { text, error: error && `${error.constructor.name}: ${error.message}` });
+});
+
+await t('abort mid-stream', async () => {
+    const ac = new AbortController();
+    const stream = await client.chat.completions.create({ model: 'demo', messages, stream: true,
+        mock: { chunks: 500, chunk_delay_ms: 50, tag: 'abort-me' } }, { signal: ac.signal });
+    let n = 0;
+    try {
+        for await (const chunk of stream) { if (++n === 3) ac.abort(); }
+    } catch { /* the abort */ }
+    let rec;
+    for (let i = 0; i < 100; i++) {
+        rec = (await mockGet(mock.url, '/__mock/requests')).find((r) => r.body?.mock?.tag === 'abort-me');
+        if (rec?.outcome) break;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    check('client abort mid-stream cancels the upstream request', rec?.outcome === 'aborted', rec && { outcome: rec.outcome });
+});
+
 await t('gateway still serves', async () => {
     const c = await client.chat.completions.create({ model: 'demo', messages, mock: { chunks: 1 } });
     check('after errors the gateway still serves', c.choices[0].message.content === 'hello', c);

@@ -28,14 +28,14 @@ sl_like "gateway RSS readable" "${base:-}" '^[0-9]+$'
 base=${base:-0}
 
 body="{\"model\":\"demo\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"a long story\"}],\"mock\":{\"total_bytes\":$TOTAL,\"event_bytes\":16384}}"
-python3 "$SL_SOURCE_ROOT/tests/integration/slow_reader.py" 127.0.0.1 "$GW_PORT" "$body" 65536 0.002 \
+"$SL_PY" "$SL_SOURCE_ROOT/tests/integration/slow_reader.py" 127.0.0.1 "$GW_PORT" "$body" 65536 0.002 \
     >"$SL_TMP/reader.json" 2>"$SL_TMP/reader.err" &
 reader=$!
 sl_track "$reader"
 
 max=$base
 samples=()
-while kill -0 "$reader" 2>/dev/null; do
+while sl_is_ours "$reader"; do
     r=$(sl_rss_kib "$GW_PID")
     if [ -n "$r" ]; then
         samples+=("$((r / 1024))")

@@ -12,6 +12,8 @@ export const SOURCE_ROOT = process.env.SL_SOURCE_ROOT ?? path.resolve(here, '../
 export const BUILD_ROOT = process.env.SL_BUILD_ROOT ?? path.join(SOURCE_ROOT, 'build');
 export const SLUICE = process.env.SLUICE ?? path.join(BUILD_ROOT, 'gateway', 'sluice');
 export const MOCK_KEY = process.env.MOCK_KEY ?? 'sk-mock-upstream-key';
+// The server secret the store keys its HMACs under (the gateway refuses to start without one).
+export const SLUICE_SECRET = process.env.SLUICE_SECRET ?? 'sluice-test-secret-0123456789abcdef';
 export const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-test-'));
 
 const children = [];
@@ -43,7 +45,11 @@ async function cleanup() {
     }
     if (process.env.SL_KEEP_TMP !== '1') fs.rmSync(tmp, { recursive: true, force: true });
 }
-process.on('SIGINT', () => { cleanup().then(() => process.exit(130)); });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup().then(() => process.exit(130)); });
+// However this process ends, leave no child running (node knows its children: no PID reuse).
+process.on('exit', () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
 
 export function freePort() {
     return new Promise((resolve, reject) => {
@@ -75,6 +81,7 @@ export function gatewayConfig({ port, mockUrl, server = '{ workers: 2 }', listen
 ${listen ?? `  - address: 127.0.0.1:${port}`}
 server: ${server}
 log: { access_log: ${path.join(tmp, 'access.log')} }
+store: { backend: memory, path: ${path.join(tmp, 'sluice.journal')} }
 upstreams:
 ${upstreams ?? `  mock:
     type: openai
@@ -95,7 +102,7 @@ export async function startGateway(conf, port, probeUrl = `http://127.0.0.1:${po
     if (!fs.existsSync(SLUICE)) throw new Error(`no gateway binary at ${SLUICE}`);
     const logFile = path.join(tmp, `gateway${children.length}.log`);
     const log = fs.openSync(logFile, 'w');
-    const proc = spawn(SLUICE, ['serve', '-c', file], { stdio: ['ignore', log, log], env: { ...process.env, MOCK_KEY } });
+    const proc = spawn(SLUICE, ['serve', '-c', file], { stdio: ['ignore', log, log], env: { ...process.env, MOCK_KEY, SLUICE_SECRET } });
     children.push(proc);
     for (let i = 0; i < 150; i++) {
         if (proc.exitCode !== null || proc.signalCode !== null) break;

@@ -11,8 +11,14 @@ SL_BUILD_ROOT=${SL_BUILD_ROOT:-$SL_SOURCE_ROOT/build}
 SLUICE=${SLUICE:-$SL_BUILD_ROOT/gateway/sluice}
 SL_NODE=${SL_NODE:-node}
 SL_MOCK_JS=$SL_SOURCE_ROOT/tests/mock/mock_upstream.mjs
+# The system python starts in a tenth of the time a pyenv shim takes; tests call it often.
+if [ -z "${SL_PY:-}" ]; then
+    if [ -x /usr/bin/python3 ]; then SL_PY=/usr/bin/python3; else SL_PY=python3; fi
+fi
 SL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")
 export MOCK_KEY=${MOCK_KEY:-sk-mock-upstream-key}
+# The server secret the store keys its HMACs under (the gateway refuses to start without one).
+export SLUICE_SECRET=${SLUICE_SECRET:-sluice-test-secret-0123456789abcdef}
 
 SL_PIDS=()
 SL_TAP_N=0
@@ -20,15 +26,28 @@ SL_TAP_FAILED=0
 
 # ---- cleanup ---------------------------------------------------------------------------
 
+# True while PID is a live child of this shell. PIDs are reused quickly on a busy machine:
+# never signal a PID that is no longer ours, it may be someone else's process by now.
+sl_is_ours() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }                       # skip "pid (comm) ", comm may hold spaces
+    set -- $st
+    [ "$1" != Z ] && [ "$2" = "$$" ]
+}
+
+# sl_signal SIG PID: send SIG to PID only if it is still our child.
+sl_signal() { sl_is_ours "$2" && kill "-$1" "$2" 2>/dev/null; }
+
 # Stop one process we started: TERM, then KILL if it is still there after 3 s.
 sl_stop() {
     local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
+    sl_signal TERM "$pid" || { wait "$pid" 2>/dev/null; return 0; }
     for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        sl_is_ours "$pid" || break
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null
+    sl_signal KILL "$pid"
     wait "$pid" 2>/dev/null
     return 0
 }
@@ -81,14 +100,14 @@ sl_bail() { sl_not_ok "$@"; sl_done; }
 
 # A free TCP port on 127.0.0.1 (bound then released; collisions are unlikely, not impossible).
 sl_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    "$SL_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 # sl_json EXPR < JSON: evaluate a Python expression over the parsed document `d`; strings are
 # printed raw, everything else as JSON. Exit 1 (printing nothing) if the input is not JSON or
 # the expression fails, so `[ "$(... | sl_json 'd["x"]')" = y ]` is a safe test.
 sl_json() {
-    python3 -c '
+    "$SL_PY" -c '
 import json, sys
 try:
     d = json.load(sys.stdin)
@@ -141,22 +160,28 @@ sl_mock_last() { sl_mock_requests "$@" | sl_json 'd[-1]'; }
 # ---- gateway config --------------------------------------------------------------------
 
 # sl_gateway_config: print a gateway config in front of the mock at MOCK_URL, listening on
-# GW_PORT. Each section can be replaced by setting its variable before the call:
-#   SL_CONF_LISTEN SL_CONF_SERVER SL_CONF_LOG SL_CONF_UPSTREAMS SL_CONF_MODELS, and
-#   SL_CONF_EXTRA (more top-level YAML appended as is).
+# GW_PORT, its store journal in SL_TMP. Each section can be replaced by setting its variable
+# before the call: SL_CONF_LISTEN SL_CONF_SERVER SL_CONF_LOG SL_CONF_STORE SL_CONF_UPSTREAMS
+# SL_CONF_MODELS, and SL_CONF_EXTRA (more top-level YAML appended as is; a `store:` line
+# there replaces the default store).
 sl_gateway_config() {
     local listen="  - address: 127.0.0.1:$GW_PORT"
     local server="{ workers: 2 }"
     local log="{ access_log: $SL_TMP/access.log }"
+    local store="{ backend: memory, path: $SL_TMP/sluice.journal }"
     local upstreams="  mock:
     type: openai
     base_url: $MOCK_URL/v1
     api_key_env: MOCK_KEY
     timeouts: { connect: 2s, first_byte: 5s, total: 30s }"
     local models="  demo: { targets: [ { upstream: mock, model: mock-model } ] }"
-    printf 'listen:\n%s\nserver: %s\nlog: %s\nupstreams:\n%s\nmodels:\n%s\n%s\n' \
+    store="store: ${SL_CONF_STORE:-$store}"
+    # A test that writes its own top-level store: in SL_CONF_EXTRA keeps it.
+    [[ $'\n'"${SL_CONF_EXTRA:-}" == *$'\n'store:* ]] && store=
+    printf 'listen:\n%s\nserver: %s\nlog: %s\n%s\nupstreams:\n%s\nmodels:\n%s\n%s\n' \
         "${SL_CONF_LISTEN:-$listen}" "${SL_CONF_SERVER:-$server}" "${SL_CONF_LOG:-$log}" \
-        "${SL_CONF_UPSTREAMS:-$upstreams}" "${SL_CONF_MODELS:-$models}" "${SL_CONF_EXTRA:-}"
+        "$store" "${SL_CONF_UPSTREAMS:-$upstreams}" "${SL_CONF_MODELS:-$models}" \
+        "${SL_CONF_EXTRA:-}"
 }
 
 # ---- the gateway -----------------------------------------------------------------------
@@ -181,7 +206,7 @@ sl_start_gateway() {
     sl_track "$GW_PID"
     local i code
     for ((i = 0; i < 150; i++)); do
-        if ! kill -0 "$GW_PID" 2>/dev/null; then
+        if ! sl_is_ours "$GW_PID"; then
             wait "$GW_PID"
             sl_diag "sluice serve exited with status $? before answering; its log:
 $(tail -n 30 "$GW_LOG")"
@@ -228,7 +253,7 @@ sl_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 # joined), usage (the last usage object or null), errors (error events), finish (finish
 # reasons seen), bad_json (data lines that are not JSON), after_done (lines after [DONE])}.
 sl_sse_summary() {
-    python3 - "$1" <<'PY'
+    "$SL_PY" - "$1" <<'PY'
 import json, sys
 raw = open(sys.argv[1], 'rb').read().decode('utf-8', 'replace')
 s = dict(events=0, done_last=False, text='', usage=None, errors=0, finish=[], bad_json=0, after_done=0)
@@ -259,4 +284,14 @@ for line in raw.replace('\r\n', '\n').split('\n'):
 s['done_last'] = done and s['after_done'] == 0
 print(json.dumps(s))
 PY
+}
+
+# sl_gw_alive NAME: ok while the gateway process still runs; else its exit status and log.
+sl_gw_alive() {
+    local st
+    if sl_is_ours "$GW_PID"; then sl_ok "$1"; return 0; fi
+    wait "$GW_PID"
+    st=$?
+    sl_not_ok "$1" "sluice exited with status $st$([ $st -gt 128 ] && echo " (signal $((st - 128)))"); its log:
+$(tail -n 20 "$GW_LOG")"
 }

@@ -304,15 +304,6 @@ async function handle(req, res, raw) {
 
     stats.requests++;
     stats.active_requests++;
-    let done = false;
-    const finish = () => {
-        if (done) return;
-        done = true;
-        stats.active_requests--;
-        if (res.writableFinished) stats.completed_responses++; else stats.aborted_responses++;
-    };
-    res.on('finish', finish);
-    res.on('close', finish);
 
     let body = null, bad = null;
     if (raw.length) { try { body = JSON.parse(raw); } catch (e) { bad = e.message; } }
@@ -320,6 +311,18 @@ async function handle(req, res, raw) {
         conn: req.socket.mockConnId, headers: req.headers, body: body ?? (raw.length ? raw : null) };
     requests.push(rec);
     if (requests.length > 1000) requests.shift();
+    // outcome: null while running, then 'completed' or 'aborted' (closed before the end).
+    rec.outcome = null;
+    let done = false;
+    const finish = () => {
+        if (done) return;
+        done = true;
+        stats.active_requests--;
+        rec.outcome = res.writableFinished ? 'completed' : 'aborted';
+        if (res.writableFinished) stats.completed_responses++; else stats.aborted_responses++;
+    };
+    res.on('finish', finish);
+    res.on('close', finish);
 
     const conf = resolve(body);
     conf.req_id = rec.id;
@@ -366,6 +369,11 @@ server.on('connection', (sock) => {
 server.listen(opts.port, opts.host, () => {
     process.stdout.write(`${server.address().port}\n`);
 });
+// A test that died without cleaning up must not leave its mock running: exit when orphaned.
+// (process.ppid is cached at start, so read the live value from /proc on Linux.)
+const ppidNow = () => { try { return Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[1]); } catch { return process.ppid; } };
+const parent = ppidNow();
+setInterval(() => { if (ppidNow() !== parent) process.exit(0); }, 1000).unref();
 const stop = () => { server.close(); server.closeAllConnections(); process.exit(0); };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -12,6 +12,8 @@ const KEY = 'sk-selftest';
 const child = spawn(process.execPath, [path.join(here, 'mock_upstream.mjs'), '--port', '0',
     '--set', `require_key="${KEY}"`, '--set', 'by_model={"m-500":{"status":500}}'],
     { stdio: ['ignore', 'pipe', 'inherit'] });
+process.on('exit', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+process.on('SIGTERM', () => process.exit(130));
 const port = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(Number(out.trim())); });
@@ -125,8 +127,9 @@ try {
     const after = await poll((s) => s.aborted_responses > before.aborted_responses);
     check('hang: no answer, request active, api connection open', hungAnswer === '' && during.active_requests === 1
         && during.open_api_connections >= 1, during);
+    const hungRec = json(await request('GET', '/__mock/requests')).find((x) => x.body?.mock?.hang);
     check('hang: client close is seen as an aborted response', after.aborted_responses === before.aborted_responses + 1
-        && after.active_requests === 0, after);
+        && after.active_requests === 0 && hungRec?.outcome === 'aborted', { after, outcome: hungRec?.outcome });
 
     // total_bytes: a large stream, read slowly (backpressure), arrives whole and in order.
     const agent = new http.Agent({ keepAlive: false });

@@ -11,6 +11,15 @@
 
 #include "store_suite.h"
 
+#include <sys/time.h>
+
+int64_t sl_now_ms_for_tests(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
 sl_store *(*suite_open)(int64_t resv_ttl_ms, bool fail_open);
 
 void res_reset(res *r)
@@ -330,6 +339,15 @@ void suite_quota_reserve_settle(void **state)
     assert_int_equal(r.usage.reserved, 0);
     assert_int_equal(r.usage.used, 820);
 
+    /* large budgets (10^15 tokens) keep exact arithmetic */
+    assert_int_equal(t_reserve(&t, "big", SL_WINDOW_DAY, 4000000000000000LL, 1, 1000000000000000LL, &r), SL_STORE_OK);
+    sl_quota_resv big = r.resv;
+    assert_int_equal(big.amount, 1000000000000000LL);
+    assert_int_equal(t_settle(&t, &big, 999999999999999LL, &r), SL_STORE_OK);
+    assert_int_equal(t_usage(&t, "big", SL_WINDOW_DAY, 4000000000000000LL, &r), SL_STORE_OK);
+    assert_int_equal(r.usage.reserved, 0);
+    assert_int_equal(r.usage.used, 999999999999999LL);
+
     /* other consumers are not touched */
     assert_int_equal(t_usage(&t, "beta", SL_WINDOW_DAY, 50, &r), SL_STORE_OK);
     assert_int_equal(r.usage.used, 0);
@@ -374,14 +392,14 @@ void suite_quota_upto_and_release(void **state)
  * reclaims it. (Waits past the TTL; asserts only that it is reclaimed by then.) */
 void suite_quota_reservation_expires(void **state)
 {
-    sl_store *s = suite_open(300, false);
+    sl_store *s = suite_open(1500, false);
     tconn t;
     res r = {0};
     tconn_open(&t, s);
     assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 100, 100, &r), SL_STORE_OK);
     sl_quota_resv lost = r.resv;
     assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 1, 1, &r), SL_STORE_DENIED);
-    usleep(700 * 1000);
+    usleep(2000 * 1000);
     assert_int_equal(t_usage(&t, "acme", SL_WINDOW_TOTAL, 100, &r), SL_STORE_OK);
     assert_int_equal(r.usage.reserved, 0);
     assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 100, 100, &r), SL_STORE_OK);
@@ -552,5 +570,57 @@ void suite_rate_add_and_peek(void **state)
     assert_int_equal(t_rate(&t, "tpm:acme", 1000, 1, SL_RATE_CHECK, &r), SL_STORE_DENIED);
     res_reset(&r);
     tconn_close(&t);
+    sl_store_close(s);
+}
+
+typedef struct rhammer {
+    sl_store *s;
+    int64_t allowed;
+} rhammer;
+
+static void *rhammer_main(void *arg)
+{
+    rhammer *h = arg;
+    tconn t;
+    res r = {0};
+    tconn_open(&t, h->s);
+    for (int denied = 0; denied < 30;) {
+        sl_store_status st = t_rate(&t, "rpm:hammer", 1000, 1, SL_RATE_CHECK, &r);
+        if (st == SL_STORE_OK)
+            h->allowed++;
+        else if (st == SL_STORE_DENIED)
+            denied++;
+        else
+            fail_msg("rate: %s %s", sl_store_status_name(st), r.err);
+    }
+    res_reset(&r);
+    tconn_close(&t);
+    return NULL;
+}
+
+void suite_rate_hammer(sl_store **stores, int nstores, int nthreads)
+{
+    pthread_t th[16];
+    rhammer h[16];
+    int64_t t0 = sl_now_ms_for_tests();
+    for (int i = 0; i < nthreads; i++) {
+        h[i] = (rhammer){.s = stores[i % nstores]};
+        assert_int_equal(pthread_create(&th[i], NULL, rhammer_main, &h[i]), 0);
+    }
+    int64_t allowed = 0;
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(th[i], NULL);
+        allowed += h[i].allowed;
+    }
+    /* the burst (1000) plus what drained back while the threads ran (1000 per minute) */
+    int64_t elapsed_ms = sl_now_ms_for_tests() - t0;
+    assert_true(allowed >= 1000);
+    assert_true(allowed <= 1000 + elapsed_ms * 1000 / 60000 + 1);
+}
+
+void suite_rate_concurrent(void **state)
+{
+    sl_store *s = suite_open(0, false);
+    suite_rate_hammer(&s, 1, 4);
     sl_store_close(s);
 }

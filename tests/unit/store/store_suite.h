@@ -52,6 +52,10 @@ sl_store_status t_rate(tconn *t, const char *key, int64_t limit, int64_t cost, s
  * asserts the quota is never passed and usage equals the sum of what was settled. */
 void suite_hammer(sl_store **stores, int nstores, int nthreads, int64_t limit);
 
+/* Concurrent rate checks on one key never let more through than the limit allows. */
+void suite_rate_hammer(sl_store **stores, int nstores, int nthreads);
+int64_t sl_now_ms_for_tests(void);
+
 void suite_keys_lifecycle(void **state);
 void suite_key_expiry(void **state);
 void suite_key_list_by_consumer(void **state);
@@ -62,6 +66,7 @@ void suite_quota_windows_are_separate(void **state);
 void suite_quota_concurrent(void **state);
 void suite_rate_limit(void **state);
 void suite_rate_add_and_peek(void **state);
+void suite_rate_concurrent(void **state);
 
 #define STORE_SUITE_TESTS \
     cmocka_unit_test(suite_keys_lifecycle), \
@@ -73,6 +78,7 @@ void suite_rate_add_and_peek(void **state);
     cmocka_unit_test(suite_quota_windows_are_separate), \
     cmocka_unit_test(suite_quota_concurrent), \
     cmocka_unit_test(suite_rate_limit), \
-    cmocka_unit_test(suite_rate_add_and_peek)
+    cmocka_unit_test(suite_rate_add_and_peek), \
+    cmocka_unit_test(suite_rate_concurrent)
 
 #endif

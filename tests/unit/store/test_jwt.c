@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "config.h"
 #include "jwt.h"
 
 static char *claims(const char *sub, int64_t exp_delta, int64_t nbf_delta)
@@ -183,6 +184,34 @@ static void rs256_verifies_with_the_public_key_only(void **state)
     EVP_PKEY_free(b);
 }
 
+static void consumer_config_gives_its_key(void **state)
+{
+    sl_consumer_conf c;
+    memset(&c, 0, sizeof c);
+    c.name = "acme";
+    sl_jwt_key *k = (sl_jwt_key *)1;
+    sl_err err = {{0}};
+    assert_int_equal(sl_jwt_key_for_consumer(&c, &k, &err), 0);
+    assert_null(k);
+    c.jwt_alg = "HS256";
+    c.jwt_secret_env = "ACME_JWT";
+    assert_int_equal(sl_jwt_key_for_consumer(&c, &k, &err), -1);
+    assert_non_null(strstr(err.msg, "ACME_JWT"));
+    c.jwt_secret = "s";
+    assert_int_equal(sl_jwt_key_for_consumer(&c, &k, &err), 0);
+    char *cl = claims("acme", 60, 0), *tok = sl_jwt_sign_hs256("s", 1, cl);
+    sl_jwt_claims out;
+    assert_int_equal(sl_jwt_verify(k, tok, time(NULL), 0, &out, &err), 0);
+    sl_jwt_key_free(k);
+    free(cl);
+    free(tok);
+    c.jwt_alg = "RS256";
+    c.jwt_public_key = "/nonexistent/key.pem";
+    assert_int_equal(sl_jwt_key_for_consumer(&c, &k, &err), -1);
+    assert_non_null(strstr(err.msg, "acme"));
+    assert_non_null(strstr(err.msg, "/nonexistent/key.pem"));
+}
+
 static void base64url_round_trip(void **state)
 {
     unsigned char data[256];
@@ -209,6 +238,7 @@ int main(void)
         cmocka_unit_test(expiry_and_nbf_are_enforced),
         cmocka_unit_test(alg_none_and_garbage_are_refused),
         cmocka_unit_test(rs256_verifies_with_the_public_key_only),
+        cmocka_unit_test(consumer_config_gives_its_key),
         cmocka_unit_test(base64url_round_trip),
     };
     return cmocka_run_group_tests_name("store_jwt", tests, NULL, NULL);

@@ -268,6 +268,45 @@ static void unwritable_journal_is_a_clear_error(void **state)
     assert_non_null(strstr(err.msg, "SLUICE_SECRET"));
 }
 
+/* The config's store section opens the store it describes (secret from SLUICE_SECRET). */
+static void store_opens_from_config(void **state)
+{
+    char yaml[1200], cpath[512], jpath[512];
+    snprintf(cpath, sizeof cpath, "%s/sluice.yaml", dir);
+    snprintf(jpath, sizeof jpath, "%s/from-config.journal", dir);
+    snprintf(yaml, sizeof yaml, "listen:\n  - address: 127.0.0.1:0\nstore:\n  backend: memory\n"
+             "  path: %s\nupstreams: {}\nmodels: {}\n", jpath);
+    FILE *f = fopen(cpath, "w");
+    assert_non_null(f);
+    fputs(yaml, f);
+    fclose(f);
+    setenv("SLUICE_SECRET", "from-env", 1);
+    sl_diag d;
+    sl_diag_init(&d, cpath);
+    sl_config *c = sl_config_load(cpath, &d);
+    if (!c)
+        fail_msg("config: %s", d.n ? d.lines[0] : "?");
+    sl_diag_free(&d);
+    sl_store_opts o;
+    sl_store_opts_from_config(&o, c);
+    sl_err err = {{0}};
+    sl_store *s = sl_store_open(&o, &err);
+    if (!s)
+        fail_msg("open: %s", err.msg);
+    sl_config_unref(c);
+    tconn t;
+    res r = {0};
+    tconn_open(&t, s);
+    assert_int_equal(t_issue(&t, "acme", NULL, 0, &r), SL_STORE_OK);
+    char hash[SL_KEY_HASH_SIZE];
+    sl_key_hash("from-env", 8, r.plain, hash, NULL);
+    assert_string_equal(r.key.hash, hash);
+    res_reset(&r);
+    tconn_close(&t);
+    sl_store_close(s);
+    assert_true(file_size(jpath) > 0);
+}
+
 /* Without a journal every call completes before it returns, even with no loop. */
 static void unjournaled_store_is_synchronous(void **state)
 {
@@ -298,6 +337,7 @@ int main(void)
         cmocka_unit_test(journal_is_compacted_on_start),
         cmocka_unit_test(unwritable_journal_is_a_clear_error),
         cmocka_unit_test(unjournaled_store_is_synchronous),
+        cmocka_unit_test(store_opens_from_config),
     };
     return cmocka_run_group_tests_name("store_memory", tests, setup, teardown);
 }

@@ -62,6 +62,8 @@ static void stop_redis(pid_t pid)
     }
 }
 
+static int timeout_ms;      /* 0 = the default */
+
 static sl_store *open_redis_at(const char *path, const char *prefix, int64_t ttl, bool fail_open)
 {
     char url[400];
@@ -74,6 +76,7 @@ static sl_store *open_redis_at(const char *path, const char *prefix, int64_t ttl
         .secret_len = 12,
         .resv_ttl_ms = ttl,
         .fail_open = fail_open,
+        .redis_timeout_ms = timeout_ms,
     };
     sl_err err = {{0}};
     sl_store *s = sl_store_open(&o, &err);
@@ -115,6 +118,7 @@ static void two_instances_never_exceed_quota(void **state)
 {
     sl_store *s[2] = {open_redis_at(sock, "shared:", 0, false), open_redis_at(sock, "shared:", 0, false)};
     suite_hammer(s, 2, 6, 5000);
+    suite_rate_hammer(s, 2, 4);
     sl_store_close(s[0]);
     sl_store_close(s[1]);
 }
@@ -209,7 +213,14 @@ static void fail_open_serves_and_reconciles(void **state)
     tconn_open(&t, s);
     assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 60, &r), SL_STORE_OK);
     assert_int_equal(r.resv.amount, 60);
-    assert_int_equal(t_settle(&t, &r.resv, 42, &r), SL_STORE_OK);
+    sl_quota_resv first = r.resv;
+    /* counted locally: 40 left */
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 50, 60, &r), SL_STORE_DENIED);
+    assert_int_equal(r.usage.remaining, 40);
+    assert_int_equal(t_settle(&t, &first, 42, &r), SL_STORE_OK);
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 100, &r), SL_STORE_OK);
+    assert_int_equal(r.resv.amount, 58);
+    assert_int_equal(t_release(&t, &r.resv, &r), SL_STORE_OK);
     assert_int_equal(t_rate(&t, "rpm:acme", 10, 1, SL_RATE_CHECK, &r), SL_STORE_OK);
     assert_true(r.rate.allowed);
 
@@ -258,6 +269,76 @@ static void reconnects_after_redis_restart(void **state)
     stop_redis(pid);
 }
 
+/* A Redis that stops answering (SIGSTOP) fails the calls waiting on it after the
+ * timeout instead of stalling them; when it answers again the conn comes back. */
+static void stalled_redis_fails_calls_then_recovers(void **state)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/stall.sock", dir);
+    pid_t pid = start_redis(path);
+    assert_true(pid > 0);
+    timeout_ms = 1000;
+    sl_store *s = open_redis_at(path, "st:", 0, false);
+    timeout_ms = 0;
+    tconn t;
+    res r = {0};
+    tconn_open(&t, s);
+    assert_int_equal(t_rate(&t, "k", 10, 1, SL_RATE_CHECK, &r), SL_STORE_OK);
+    kill(pid, SIGSTOP);
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 10, &r), SL_STORE_UNAVAILABLE);
+    assert_non_null(strstr(r.err, "no answer within 1000 ms"));
+    kill(pid, SIGCONT);
+    sl_store_status st = SL_STORE_UNAVAILABLE;
+    for (int i = 0; i < 300 && st != SL_STORE_OK; i++) {
+        run_loop_ms(&t, 50);
+        st = t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 10, &r);
+    }
+    assert_int_equal(st, SL_STORE_OK);
+    res_reset(&r);
+    tconn_close(&t);
+    sl_store_close(s);
+    stop_redis(pid);
+}
+
+/* A settle sent to a Redis that stalls: the conn gives up on it, and Redis runs it later
+ * anyway (it was in the socket). The replay sent on reconnect must not charge again. */
+static void settle_lost_in_flight_is_charged_once(void **state)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/lost.sock", dir);
+    pid_t pid = start_redis(path);
+    assert_true(pid > 0);
+    timeout_ms = 500;
+    sl_store *s = open_redis_at(path, "lost:", 0, false);
+    timeout_ms = 0;
+    tconn t;
+    res r = {0};
+    tconn_open(&t, s);
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_DAY, 100, 1, 10, &r), SL_STORE_OK);
+    sl_quota_resv resv = r.resv;
+    kill(pid, SIGSTOP);
+    assert_int_equal(t_settle(&t, &resv, 7, &r), SL_STORE_OK);    /* queued after the timeout */
+    run_loop_ms(&t, 300);
+    kill(pid, SIGCONT);
+    int64_t used = -1;
+    for (int i = 0; i < 300; i++) {
+        run_loop_ms(&t, 50);
+        if (t_usage(&t, "acme", SL_WINDOW_DAY, 100, &r) == SL_STORE_OK && r.usage.reserved == 0) {
+            used = r.usage.used;
+            run_loop_ms(&t, 300);       /* let any further replay land */
+            assert_int_equal(t_usage(&t, "acme", SL_WINDOW_DAY, 100, &r), SL_STORE_OK);
+            break;
+        }
+    }
+    assert_int_equal(used, 7);
+    assert_int_equal(r.usage.used, 7);
+    assert_int_equal(r.usage.requests, 1);
+    res_reset(&r);
+    tconn_close(&t);
+    sl_store_close(s);
+    stop_redis(pid);
+}
+
 static void bad_url_is_a_clear_error(void **state)
 {
     sl_store_opts o = {.backend = SL_STORE_REDIS, .redis_url = "http://x", .secret = "s", .secret_len = 1};
@@ -282,6 +363,8 @@ int main(void)
         cmocka_unit_test(fail_closed_refuses),
         cmocka_unit_test(fail_open_serves_and_reconciles),
         cmocka_unit_test(reconnects_after_redis_restart),
+        cmocka_unit_test(stalled_redis_fails_calls_then_recovers),
+        cmocka_unit_test(settle_lost_in_flight_is_charged_once),
         cmocka_unit_test(bad_url_is_a_clear_error),
     };
     return cmocka_run_group_tests_name("store_redis", tests, setup, teardown);

@@ -1,0 +1,281 @@
+/* quota: token quotas per consumer and window that hold under concurrency and across
+ * instances. At admission the prompt (an upper-bound count) plus the completion cap is
+ * reserved atomically in the store — the cap lowered to what is left — and the request's
+ * max_tokens set to that cap; when the exchange ends the reservation is settled to the
+ * upstream's usage (or the gateway's own count), charged for what reached the client if
+ * it went away, released if the upstream failed before any token. A stream that runs past
+ * its cap is cut with finish_reason "length". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "config_int.h"
+#include "log.h"
+#include "plugin.h"
+#include "store.h"
+#include "token_count.h"
+
+extern const sl_plugin sl_plugin_quota;
+
+typedef struct quota_conf {
+    const struct sl_tokenizer *tok;
+    long long default_cap;
+} quota_conf;
+
+typedef struct quota_state {
+    const quota_conf *conf;
+    sl_exchange *ex;
+    sl_quota_resv resv;
+    bool have_resv;
+    bool reserving;         /* the store has not answered yet */
+    bool completed;         /* the exchange ended meanwhile */
+    int64_t prompt_est;
+    int64_t cap;
+    char *text;             /* the completion text that reached the client */
+    size_t len, tcap;
+    int64_t counted;        /* running count of text, chunk by chunk */
+    bool delivered;
+    bool cut;
+} quota_state;
+
+static void state_free(quota_state *s)
+{
+    free(s->text);
+    free(s);
+}
+
+static void ignore_cb(void *arg, sl_store_status st, const sl_quota_resv *r, const sl_quota_usage *u, const sl_err *err)
+{
+    (void)r;
+    (void)u;
+    if (st != SL_STORE_OK)
+        sl_log_warn("quota: settling %s failed: %s", (const char *)arg ? (const char *)arg : "",
+                    err && err->msg[0] ? err->msg : sl_store_status_name(st));
+}
+
+static void reserved(void *arg, sl_store_status st, const sl_quota_resv *r, const sl_quota_usage *u, const sl_err *err)
+{
+    quota_state *s = arg;
+    sl_exchange *ex = s->ex;
+    s->reserving = false;
+    if (s->completed) { /* the client left while we waited: give it back */
+        if (st == SL_STORE_OK)
+            sl_store_quota_release(sl_ex_store(ex), r, ignore_cb, NULL);
+        state_free(s);
+        sl_ex_resume(ex, SL_STEP_RESPOND);
+        return;
+    }
+    if (st == SL_STORE_OK) {
+        s->resv = *r;
+        s->have_resv = true;
+        int64_t cap = r->amount - s->prompt_est;
+        if (s->cap > 0 && (cap < s->cap || sl_token_request_cap(sl_ex_body(ex)) == 0)) {
+            json_t *body = sl_ex_body(ex);
+            const char *key = json_object_get(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+            json_object_set_new(body, key, json_integer(cap));
+            s->cap = cap;
+        }
+        char left[32];
+        snprintf(left, sizeof left, "%lld", (long long)(u ? u->remaining : 0));
+        sl_ex_add_response_header(ex, "x-sluice-quota-remaining", left);
+        sl_ex_log_field(ex, "quota_reserved", json_integer(r->amount));
+        sl_ex_resume(ex, SL_STEP_CONTINUE);
+        return;
+    }
+    /* refused: the exchange ends inside sl_ex_respond_error, without this state */
+    sl_ex_set_plugin_state(ex, &sl_plugin_quota, NULL);
+    if (st == SL_STORE_DENIED) {
+        char when[40] = "never";
+        if (u && u->resets_at) {
+            time_t t = (time_t)u->resets_at;
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        }
+        sl_ex_log_field(ex, "quota", json_string("exhausted"));
+        sl_ex_respond_error(ex, 429, "insufficient_quota", "insufficient_quota", NULL,
+                            "You exceeded your token quota: %lld of %lld tokens used or reserved in this %s, "
+                            "%lld left, this request needs at least %lld. The window resets at %s.",
+                            (long long)(u ? u->used + u->reserved : 0), (long long)(u ? u->limit : 0),
+                            sl_window_name(s->resv.window), (long long)(u ? u->remaining : 0),
+                            (long long)(s->prompt_est + (s->cap > 0 ? 1 : 0)), when);
+    } else {
+        sl_log_warn("quota: reserve failed: %s", err && err->msg[0] ? err->msg : sl_store_status_name(st));
+        sl_ex_respond_error(ex, 503, "api_error", "store_unavailable", NULL,
+                            "the gateway cannot check the token quota right now; retry shortly");
+    }
+    state_free(s);
+    sl_ex_resume(ex, SL_STEP_RESPOND);
+}
+
+static sl_step quota_on_request(sl_exchange *ex, void *conf)
+{
+    quota_conf *qc = conf;
+    sl_endpoint ep = sl_ex_endpoint(ex);
+    if (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS && ep != SL_EP_EMBEDDINGS)
+        return SL_STEP_CONTINUE;
+    const sl_consumer_conf *cc = sl_ex_consumer(ex) ? sl_config_consumer(sl_ex_config(ex), sl_ex_consumer(ex)) : NULL;
+    if (!cc || cc->quota_tokens <= 0)
+        return SL_STEP_CONTINUE;
+    quota_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        sl_ex_respond_error(ex, 500, "api_error", "internal_error", NULL, "out of memory");
+        return SL_STEP_RESPOND;
+    }
+    s->conf = qc;
+    s->ex = ex;
+    const json_t *body = sl_ex_body(ex);
+    s->prompt_est = sl_token_estimate_prompt(qc->tok, ep, body);
+    if (ep != SL_EP_EMBEDDINGS) {
+        s->cap = sl_token_request_cap(body);
+        const sl_model_conf *m = sl_config_model(sl_ex_config(ex), sl_ex_model(ex));
+        if (!s->cap)
+            s->cap = m && m->profile.max_tokens > 0 ? m->profile.max_tokens : qc->default_cap;
+        if (m && m->profile.max_tokens_limit > 0 && s->cap > m->profile.max_tokens_limit)
+            s->cap = m->profile.max_tokens_limit;
+    }
+    sl_ex_log_field(ex, "prompt_tokens_estimate", json_integer(s->prompt_est));
+    sl_ex_set_plugin_state(ex, &sl_plugin_quota, s);
+    s->reserving = true;
+    s->resv.window = cc->quota_window;
+    sl_store_quota_reserve(sl_ex_store(ex), cc->name, cc->quota_window, cc->quota_tokens,
+                           s->prompt_est + (s->cap > 0 ? 1 : 0), s->prompt_est + s->cap, reserved, s);
+    return SL_STEP_PENDING;
+}
+
+/* A final chunk saying the cap was reached, in the shape of the event it replaces. */
+static json_t *length_chunk(const json_t *ev)
+{
+    json_t *o = json_object();
+    const char *keys[] = {"id", "object", "created", "model"};
+    for (size_t i = 0; i < 4; i++)
+        if (json_object_get(ev, keys[i]))
+            json_object_set(o, keys[i], json_object_get(ev, keys[i]));
+    bool chat = json_is_string(json_object_get(ev, "object")) &&
+                strcmp(json_string_value(json_object_get(ev, "object")), "chat.completion.chunk") == 0;
+    json_t *choice = chat ? json_pack("{s:i, s:{}, s:s}", "index", 0, "delta", "finish_reason", "length")
+                          : json_pack("{s:i, s:s, s:s}", "index", 0, "text", "", "finish_reason", "length");
+    json_object_set_new(o, "choices", json_pack("[o]", choice));
+    return o;
+}
+
+static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event *ev)
+{
+    quota_state *s = sl_ex_plugin_state(ex, &sl_plugin_quota);
+    if (!s || !s->have_resv || !ev->json)
+        return SL_EVENT_PASS;
+    size_t before = s->len;
+    sl_token_collect_text(ev->json, &s->text, &s->len, &s->tcap);
+    if (s->len == before)
+        return SL_EVENT_PASS;
+    if (!ev->stream) {
+        s->delivered = true;
+        return SL_EVENT_PASS;
+    }
+    s->counted += sl_token_count(((quota_conf *)conf)->tok, s->text + before, s->len - before);
+    if (s->cap > 0 && s->counted > s->cap) {
+        s->counted = sl_token_count(((quota_conf *)conf)->tok, s->text, s->len); /* exact, at the edge */
+        if (s->counted > s->cap) {
+            s->len = before; /* this event's text never reaches the client */
+            s->counted = sl_token_count(((quota_conf *)conf)->tok, s->text, s->len);
+            s->cut = true;
+            json_t *fin = length_chunk(ev->json);
+            json_decref(ev->json);
+            ev->json = fin;
+            sl_ex_mark_altered(ex);
+            sl_ex_log_field(ex, "quota_cut", json_true());
+            return SL_EVENT_STOP;
+        }
+    }
+    s->delivered = true;
+    return SL_EVENT_PASS;
+}
+
+static int64_t usage_field(const json_t *u, const char *k)
+{
+    json_t *v = json_object_get(u, k);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+}
+
+static void quota_on_complete(sl_exchange *ex, void *conf)
+{
+    quota_state *s = sl_ex_plugin_state(ex, &sl_plugin_quota);
+    if (!s)
+        return;
+    sl_ex_set_plugin_state(ex, &sl_plugin_quota, NULL);
+    if (s->reserving) {
+        s->completed = true; /* reserved() releases and frees */
+        return;
+    }
+    if (!s->have_resv) {
+        state_free(s);
+        return;
+    }
+    int status = sl_ex_status(ex);
+    const json_t *usage = sl_ex_usage(ex);
+    const json_t *cache = sl_ex_log_get(ex, "cache");
+    int64_t charge = -1; /* -1: release */
+    if (json_is_string(cache) && strcmp(json_string_value(cache), "hit") == 0) {
+        if (json_is_true(sl_ex_log_get(ex, "cache_charge"))) {
+            const json_t *pt = sl_ex_log_get(ex, "prompt_tokens"), *ct = sl_ex_log_get(ex, "completion_tokens");
+            charge = (json_is_integer(pt) ? json_integer_value(pt) : s->prompt_est) +
+                     (json_is_integer(ct) ? json_integer_value(ct) : 0);
+        }
+    } else if ((status >= 200 && status < 300) || s->delivered || status == 499) {
+        int64_t pt = usage_field(usage, "prompt_tokens"), ct = usage_field(usage, "completion_tokens");
+        bool whole = status >= 200 && status < 300 && !s->cut && ct >= 0;
+        if (pt < 0)
+            pt = s->prompt_est;
+        if (!whole) /* cut, or the client left: what reached it, by our count */
+            ct = sl_token_count(((quota_conf *)conf)->tok, s->text, s->len);
+        charge = pt + ct;
+    }
+    if (charge < 0) {
+        sl_store_quota_release(sl_ex_store(ex), &s->resv, ignore_cb, NULL);
+    } else {
+        sl_ex_log_field(ex, "quota_charged", json_integer(charge));
+        sl_store_quota_settle(sl_ex_store(ex), &s->resv, charge, ignore_cb, NULL);
+    }
+    state_free(s);
+}
+
+static void quota_free(void *conf) { free(conf); }
+
+static int quota_parse(const sl_ynode *node, sl_plugin_ctx *ctx, void **out)
+{
+    static const char *const keys[] = {"tokenizer", "default_max_tokens", NULL};
+    quota_conf *qc = calloc(1, sizeof *qc);
+    if (!qc)
+        return -1;
+    *out = qc;
+    qc->default_cap = 4096;
+    if (!node || sl_ynode_is_null(node))
+        return 0;
+    int rc = sl_ymap_check_keys(node, keys, ctx->diag);
+    char *path = NULL;
+    rc |= sl_cfg_str(node, "tokenizer", ctx->diag, &path);
+    rc |= sl_cfg_int(node, "default_max_tokens", ctx->diag, 1, 10000000, &qc->default_cap);
+    if (path) {
+        sl_err err = {{0}};
+        qc->tok = sl_token_counter_get(path, &err);
+        if (!qc->tok) {
+            sl_diag_add(ctx->diag, sl_ymap_get(node, "tokenizer"), "plugins: quota.tokenizer: %s", err.msg);
+            rc = -1;
+        }
+        free(path);
+    }
+    return rc ? -1 : 0;
+}
+
+const sl_plugin sl_plugin_quota = {
+    .name = "quota",
+    .api_version = SL_PLUGIN_API_VERSION,
+    .config_parse = quota_parse,
+    .config_free = quota_free,
+    .on_request = quota_on_request,
+    .wants_events = true,
+    .on_response_event = quota_on_event,
+    .on_complete = quota_on_complete,
+};
