@@ -75,7 +75,8 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    if (w->http.n_busy == 0 || now_ms >= w->drain_deadline_ms) {
+    /* done when every connection has closed: answered, and its last bytes sent */
+    if (w->http.n_conns == 0 || now_ms >= w->drain_deadline_ms) {
         if (w->http.n_busy)
             sl_log_warn("worker %d: %d requests still running at the shutdown timeout", w->index, w->http.n_busy);
         event_base_loopexit(w->base, NULL);
@@ -221,19 +222,22 @@ static bool chain_has(const sl_config *cfg, const char *name)
 }
 
 /* The store holds keys, quotas and rate state. Keys need the server secret: without one a
- * gateway that authenticates or issues keys refuses to start; one that does neither runs
- * on a secret of its own making (nothing it hashes outlives the process). */
+ * gateway that authenticates refuses to start; one that does not runs on a secret of its
+ * own making (nothing it hashes outlives the process). */
 static int open_store(sl_server *s, const sl_config *cfg, sl_err *err)
 {
     sl_store_opts o;
     sl_store_opts_from_config(&o, cfg);
     unsigned char ephemeral[32];
     if (!o.secret || !o.secret_len) {
-        if (chain_has(cfg, "auth") || cfg->admin.listen) {
+        if (chain_has(cfg, "auth")) {
             sl_err_set(err, "no server secret: set the environment variable %s (keys are stored as HMACs under it)",
                        cfg->store.secret_env ? cfg->store.secret_env : "SLUICE_SECRET");
             return -1;
         }
+        if (cfg->admin.listen)
+            sl_log_warn("no server secret (%s): keys issued now will not survive a restart",
+                        cfg->store.secret_env ? cfg->store.secret_env : "SLUICE_SECRET");
         RAND_bytes(ephemeral, sizeof ephemeral);
         o.secret = ephemeral;
         o.secret_len = sizeof ephemeral;

@@ -16,7 +16,10 @@ up() { # name base_url
 SL_CONF_UPSTREAMS="$(up a "$MOCK_URL/v1")
 $(up b "$MOCK_URL/v1")
 $(up c "$MOCK_URL/v1")
-$(up dead "http://127.0.0.1:$DEAD_PORT/v1")"
+$(up dead "http://127.0.0.1:$DEAD_PORT/v1")
+$(up x1 "$MOCK_URL/v1")
+$(up x2 "$MOCK_URL/v1")
+$(up x3 "$MOCK_URL/v1")"
 SL_CONF_MODELS="  canary:
     targets:
       - { upstream: a, model: stable, weight: 3 }
@@ -34,16 +37,16 @@ SL_CONF_MODELS="  canary:
     targets: [ { upstream: dead, model: x } ]
     fallback: [ small ]
   chain3:
-    targets: [ { upstream: a, model: f1 } ]
+    targets: [ { upstream: x1, model: f1 } ]
     fallback: [ chain3b, chain3c ]
-  chain3b: { targets: [ { upstream: b, model: f2 } ] }
-  chain3c: { targets: [ { upstream: c, model: f3 } ] }
+  chain3b: { targets: [ { upstream: x2, model: f2 } ] }
+  chain3c: { targets: [ { upstream: x3, model: f3 } ] }
   chain4:
-    targets: [ { upstream: a, model: g1 } ]
+    targets: [ { upstream: x1, model: g1 } ]
     fallback: [ chain4b, chain4c, chain4d ]
-  chain4b: { targets: [ { upstream: b, model: g2 } ] }
-  chain4c: { targets: [ { upstream: c, model: g3 } ] }
-  chain4d: { targets: [ { upstream: a, model: g4 } ] }
+  chain4b: { targets: [ { upstream: x2, model: g2 } ] }
+  chain4c: { targets: [ { upstream: x3, model: g3 } ] }
+  chain4d: { targets: [ { upstream: x1, model: g4 } ] }
   sameup:
     targets: [ { upstream: a, model: ra1, weight: 100 }, { upstream: a, model: ra2, weight: 1 } ]"
 SL_CONF_EXTRA="admin: { listen: 127.0.0.1:$ADMIN_PORT, token_env: ADMIN_TOKEN }
@@ -113,7 +116,7 @@ chat big
 sl_is "no fallback on 400: the client gets the upstream's 400" "$HTTP_CODE" "400"
 sl_is "no fallback on 400: only big was tried" "$(models_seen "$since")" "big-model"
 
-# ---- the whole chain, and the attempt limit ----
+# ---- the whole chain, and the attempt limit (upstreams x1-x3: their breakers open here) ----
 sl_mock_config '{"by_model":{"f1":{"status":500},"f2":{"status":502},"f3":{"status":500}}}'
 since=$(last_id)
 chat chain3
