@@ -36,6 +36,11 @@ sse() {
     SSE_CACHE=$(tr -d '\r' <"$hdr" | sed -n 's/^[Xx]-[Ss]luice-[Cc]ache: *//p')
 }
 sj() { sl_json "$1" <<<"$SSE"; }
+# gw_alive NAME: the gateway is still running (if not, its log as the diagnostic)
+gw_alive() {
+    if kill -0 "$GW_PID" 2>/dev/null; then sl_ok "$1"; else sl_not_ok "$1" "the gateway died; its log:
+$(tail -n 40 "$GW_LOG")"; fi
+}
 
 # ---- miss, then hit ----------------------------------------------------------------------
 sl_mock_clear
@@ -122,6 +127,8 @@ sl_is "stream cut mid-way: the client sees an error event" "$(sj 'd["errors"]')"
 sse "$body"
 sl_is "stream cut mid-way: not cached" "$SSE_CACHE $(upstream_count)" "miss 6"
 
+gw_alive "gateway alive after errors and cut streams"
+
 # ---- legacy completions ---------------------------------------------------------------------
 sl_mock_clear
 body='{"model":"demo","prompt":"once upon","temperature":0,"max_tokens":5}'
@@ -143,6 +150,8 @@ sl_check "access log: hits are marked \"cache\":\"hit\" with the served usage" \
 line=$(grep '"cache": *"hit"' "$SL_TMP/access.log" | head -n1)
 sl_is "access log: cache_charge false by default, tokens of the served answer" \
     "$(sl_json '[d["cache_charge"], d["prompt_tokens"] > 0]' <<<"$line")" "[false, true]"
+
+gw_alive "gateway alive after the memory-backend checks"
 
 # ---- scope per consumer (default), charge_hits, allow-lists ------------------------------------
 # A test plugin (tests/unit/cache/consumer_header.c) sets the consumer from x-test-consumer,
@@ -233,5 +242,6 @@ sl_is "redis down: still 200, a miss served by the upstream" "$HTTP_CODE $(sl_he
 sse '{"model":"demo","messages":[{"role":"user","content":"redis stream"}],"stream":true}'
 sl_is "redis down: a stream still works" "$SSE_CACHE $(sj '[d["text"], d["done_last"]]')" \
     'miss ["hellohellohellohellohello", true]'
+gw_alive "gateway alive after Redis went away"
 
 sl_done
