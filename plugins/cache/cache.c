@@ -2,6 +2,7 @@
  * or Redis while the exchange waits) and replays a hit in the shape the client asked for;
  * on a miss it captures the response events and, when the exchange ends complete and
  * unaltered, stores them. A stored entry is {"body": completion} or {"stream": [chunks]}.
+ * Chat and completions are cached when deterministic (or mode: always); embeddings always.
  * Replays keep the stored id and created: they are the same answer, served again. */
 #include "cache.h"
 
@@ -32,7 +33,7 @@ typedef struct cache_state {
     char key[320];                  /* memory: the hex digest; redis: prefix + "cache:" + digest */
     bool capture;                   /* a miss: keep what the upstream answers */
     bool failed;                    /* not storable (too big, an error event, not JSON) */
-    bool stream, saw_usage, saw_finish;
+    bool stream, saw_usage, saw_finish, saw_data;
     json_t *head;                   /* id, object, created, model of the first event */
     size_t n_events, limit;
     FILE *buf;                      /* the entry's text being written */
@@ -202,7 +203,7 @@ static bool consumer_may_use(sl_exchange *ex, const sl_model_conf *model)
 static const char *bypass_reason(sl_exchange *ex, const cache_conf *c, const sl_model_conf **model)
 {
     sl_endpoint ep = sl_ex_endpoint(ex);
-    if (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS)
+    if (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS && ep != SL_EP_EMBEDDINGS)
         return "endpoint";
     const char *cc = sl_ex_header(ex, "cache-control");
     if (cc && (header_has_token(cc, "no-cache") || header_has_token(cc, "no-store")))
@@ -210,7 +211,7 @@ static const char *bypass_reason(sl_exchange *ex, const cache_conf *c, const sl_
     *model = sl_config_model(sl_ex_config(ex), sl_ex_model(ex));
     if (!*model || !consumer_may_use(ex, *model))
         return "model"; /* route answers 404; a hit must not bypass that */
-    if (c->always)
+    if (c->always || ep == SL_EP_EMBEDDINGS) /* embeddings have no sampling */
         return NULL;
     json_t *t = json_object_get(sl_ex_body(ex), "temperature");
     if (json_is_number(t))
@@ -426,6 +427,7 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
         }
     }
     note_finish(s, ev->json);
+    s->saw_data |= json_is_array(json_object_get(ev->json, "data"));
     s->saw_usage |= ev->stream && sl_cache_is_usage_chunk(ev->json);
     append_event(s, ev->json);
     return SL_EVENT_PASS;
@@ -434,7 +436,8 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
 /* The entry's text, or NULL when what was captured is not a whole answer. */
 static const char *finish_entry(sl_exchange *ex, cache_state *s)
 {
-    if (!s->buf || s->failed || !s->n_events || !s->saw_finish)
+    bool whole = sl_ex_endpoint(ex) == SL_EP_EMBEDDINGS ? s->saw_data : s->saw_finish;
+    if (!s->buf || s->failed || !s->n_events || !whole)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
         /* the core hid the usage chunk from this client before the hooks: keep it anyway */

@@ -2,7 +2,7 @@
 # The cache plugin through the real gateway in front of the mock upstream, driven with curl:
 # a miss then a hit (the upstream sees one request), a stream served from a non-streamed
 # entry and the reverse, Cache-Control: no-cache, temperature, errors and cut streams never
-# cached, the legacy completions endpoint, scope per consumer (a test plugin names the
+# cached, the legacy completions endpoint, embeddings, scope per consumer (a test plugin names the
 # consumer, standing in for auth), charge_hits in the access log; then the Redis backend
 # against a real redis-server on a free port, Redis stalled and gone (misses, never
 # failures). Prints TAP.
@@ -143,6 +143,18 @@ curl -sN --max-time 30 -o "$SL_TMP/cmpl.sse" -H 'content-type: application/json'
 sl_is "completions: streamed hit from the body" \
     "$(sl_sse_summary "$SL_TMP/cmpl.sse" | sl_json '[d["text"], d["finish"], d["done_last"]]')" "[\"$t1\", [\"stop\"], true]"
 sl_is "completions: still one upstream request" "$(upstream_count)" 1
+
+# ---- embeddings (no sampling: always cacheable) ----------------------------------------------
+sl_mock_clear
+body='{"model":"demo","input":["alpha","beta"]}'
+sl_http POST /v1/embeddings "$body"
+e1=$(sl_header x-sluice-cache)
+v1=$(sl_json 'd["data"][1]["embedding"]' <<<"$HTTP_BODY")
+sl_http POST /v1/embeddings "$body"
+sl_is "embeddings: miss then hit, one upstream request" "$e1 $(sl_header x-sluice-cache) $(upstream_count)" "miss hit 1"
+sl_is "embeddings: the same vectors" "$(sl_json 'd["data"][1]["embedding"]' <<<"$HTTP_BODY")" "$v1"
+sl_http POST /v1/embeddings '{"model":"demo","input":["alpha","beta"],"dimensions":4}'
+sl_is "embeddings: another parameter is another entry" "$(sl_header x-sluice-cache) $(upstream_count)" "miss 2"
 
 # ---- access log -----------------------------------------------------------------------------
 sl_check "access log: hits are marked \"cache\":\"hit\" with the served usage" \
