@@ -2,9 +2,11 @@
  * or Redis while the exchange waits) and replays a hit in the shape the client asked for;
  * on a miss it captures the response events and, when the exchange ends complete and
  * unaltered, stores them. A stored entry is {"body": completion} or {"stream": [chunks]}.
+ * Chat and completions are cached when deterministic (or mode: always); embeddings always.
  * Replays keep the stored id and created: they are the same answer, served again. */
 #include "cache.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,8 @@ typedef struct cache_conf {
     bool always;                    /* mode: always (else only when temperature is 0) */
     bool charge_hits;
     char *redis_url, *redis_prefix;
-    sl_cache_mem *mem;
+    struct shared_mem *shared;      /* memory backend */
+    sl_cache_mem *mem;              /* shared->mem */
 } cache_conf;
 
 typedef struct cache_state {
@@ -30,7 +33,7 @@ typedef struct cache_state {
     char key[320];                  /* memory: the hex digest; redis: prefix + "cache:" + digest */
     bool capture;                   /* a miss: keep what the upstream answers */
     bool failed;                    /* not storable (too big, an error event, not JSON) */
-    bool stream, saw_usage, saw_finish;
+    bool stream, saw_usage, saw_finish, saw_data;
     json_t *head;                   /* id, object, created, model of the first event */
     size_t n_events, limit;
     FILE *buf;                      /* the entry's text being written */
@@ -42,12 +45,54 @@ extern const sl_plugin sl_plugin_cache;
 
 /* ---- config ---- */
 
+/* The memory cache outlives a config reload: the new config takes the current one when its
+ * max_bytes is the same. Configs are freed from any thread, hence the lock. */
+static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_mem {
+    sl_cache_mem *mem;
+    long long max_bytes;
+    int refs;
+} *current_mem;
+
+static struct shared_mem *mem_acquire(long long max_bytes)
+{
+    pthread_mutex_lock(&mem_lock);
+    struct shared_mem *sm = current_mem;
+    if (sm && sm->max_bytes == max_bytes) {
+        sm->refs++;
+    } else if ((sm = calloc(1, sizeof *sm)) && (sm->mem = sl_cache_mem_new((size_t)max_bytes, 0))) {
+        sm->max_bytes = max_bytes;
+        sm->refs = 1;
+        current_mem = sm; /* the old one lives on while older configs use it */
+    } else {
+        free(sm);
+        sm = NULL;
+    }
+    pthread_mutex_unlock(&mem_lock);
+    return sm;
+}
+
+static void mem_release(struct shared_mem *sm)
+{
+    if (!sm)
+        return;
+    pthread_mutex_lock(&mem_lock);
+    bool last = --sm->refs == 0;
+    if (last && current_mem == sm)
+        current_mem = NULL;
+    pthread_mutex_unlock(&mem_lock);
+    if (last) {
+        sl_cache_mem_free(sm->mem);
+        free(sm);
+    }
+}
+
 static void cache_config_free(void *p)
 {
     cache_conf *c = p;
     if (!c)
         return;
-    sl_cache_mem_free(c->mem);
+    mem_release(c->shared);
     free(c->redis_url);
     free(c->redis_prefix);
     free(c);
@@ -117,11 +162,15 @@ static int cache_config_parse(const sl_ynode *node, sl_plugin_ctx *ctx, void **o
         c->redis_prefix = strdup(cfg->store.redis_prefix ? cfg->store.redis_prefix : "sluice:");
         if (!c->redis_url || !c->redis_prefix)
             return -1;
-    } else if (!(c->mem = sl_cache_mem_new((size_t)c->max_bytes, 0))) {
-        return -1;
+    } else {
+        if (!(c->shared = mem_acquire(c->max_bytes)))
+            return -1;
+        c->mem = c->shared->mem;
     }
     return 0;
 }
+
+sl_cache_mem *sl_cache_conf_mem(const void *plugin_conf) { return ((const cache_conf *)plugin_conf)->mem; }
 
 /* ---- request side ---- */
 
@@ -154,7 +203,7 @@ static bool consumer_may_use(sl_exchange *ex, const sl_model_conf *model)
 static const char *bypass_reason(sl_exchange *ex, const cache_conf *c, const sl_model_conf **model)
 {
     sl_endpoint ep = sl_ex_endpoint(ex);
-    if (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS)
+    if (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS && ep != SL_EP_EMBEDDINGS)
         return "endpoint";
     const char *cc = sl_ex_header(ex, "cache-control");
     if (cc && (header_has_token(cc, "no-cache") || header_has_token(cc, "no-store")))
@@ -162,7 +211,7 @@ static const char *bypass_reason(sl_exchange *ex, const cache_conf *c, const sl_
     *model = sl_config_model(sl_ex_config(ex), sl_ex_model(ex));
     if (!*model || !consumer_may_use(ex, *model))
         return "model"; /* route answers 404; a hit must not bypass that */
-    if (c->always)
+    if (c->always || ep == SL_EP_EMBEDDINGS) /* embeddings have no sampling */
         return NULL;
     json_t *t = json_object_get(sl_ex_body(ex), "temperature");
     if (json_is_number(t))
@@ -299,6 +348,8 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
     }
     if (!s) {
         mark(ex, "bypass");
+        if (why)
+            sl_ex_log_field(ex, "cache_bypass", json_string(why));
         return SL_STEP_CONTINUE;
     }
     s->conf = c;
@@ -376,6 +427,7 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
         }
     }
     note_finish(s, ev->json);
+    s->saw_data |= json_is_array(json_object_get(ev->json, "data"));
     s->saw_usage |= ev->stream && sl_cache_is_usage_chunk(ev->json);
     append_event(s, ev->json);
     return SL_EVENT_PASS;
@@ -384,7 +436,8 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
 /* The entry's text, or NULL when what was captured is not a whole answer. */
 static const char *finish_entry(sl_exchange *ex, cache_state *s)
 {
-    if (!s->buf || s->failed || !s->n_events || !s->saw_finish)
+    bool whole = sl_ex_endpoint(ex) == SL_EP_EMBEDDINGS ? s->saw_data : s->saw_finish;
+    if (!s->buf || s->failed || !s->n_events || !whole)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
         /* the core hid the usage chunk from this client before the hooks: keep it anyway */

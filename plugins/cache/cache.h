@@ -53,6 +53,10 @@ size_t sl_cache_mem_bytes(sl_cache_mem *m);
 size_t sl_cache_mem_count(sl_cache_mem *m);
 int64_t sl_cache_now_ms(void);
 
+/* The memory cache of a parsed cache plugin config (NULL with backend redis); borrowed. A
+ * reloaded config with the same max_bytes gets the same one, entries and all. */
+sl_cache_mem *sl_cache_conf_mem(const void *plugin_conf);
+
 /* ---- Redis backend (cache_redis.c) ---- */
 
 /* val NULL: absent, or Redis failed (a miss either way). val is valid during the call. */

@@ -2,10 +2,10 @@
 # The cache plugin through the real gateway in front of the mock upstream, driven with curl:
 # a miss then a hit (the upstream sees one request), a stream served from a non-streamed
 # entry and the reverse, Cache-Control: no-cache, temperature, errors and cut streams never
-# cached, the legacy completions endpoint; then the same with the Redis backend against a
-# real redis-server on a free port, and Redis going away (misses, never failures). Prints TAP.
-# Scope per consumer needs the auth plugin (not on main yet): only scope global and the
-# anonymous consumer are covered here.
+# cached, the legacy completions endpoint, embeddings, scope per consumer (a test plugin names the
+# consumer, standing in for auth), charge_hits in the access log; then the Redis backend
+# against a real redis-server on a free port, Redis stalled and gone (misses, never
+# failures). Prints TAP.
 . "$(dirname "$0")/lib.sh"
 
 sl_start_mock || sl_bail "mock upstream starts"
@@ -36,6 +36,11 @@ sse() {
     SSE_CACHE=$(tr -d '\r' <"$hdr" | sed -n 's/^[Xx]-[Ss]luice-[Cc]ache: *//p')
 }
 sj() { sl_json "$1" <<<"$SSE"; }
+# gw_alive NAME: the gateway is still running (if not, its log as the diagnostic)
+gw_alive() {
+    if kill -0 "$GW_PID" 2>/dev/null; then sl_ok "$1"; else sl_not_ok "$1" "the gateway died; its log:
+$(tail -n 40 "$GW_LOG")"; fi
+}
 
 # ---- miss, then hit ----------------------------------------------------------------------
 sl_mock_clear
@@ -122,6 +127,8 @@ sl_is "stream cut mid-way: the client sees an error event" "$(sj 'd["errors"]')"
 sse "$body"
 sl_is "stream cut mid-way: not cached" "$SSE_CACHE $(upstream_count)" "miss 6"
 
+gw_alive "gateway alive after errors and cut streams"
+
 # ---- legacy completions ---------------------------------------------------------------------
 sl_mock_clear
 body='{"model":"demo","prompt":"once upon","temperature":0,"max_tokens":5}'
@@ -137,12 +144,64 @@ sl_is "completions: streamed hit from the body" \
     "$(sl_sse_summary "$SL_TMP/cmpl.sse" | sl_json '[d["text"], d["finish"], d["done_last"]]')" "[\"$t1\", [\"stop\"], true]"
 sl_is "completions: still one upstream request" "$(upstream_count)" 1
 
+# ---- embeddings (no sampling: always cacheable) ----------------------------------------------
+sl_mock_clear
+body='{"model":"demo","input":["alpha","beta"]}'
+sl_http POST /v1/embeddings "$body"
+e1=$(sl_header x-sluice-cache)
+v1=$(sl_json 'd["data"][1]["embedding"]' <<<"$HTTP_BODY")
+sl_http POST /v1/embeddings "$body"
+sl_is "embeddings: miss then hit, one upstream request" "$e1 $(sl_header x-sluice-cache) $(upstream_count)" "miss hit 1"
+sl_is "embeddings: the same vectors" "$(sl_json 'd["data"][1]["embedding"]' <<<"$HTTP_BODY")" "$v1"
+sl_http POST /v1/embeddings '{"model":"demo","input":["alpha","beta"],"dimensions":4}'
+sl_is "embeddings: another parameter is another entry" "$(sl_header x-sluice-cache) $(upstream_count)" "miss 2"
+
 # ---- access log -----------------------------------------------------------------------------
 sl_check "access log: hits are marked \"cache\":\"hit\" with the served usage" \
     sl_wait_for 5 grep -q '"cache": *"hit".*' "$SL_TMP/access.log"
 line=$(grep '"cache": *"hit"' "$SL_TMP/access.log" | head -n1)
 sl_is "access log: cache_charge false by default, tokens of the served answer" \
     "$(sl_json '[d["cache_charge"], d["prompt_tokens"] > 0]' <<<"$line")" "[false, true]"
+
+gw_alive "gateway alive after the memory-backend checks"
+
+# ---- scope per consumer (default), charge_hits, allow-lists ------------------------------------
+# A test plugin (tests/unit/cache/consumer_header.c) sets the consumer from x-test-consumer,
+# standing in for auth.
+CONSUMER_SO=$SL_BUILD_ROOT/tests/unit/cache/test_consumer_header.so
+GW_PORT=$(sl_free_port)
+SL_CONF_MODELS="  demo: { targets: [ { upstream: mock, model: mock-model } ] }
+  other: { targets: [ { upstream: mock, model: mock-model } ] }"
+SL_CONF_EXTRA="consumers:
+  acme: { models: [demo] }
+  globex: { models: [demo, other] }
+plugin_paths: [ \"$CONSUMER_SO\" ]
+plugins:
+  - test_consumer_header
+  - cache: { charge_hits: true }"
+sl_gw_up "$SL_TMP/scope.yaml"
+sl_mock_clear
+body=$(chat "scoped")
+sl_http POST /v1/chat/completions "$body" -H 'x-test-consumer: acme'
+a1=$(sl_header x-sluice-cache)
+sl_http POST /v1/chat/completions "$body" -H 'x-test-consumer: acme'
+sl_is "scope consumer: acme misses, then hits" "$a1 $(sl_header x-sluice-cache) $(upstream_count)" "miss hit 1"
+sl_http POST /v1/chat/completions "$body" -H 'x-test-consumer: globex'
+g1=$(sl_header x-sluice-cache)
+sl_http POST /v1/chat/completions "$body" -H 'x-test-consumer: globex'
+sl_is "scope consumer: globex does not get acme's entry" "$g1 $(sl_header x-sluice-cache) $(upstream_count)" "miss hit 2"
+sl_http POST /v1/chat/completions "$body"
+sl_is "scope consumer: anonymous has its own entries" "$(sl_header x-sluice-cache) $(upstream_count)" "miss 3"
+rid=$(sl_header x-sluice-request-id)
+sl_http POST /v1/chat/completions '{"model":"other","messages":[{"role":"user","content":"x"}],"temperature":0}' \
+    -H 'x-test-consumer: acme'
+sl_is "a model outside the consumer's allow-list is never served from the cache" "$(sl_header x-sluice-cache)" bypass
+sl_http POST /v1/chat/completions "$body" -H 'x-test-consumer: acme'
+rid=$(sl_header x-sluice-request-id)
+sl_wait_for 5 grep -q "\"$rid\"" "$SL_TMP/access.log"
+sl_is "charge_hits: true is recorded on the hit's log line for the quota plugin" \
+    "$(grep "\"$rid\"" "$SL_TMP/access.log" | sl_json '[d["cache"], d["cache_charge"], d["consumer"]]')" \
+    '["hit", true, "acme"]'
 
 # ---- the Redis backend ----------------------------------------------------------------------
 REDIS_PORT=$(sl_free_port)
@@ -179,12 +238,22 @@ sl_http POST /v1/chat/completions '{"model":"demo","messages":[{"role":"user","c
 sl_is "redis: body assembled from the stored stream" "$(sl_header x-sluice-cache) $(content) $(upstream_count)" \
     "hit hellohellohellohellohello 2"
 
+# Redis stalls (SIGSTOP): the lookup gives up and the request is a miss served upstream
+kill -STOP "$REDIS_PID"
+sl_http POST /v1/chat/completions '{"model":"demo","messages":[{"role":"user","content":"redis stalled"}]}'
+sl_is "redis stalled: 200, a miss served by the upstream" "$HTTP_CODE $(sl_header x-sluice-cache) $(upstream_count)" \
+    "200 miss 3"
+kill -CONT "$REDIS_PID"
+sl_http POST /v1/chat/completions "$body"
+sl_is "redis resumed: hits again" "$HTTP_CODE $(sl_header x-sluice-cache) $(upstream_count)" "200 hit 3"
+
 # Redis goes away: requests still succeed, as misses
 sl_stop "$REDIS_PID"
 sl_http POST /v1/chat/completions "$body"
-sl_is "redis down: still 200, a miss served by the upstream" "$HTTP_CODE $(sl_header x-sluice-cache) $(upstream_count)" "200 miss 3"
+sl_is "redis down: still 200, a miss served by the upstream" "$HTTP_CODE $(sl_header x-sluice-cache) $(upstream_count)" "200 miss 4"
 sse '{"model":"demo","messages":[{"role":"user","content":"redis stream"}],"stream":true}'
 sl_is "redis down: a stream still works" "$SSE_CACHE $(sj '[d["text"], d["done_last"]]')" \
     'miss ["hellohellohellohellohello", true]'
+gw_alive "gateway alive after Redis went away"
 
 sl_done

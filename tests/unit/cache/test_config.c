@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "plugin.h"
+#include "cache.h"
 
 static const char head[] =
     "listen:\n"
@@ -92,11 +93,48 @@ static void mistakes_are_reported_where_written(void **state)
     expect_error("plugins:\n  - cache: { backend: redis }\n", 8, 23, "backend", "store.redis.url");
 }
 
+static void *cache_conf_of(const sl_config *c)
+{
+    for (size_t i = 0; i < c->n_plugins; i++)
+        if (c->plugins[i].plugin == sl_plugin_find("cache"))
+            return c->plugins[i].conf;
+    fail_msg("no cache plugin in the config");
+    return NULL;
+}
+
+static void entries_survive_a_reload(void **state)
+{
+    (void)state;
+    sl_diag d1, d2, d3;
+    sl_config *a = load("plugins:\n  - cache: { max_bytes: 8MiB }\n", &d1);
+    assert_non_null(a);
+    sl_cache_mem *m = sl_cache_conf_mem(cache_conf_of(a));
+    assert_int_equal(sl_cache_mem_put(m, "k", "v", 1, 0, 0), 0);
+    /* the reloaded config (same size, other ttl) sees the entry, even after the old one goes */
+    sl_config *b = load("plugins:\n  - cache: { max_bytes: 8MiB, ttl: 5m }\n", &d2);
+    assert_non_null(b);
+    sl_config_unref(a);
+    size_t len;
+    char *v = sl_cache_mem_get(sl_cache_conf_mem(cache_conf_of(b)), "k", 0, &len);
+    assert_non_null(v);
+    free(v);
+    /* another size starts empty */
+    sl_config *c = load("plugins:\n  - cache: { max_bytes: 16MiB }\n", &d3);
+    assert_non_null(c);
+    assert_null(sl_cache_mem_get(sl_cache_conf_mem(cache_conf_of(c)), "k", 0, &len));
+    sl_config_unref(b);
+    sl_config_unref(c);
+    sl_diag_free(&d1);
+    sl_diag_free(&d2);
+    sl_diag_free(&d3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_options_load),
         cmocka_unit_test(mistakes_are_reported_where_written),
+        cmocka_unit_test(entries_survive_a_reload),
     };
     return cmocka_run_group_tests_name("cache_config", tests, NULL, NULL);
 }
