@@ -33,6 +33,8 @@ struct sl_admin {
     bool ready;
     struct sl_store_conn *store;
     sl_pool *pool;
+    int (*reload)(void *arg, json_t **errors);
+    void *reload_arg;
 };
 
 void sl_admin_json(sl_http_conn *c, int status, json_t *body)
@@ -138,6 +140,32 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 struct sl_store_conn *sl_admin_store(sl_admin *a) { return a->store; }
 void sl_admin_set_pool(sl_admin *a, sl_pool *pool) { a->pool = pool; }
 
+void sl_admin_set_reload(sl_admin *a, int (*fn)(void *arg, json_t **errors), void *arg)
+{
+    a->reload = fn;
+    a->reload_arg = arg;
+}
+
+static void reload_handler(sl_admin *a, sl_http_conn *c, sl_http_request *req, const char *tail, void *arg)
+{
+    (void)req;
+    (void)tail;
+    (void)arg;
+    json_t *errors = NULL;
+    if (!a->reload) {
+        sl_http_respond_error(c, 501, "api_error", "reload_unavailable", NULL, "this gateway was started without a config file");
+        return;
+    }
+    if (a->reload(a->reload_arg, &errors) == 0) {
+        sl_admin_json(c, 200, json_pack("{s:s}", "status", "reloaded"));
+        return;
+    }
+    sl_admin_json(c, 400, json_pack("{s:{s:s, s:s, s:n, s:s}, s:o}", "error", "message",
+                                    "the new config has errors; the running config keeps serving", "type",
+                                    "invalid_request_error", "param", "code", "invalid_config", "errors",
+                                    errors ? errors : json_array()));
+}
+
 sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_conn *store, sl_err *err)
 {
     if (!cfg->admin.token || !cfg->admin.token[0]) {
@@ -159,6 +187,7 @@ sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_
     sl_admin_route(a, "GET", "/admin/v1/upstreams", false, upstreams_handler, NULL);
     sl_admin_keys_install(a);
     sl_admin_usage_install(a);
+    sl_admin_route(a, "POST", "/admin/v1/reload", false, reload_handler, NULL);
     return a;
 }
 

@@ -40,6 +40,7 @@ struct sl_pool {
     struct event *sigchld;
     struct event *tick;
     bool stopping;
+    sl_config *cfg;             /* the config the processes were started from (held) */
 };
 
 const char *sl_engine_state_name(sl_engine_state s)
@@ -307,6 +308,7 @@ sl_pool *sl_pool_start(const sl_config *cfg, struct event_base *base, sl_err *er
         return NULL;
     }
     p->base = base;
+    p->cfg = sl_config_ref((sl_config *)cfg);
     for (size_t i = 0; i < cfg->n_upstreams; i++)
         if (cfg->upstreams[i].type == SL_UPSTREAM_ENGINE)
             p->n += (size_t)(cfg->upstreams[i].workers > 0 ? cfg->upstreams[i].workers : 1);
@@ -444,5 +446,7 @@ void sl_pool_free(sl_pool *p)
         event_free(p->tick);
     free(p->procs);
     free(p->probing);
+    if (p->cfg)
+        sl_config_unref(p->cfg);
     free(p);
 }

@@ -23,6 +23,7 @@
 #include "exchange.h"
 #include "log.h"
 #include "pool.h"
+#include "reload.h"
 #include "store.h"
 #include "worker.h"
 
@@ -43,6 +44,8 @@ typedef struct sl_server {
     sl_admin *admin;
     sl_store *store;
     sl_pool *pool;
+    sl_reloader *reloader;
+    sl_config *current;         /* the config new requests start with */
     struct sl_store_conn *admin_store;
     int stopping;
 } sl_server;
@@ -103,6 +106,96 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     struct timeval tv = {0, 20 * 1000};
     event_add(w->drain_timer, &tv);
     drain_check(-1, 0, w);
+}
+
+static void set_limits(sl_worker *w, const sl_config *cfg)
+{
+    w->limits = (sl_http_limits){
+        .max_body = (size_t)cfg->server.max_body_bytes,
+        .header_timeout_ms = cfg->server.header_timeout_ms,
+        .idle_timeout_ms = cfg->server.idle_timeout_ms,
+        .body_timeout_ms = cfg->server.body_timeout_ms,
+        .stream_low_water = (size_t)cfg->server.stream_buffer_bytes / 2,
+    };
+}
+
+/* On the worker's thread: new requests start on the new config; each request in flight
+ * holds the one it started with. */
+static void reload_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_worker *w = arg;
+    pthread_mutex_lock(&w->pending_mu);
+    sl_config *next = w->pending_cfg;
+    w->pending_cfg = NULL;
+    pthread_mutex_unlock(&w->pending_mu);
+    if (!next)
+        return;
+    sl_config *old = w->cfg;
+    w->cfg = next;
+    set_limits(w, next);
+    sl_config_unref(old);
+}
+
+static bool same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+/* What a reload cannot change while running: say so, keep the running value. */
+static void warn_restart_only(const sl_config *old, const sl_config *cfg)
+{
+    bool listen_same = old->n_listen == cfg->n_listen;
+    for (size_t i = 0; listen_same && i < cfg->n_listen; i++)
+        listen_same = same_str(old->listen[i].address, cfg->listen[i].address) &&
+                      same_str(old->listen[i].tls_cert, cfg->listen[i].tls_cert) &&
+                      same_str(old->listen[i].tls_key, cfg->listen[i].tls_key);
+    if (!listen_same)
+        sl_log_warn("reload: listen changed: takes effect at the next restart");
+    if (old->server.workers != cfg->server.workers)
+        sl_log_warn("reload: server.workers changed: takes effect at the next restart");
+    if (!same_str(old->admin.listen, cfg->admin.listen))
+        sl_log_warn("reload: admin.listen changed: takes effect at the next restart");
+    if (old->store.backend != cfg->store.backend || !same_str(old->store.path, cfg->store.path) ||
+        !same_str(old->store.redis_url, cfg->store.redis_url) || !same_str(old->store.secret, cfg->store.secret))
+        sl_log_warn("reload: store changed: takes effect at the next restart");
+    if (!same_str(old->log.access_log, cfg->log.access_log))
+        sl_log_warn("reload: log.access_log changed: takes effect at the next restart");
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        const sl_upstream_conf *u = &cfg->upstreams[i];
+        if (u->type != SL_UPSTREAM_ENGINE)
+            continue;
+        const sl_upstream_conf *o = sl_config_upstream(old, u->name);
+        if (!o || o->type != SL_UPSTREAM_ENGINE || !same_str(o->model_dir, u->model_dir) || o->workers != u->workers)
+            sl_log_warn("reload: engine upstream %s is new or changed: its processes change at the next restart",
+                        u->name);
+    }
+}
+
+static void apply_config(void *arg, sl_config *cfg)
+{
+    sl_server *s = arg;
+    warn_restart_only(s->current, cfg);
+    sl_log_level lvl;
+    if (cfg->log.level && sl_log_level_parse(cfg->log.level, &lvl) == 0)
+        sl_log_set_level(lvl);
+    for (int i = 0; i < s->n_workers; i++) {
+        sl_worker *w = &s->workers[i];
+        pthread_mutex_lock(&w->pending_mu);
+        if (w->pending_cfg)
+            sl_config_unref(w->pending_cfg);
+        w->pending_cfg = sl_config_ref(cfg);
+        pthread_mutex_unlock(&w->pending_mu);
+        event_active(w->reload_ev, 0, 0);
+    }
+    if (s->admin)
+        sl_admin_set_config(s->admin, cfg);
+    sl_config_unref(s->current);
+    s->current = sl_config_ref(cfg);
+}
+
+static int admin_reload(void *arg, json_t **errors)
+{
+    sl_server *s = arg;
+    return sl_reloader_reload(s->reloader, "admin API", errors);
 }
 
 static void *worker_main(void *arg)
@@ -290,6 +383,10 @@ static void server_free(sl_server *s)
             event_free(w->drain_ev);
         if (w->drain_timer)
             event_free(w->drain_timer);
+        if (w->reload_ev)
+            event_free(w->reload_ev);
+        if (w->pending_cfg)
+            sl_config_unref(w->pending_cfg);
         if (w->base)
             event_base_free(w->base);
         if (w->cfg)
@@ -306,6 +403,9 @@ static void server_free(sl_server *s)
     free(s->largs);
     sl_access_log_close(s->alog);
     sl_admin_free(s->admin);
+    sl_reloader_free(s->reloader);
+    if (s->current)
+        sl_config_unref(s->current);
     sl_pool_stop(s->pool, 5000);
     sl_pool_free(s->pool);
     if (s->admin_store)
@@ -408,13 +508,9 @@ int sl_server_run(sl_config *cfg, sl_err *err)
             sl_err_set(err, "cannot create an event loop");
             goto fail;
         }
-        w->limits = (sl_http_limits){
-            .max_body = (size_t)cfg->server.max_body_bytes,
-            .header_timeout_ms = cfg->server.header_timeout_ms,
-            .idle_timeout_ms = cfg->server.idle_timeout_ms,
-            .body_timeout_ms = cfg->server.body_timeout_ms,
-            .stream_low_water = (size_t)cfg->server.stream_buffer_bytes / 2,
-        };
+        set_limits(w, cfg);
+        pthread_mutex_init(&w->pending_mu, NULL);
+        w->reload_ev = event_new(w->base, -1, 0, reload_cb, w);
         w->http = (sl_http_server_ctx){.base = w->base, .limits = &w->limits, .on_request = on_request, .arg = w};
         w->upstream = sl_upstream_client_new(w->base);
         w->pool = s->pool;
@@ -424,7 +520,7 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
         w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check, w);
         w->listeners = calloc(nl, sizeof *w->listeners);
-        if (!w->upstream || !w->alog || !w->drain_ev || !w->drain_timer || !w->listeners) {
+        if (!w->upstream || !w->alog || !w->drain_ev || !w->drain_timer || !w->listeners || !w->reload_ev) {
             sl_err_set(err, "out of memory");
             goto fail;
         }
@@ -452,6 +548,9 @@ int sl_server_run(sl_config *cfg, sl_err *err)
     evsignal_add(sigint, NULL);
     for (int i = 0; i < s->n_workers; i++)
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+    s->current = sl_config_ref(cfg);
+    if (cfg->path && (s->reloader = sl_reloader_new(s->main_base, cfg->path, apply_config, s)) && s->admin)
+        sl_admin_set_reload(s->admin, admin_reload, s);
     if (s->admin)
         sl_admin_set_ready(s->admin, true);
     sl_log_info("ready: %d worker threads", s->n_workers);

@@ -30,6 +30,9 @@ typedef struct sl_worker {
     struct sl_pool *pool;             /* engine processes (shared; see pool.h) */
     sl_access_log_writer *alog;
     struct event *drain_ev;           /* made active by the main thread on SIGTERM */
+    struct event *reload_ev;          /* made active by the main thread after a reload */
+    pthread_mutex_t pending_mu;
+    sl_config *pending_cfg;           /* handed over by the main thread, taken by reload_ev */
     struct event *drain_timer;
     long long drain_deadline_ms;
     uint64_t next_request;
