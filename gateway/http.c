@@ -46,6 +46,7 @@ struct sl_http_conn {
     bool close_after;
     sl_http_watch watch;
     bool want_drain;
+    int fd_direct;           /* plain TCP: we write ourselves first (-1 for TLS) */
     sl_http_conn *prev, *next;
 };
 
@@ -102,6 +103,25 @@ static void timer_arm(sl_http_conn *c, long long ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* Write what is queued straight to a plain socket, and ask the loop to watch for
+ * writability only when some is left: most answers leave in one write with no epoll
+ * change at all. TLS connections leave it to the bufferevent. */
+static void flush_out(sl_http_conn *c)
+{
+    if (c->fd_direct < 0)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    /* a socket bufferevent freezes the start of its output so that only it drains it */
+    evbuffer_unfreeze(out, 1);
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, c->fd_direct) > 0)
+        ;
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(c->bev, EV_WRITE);
+    else
+        bufferevent_disable(c->bev, EV_WRITE);
+}
+
 static void request_clear(sl_http_request *r)
 {
     for (size_t i = 0; i < r->n_headers; i++) {
@@ -144,11 +164,13 @@ static void begin_closing(sl_http_conn *c)
     c->state = ST_CLOSING;
     evtimer_del(c->timer);
     bufferevent_disable(c->bev, EV_READ);
+    flush_out(c);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         conn_free(c);
         return;
     }
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
     timer_arm(c, 10000); /* a client that never reads its last response */
 }
 
@@ -272,7 +294,10 @@ static int finish_head(sl_http_conn *c)
     }
     const char *expect = sl_http_header_get(r, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && r->minor == 1 && (c->chunked || c->body_left))
+    {
         bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        flush_out(c);
+    }
     c->state = ST_BODY;
     evtimer_del(c->timer);
     timer_arm(c, c->sctx->limits->body_timeout_ms);
@@ -474,6 +499,8 @@ static void write_cb(struct bufferevent *bev, void *arg)
         c->want_drain = false;
         c->watch.on_drain(c->watch.arg);
     }
+    if (c->fd_direct >= 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
 }
 
 static void client_gone(sl_http_conn *c)
@@ -564,6 +591,7 @@ void sl_http_conn_accept(sl_http_server_ctx *sctx, int fd, SSL_CTX *ssl_ctx)
         snprintf(c->peer, sizeof c->peer, "%s", host);
     }
     c->sctx = sctx;
+    c->fd_direct = ssl_ctx ? -1 : fd;
     if (ssl_ctx) {
         SSL *ssl = SSL_new(ssl_ctx);
         c->bev = ssl ? bufferevent_openssl_socket_new(sctx->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -591,7 +619,12 @@ void sl_http_conn_accept(sl_http_server_ctx *sctx, int fd, SSL_CTX *ssl_ctx)
     }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, sctx->limits->stream_low_water, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->fd_direct >= 0) {
+        bufferevent_disable(c->bev, EV_WRITE); /* on by default; flush_out turns it on when needed */
+        bufferevent_enable(c->bev, EV_READ);
+    } else {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    }
     c->state = ST_IDLE;
     timer_arm(c, sctx->limits->idle_timeout_ms);
 }
@@ -654,6 +687,7 @@ void sl_http_respond(sl_http_conn *c, int status, const char *content_type, cons
     write_head(c, status, content_type, (long long)len);
     if (len)
         bufferevent_write(c->bev, body, len);
+    flush_out(c);
     response_done(c);
 }
 
@@ -670,6 +704,7 @@ void sl_http_stream_begin(sl_http_conn *c, int status, const char *content_type)
 {
     c->stream_chunked = c->req.minor == 1;
     write_head(c, status, content_type, -1);
+    flush_out(c); /* the head goes now: time to first byte */
 }
 
 void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len)
@@ -684,12 +719,15 @@ void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len)
     } else {
         evbuffer_add(out, data, len);
     }
+    if (c->fd_direct >= 0)
+        bufferevent_enable(c->bev, EV_WRITE);
 }
 
 void sl_http_stream_end(sl_http_conn *c)
 {
     if (c->stream_chunked)
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    flush_out(c);
     response_done(c);
 }
 

@@ -4,16 +4,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <event2/event.h>
+
+typedef struct sock_ctx sock_ctx;
 
 struct sl_upstream_client {
     struct event_base *base;
     CURLM *multi;
     CURL *spare[32];   /* finished easy handles, reset and reused */
     int n_spare;
+    sock_ctx **by_fd;  /* socket contexts by descriptor */
+    size_t n_by_fd;
     struct event *timer;
     int active;
+};
+
+/* One per upstream socket, kept while the connection lives (not just while curl waits on
+ * it): an idle pooled connection stays watched for reading, so the next request on it
+ * needs no epoll_ctl at all. Freed when curl closes the socket. */
+struct sock_ctx {
+    struct event *ev;
+    short what;               /* the flags registered now (0: none) */
+    bool idle;                /* curl is not waiting on it (CURL_POLL_REMOVE) */
+    curl_socket_t fd;
+    sl_upstream_client *client;
 };
 
 struct sl_upstream_req {
@@ -37,11 +53,7 @@ struct sl_upstream_req {
     int in_callback;
 };
 
-typedef struct sock_ctx {
-    struct event *ev;
-    short what;
-    sl_upstream_client *client;
-} sock_ctx;
+
 
 const char *sl_upstream_result_name(sl_upstream_result r)
 {
@@ -138,42 +150,88 @@ static void check_done(sl_upstream_client *c)
 
 static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
 {
-    sl_upstream_client *c = arg;
+    sock_ctx *sc = arg;
+    sl_upstream_client *c = sc->client;
+    if (sc->idle) {
+        /* a pooled connection spoke or closed: stop watching; curl checks it before reuse */
+        event_del(sc->ev);
+        sc->what = 0;
+        return;
+    }
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
     curl_multi_socket_action(c->multi, fd, flags, &running);
     check_done(c);
 }
 
+static sock_ctx *ctx_of(sl_upstream_client *c, curl_socket_t s)
+{
+    return s >= 0 && (size_t)s < c->n_by_fd ? c->by_fd[s] : NULL;
+}
+
+static void watch(sock_ctx *sc, short flags)
+{
+    if (sc->what == flags)
+        return; /* no change: no epoll_ctl */
+    if (sc->what)
+        event_del(sc->ev);
+    event_assign(sc->ev, sc->client->base, sc->fd, flags, sock_event_cb, sc);
+    if (flags)
+        event_add(sc->ev, NULL);
+    sc->what = flags;
+}
+
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
     sl_upstream_client *c = userp;
-    sock_ctx *sc = socketp;
+    sock_ctx *sc = socketp ? socketp : ctx_of(c, s);
     if (what == CURL_POLL_REMOVE) {
         if (sc) {
-            event_free(sc->ev);
-            free(sc);
-            curl_multi_assign(c->multi, s, NULL);
+            sc->idle = true;
+            watch(sc, EV_READ | EV_PERSIST);
         }
         return 0;
     }
-    short ev = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    short flags = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
     if (!sc) {
+        if ((size_t)s >= c->n_by_fd) {
+            size_t n = c->n_by_fd ? c->n_by_fd : 64;
+            while (n <= (size_t)s)
+                n *= 2;
+            sock_ctx **grown = realloc(c->by_fd, n * sizeof *grown);
+            if (!grown)
+                return -1;
+            memset(grown + c->n_by_fd, 0, (n - c->n_by_fd) * sizeof *grown);
+            c->by_fd = grown;
+            c->n_by_fd = n;
+        }
         sc = calloc(1, sizeof *sc);
-        if (!sc)
+        if (!sc || !(sc->ev = event_new(c->base, s, 0, sock_event_cb, NULL))) {
+            free(sc);
             return -1;
+        }
         sc->client = c;
-        curl_multi_assign(c->multi, s, sc);
-    } else if (sc->what == ev) {
-        return 0; /* no change: spare the epoll_ctl */
-    } else {
-        event_free(sc->ev);
+        sc->fd = s;
+        c->by_fd[s] = sc;
     }
-    sc->what = ev;
-    sc->ev = event_new(c->base, s, ev, sock_event_cb, c);
-    event_add(sc->ev, NULL);
+    sc->idle = false;
+    curl_multi_assign(c->multi, s, sc);
+    watch(sc, flags);
     return 0;
+}
+
+/* curl closes a socket: forget its context first. */
+static int close_cb(void *arg, curl_socket_t s)
+{
+    sl_upstream_client *c = arg;
+    sock_ctx *sc = ctx_of(c, s);
+    if (sc) {
+        event_free(sc->ev);
+        free(sc);
+        c->by_fd[s] = NULL;
+    }
+    return close(s);
 }
 
 static void multi_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -227,6 +285,12 @@ void sl_upstream_client_free(sl_upstream_client *c)
         curl_easy_cleanup(c->spare[i]);
     if (c->multi)
         curl_multi_cleanup(c->multi);
+    for (size_t i = 0; i < c->n_by_fd; i++)
+        if (c->by_fd[i]) {
+            event_free(c->by_fd[i]->ev);
+            free(c->by_fd[i]);
+        }
+    free(c->by_fd);
     if (c->timer)
         event_free(c->timer);
     free(c);
@@ -392,6 +456,8 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
     curl_easy_setopt(e, CURLOPT_PROXY, ""); /* no proxy from the environment (and no getenv per request) */
     long long connect_ms = uc ? uc->connect_timeout_ms : 10000;
