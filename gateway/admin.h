@@ -24,6 +24,7 @@ sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_
 struct sl_store_conn *sl_admin_store(sl_admin *a);
 struct sl_pool;
 void sl_admin_set_pool(sl_admin *a, struct sl_pool *pool);
+struct sl_pool *sl_admin_pool(sl_admin *a);   /* NULL before the pool starts */
 /* prefix_match: route matches path == path, or path starting with path + "/". */
 void sl_admin_route(sl_admin *a, const char *method, const char *path, bool prefix_match, sl_admin_handler h,
                     void *arg);
