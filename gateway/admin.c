@@ -11,6 +11,7 @@
 #include "admin_usage.h"
 #include "circuit.h"
 #include "log.h"
+#include "metrics_admin.h"
 #include "pool.h"
 
 #define MAX_ROUTES 32
@@ -139,6 +140,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 struct sl_store_conn *sl_admin_store(sl_admin *a) { return a->store; }
 void sl_admin_set_pool(sl_admin *a, sl_pool *pool) { a->pool = pool; }
+sl_pool *sl_admin_pool(sl_admin *a) { return a->pool; }
 
 void sl_admin_set_reload(sl_admin *a, int (*fn)(void *arg, json_t **errors), void *arg)
 {
@@ -188,6 +190,7 @@ sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_
     sl_admin_keys_install(a);
     sl_admin_usage_install(a);
     sl_admin_route(a, "POST", "/admin/v1/reload", false, reload_handler, NULL);
+    sl_metrics_admin_install(a);
     return a;
 }
 

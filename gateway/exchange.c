@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "metrics_exchange.h"
 #include "openai_error.h"
 #include "circuit.h"
 #include <event2/event.h>
@@ -174,6 +175,7 @@ void sl_ex_finish(sl_exchange *ex)
         if (p->on_complete)
             p->on_complete(ex, ex->cfg->plugins[i].conf);
     }
+    sl_metrics_exchange(ex);
     json_t *line = log_line(ex);
     if (line)
         sl_access_log_write(ex->w->alog, line);

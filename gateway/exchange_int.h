@@ -1,5 +1,5 @@
 /* Inside an exchange: shared by exchange.c (lifecycle, chain, plugin API) and proxy.c
- * (upstream attempts, fallback, response forwarding). Nothing else includes this. */
+ * (upstream attempts, fallback, response forwarding); metrics_exchange.c reads it. */
 #ifndef SL_EXCHANGE_INT_H
 #define SL_EXCHANGE_INT_H
 
@@ -72,6 +72,7 @@ struct sl_exchange {
 
     struct timespec t0;
     double ttfb_ms;
+    double ttft_ms;                 /* the first streamed event written to the client */
     size_t bytes_out;
 };
 

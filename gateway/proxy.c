@@ -24,6 +24,8 @@ void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len)
     if (!ex->conn || !ex->client_streaming)
         return;
     sl_http_stream_write(ex->conn, data, len);
+    if (ex->ttft_ms <= 0)
+        ex->ttft_ms = sl_ex_ms_since(&ex->t0);
     ex->bytes_out += len;
 }
 

@@ -1,0 +1,167 @@
+/* The metrics exposition: counts recorded on several threads sum into one series, every
+ * family has HELP and TYPE, label values are escaped, histograms are cumulative with +Inf
+ * equal to _count, and absent values leave their family empty. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "metrics.h"
+
+/* The exposition as a string; the caller frees it. */
+static char *render(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    assert_int_equal(sl_metrics_render(f), 0);
+    assert_int_equal(fclose(f), 0);
+    return text;
+}
+
+static void assert_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = text; (p = strstr(p, line)) != NULL; p++)
+        if ((p == text || p[-1] == '\n') && p[n] == '\n')
+            return;
+    fail_msg("line not found: %s\n--- exposition:\n%s", line, text);
+}
+
+static sl_metrics_sample sample(const char *consumer, const char *model, int status)
+{
+    return (sl_metrics_sample){.consumer = consumer, .model = model, .upstream = "up1", .status = status,
+                               .prompt_tokens = 10, .completion_tokens = 3, .duration_s = 0.2, .ttft_s = -1};
+}
+
+static void *record_many(void *arg)
+{
+    (void)arg;
+    sl_metrics_sample s = sample("acme", "threaded", 200);
+    for (int i = 0; i < 1000; i++)
+        sl_metrics_record(&s);
+    return NULL;
+}
+
+static void threads_sum_into_one_series(void **state)
+{
+    (void)state;
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, record_many, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    char *text = render();
+    assert_line(text, "sluice_requests_total{consumer=\"acme\",model=\"threaded\",upstream=\"up1\",status=\"200\"} 4000");
+    assert_line(text, "sluice_prompt_tokens_total{consumer=\"acme\",model=\"threaded\"} 40000");
+    assert_line(text, "sluice_completion_tokens_total{consumer=\"acme\",model=\"threaded\"} 12000");
+    assert_line(text, "sluice_request_duration_seconds_count{model=\"threaded\"} 4000");
+    assert_line(text, "sluice_request_duration_seconds_sum{model=\"threaded\"} 800.000000");
+    free(text);
+}
+
+static void families_have_help_and_type(void **state)
+{
+    (void)state;
+    char *text = render();
+    static const char *const fams[][2] = {
+        {"sluice_requests_total", "counter"},          {"sluice_prompt_tokens_total", "counter"},
+        {"sluice_completion_tokens_total", "counter"}, {"sluice_request_duration_seconds", "histogram"},
+        {"sluice_time_to_first_token_seconds", "histogram"}, {"sluice_cache_hits_total", "counter"},
+        {"sluice_cache_misses_total", "counter"},      {"sluice_fallbacks_total", "counter"},
+        {"sluice_guard_blocks_total", "counter"},
+    };
+    for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
+        char l[160];
+        snprintf(l, sizeof l, "# TYPE %s %s", fams[i][0], fams[i][1]);
+        assert_line(text, l);
+        snprintf(l, sizeof l, "# HELP %s ", fams[i][0]);
+        assert_non_null(strstr(text, l));
+    }
+    assert_int_equal(text[strlen(text) - 1], '\n');
+    free(text);
+}
+
+static void label_values_are_escaped(void **state)
+{
+    (void)state;
+    sl_metrics_sample s = sample("we\"ird\\name", "multi\nline", 404);
+    sl_metrics_record(&s);
+    char *text = render();
+    assert_line(text,
+                "sluice_requests_total{consumer=\"we\\\"ird\\\\name\",model=\"multi\\nline\",upstream=\"up1\",status=\"404\"} 1");
+    free(text);
+}
+
+static void histogram_buckets_are_cumulative(void **state)
+{
+    (void)state;
+    const double d[] = {0.003, 0.04, 0.04, 7, 1000};
+    for (size_t i = 0; i < 5; i++) {
+        sl_metrics_sample s = sample("acme", "hist", 200);
+        s.duration_s = d[i];
+        s.ttft_s = d[i] / 10;
+        sl_metrics_record(&s);
+    }
+    char *text = render();
+    assert_line(text, "sluice_request_duration_seconds_bucket{model=\"hist\",le=\"0.005\"} 1");
+    assert_line(text, "sluice_request_duration_seconds_bucket{model=\"hist\",le=\"0.025\"} 1");
+    assert_line(text, "sluice_request_duration_seconds_bucket{model=\"hist\",le=\"0.05\"} 3");
+    assert_line(text, "sluice_request_duration_seconds_bucket{model=\"hist\",le=\"10\"} 4");
+    assert_line(text, "sluice_request_duration_seconds_bucket{model=\"hist\",le=\"600\"} 4");
+    assert_line(text, "sluice_request_duration_seconds_bucket{model=\"hist\",le=\"+Inf\"} 5");
+    assert_line(text, "sluice_request_duration_seconds_count{model=\"hist\"} 5");
+    assert_line(text, "sluice_request_duration_seconds_sum{model=\"hist\"} 1007.083000");
+    assert_line(text, "sluice_time_to_first_token_seconds_bucket{model=\"hist\",le=\"0.005\"} 3");
+    assert_line(text, "sluice_time_to_first_token_seconds_count{model=\"hist\"} 5");
+    free(text);
+}
+
+static void optional_parts_count_only_when_present(void **state)
+{
+    (void)state;
+    char *before = render();
+    assert_line(before, "sluice_cache_hits_total 0");
+    assert_null(strstr(before, "sluice_fallbacks_total{"));
+    assert_null(strstr(before, "sluice_guard_blocks_total{"));
+    free(before);
+
+    sl_metrics_sample s = sample("acme", "opt", 200);
+    s.prompt_tokens = s.completion_tokens = -1;
+    s.cache = "hit";
+    s.fallback_from = "opt";
+    s.fallback_to = "small";
+    s.guard_stage = "response";
+    s.guard_rule = "deny_regex[2]";
+    sl_metrics_record(&s);
+    s.cache = "miss";
+    s.fallback_from = NULL;
+    s.guard_stage = NULL;
+    sl_metrics_record(&s);
+    char *text = render();
+    assert_line(text, "sluice_cache_hits_total 1");
+    assert_line(text, "sluice_cache_misses_total 1");
+    assert_line(text, "sluice_fallbacks_total{from=\"opt\",to=\"small\"} 1");
+    assert_line(text, "sluice_guard_blocks_total{stage=\"response\",rule=\"deny_regex[2]\"} 1");
+    assert_null(strstr(text, "sluice_prompt_tokens_total{consumer=\"acme\",model=\"opt\"}"));
+    assert_null(strstr(text, "sluice_time_to_first_token_seconds_count{model=\"opt\"}"));
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(families_have_help_and_type),
+        cmocka_unit_test(threads_sum_into_one_series),
+        cmocka_unit_test(label_values_are_escaped),
+        cmocka_unit_test(histogram_buckets_are_cumulative),
+        cmocka_unit_test(optional_parts_count_only_when_present),
+    };
+    return cmocka_run_group_tests_name("gateway_metrics", tests, NULL, NULL);
+}
