@@ -1,0 +1,74 @@
+/* Fuzz target: what the gateway does with an OpenAI request body — parse it as the
+ * exchange does (object, model string, stream boolean), apply a model profile (defaults,
+ * system-prompt merge, thinking prefill), add stream_options.include_usage as proxy.c does,
+ * estimate prompt tokens and the completion cap (quota), compute the cache key, and turn a
+ * body into replayed chunks and back (cache). The first byte picks the endpoint. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "cache/cache.h"
+#include "profile.h"
+#include "token_count.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    sl_endpoint ep = (sl_endpoint)(data[0] % 3); /* chat, completions, embeddings */
+    json_error_t jerr;
+    json_t *body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body)
+        return 0;
+    json_t *model = json_object_get(body, "model");
+    json_t *stream = json_object_get(body, "stream");
+    if (!json_is_object(body) || !json_is_string(model) || (stream && !json_is_boolean(stream) && !json_is_null(stream))) {
+        json_decref(body);
+        return 0;
+    }
+    char *model_name = strdup(json_string_value(model));
+
+    sl_token_estimate_prompt(NULL, ep, body);
+    sl_token_request_cap(body);
+    char hex[65];
+    sl_err err;
+    sl_cache_key(body, model_name, ep, (data[0] & 0x80) ? NULL : "acme", hex, &err);
+
+    sl_profile_conf prof = {.has_temperature = true, .temperature = 0.6, .max_tokens = 512, .max_tokens_limit = 1024,
+                            .system_prompt_merge = true, .force_thinking = (data[0] & 0x40) != 0};
+    json_t *req = json_deep_copy(body);
+    sl_profile_apply(&prof, ep, req);
+    json_object_set_new(req, "model", json_string("upstream-model"));
+    if (json_is_true(stream)) {
+        json_t *so = json_object_get(req, "stream_options");
+        if (!json_is_object(so)) {
+            so = json_object();
+            json_object_set_new(req, "stream_options", so);
+        }
+        json_object_set_new(so, "include_usage", json_true());
+    }
+    free(json_dumps(req, JSON_COMPACT));
+    free(sl_cache_canonical(req));
+
+    /* the same bytes read as an upstream's answer: counted, replayed as chunks, reassembled */
+    char *text = NULL;
+    size_t tlen = 0, tcap = 0;
+    sl_token_collect_text(body, &text, &tlen, &tcap);
+    free(text);
+    json_t *chunks = sl_cache_to_chunks(body, ep, true);
+    if (chunks) {
+        size_t i;
+        json_t *ch;
+        json_array_foreach(chunks, i, ch) {
+            sl_cache_is_usage_chunk(ch);
+        }
+        json_t *again = sl_cache_assemble(chunks, ep);
+        json_decref(again);
+        json_decref(chunks);
+    }
+    json_decref(req);
+    json_decref(body);
+    free(model_name);
+    return 0;
+}
