@@ -326,6 +326,18 @@ static void finish_buffered(sl_exchange *ex)
     char *body = (char *)evbuffer_pullup(ex->resp, -1);
     const char *ctype = ex->up_content_type[0] ? ex->up_content_type : "application/json";
     int st = ex->up_status;
+    bool is_json = strncasecmp(ctype, "application/json", 16) == 0;
+    json_t *parsed = NULL;
+    if (is_json && st >= 200 && st < 300 && !(parsed = json_loadb(body ? body : "", len, 0, NULL))) {
+        /* a 200 the client cannot read is the upstream's failure, not a success to pass on */
+        attempt_verdict(ex, 0);
+        char msg[300];
+        snprintf(msg, sizeof msg, "upstream %s answered %d with a body that is not valid JSON", ex->target->upstream, st);
+        attempt_note(ex, msg);
+        ex->upstream_ok = false;
+        sl_ex_respond_error_now(ex, 502, "api_error", "upstream_error", NULL, msg);
+        return;
+    }
     attempt_verdict(ex, st >= 500 ? 0 : 1);
     if (st >= 500) {
         char *msg = upstream_error_message(ex, body ? body : "", len);
@@ -338,11 +350,11 @@ static void finish_buffered(sl_exchange *ex)
     }
     if (st == 429 && ex->retry_after[0] && ex->conn)
         sl_http_add_header(ex->conn, "Retry-After", ex->retry_after);
-    bool is_json = strncasecmp(ctype, "application/json", 16) == 0;
-    if (is_json && st >= 200 && st < 300) {
+    if (parsed) {
         note_usage(ex, body, len);
         if (ex->want_events) {
-            sl_resp_event rev = {.json = json_loadb(body, len, 0, NULL), .stream = false, .status = st};
+            sl_resp_event rev = {.json = parsed, .stream = false, .status = st};
+            parsed = NULL;
             run_event_hooks(ex, &rev);
             char *s = rev.json ? json_dumps(rev.json, JSON_COMPACT) : NULL;
             json_decref(rev.json);
@@ -353,6 +365,7 @@ static void finish_buffered(sl_exchange *ex)
             }
         }
     }
+    json_decref(parsed);
     if (st >= 400)
         ex->error_code = "upstream_status";
     sl_ex_respond_raw(ex, st, ctype, body, len);
@@ -370,7 +383,22 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
         size_t n;
         char *rest = sl_sse_rest(&ex->sse, &n);
         if (rest) {
-            forward_event(ex, rest, n);
+            /* an event the upstream did not finish: complete it only when its data is whole
+             * (JSON or [DONE]); else it is dropped, as an SSE reader drops it, and the stream
+             * counts as cut below */
+            size_t dlen = 0;
+            char *data = sl_sse_data(rest, n, &dlen);
+            json_t *j = data ? json_loadb(data, dlen, 0, NULL) : NULL;
+            bool whole = j || (data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0);
+            json_decref(j);
+            free(data);
+            char *ev = whole ? malloc(n + 2) : NULL;
+            if (ev) {
+                memcpy(ev, rest, n);
+                memcpy(ev + n, "\n\n", 2);
+                forward_event(ex, ev, n + 2);
+                free(ev);
+            }
             free(rest);
             if (ex->finished)
                 return;
@@ -379,13 +407,16 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
             transport_failed(ex, result, message); /* nothing reached the client: fall back */
             return;
         }
+        bool cut = result == SL_UP_OK && !ex->saw_done && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS);
         sl_ex_client_stream_begin(ex);
-        if (result != SL_UP_OK) {
+        if (result != SL_UP_OK || cut) {
             /* the client already has a 200: end the stream with an error event, never silently */
             attempt_verdict(ex, 0);
             bool timeout = sl_upstream_result_is_timeout(result);
             char msg[512];
-            snprintf(msg, sizeof msg, "upstream %s failed mid-stream: %s", ex->target->upstream, message);
+            snprintf(msg, sizeof msg, "upstream %s failed mid-stream: %s", ex->target->upstream,
+                     cut ? "the stream ended without data: [DONE]" : message);
+            ex->upstream_ok = false; /* a cut stream is never cached */
             attempt_note(ex, msg);
             size_t len;
             char *err = sl_openai_error_json("api_error", timeout ? "upstream_timeout" : "upstream_error", NULL, msg, &len);
@@ -397,8 +428,6 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
             sl_ex_stream_write(ex, "data: [DONE]\n\n", 14);
         } else {
             attempt_verdict(ex, 1);
-            if (!ex->saw_done && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS))
-                sl_ex_stream_write(ex, "data: [DONE]\n\n", 14);
         }
         sl_ex_end_stream(ex);
         sl_ex_finish(ex);

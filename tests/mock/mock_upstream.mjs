@@ -33,6 +33,9 @@ const DEFAULTS = {
     hang_after_chunks: -1,  // >= 0: after that many content chunks, send nothing more
     hang: false,            // never answer
     close_before_headers: false, // close the connection without any response
+    raw_body: null,         // send this body as is (malformed JSON or SSE), with `status`
+    raw_content_type: 'application/json', // its content-type (text/event-stream for SSE)
+    byte_delay_ms: 0,       // raw_body: write it one byte at a time, this far apart
     models: ['mock-model'], // what GET /v1/models lists
     dims: 8,                // embedding dimensions
     require_key: null,      // when set, 401 unless Authorization: Bearer <require_key>
@@ -235,6 +238,25 @@ async function stream(req, res, conf, body, kind) {
     res.end();
 }
 
+// A body the test wrote by hand, whole or one byte at a time (a trickling upstream).
+async function sendRaw(res, conf) {
+    const body = Buffer.from(typeof conf.raw_body === 'string' ? conf.raw_body : JSON.stringify(conf.raw_body));
+    const head = { 'content-type': conf.raw_content_type, ...conf.headers };
+    if (conf.byte_delay_ms <= 0) {
+        res.writeHead(conf.status, { ...head, 'content-length': body.length });
+        write(res, body);
+        return res.end();
+    }
+    res.writeHead(conf.status, head);
+    res.flushHeaders();
+    for (let i = 0; i < body.length; i++) {
+        if (res.destroyed) return;
+        write(res, body.subarray(i, i + 1));
+        await sleep(conf.byte_delay_ms);
+    }
+    res.end();
+}
+
 function complete(res, conf, body, kind) {
     const n = conf.chunks;
     let text = '';
@@ -335,6 +357,7 @@ async function handle(req, res, raw) {
     }
     if (conf.require_key && req.headers.authorization !== `Bearer ${conf.require_key}`)
         return sendError(res, 401, { ...DEFAULTS }, 'mock: wrong or missing API key');
+    if (conf.raw_body != null) return sendRaw(res, conf);
     if (conf.status !== 200) return sendError(res, conf.status, conf);
 
     const p = url.pathname;
