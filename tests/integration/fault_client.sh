@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Fault injection, client side: 10k request headers (431), a 1 GB body with a
+# Content-Length and one streamed chunked from /dev/zero (413 early, never buffered: the
+# gateway's RSS stays small), and slowloris (head and body trickled a byte at a time:
+# 408 and closed at the head/body deadline, while other clients are served). TAP.
+. "$(dirname "$0")/lib.sh"
+
+sl_start_mock || sl_bail "mock upstream starts"
+GW_PORT=$(sl_free_port)
+SL_CONF_SERVER="{ workers: 2, max_body_size: 1MiB, header_timeout: 2s, body_timeout: 2s }"
+sl_gw_up
+BODY='{"model":"demo","messages":[{"role":"user","content":"hi"}]}'
+served() { sl_http POST /v1/chat/completions "$BODY"; [ "$HTTP_CODE" = 200 ]; }
+rss0=$(sl_rss_kib "$GW_PID")
+
+# ---- 10k headers ----
+out=$("$SL_PY" - "$GW_PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(10000)) + b"\r\n"
+try:
+    for i in range(0, len(head), 4096):
+        s.sendall(head[i:i + 4096])
+except OSError:
+    pass  # the gateway answered and closed while we were still sending
+data = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+except OSError:
+    pass
+print(data.split(b"\r\n", 1)[0].decode(errors="replace") + " " + ("json" if b'"invalid_request"' in data else "-"))
+PY
+)
+sl_like "10k headers: 431 with an OpenAI error" "$out" '^HTTP/1.1 431 .* json$'
+sl_check "10k headers: a normal request is served after" served
+
+# ---- 1 GB body ----
+truncate -s 1G "$SL_TMP/big"
+code=$(curl -sS -o "$SL_TMP/big.out" -w '%{http_code}' -X POST -H 'content-type: application/json' \
+       -T "$SL_TMP/big" --max-time 60 "$GW_URL/v1/chat/completions" 2>"$SL_TMP/curl.err")
+sl_is "1 GB body with Content-Length: 413" "$code" 413
+sl_is "1 GB body: invalid_request error" "$(sl_json 'd["error"]["code"]' <"$SL_TMP/big.out")" invalid_request
+code=$(head -c 1073741824 /dev/zero | curl -sS -o "$SL_TMP/big2.out" -w '%{http_code}' -X POST \
+       -H 'content-type: application/json' -T - --max-time 60 "$GW_URL/v1/chat/completions" 2>"$SL_TMP/curl2.err")
+sl_is "1 GB chunked body from /dev/zero: 413" "$code" 413
+rss1=$(sl_rss_kib "$GW_PID")
+sl_check "1 GB bodies were never buffered (RSS grew $(( (rss1 - rss0) / 1024 )) MiB, < 32)" [ $((rss1 - rss0)) -lt 32768 ]
+sl_check "1 GB bodies: a normal request is served after" served
+
+# ---- slowloris ----
+"$SL_PY" - "$GW_PORT" >"$SL_TMP/loris" <<'PY' &
+import socket, sys, time
+port = int(sys.argv[1])
+conns = []
+trickle = {}
+for i in range(100):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    if i % 2:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")     # head trickled
+        trickle[s] = b"X-Slow: " + b"a" * 100
+    else:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n")
+        trickle[s] = b"{" * 200                                              # body trickled
+    s.setblocking(False)
+    conns.append(s)
+status = {}
+start = time.time()
+sent = 0
+while len(status) < len(conns) and time.time() - start < 60:
+    for s in conns:
+        if s in status:
+            continue
+        try:
+            d = s.recv(4096)
+            status[s] = d.split(b"\r\n", 1)[0].decode(errors="replace") if d else "closed"
+            continue
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            status[s] = "reset"
+            continue
+        if sent < len(trickle[s]):
+            try:
+                s.send(trickle[s][sent:sent + 1])
+            except OSError:
+                pass
+    sent += 1
+    time.sleep(0.25)
+print(sum(1 for v in status.values() if " 408 " in v + " "), len(status), len(conns))
+PY
+LORIS=$!
+sleep 1
+sl_check "slowloris: a normal request is served during the attack" served
+wait "$LORIS"
+read -r n408 ended total <"$SL_TMP/loris"
+sl_is "slowloris: every trickling connection was ended by the gateway" "$ended/$total" 100/100
+sl_is "slowloris: each got 408" "$n408" 100
+sl_gw_alive "gateway still running"
+sl_check "a normal request is served after" served
+sl_done
