@@ -127,6 +127,7 @@ static void spawn(sl_pool *p, sl_engine_proc *e)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
+        signal(SIGXFSZ, SIG_DFL);
         int log = open(e->log_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
         if (log >= 0) {
             dup2(log, STDOUT_FILENO);

@@ -423,6 +423,9 @@ int sl_server_run(sl_config *cfg, sl_err *err)
     sl_server srv = {0}, *s = &srv;
     s->cfg = sl_config_ref(cfg);
     signal(SIGPIPE, SIG_IGN);
+    /* a file past RLIMIT_FSIZE (journal, access log) fails its write with EFBIG, which the
+     * writers report, instead of killing the gateway */
+    signal(SIGXFSZ, SIG_IGN);
     evthread_use_pthreads();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     sl_log_level lvl;

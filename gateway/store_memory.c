@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,9 @@ typedef struct mstore {
     pthread_mutex_t reg_mu;         /* conn list; taken by conn open/close and the writer */
     pthread_cond_t reg_cond;
     mconn *conns;
-    sl_jbuf orphan;                 /* records of closed conns not yet written */
+    sl_jbuf orphan;                 /* records of closed conns, or of a failed write, not yet written */
+    off_t journal_end;              /* bytes of whole records in the journal */
+    atomic_bool journal_broken;     /* the last write failed (disk full): refuse new reservations */
     size_t replay_records, replay_dropped;
 } mstore;
 
@@ -296,9 +299,22 @@ static void flush_pass(mstore *s)
     }
     if (all.len)
         rc = sl_journal_write(s->fd, all.data, all.len, &err);
-    sl_jbuf_free(&all);
-    if (rc < 0)
-        fprintf(stderr, "sluice: %s\n", err.msg);
+    if (rc < 0) {
+        /* cut what part of the batch got in, and keep the batch to write again: the journal
+         * never holds half a record, and nothing already charged is dropped while we run */
+        if (ftruncate(s->fd, s->journal_end) < 0 || lseek(s->fd, s->journal_end, SEEK_SET) < 0) {
+            /* replay drops a torn tail anyway */
+        }
+        s->orphan = all;
+        if (!atomic_exchange(&s->journal_broken, true))
+            fprintf(stderr, "sluice: %s; new requests that spend tokens are refused until it can be written\n",
+                    err.msg);
+    } else {
+        s->journal_end += (off_t)all.len;
+        sl_jbuf_free(&all);
+        if (atomic_exchange(&s->journal_broken, false))
+            fprintf(stderr, "sluice: store journal %s is written again\n", s->path);
+    }
     for (mconn *c = s->conns; c; c = c->next) {
         pthread_mutex_lock(&c->mu);
         mdone *d = c->flushing;
@@ -536,6 +552,11 @@ static void m_quota_reserve(sl_store_conn *bc, const char *consumer, sl_window w
     sl_store_status st = SL_STORE_DENIED;
     sl_err err;
     memset(&r, 0, sizeof r);
+    if (atomic_load(&c->s->journal_broken) && !c->s->base.fail_open) {
+        sl_err_set(&err, "store unavailable: the journal %s cannot be written (disk full?)", c->s->path);
+        cb(arg, SL_STORE_UNAVAILABLE, NULL, NULL, &err);
+        return;
+    }
     pthread_mutex_lock(&sh->mu);
     mquota *q = quota_get(sh, h, consumer, w, wid, true);
     if (!q) {
@@ -818,6 +839,7 @@ sl_store *sl_store_memory_open(const sl_store_opts *o, sl_err *err)
             goto oom;
         if ((s->fd = sl_journal_rewrite(s->path, &snap, err)) < 0)
             goto fail;
+        s->journal_end = (off_t)snap.len;
         sl_jbuf_free(&snap);
         if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
             sl_err_set(err, "store: cannot start the journal writer thread");
