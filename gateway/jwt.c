@@ -196,6 +196,18 @@ static json_t *decode_json(const char *s, size_t n)
     return json_is_object(j) ? j : (json_decref(j), NULL);
 }
 
+/* A NumericDate claim as seconds; -1 when out of 0..year 9999, so that neither the cast
+ * from a huge real nor the leeway arithmetic can overflow. */
+static int claim_time(const json_t *v, int64_t *out)
+{
+    const int64_t max = 253402300799; /* 9999-12-31T23:59:59Z */
+    double d = json_number_value(v);
+    if (json_is_integer(v) ? (json_integer_value(v) < 0 || json_integer_value(v) > max) : !(d >= 0 && d <= (double)max))
+        return -1;
+    *out = json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)d;
+    return 0;
+}
+
 int sl_jwt_verify(const sl_jwt_key *k, const char *token, int64_t now, int64_t leeway_s,
                   sl_jwt_claims *out, sl_err *err)
 {
@@ -253,9 +265,12 @@ int sl_jwt_verify(const sl_jwt_key *k, const char *token, int64_t now, int64_t l
         sl_err_set(err, "JWT: no `exp` claim (tokens must expire)");
         goto fail;
     }
-    out->exp = (int64_t)json_number_value(exp);
-    out->nbf = json_is_number(nbf) ? (int64_t)json_number_value(nbf) : 0;
-    out->iat = json_is_number(iat) ? (int64_t)json_number_value(iat) : 0;
+    out->nbf = out->iat = 0;
+    if (claim_time(exp, &out->exp) < 0 || (json_is_number(nbf) && claim_time(nbf, &out->nbf) < 0) ||
+        (json_is_number(iat) && claim_time(iat, &out->iat) < 0)) {
+        sl_err_set(err, "JWT: `exp`, `nbf` or `iat` is not a time between 1970 and 9999");
+        goto fail;
+    }
     if (now >= out->exp + leeway_s) {
         sl_err_set(err, "JWT: expired");
         goto fail;

@@ -36,7 +36,7 @@ for t in "${TARGETS[@]}"; do
     log=$T/$t.log
     # the new inputs go to a scratch corpus; the committed seeds are read only
     "$BUILD/tests/fuzz/fuzz_$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
-        -print_final_stats=1 -artifact_prefix="$T/$t/crash-" "$T/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
+        -print_final_stats=1 -artifact_prefix="$T/$t/" "$T/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
     crashes=$(ls "$T/$t"/crash-* "$T/$t"/leak-* "$T/$t"/timeout-* "$T/$t"/oom-* 2>/dev/null)
@@ -47,7 +47,7 @@ for t in "${TARGETS[@]}"; do
         echo "not ok $n - fuzz $t ${SECS}s: exit $rc"
         mkdir -p "tests/fuzz/regressions/$t"
         for c in $crashes; do cp "$c" "tests/fuzz/regressions/$t/" && echo "# kept tests/fuzz/regressions/$t/$(basename "$c")"; done
-        grep -E 'ERROR|SUMMARY|#[0-9]+ 0x' "$log" | head -n 30 | sed 's/^/# /'
+        grep -E "ERROR|SUMMARY|^ +#[0-9] " "$log" | head -n 12 | sed 's/^/# /'
     fi
 done
 echo "1..$n"
