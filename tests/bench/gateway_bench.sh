@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# gateway_bench.sh — sluice with its full chain against its peers, same run, same fast upstream.
+#
+# Upstream: nginx answering a fixed chat completion (`return 200`), and a fixed SSE stream for
+# streaming requests. Targets, each driven by wrk with the same threads/connections/duration:
+#   direct      the upstream itself
+#   nginx       nginx proxy_pass with upstream keep-alive
+#   portkey     the Portkey AI gateway (@portkey-ai/gateway from npm, tests/bench/portkey/,
+#               node), pointed at the upstream with x-portkey-provider: openai and
+#               x-portkey-custom-host
+#   sluice      the full chain: auth (a key), guard (deny words, regex, e-mail mask),
+#               ratelimit, quota (reserve + settle, journaled), cache (temperature 0 and a
+#               new prompt each request: a miss, looked up and stored), route, metrics, access log
+# Every request carries a unique prompt (wrk request()), for all targets alike.
+# Non-streaming: requests/s, p50, p99. Streaming: requests/s through wrk, and time to first
+# event (sequential, one keep-alive connection) through each proxy minus direct. Prints tables and the ratios.
+# Not a test: asserts nothing about speed.
+#
+# usage: tests/bench/gateway_bench.sh [BUILD_DIR]     (default build/)
+# env:   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2 BENCH_WORKERS=1
+#        BENCH_TTFB_N=200 (sequential streamed requests per target for the TTFB figures)
+#        NO_PORTKEY=1 to leave Portkey out (it is installed by npm ci in tests/bench/portkey)
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$ROOT/build}
+SLUICE=${SLUICE:-$BUILD/gateway/sluice}
+DUR=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+CONNS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+WORKERS=${BENCH_WORKERS:-1}
+TTFB_N=${BENCH_TTFB_N:-200}
+NGINX=${NGINX:-/usr/sbin/nginx}
+WRK=${WRK:-wrk}
+PORTKEY_DIR=$ROOT/tests/bench/portkey
+PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+for p in "$NGINX" "$WRK" "$PY" curl node; do
+    command -v "$p" >/dev/null || { echo "gateway_bench: $p not found" >&2; exit 2; }
+done
+[ -x "$SLUICE" ] || { echo "gateway_bench: no sluice binary at $SLUICE" >&2; exit 2; }
+if [ "${NO_PORTKEY:-0}" != 1 ] && [ ! -d "$PORTKEY_DIR/node_modules/@portkey-ai/gateway" ]; then
+    (cd "$PORTKEY_DIR" && npm ci --no-audit --no-fund --loglevel=error) >&2 || { echo "gateway_bench: npm ci in $PORTKEY_DIR failed (NO_PORTKEY=1 to skip it)" >&2; exit 2; }
+fi
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-gwbench.XXXXXX")
+PIDS=()
+ours() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; st=${st##*) }; set -- $st; [ "$1" != Z ] && [ "$2" = "$$" ]; }
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do ours "$pid" && kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_http() { local i; for ((i = 0; i < 150; i++)); do [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1")" != 000 ] && return 0; sleep 0.1; done; return 1; }
+
+UP_PORT=$(free_port); NGX_PORT=$(free_port); PK_PORT=$(free_port); GW_PORT=$(free_port); ADMIN_PORT=$(free_port)
+RESPONSE='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
+CHUNK='{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}'
+LAST='{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}'
+SSE="data: $CHUNK\n\ndata: $CHUNK\n\ndata: $CHUNK\n\ndata: $CHUNK\n\ndata: $CHUNK\n\ndata: $LAST\n\ndata: [DONE]\n\n"
+
+start_nginx() { # NAME WORKERS HTTP-BLOCK
+    local dir=$T/$1; mkdir -p "$dir/logs" "$dir/tmp"
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $2;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; multi_accept on; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body; proxy_temp_path $dir/tmp/proxy; fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi; scgi_temp_path $dir/tmp/scgi;
+    keepalive_requests 1000000;
+$3
+}
+EOF
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" & PIDS+=($!)
+}
+start_nginx upstream 1 "    server {
+        listen 127.0.0.1:$UP_PORT;
+        location / { default_type application/json; return 200 '$RESPONSE'; }
+        location /stream/ { default_type text/event-stream; return 200 '$SSE'; }
+    }"
+start_nginx proxy "$WORKERS" "    upstream bench_up { server 127.0.0.1:$UP_PORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        location / { proxy_pass http://bench_up; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; }
+    }"
+wait_http "http://127.0.0.1:$UP_PORT/" || { echo "gateway_bench: upstream nginx did not start: $(cat "$T"/upstream/logs/error.log)" >&2; exit 1; }
+wait_http "http://127.0.0.1:$NGX_PORT/" || { echo "gateway_bench: proxy nginx did not start" >&2; exit 1; }
+
+have_pk=0
+if [ "${NO_PORTKEY:-0}" != 1 ]; then
+    (cd "$PORTKEY_DIR" && NODE_ENV=production exec node node_modules/@portkey-ai/gateway/build/start-server.js --port="$PK_PORT" --headless) >"$T/portkey.log" 2>&1 &
+    PIDS+=($!)
+    if wait_http "http://127.0.0.1:$PK_PORT/"; then have_pk=1
+    else echo "gateway_bench: portkey did not start:" >&2; tail -n 20 "$T/portkey.log" >&2; fi
+fi
+
+# sluice: two upstream entries on the same nginx, one per answer shape (plain / streamed path)
+export SLUICE_SECRET=bench-secret-0123456789abcdef BENCH_ADMIN=bench-admin-token BENCH_UP_KEY=sk-up
+cat >"$T/sluice.yaml" <<EOF
+listen: [ { address: 127.0.0.1:$GW_PORT } ]
+server: { workers: $WORKERS }
+log: { access_log: $T/access.log }
+admin: { listen: 127.0.0.1:$ADMIN_PORT, token_env: BENCH_ADMIN }
+store: { backend: memory, path: $T/sluice.journal }
+upstreams:
+  up: { type: openai, base_url: http://127.0.0.1:$UP_PORT/v1, api_key_env: BENCH_UP_KEY }
+  up-stream: { type: openai, base_url: http://127.0.0.1:$UP_PORT/stream/v1, api_key_env: BENCH_UP_KEY }
+models:
+  demo: { targets: [ { upstream: up, model: bench-model } ] }
+  demo-stream: { targets: [ { upstream: up-stream, model: bench-model } ] }
+consumers:
+  bench: { quota: { tokens: 1000000000000, window: month }, rate: { rpm: 100000000, tpm: 100000000000 } }
+plugins:
+  - auth
+  - guard: { deny: [forbidden phrase, another banned word], deny_regex: ["internal[- ]only"], mask: [email] }
+  - ratelimit
+  - quota
+  - cache: { ttl: 1h, max_bytes: 64MiB }
+  - route
+EOF
+"$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 & PIDS+=($!)
+wait_http "http://127.0.0.1:$GW_PORT/v1/models" || { echo "gateway_bench: sluice did not start:" >&2; tail -n 20 "$T/sluice.log" >&2; exit 1; }
+KEY=$("$SLUICE" key -c "$T/sluice.yaml" issue --consumer bench 2>/dev/null)
+[ -n "$KEY" ] || { echo "gateway_bench: could not issue a key" >&2; exit 1; }
+
+url_of() {
+    case $1 in
+        direct) echo "http://127.0.0.1:$UP_PORT";; nginx) echo "http://127.0.0.1:$NGX_PORT";;
+        portkey) echo "http://127.0.0.1:$PK_PORT";; sluice) echo "http://127.0.0.1:$GW_PORT";;
+    esac
+}
+path_of() { # TARGET STREAM(0/1): direct and nginx reach the streamed answer by its path
+    case $1 in
+        direct|nginx) if [ "$2" = 1 ]; then echo /stream/v1/chat/completions; else echo /v1/chat/completions; fi;;
+        *) echo /v1/chat/completions;;
+    esac
+}
+model_of() { if [ "$1" = sluice ] && [ "$2" = 1 ]; then echo demo-stream; else echo demo; fi; }
+# headers_of TARGET STREAM: one "Name: value" a line
+headers_of() {
+    echo "Content-Type: application/json"
+    case $1 in
+        portkey) echo "Authorization: Bearer sk-bench-client"; echo "x-portkey-provider: openai"
+                 echo "x-portkey-custom-host: http://127.0.0.1:$UP_PORT$([ "$2" = 1 ] && echo /stream)/v1";;
+        sluice) echo "Authorization: Bearer $KEY";;
+        *) echo "Authorization: Bearer sk-bench-client";;
+    esac
+}
+body_of() { # TARGET STREAM TEXT
+    local stream=false; [ "$2" = 1 ] && stream=true
+    printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Hello there, how are you? %s"}],"temperature":0,"max_tokens":64,"stream":%s}' \
+        "$(model_of "$1" "$2")" "$3" "$stream"
+}
+lua_of() { # TARGET STREAM -> a wrk script sending a new prompt each request
+    local h="" line
+    while IFS= read -r line; do h="$h[\"${line%%:*}\"] = \"${line#*: }\", "; done < <(headers_of "$1" "$2")
+    local body
+    body=$(body_of "$1" "$2" "@@N@@")
+    printf 'local n = 0\nlocal tid = tostring(math.random(1, 1000000000))\nrequest = function()\n    n = n + 1\n'
+    printf '    local body = [[%s]]\n' "${body%%@@N@@*}"
+    printf '    body = body .. tid .. "-" .. n .. [[%s]]\n' "${body#*@@N@@}"
+    printf '    return wrk.format("POST", "%s", { %s }, body)\nend\n' "$(path_of "$1" "$2")" "$h"
+}
+curl_headers() { local line; while IFS= read -r line; do printf -- '-H\n%s\n' "$line"; done < <(headers_of "$1" "$2"); }
+check() { # TARGET STREAM: one request answers with the upstream's content
+    local args; mapfile -t args < <(curl_headers "$1" "$2")
+    curl -s --max-time 10 "${args[@]}" --data "$(body_of "$1" "$2" check)" "$(url_of "$1")$(path_of "$1" "$2")" | grep -q 'chatcmpl-bench'
+}
+TARGETS=(direct nginx); [ $have_pk = 1 ] && TARGETS+=(portkey); TARGETS+=(sluice)
+for t in "${TARGETS[@]}"; do
+    for s in 0 1; do check "$t" "$s" || echo "gateway_bench: $t (stream=$s) does not answer with the upstream's body" >&2; done
+done
+
+run_wrk() { # TARGET STREAM ROUND
+    local t=$1 s=$2 r=$3 f=$T/$1.$2.$3
+    lua_of "$t" "$s" >"$T/$t.$s.lua"
+    [ "$r" = 1 ] && "$WRK" -t"$THREADS" -c"$CONNS" -d2s -s "$T/$t.$s.lua" "$(url_of "$t")" >/dev/null 2>&1
+    "$WRK" -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s "$T/$t.$s.lua" "$(url_of "$t")" >"$f" 2>&1
+    "$PY" - "$t" "$s" "$f" >>"$T/results" <<'PY'
+import re, sys
+name, s, t = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+ms = lambda v, u: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[u]
+rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
+p = {q: re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m)\b" % q, t, re.M) for q in ("50", "99")}
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
+err = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+if rps and all(p.values()):
+    print(name, s, rps.group(1), "%.3f" % ms(*p["50"].groups()), "%.3f" % ms(*p["99"].groups()), err)
+PY
+}
+ttfb() { # TARGET: TTFB_N sequential streamed requests on one keep-alive connection; the time
+    # from sending each to its first "data:" byte, in ms, one a line
+    local t=$1 args; mapfile -t args < <(headers_of "$t" 1)
+    "$PY" - "$t" "$(url_of "$t")" "$(path_of "$t" 1)" "$TTFB_N" "$(body_of "$t" 1 @@N@@)" "${args[@]}" >>"$T/ttfb" <<'PY'
+import socket, sys, time, urllib.parse
+name, url, path, n, body = sys.argv[1], urllib.parse.urlparse(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+headers = "".join(h + "\r\n" for h in sys.argv[6:])
+s = socket.create_connection((url.hostname, url.port))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+for i in range(n):
+    b = body.replace("@@N@@", f"ttfb {i} {time.time()}").encode()
+    req = f"POST {path} HTTP/1.1\r\nHost: {url.hostname}\r\n{headers}Content-Length: {len(b)}\r\n\r\n".encode() + b
+    t0 = time.perf_counter()
+    s.sendall(req)
+    buf, first = b"", None
+    while True:  # read the whole answer (Content-Length or chunked) to reuse the connection
+        d = s.recv(65536)
+        if not d:
+            raise SystemExit(f"{name}: connection closed")
+        buf += d
+        if first is None and b"data:" in buf:
+            first = time.perf_counter()
+        head, sep, rest = buf.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        cl = [l.split(b":", 1)[1] for l in head.lower().split(b"\r\n") if l.startswith(b"content-length:")]
+        if (int(cl[0]) <= len(rest)) if cl else rest.endswith(b"0\r\n\r\n"):
+            break
+    print(name, "%.4f" % ((first - t0) * 1000))
+PY
+}
+
+echo "# wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds (median), a new prompt each request; proxy workers: $WORKERS (portkey: one node process); $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
+: >"$T/results"; : >"$T/ttfb"
+# rounds interleave the targets, so a change in the machine's load hits all of them alike
+for ((r = 1; r <= ROUNDS; r++)); do
+    for s in 0 1; do for t in "${TARGETS[@]}"; do run_wrk "$t" "$s" "$r"; done; done
+done
+for t in "${TARGETS[@]}"; do ttfb "$t"; done
+"$PY" - "$T/results" "$T/ttfb" "$TTFB_N" <<'PY'
+import statistics, sys
+res, tt = {}, {}
+for line in open(sys.argv[1]):
+    name, s, rps, p50, p99, err = line.split()
+    res.setdefault((name, s), []).append((float(rps), float(p50), float(p99), int(err)))
+for line in open(sys.argv[2]):
+    name, ms = line.split()
+    tt.setdefault(name, []).append(float(ms))
+names = [n for n in ("direct", "nginx", "portkey", "sluice") if (n, "0") in res or (n, "1") in res or n in tt]
+labels = {"direct": "upstream (direct)", "nginx": "nginx proxy_pass", "portkey": "Portkey gateway",
+          "sluice": "sluice (full chain)"}
+med = lambda k, i: statistics.median(r[i] for r in res[k]) if k in res else None
+def q(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(p / 100 * len(v)))]
+for s, title in (("0", "non-streaming"), ("1", "streaming (6 events + [DONE])")):
+    print(f"\n## {title}")
+    print("| %-20s | %10s | %15s | %8s | %8s | %6s |" % ("target", "req/s", "rounds min-max", "p50 ms", "p99 ms", "errors"))
+    print("|%s|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 12, "-" * 17, "-" * 10, "-" * 10, "-" * 8))
+    for n in names:
+        k = (n, s)
+        if k not in res:
+            print("| %-20s | %10s | %15s | %8s | %8s | %6s |" % (labels[n], "n/a", "", "n/a", "n/a", "n/a"))
+            continue
+        rs = [r[0] for r in res[k]]
+        print("| %-20s | %10.0f | %15s | %8.2f | %8.2f | %6d |" % (labels[n], med(k, 0), "%.0f-%.0f" % (min(rs), max(rs)),
+              med(k, 1), med(k, 2), sum(r[3] for r in res[k])))
+    sl, ng, pk = med(("sluice", s), 0), med(("nginx", s), 0), med(("portkey", s), 0)
+    print("sluice/nginx requests/s: %s   sluice/portkey requests/s: %s" % (
+        "%.2f" % (sl / ng) if sl and ng else "n/a", "%.1f" % (sl / pk) if sl and pk else "n/a"))
+print(f"\n## time to first event, streamed, {sys.argv[3]} sequential requests each on one connection")
+print("| %-20s | %8s | %8s | %14s | %14s |" % ("target", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"))
+print("|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 10, "-" * 10, "-" * 16, "-" * 16))
+d50, d99 = (q(tt["direct"], 50), q(tt["direct"], 99)) if "direct" in tt else (0, 0)
+for n in names:
+    if n in tt:
+        a, b = q(tt[n], 50), q(tt[n], 99)
+        print("| %-20s | %8.3f | %8.3f | %14.3f | %14.3f |" % (labels[n], a, b, a - d50, b - d99))
+PY
