@@ -191,7 +191,7 @@ static void split_text(exchange *ex, const sl_news *news, char *r, size_t *nr, c
             *nr += r1;
             *nc += c1;
         }
-    } else {
+    } else if (len) { /* text is NULL when a step made none (memcpy from NULL is undefined) */
         memcpy(c + *nc, text, len);
         *nc += len;
     }

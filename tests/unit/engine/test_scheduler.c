@@ -72,7 +72,8 @@ typedef struct result {
 static void on_news(sl_seq *seq, const sl_news *news, void *arg)
 {
     result *r = seq->user;
-    memcpy(r->text + r->len, news->text, news->len);
+    if (news->len) /* text is NULL when there is none */
+        memcpy(r->text + r->len, news->text, news->len);
     r->len += news->len;
     r->text[r->len] = '\0';
     r->n_gen = news->n_gen;
