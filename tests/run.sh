@@ -12,7 +12,7 @@ log() { printf '[run.sh] %s\n' "$*" >&2; }
 # 1. Debian packages
 PKGS="build-essential meson ninja-build pkg-config libevent-dev libcurl4-openssl-dev
       libjansson-dev libyaml-dev libhiredis-dev libcmocka-dev libpcre2-dev libutf8proc-dev
-      libssl-dev redis-server nginx-light curl python3 python3-jinja2 openssl"
+      libssl-dev redis-server nginx-light curl python3 python3-jinja2 openssl clang"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
@@ -38,5 +38,31 @@ meson compile -C "$BUILD" >&2 || { log "build failed"; echo "0 passed, 1 failed"
 # 4. Run every suite
 jobs=$(nproc 2>/dev/null || echo 2)
 meson test -C "$BUILD" --num-processes "$jobs" --timeout-multiplier 3 --print-errorlogs ${SL_TEST_ARGS:-} >&2
-# 5. Count: TAP lines of each test, or the test itself when it speaks no TAP
-python3 "$ROOT/tests/count_results.py" "$BUILD/meson-logs/testlog.json"
+LOGS=("$BUILD/meson-logs/testlog.json")
+# 5. Sanitizers (SL_ASAN=0 skips): the whole tree again with ASan+UBSan, every suite again
+#    (gateway_leaks only here, the soak only above); results counted as "asan: NAME".
+if [ "${SL_ASAN:-1}" != 0 ]; then
+    ASAN_BUILD=${SL_ASAN_BUILD:-build-asan}
+    rm -f "$ASAN_BUILD/meson-logs/testlog.json"
+    { [ -d "$ASAN_BUILD" ] || meson setup "$ASAN_BUILD" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false >&2; } \
+        && meson compile -C "$ASAN_BUILD" >&2 \
+        && ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=16 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+           meson test -C "$ASAN_BUILD" --num-processes "$jobs" --timeout-multiplier 5 --print-errorlogs ${SL_TEST_ARGS:-} >&2
+    if [ -f "$ASAN_BUILD/meson-logs/testlog.json" ]; then
+        sed 's/^{"name": "/{"name": "asan: /' "$ASAN_BUILD/meson-logs/testlog.json" >"$BUILD/asan-testlog.json"
+    else
+        echo '{"name": "asan: build", "result": "FAIL", "stdout": ""}' >"$BUILD/asan-testlog.json"
+    fi
+    LOGS+=("$BUILD/asan-testlog.json")
+fi
+# 6. Fuzz (SL_FUZZ=0 skips): each libFuzzer target ${SL_FUZZ_SECONDS:-20} s from its seed corpus (clang)
+if [ "${SL_FUZZ:-1}" != 0 ]; then
+    tests/fuzz/run.sh "${SL_FUZZ_SECONDS:-20}" >"$BUILD/fuzz.tap"
+    python3 -c 'import json, sys; print(json.dumps({"name": "fuzz", "result": "OK" if sys.argv[2] == "0" else "FAIL",
+                "stdout": open(sys.argv[1]).read()}))' "$BUILD/fuzz.tap" "$?" >"$BUILD/fuzz-testlog.json"
+    cat "$BUILD/fuzz.tap" >&2
+    LOGS+=("$BUILD/fuzz-testlog.json")
+fi
+# 7. Count: TAP lines of each test, or the test itself when it speaks no TAP
+cat "${LOGS[@]}" >"$BUILD/all-testlog.json"
+python3 "$ROOT/tests/count_results.py" "$BUILD/all-testlog.json"
