@@ -102,6 +102,15 @@ try {
         onResponse: (res, resolve) => { let b = ''; res.on('data', (c) => { reads++; b += c; }); res.on('end', () => resolve({ body: b })); } });
     check('split_events: events arrive in pieces and reassemble', reads >= 6 && events(r.body).length === 4, { reads, body: r.body });
 
+    // raw_body: sent as is, with its content-type; byte_delay_ms: one byte per read.
+    r = await request('POST', '/v1/chat/completions', chat({ mock: { raw_body: '{"cut', raw_content_type: 'text/event-stream' } }));
+    check('raw_body: the body as is, with raw_content_type', r.status === 200 && r.body === '{"cut'
+        && r.headers['content-type'] === 'text/event-stream', r.body);
+    reads = 0;
+    r = await request('POST', '/v1/chat/completions', chat({ mock: { raw_body: 'abcd', byte_delay_ms: 20 } }), {
+        onResponse: (res, resolve) => { let b = ''; res.on('data', (c) => { reads++; b += c; }); res.on('end', () => resolve({ body: b })); } });
+    check('byte_delay_ms: one byte at a time', r.body === 'abcd' && reads === 4, { reads, body: r.body });
+
     // reset_after_chunks: the client sees its chunks, then a connection error.
     let got = '', errored = false;
     try {
