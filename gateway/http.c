@@ -46,6 +46,7 @@ struct sl_http_conn {
     bool close_after;
     sl_http_watch watch;
     bool want_drain;
+    bool linger;             /* answered before the request was read: drain it before closing */
     int fd_direct;           /* plain TCP: we write ourselves first (-1 for TLS) */
     sl_http_conn *prev, *next;
 };
@@ -153,20 +154,40 @@ static void reset_for_next(sl_http_conn *c)
 static void fail_request(sl_http_conn *c, int status, const char *message)
 {
     c->req.keep_alive = false;
+    c->linger = true;
     if (c->state != ST_BUSY)
         c->sctx->n_busy++;
     c->state = ST_BUSY;
     sl_http_respond_error(c, status, "invalid_request_error", "invalid_request", NULL, message);
 }
 
+/* The last response is out. A client still sending a request we refused (413, 431, ...)
+ * must get to read that answer: closing with its bytes unread would send a reset that can
+ * destroy the answer in flight. So stop writing, read and drop what comes for up to 2 s
+ * or until the client closes (nginx's lingering close), then close. */
+static void close_written(sl_http_conn *c)
+{
+    if (!c->linger || c->fd_direct < 0) {
+        conn_free(c);
+        return;
+    }
+    c->linger = false;
+    shutdown(c->fd_direct, SHUT_WR);
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+    evtimer_del(c->timer);
+    timer_arm(c, 2000);
+}
+
 static void begin_closing(sl_http_conn *c)
 {
     c->state = ST_CLOSING;
     evtimer_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
+    if (!c->linger)
+        bufferevent_disable(c->bev, EV_READ);
     flush_out(c);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        conn_free(c);
+        close_written(c);
         return;
     }
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -287,6 +308,7 @@ static int finish_head(sl_http_conn *c)
             c->state = ST_BUSY;
             c->sctx->n_busy++;
             c->req.keep_alive = false;
+            c->linger = true;
             sl_http_respond_error(c, 413, "invalid_request_error", "invalid_request", NULL, msg);
             return -1;
         }
@@ -330,6 +352,7 @@ static bool body_over_limit(sl_http_conn *c, size_t more)
     c->sctx->n_busy++;
     char msg[96];
     snprintf(msg, sizeof msg, "request body is over the limit of %zu bytes", c->sctx->limits->max_body);
+    c->linger = true;
     sl_http_respond_error(c, 413, "invalid_request_error", "invalid_request", NULL, msg);
     return true;
 }
@@ -492,7 +515,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
     sl_http_conn *c = arg;
     if (c->state == ST_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            conn_free(c);
+            close_written(c);
         return;
     }
     if (c->want_drain && c->watch.on_drain) {
