@@ -39,6 +39,14 @@ typedef struct cuda_backend {
     float *x, *qkv, *q, *gu, *logits;
     uint16_t *xn, *att, *act;
     int32_t *meta_dev, *meta_host, *ids_dev;
+
+    /* decode steps (one token per sequence) replay a CUDA graph per batch size and output
+     * kind (logits, ids): [2][max_seqs + 1]; captured on first use, dropped when the
+     * activation buffers move */
+    bool use_graphs;
+    cudaGraphExec_t *graphs;
+    int *graph_limit;
+    void *blas_ws;
 } cuda_backend;
 
 #define CK(call, what)                                                                     \
@@ -209,8 +217,20 @@ fail:
 
 /* ---- activations ---- */
 
+static void drop_graphs(cuda_backend *cb)
+{
+    if (!cb->graphs)
+        return;
+    for (int i = 0; i < 2 * (cb->base.max_seqs + 1); i++)
+        if (cb->graphs[i]) {
+            cudaGraphExecDestroy(cb->graphs[i]);
+            cb->graphs[i] = NULL;
+        }
+}
+
 static void free_acts(cuda_backend *cb)
 {
+    drop_graphs(cb);
     cudaFree(cb->x);
     cudaFree(cb->qkv);
     cudaFree(cb->q);
@@ -331,7 +351,7 @@ fail:
     return -1;
 }
 
-static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err)
+static int run_layers(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *tok, sl_err *err)
 {
     const sl_model_config *c = &cb->base.model->cfg;
     float eps = c->rms_norm_eps;
@@ -346,7 +366,10 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
             goto fail;
         CKK(sl_cu_qkv_rope(s, cb->qkv, w->qkv_b, cb->q, tok, &kv, cb->inv_freq, T,
                            c->num_heads), "qkv_rope");
-        CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads), "attention");
+        if (T > n_steps)
+            CKK(sl_cu_attention_prefill(s, cb->att, cb->q, tok, &kv, T, c->num_heads), "attention");
+        else
+            CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads), "attention");
         if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->x, 1.0f, err) < 0)
             goto fail;
         CKK(sl_cu_rmsnorm(s, cb->xn, cb->x, NULL, w->post_norm, T, cb->H, eps), "rmsnorm");
@@ -358,6 +381,57 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
     }
     return 0;
 fail:
+    return -1;
+}
+
+/* Every launch of one forward pass after the batch upload: embedding, layers, final norm
+ * of each step's last token, LM head, and the argmax where ids_mode. */
+static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *tok, bool ids_mode,
+                       int limit, sl_err *err)
+{
+    cudaStream_t s = cb->stream;
+    const sl_model_config *c = &cb->base.model->cfg;
+    CKK(sl_cu_embed(s, cb->x, cb->embed, tok->ids, T, cb->H), "embed");
+    if (run_layers(cb, T, n_steps, tok, err) < 0)
+        goto fail;
+    CKK(sl_cu_rmsnorm(s, cb->xn, cb->x, cb->meta_dev + 3 * T, cb->final_norm, n_steps, cb->H,
+                      c->rms_norm_eps), "final norm");
+    if (gemm(cb, cb->lm_head, cb->V, cb->H, cb->xn, n_steps, cb->logits, 0.0f, err) < 0)
+        goto fail;
+    if (ids_mode)
+        CKK(sl_cu_argmax(s, cb->ids_dev, cb->logits, n_steps, cb->V, limit), "argmax");
+    return 0;
+fail:
+    return -1;
+}
+
+/* Decode batches replay a graph of launch_body, captured on first use. */
+static int launch_graph(cuda_backend *cb, int B, const sl_cu_tok *tok, bool ids_mode, int limit,
+                        sl_err *err)
+{
+    int k = (ids_mode ? cb->base.max_seqs + 1 : 0) + B;
+    cudaGraph_t g = NULL;
+    if (cb->graphs[k] && cb->graph_limit[k] != limit) {
+        cudaGraphExecDestroy(cb->graphs[k]);
+        cb->graphs[k] = NULL;
+    }
+    if (!cb->graphs[k]) {
+        CK(cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal), "graph capture");
+        int rc = launch_body(cb, B, B, tok, ids_mode, limit, err);
+        cudaError_t e = cudaStreamEndCapture(cb->stream, &g);
+        if (rc < 0)
+            goto fail;
+        CK(e, "graph capture");
+        CK(cudaGraphInstantiate(&cb->graphs[k], g, 0), "graph instantiate");
+        cudaGraphDestroy(g);
+        g = NULL;
+        cb->graph_limit[k] = limit;
+    }
+    CK(cudaGraphLaunch(cb->graphs[k], cb->stream), "graph launch");
+    return 0;
+fail:
+    if (g)
+        cudaGraphDestroy(g);
     return -1;
 }
 
@@ -390,23 +464,18 @@ static int run_forward(cuda_backend *cb, const sl_seq_step *steps, int n_steps, 
     CK(cudaMemcpyAsync(cb->meta_dev, mh, (3 * (size_t)T + (size_t)n_steps) * 4,
                        cudaMemcpyHostToDevice, s), "batch upload");
     sl_cu_tok tok = { cb->meta_dev, cb->meta_dev + T, cb->meta_dev + 2 * T };
-    CKK(sl_cu_embed(s, cb->x, cb->embed, tok.ids, T, cb->H), "embed");
-    if (run_layers(cb, T, &tok, err) < 0)
+    if (cb->use_graphs && T == n_steps)
+        rc = launch_graph(cb, T, &tok, ids != NULL, limit, err);
+    else
+        rc = launch_body(cb, T, n_steps, &tok, ids != NULL, limit, err);
+    if (rc < 0)
         goto fail;
-    /* Only each step's last token needs logits. */
-    const sl_model_config *c = &cb->base.model->cfg;
-    CKK(sl_cu_rmsnorm(s, cb->xn, cb->x, cb->meta_dev + 3 * T, cb->final_norm, n_steps, cb->H,
-                      c->rms_norm_eps), "final norm");
-    if (gemm(cb, cb->lm_head, cb->V, cb->H, cb->xn, n_steps, cb->logits, 0.0f, err) < 0)
-        goto fail;
-    if (ids) {
-        CKK(sl_cu_argmax(s, cb->ids_dev, cb->logits, n_steps, cb->V, limit), "argmax");
+    if (ids)
         CK(cudaMemcpyAsync(ids, cb->ids_dev, (size_t)n_steps * 4, cudaMemcpyDeviceToHost, s),
            "ids download");
-    } else {
+    else
         CK(cudaMemcpyAsync(logits, cb->logits, (size_t)n_steps * (size_t)cb->V * 4,
                            cudaMemcpyDeviceToHost, s), "logits download");
-    }
     CK(cudaStreamSynchronize(s), "forward pass");
     for (int i = 0; i < n_steps; i++)
         cb->cached[steps[i].slot] = steps[i].pos + steps[i].n_tokens;
@@ -460,6 +529,9 @@ static void cu_destroy(sl_backend *b)
             cudaFree(d->down_w);
         }
     free(cb->layers);
+    free(cb->graphs);
+    free(cb->graph_limit);
+    cudaFree(cb->blas_ws);
     if (cb->lm_head != cb->embed)
         cudaFree(cb->lm_head);
     cudaFree(cb->embed);
@@ -555,7 +627,11 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     cb->layers = calloc((size_t)cb->L, sizeof *cb->layers);
     cb->slot_blocks = calloc((size_t)opts->max_seqs, sizeof *cb->slot_blocks);
     cb->cached = calloc((size_t)opts->max_seqs, sizeof *cb->cached);
-    if (!cb->layers || !cb->slot_blocks || !cb->cached) {
+    cb->graphs = calloc(2 * ((size_t)opts->max_seqs + 1), sizeof *cb->graphs);
+    cb->graph_limit = calloc(2 * ((size_t)opts->max_seqs + 1), sizeof *cb->graph_limit);
+    const char *g = getenv("SL_CUDA_GRAPHS");
+    cb->use_graphs = !(g && !strcmp(g, "0"));
+    if (!cb->layers || !cb->slot_blocks || !cb->cached || !cb->graphs || !cb->graph_limit) {
         sl_err_set(err, "out of memory");
         goto fail;
     }
@@ -563,6 +639,9 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     CK(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking), "stream");
     CKB(cublasCreate(&cb->blas), "cublasCreate");
     CKB(cublasSetStream(cb->blas, cb->stream), "cublasSetStream");
+    /* cuBLAS must not allocate while a graph is captured: give it its workspace */
+    CK(cudaMalloc(&cb->blas_ws, 32u << 20), "cuBLAS workspace");
+    CKB(cublasSetWorkspace(cb->blas, cb->blas_ws, 32u << 20), "cublasSetWorkspace");
     if (upload_weights(cb, err) < 0 || upload_inv_freq(cb, err) < 0)
         goto fail;
     CK(cudaMalloc((void **)&cb->logits, (size_t)opts->max_seqs * (size_t)cb->V * 4), "logits");

@@ -251,6 +251,98 @@ extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, co
     return launched();
 }
 
+// ---- attention for prefill: one warp per (token, head) over all its keys ----
+//
+// A block holds QT consecutive tokens x the `group` query heads that share one KV head, so
+// its warps stream the same K/V rows and most reads hit L1 instead of L2.
+
+template <int HD>
+__global__ void attention_prefill_kernel(uint16_t *out, const float *q, sl_cu_tok tok,
+                                         sl_cu_kv kv, int heads, int T, int QT)
+{
+    constexpr int DPL = HD >= 32 ? HD / 32 : 1;
+    extern __shared__ float q_all[];
+    int group = heads / kv.kv_heads, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    int t = blockIdx.x * QT + w / group, kvh = blockIdx.y, h = kvh * group + w % group;
+    if (t >= T)
+        return;
+    float *q_s = q_all + w * HD;
+    float scale = rsqrtf((float)HD);
+    for (int i = lane; i < HD; i += 32)
+        q_s[i] = q[((size_t)t * heads + h) * HD + i] * scale;
+    __syncwarp();
+    int n = tok.pos[t] + 1, slot = tok.slot[t];
+    float m = -INFINITY, l = 0.0f, acc[DPL];
+#pragma unroll
+    for (int d = 0; d < DPL; d++)
+        acc[d] = 0.0f;
+    bool vlane = lane * DPL < HD;
+    for (int c = 0; c * 32 < n; c++) {
+        int p = c * 32 + lane;
+        bool valid = p < n;
+        size_t off = valid ? cache_row(kv, slot, p) + (size_t)kvh * HD : 0;
+        float sc = -INFINITY;
+        if (valid) {
+            const uint4 *kr = reinterpret_cast<const uint4 *>(kv.k + off);
+            float dot = 0.0f;
+#pragma unroll
+            for (int i = 0; i < HD / 8; i++) {
+                uint4 u = kr[i];
+                const unsigned wd[4] = { u.x, u.y, u.z, u.w };
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    dot += q_s[i * 8 + 2 * j] * __uint_as_float(wd[j] << 16);
+                    dot += q_s[i * 8 + 2 * j + 1] * __uint_as_float(wd[j] & 0xffff0000u);
+                }
+            }
+            sc = dot;
+        }
+        float m_new = fmaxf(m, warp_max(sc));
+        float pr = valid ? expf(sc - m_new) : 0.0f;
+        float corr = expf(m - m_new);
+        l = l * corr + warp_sum(pr);
+#pragma unroll
+        for (int d = 0; d < DPL; d++)
+            acc[d] *= corr;
+        int keys = min(32, n - c * 32);
+        for (int j = 0; j < keys; j++) {
+            float pj = __shfl_sync(0xffffffffu, pr, j);
+            size_t oj = __shfl_sync(0xffffffffu, (unsigned long long)off, j);
+            if (vlane) {
+                const uint16_t *vr = kv.v + oj + lane * DPL;
+#pragma unroll
+                for (int d = 0; d < DPL; d++)
+                    acc[d] += pj * bf(vr[d]);
+            }
+        }
+        m = m_new;
+    }
+    if (vlane)
+#pragma unroll
+        for (int d = 0; d < DPL; d++)
+            out[((size_t)t * heads + h) * HD + lane * DPL + d] = to_bf(acc[d] / l);
+}
+
+extern "C" int sl_cu_attention_prefill(sl_cu_stream s, uint16_t *out, const float *q,
+                                       const sl_cu_tok *tok, const sl_cu_kv *kv, int T, int heads)
+{
+    int group = heads / kv->kv_heads;
+    int QT = group >= 16 ? 1 : 16 / group;
+    dim3 grid((T + QT - 1) / QT, kv->kv_heads), block(32 * group * QT);
+    size_t smem = (size_t)group * QT * kv->head_dim * sizeof(float);
+    if (block.x > 1024)
+        return -1;
+    switch (kv->head_dim) {
+    case 16: attention_prefill_kernel<16><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
+    case 32: attention_prefill_kernel<32><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
+    case 64: attention_prefill_kernel<64><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
+    case 128: attention_prefill_kernel<128><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
+    case 256: attention_prefill_kernel<256><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
+    default: return -1;
+    }
+    return launched();
+}
+
 // ---- SwiGLU ----
 
 __global__ void swiglu_kernel(uint16_t *act, const float *gu, int T, int I)

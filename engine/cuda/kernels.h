@@ -49,6 +49,11 @@ int sl_cu_qkv_rope(sl_cu_stream s, const float *qkv, const uint16_t *bias, float
 int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
                     const sl_cu_kv *kv, int T, int heads);
 
+/* The same for batches with prompt chunks: a block streams one KV head's rows for several
+ * tokens and all the query heads that share it (more reuse, less parallelism per token). */
+int sl_cu_attention_prefill(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
+                            const sl_cu_kv *kv, int T, int heads);
+
 /* act[t][I] (bf16) = silu(gu[t][i]) * gu[t][I + i], gu f32 [T][2I]. */
 int sl_cu_swiglu(sl_cu_stream s, uint16_t *act, const float *gu, int T, int I);
 
