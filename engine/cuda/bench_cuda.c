@@ -2,7 +2,10 @@
  * prompts, 128 greedy steps timed after 4 warm-up steps, argmax on the GPU), the time of a
  * prefill (time to first token) for 128/1024/4096-token prompts, and the batch-1 bandwidth
  * roofline (weight bytes per step over the measured device-to-device copy rate). Prints a
- * table, and the same figures as JSON to OUT.json for tests/gpu/bench_hf.py. */
+ * table, and the same figures as JSON to OUT.json for tests/gpu/bench_hf.py.
+ * With SL_CUDA_PROFILE=1: batch 1 and the 1024-token prompt only, and the backend prints
+ * the GPU time of each stage of the forward pass at the end. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,10 +109,14 @@ int main(int argc, char **argv)
     sl_seq_step *st = calloc((size_t)maxB, sizeof *st);
     for (int i = 0; i < maxB * 4096; i++)
         toks[i] = rand_tok(V);
-    double dec[4], ttft[3];
+    double dec[4] = { 0 }, ttft[3] = { 0 };
+    const char *prof = getenv("SL_CUDA_PROFILE");
+    bool profile = prof && !strcmp(prof, "1");
 
     for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
         int B = batches[bi];
+        if (profile && B != 1)
+            continue;
         for (int i = 0; i < B; i++)
             st[i] = (sl_seq_step){ i, toks + (size_t)i * PROMPT, PROMPT, 0 };
         /* prefill in groups of 32 prompts (4096 tokens) */
@@ -137,6 +144,8 @@ int main(int argc, char **argv)
     for (size_t pi = 0; pi < sizeof prefills / sizeof *prefills; pi++) {
         int N = prefills[pi];
         double ts[5];
+        if (profile && N != 1024)
+            continue;
         for (int r = 0; r < 5 + 1; r++) {
             sl_seq_step s1 = { 0, toks, N, 0 };
             double t0 = now_s();

@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,17 +37,25 @@ typedef struct cuda_backend {
 
     /* activations for cap_T tokens */
     int cap_T;
-    float *x, *qkv, *q, *gu, *logits;
-    uint16_t *xn, *att, *act;
+    float *x, *q, *logits;
+    uint16_t *xn, *qkv, *att, *y, *gu, *act;
     int32_t *meta_dev, *meta_host, *ids_dev;
 
     /* decode steps (one token per sequence) replay a CUDA graph per batch size and output
      * kind (logits, ids): [2][max_seqs + 1]; captured on first use, dropped when the
      * activation buffers move */
     bool use_graphs;
+    bool use_gemv;          /* own GEMV kernel for batches of up to 8 tokens (SL_CUDA_GEMV=0: off) */
     cudaGraphExec_t *graphs;
     int *graph_limit;
     void *blas_ws;
+
+    /* SL_CUDA_PROFILE=1: time per stage, [prefill-or-mixed, decode] */
+    bool profile, prof_on;
+    cudaEvent_t prof_ev[16 * 1024];
+    int prof_stage[16 * 1024], prof_n;
+    double prof_ms[2][16];
+    long prof_calls[2];
 } cuda_backend;
 
 #define CK(call, what)                                                                     \
@@ -235,13 +244,14 @@ static void free_acts(cuda_backend *cb)
     cudaFree(cb->qkv);
     cudaFree(cb->q);
     cudaFree(cb->gu);
+    cudaFree(cb->y);
     cudaFree(cb->xn);
     cudaFree(cb->att);
     cudaFree(cb->act);
     cudaFree(cb->meta_dev);
     cudaFreeHost(cb->meta_host);
-    cb->x = cb->qkv = cb->q = cb->gu = NULL;
-    cb->xn = cb->att = cb->act = NULL;
+    cb->x = cb->q = NULL;
+    cb->xn = cb->qkv = cb->att = cb->y = cb->gu = cb->act = NULL;
     cb->meta_dev = cb->meta_host = NULL;
     cb->cap_T = 0;
 }
@@ -254,9 +264,10 @@ static int ensure_acts(cuda_backend *cb, int T, sl_err *err)
     free_acts(cb);
     size_t t = (size_t)T, S = (size_t)cb->base.max_seqs;
     CK(cudaMalloc((void **)&cb->x, t * (size_t)cb->H * 4), "activations");
-    CK(cudaMalloc((void **)&cb->qkv, t * (size_t)(cb->Q + 2 * cb->KV) * 4), "activations");
+    CK(cudaMalloc((void **)&cb->qkv, t * (size_t)(cb->Q + 2 * cb->KV) * 2), "activations");
+    CK(cudaMalloc((void **)&cb->y, t * (size_t)cb->H * 2), "activations");
     CK(cudaMalloc((void **)&cb->q, t * (size_t)cb->Q * 4), "activations");
-    CK(cudaMalloc((void **)&cb->gu, t * 2 * (size_t)cb->I * 4), "activations");
+    CK(cudaMalloc((void **)&cb->gu, t * 2 * (size_t)cb->I * 2), "activations");
     CK(cudaMalloc((void **)&cb->xn, t * (size_t)cb->H * 2), "activations");
     CK(cudaMalloc((void **)&cb->att, t * (size_t)cb->Q * 2), "activations");
     CK(cudaMalloc((void **)&cb->act, t * (size_t)cb->I * 2), "activations");
@@ -338,20 +349,40 @@ fail:
     return -1;
 }
 
-/* Y[T][N] (f32) = beta * Y + X[T][K] (bf16) . W[N][K]^T (bf16), f32 accumulation. */
+/* Y[T][N] = X[T][K] (bf16) . W[N][K]^T (bf16), f32 accumulation; Y bf16, or f32 where
+ * y_f32 (the logits). */
 static int gemm(cuda_backend *cb, const uint16_t *W, int N, int K, const uint16_t *X, int T,
-                float *Y, float beta, sl_err *err)
+                void *Y, bool y_f32, sl_err *err)
 {
-    const float alpha = 1.0f;
+    const float alpha = 1.0f, beta = 0.0f;
+    if (T <= SL_CU_GEMV_MAX_T && K % 8 == 0 && cb->use_gemv) {
+        CKK(sl_cu_gemv(cb->stream, Y, y_f32, W, X, T, N, K), "gemv");
+        return 0;
+    }
     CKB(cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &alpha, W, CUDA_R_16BF, K, X,
-                     CUDA_R_16BF, K, &beta, Y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
-                     CUBLAS_GEMM_DEFAULT), "GEMM");
+                     CUDA_R_16BF, K, &beta, Y, y_f32 ? CUDA_R_32F : CUDA_R_16BF, N,
+                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT), "GEMM");
     return 0;
 fail:
     return -1;
 }
 
-static int run_layers(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *tok, sl_err *err)
+/* Per-stage GPU time (SL_CUDA_PROFILE=1; decode graphs off): events between stages. */
+enum { P_EMBED, P_NORM, P_QKV, P_ROPE, P_ATTN, P_O, P_GU, P_SWIGLU, P_DOWN, P_HEAD, P_N };
+static const char *const stage_name[P_N] = { "embed", "add+rmsnorm", "qkv GEMM", "bias+rope+kv write",
+                                             "attention", "o_proj GEMM", "gate_up GEMM", "swiglu",
+                                             "down GEMM", "final norm+lm_head+argmax" };
+
+static void mark(cuda_backend *cb, int stage)
+{
+    if (!cb->prof_on)
+        return;
+    cudaEvent_t e = cb->prof_ev[cb->prof_n];
+    cudaEventRecord(e, cb->stream);
+    cb->prof_stage[cb->prof_n++] = stage;
+}
+
+static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err)
 {
     const sl_model_config *c = &cb->base.model->cfg;
     float eps = c->rms_norm_eps;
@@ -361,23 +392,31 @@ static int run_layers(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *tok
         size_t layer_off = (size_t)l * (size_t)cb->n_blocks * SL_KV_BLOCK * (size_t)cb->KV;
         sl_cu_kv kv = { cb->k_cache + layer_off, cb->v_cache + layer_off, cb->bt_dev,
                         cb->max_blocks, c->num_kv_heads, cb->hd };
-        CKK(sl_cu_rmsnorm(s, cb->xn, cb->x, NULL, w->in_norm, T, cb->H, eps), "rmsnorm");
-        if (gemm(cb, w->qkv_w, cb->Q + 2 * cb->KV, cb->H, cb->xn, T, cb->qkv, 0.0f, err) < 0)
+        /* the previous layer's down_proj output joins the residual here */
+        CKK(sl_cu_add_rmsnorm(s, cb->xn, cb->x, l ? cb->y : NULL, NULL, w->in_norm, T, cb->H, eps),
+            "rmsnorm");
+        mark(cb, P_NORM);
+        if (gemm(cb, w->qkv_w, cb->Q + 2 * cb->KV, cb->H, cb->xn, T, cb->qkv, false, err) < 0)
             goto fail;
+        mark(cb, P_QKV);
         CKK(sl_cu_qkv_rope(s, cb->qkv, w->qkv_b, cb->q, tok, &kv, cb->inv_freq, T,
                            c->num_heads), "qkv_rope");
-        if (T > n_steps)
-            CKK(sl_cu_attention_prefill(s, cb->att, cb->q, tok, &kv, T, c->num_heads), "attention");
-        else
-            CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads), "attention");
-        if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->x, 1.0f, err) < 0)
+        mark(cb, P_ROPE);
+        CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads), "attention");
+        mark(cb, P_ATTN);
+        if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->y, false, err) < 0)
             goto fail;
-        CKK(sl_cu_rmsnorm(s, cb->xn, cb->x, NULL, w->post_norm, T, cb->H, eps), "rmsnorm");
-        if (gemm(cb, w->gu_w, 2 * cb->I, cb->H, cb->xn, T, cb->gu, 0.0f, err) < 0)
+        mark(cb, P_O);
+        CKK(sl_cu_add_rmsnorm(s, cb->xn, cb->x, cb->y, NULL, w->post_norm, T, cb->H, eps), "rmsnorm");
+        mark(cb, P_NORM);
+        if (gemm(cb, w->gu_w, 2 * cb->I, cb->H, cb->xn, T, cb->gu, false, err) < 0)
             goto fail;
+        mark(cb, P_GU);
         CKK(sl_cu_swiglu(s, cb->act, cb->gu, T, cb->I), "swiglu");
-        if (gemm(cb, w->down_w, cb->H, cb->I, cb->act, T, cb->x, 1.0f, err) < 0)
+        mark(cb, P_SWIGLU);
+        if (gemm(cb, w->down_w, cb->H, cb->I, cb->act, T, cb->y, false, err) < 0)
             goto fail;
+        mark(cb, P_DOWN);
     }
     return 0;
 fail:
@@ -391,15 +430,18 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
 {
     cudaStream_t s = cb->stream;
     const sl_model_config *c = &cb->base.model->cfg;
+    mark(cb, -1);
     CKK(sl_cu_embed(s, cb->x, cb->embed, tok->ids, T, cb->H), "embed");
-    if (run_layers(cb, T, n_steps, tok, err) < 0)
+    mark(cb, P_EMBED);
+    if (run_layers(cb, T, tok, err) < 0)
         goto fail;
-    CKK(sl_cu_rmsnorm(s, cb->xn, cb->x, cb->meta_dev + 3 * T, cb->final_norm, n_steps, cb->H,
-                      c->rms_norm_eps), "final norm");
-    if (gemm(cb, cb->lm_head, cb->V, cb->H, cb->xn, n_steps, cb->logits, 0.0f, err) < 0)
+    CKK(sl_cu_add_rmsnorm(s, cb->xn, cb->x, cb->y, cb->meta_dev + 3 * T, cb->final_norm, n_steps,
+                          cb->H, c->rms_norm_eps), "final norm");
+    if (gemm(cb, cb->lm_head, cb->V, cb->H, cb->xn, n_steps, cb->logits, true, err) < 0)
         goto fail;
     if (ids_mode)
         CKK(sl_cu_argmax(s, cb->ids_dev, cb->logits, n_steps, cb->V, limit), "argmax");
+    mark(cb, P_HEAD);
     return 0;
 fail:
     return -1;
@@ -464,7 +506,9 @@ static int run_forward(cuda_backend *cb, const sl_seq_step *steps, int n_steps, 
     CK(cudaMemcpyAsync(cb->meta_dev, mh, (3 * (size_t)T + (size_t)n_steps) * 4,
                        cudaMemcpyHostToDevice, s), "batch upload");
     sl_cu_tok tok = { cb->meta_dev, cb->meta_dev + T, cb->meta_dev + 2 * T };
-    if (cb->use_graphs && T == n_steps)
+    cb->prof_on = cb->profile;
+    cb->prof_n = 0;
+    if (cb->use_graphs && !cb->profile && T == n_steps)
         rc = launch_graph(cb, T, &tok, ids != NULL, limit, err);
     else
         rc = launch_body(cb, T, n_steps, &tok, ids != NULL, limit, err);
@@ -477,6 +521,15 @@ static int run_forward(cuda_backend *cb, const sl_seq_step *steps, int n_steps, 
         CK(cudaMemcpyAsync(logits, cb->logits, (size_t)n_steps * (size_t)cb->V * 4,
                            cudaMemcpyDeviceToHost, s), "logits download");
     CK(cudaStreamSynchronize(s), "forward pass");
+    if (cb->prof_on) {
+        for (int i = 1; i < cb->prof_n; i++) {
+            float ms = 0;
+            cudaEventElapsedTime(&ms, cb->prof_ev[i - 1], cb->prof_ev[i]);
+            cb->prof_ms[T == n_steps][cb->prof_stage[i]] += ms;
+        }
+        cb->prof_calls[T == n_steps]++;
+        cb->prof_on = false;
+    }
     for (int i = 0; i < n_steps; i++)
         cb->cached[steps[i].slot] = steps[i].pos + steps[i].n_tokens;
     return 0;
@@ -516,6 +569,11 @@ static void cu_destroy(sl_backend *b)
     cuda_backend *cb = (cuda_backend *)b;
     if (!cb)
         return;
+    if (cb->profile)
+        sl_backend_cuda_profile_print(b, stderr);
+    for (int i = 0; i < 16 * 1024; i++)
+        if (cb->prof_ev[i])
+            cudaEventDestroy(cb->prof_ev[i]);
     free_acts(cb);
     if (cb->layers)
         for (int l = 0; l < cb->L; l++) {
@@ -629,8 +687,11 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     cb->cached = calloc((size_t)opts->max_seqs, sizeof *cb->cached);
     cb->graphs = calloc(2 * ((size_t)opts->max_seqs + 1), sizeof *cb->graphs);
     cb->graph_limit = calloc(2 * ((size_t)opts->max_seqs + 1), sizeof *cb->graph_limit);
-    const char *g = getenv("SL_CUDA_GRAPHS");
+    const char *g = getenv("SL_CUDA_GRAPHS"), *prof = getenv("SL_CUDA_PROFILE");
     cb->use_graphs = !(g && !strcmp(g, "0"));
+    const char *gv = getenv("SL_CUDA_GEMV");
+    cb->use_gemv = !(gv && !strcmp(gv, "0"));
+    cb->profile = prof && !strcmp(prof, "1");
     if (!cb->layers || !cb->slot_blocks || !cb->cached || !cb->graphs || !cb->graph_limit) {
         sl_err_set(err, "out of memory");
         goto fail;
@@ -642,6 +703,9 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     /* cuBLAS must not allocate while a graph is captured: give it its workspace */
     CK(cudaMalloc(&cb->blas_ws, 32u << 20), "cuBLAS workspace");
     CKB(cublasSetWorkspace(cb->blas, cb->blas_ws, 32u << 20), "cublasSetWorkspace");
+    if (cb->profile)
+        for (int i = 0; i < 12 * cb->L + 8; i++)
+            CK(cudaEventCreate(&cb->prof_ev[i]), "profile events");
     if (upload_weights(cb, err) < 0 || upload_inv_freq(cb, err) < 0)
         goto fail;
     CK(cudaMalloc((void **)&cb->logits, (size_t)opts->max_seqs * (size_t)cb->V * 4), "logits");
@@ -653,6 +717,24 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
 fail:
     cu_destroy(&cb->base);
     return NULL;
+}
+
+void sl_backend_cuda_profile_print(const sl_backend *b, FILE *f)
+{
+    const cuda_backend *cb = (const cuda_backend *)b;
+    for (int k = 1; k >= 0; k--) {
+        if (!cb->prof_calls[k])
+            continue;
+        double total = 0;
+        for (int i = 0; i < P_N; i++)
+            total += cb->prof_ms[k][i];
+        fprintf(f, "%s: %ld calls, %.3f ms GPU time per call\n| stage | ms per call | share |\n",
+                k ? "decode steps" : "prefill/mixed steps", cb->prof_calls[k],
+                total / (double)cb->prof_calls[k]);
+        for (int i = 0; i < P_N; i++)
+            fprintf(f, "| %s | %.4f | %.1f%% |\n", stage_name[i],
+                    cb->prof_ms[k][i] / (double)cb->prof_calls[k], 100 * cb->prof_ms[k][i] / total);
+    }
 }
 
 void sl_backend_cuda_blocks(const sl_backend *b, int *total, int *free_now)

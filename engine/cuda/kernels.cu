@@ -54,17 +54,24 @@ extern "C" int sl_cu_embed(sl_cu_stream s, float *x, const uint16_t *embed, cons
     return launched();
 }
 
-// ---- RMSNorm (f32 in, bf16 out) ----
+// ---- residual add + RMSNorm (f32 residual, bf16 out) ----
 
-__global__ void rmsnorm_kernel(uint16_t *out, const float *x, const int32_t *rows,
-                               const uint16_t *w, int H, float eps)
+__global__ void add_rmsnorm_kernel(uint16_t *out, float *x, const uint16_t *y, const int32_t *rows,
+                                   const uint16_t *w, int H, float eps)
 {
     __shared__ float part[32];
     int r = blockIdx.x, src = rows ? rows[r] : r;
-    const float *xr = x + (size_t)src * H;
+    float *xr = x + (size_t)src * H;
+    const uint16_t *yr = y ? y + (size_t)src * H : NULL;
     float ss = 0;
-    for (int i = threadIdx.x; i < H; i += blockDim.x)
-        ss += xr[i] * xr[i];
+    for (int i = threadIdx.x; i < H; i += blockDim.x) {
+        float v = xr[i];
+        if (yr) {
+            v += bf(yr[i]);
+            xr[i] = v;
+        }
+        ss += v * v;
+    }
     ss = warp_sum(ss);
     if ((threadIdx.x & 31) == 0)
         part[threadIdx.x >> 5] = ss;
@@ -81,10 +88,10 @@ __global__ void rmsnorm_kernel(uint16_t *out, const float *x, const int32_t *row
         out[(size_t)r * H + i] = to_bf(bf(w[i]) * (xr[i] * inv));
 }
 
-extern "C" int sl_cu_rmsnorm(sl_cu_stream s, uint16_t *out, const float *x, const int32_t *rows,
-                             const uint16_t *w, int R, int H, float eps)
+extern "C" int sl_cu_add_rmsnorm(sl_cu_stream s, uint16_t *out, float *x, const uint16_t *y,
+                                 const int32_t *rows, const uint16_t *w, int R, int H, float eps)
 {
-    rmsnorm_kernel<<<R, 512, 0, s>>>(out, x, rows, w, H, eps);
+    add_rmsnorm_kernel<<<R, 512, 0, s>>>(out, x, y, rows, w, H, eps);
     return launched();
 }
 
@@ -97,18 +104,18 @@ __device__ __forceinline__ size_t cache_row(const sl_cu_kv &kv, int slot, int p)
            (size_t)kv.head_dim;
 }
 
-__global__ void qkv_rope_kernel(const float *qkv, const uint16_t *bias, float *q_out,
+__global__ void qkv_rope_kernel(const uint16_t *qkv, const uint16_t *bias, float *q_out,
                                 sl_cu_tok tok, sl_cu_kv kv, const float *inv_freq, int heads)
 {
     int t = blockIdx.x, hd = kv.head_dim, half = hd / 2;
     int Q = heads * hd, KV = kv.kv_heads * hd;
-    const float *row = qkv + (size_t)t * (Q + 2 * KV);
+    const uint16_t *row = qkv + (size_t)t * (Q + 2 * KV);
     float pos = (float)tok.pos[t];
     size_t at = cache_row(kv, tok.slot[t], tok.pos[t]);
     int pairs = (heads + kv.kv_heads) * half;
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
         int h = i / half, d = i % half, base = h * hd;
-        float x1 = row[base + d], x2 = row[base + d + half];
+        float x1 = bf(row[base + d]), x2 = bf(row[base + d + half]);
         if (bias) {
             x1 += bf(bias[base + d]);
             x2 += bf(bias[base + d + half]);
@@ -126,12 +133,12 @@ __global__ void qkv_rope_kernel(const float *qkv, const uint16_t *bias, float *q
         }
     }
     for (int i = threadIdx.x; i < KV; i += blockDim.x) {
-        float v = row[Q + KV + i] + (bias ? bf(bias[Q + KV + i]) : 0.0f);
+        float v = bf(row[Q + KV + i]) + (bias ? bf(bias[Q + KV + i]) : 0.0f);
         kv.v[at + i] = to_bf(v);
     }
 }
 
-extern "C" int sl_cu_qkv_rope(sl_cu_stream s, const float *qkv, const uint16_t *bias, float *q_out,
+extern "C" int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_t *bias, float *q_out,
                               const sl_cu_tok *tok, const sl_cu_kv *kv, const float *inv_freq,
                               int T, int heads)
 {
@@ -144,7 +151,30 @@ extern "C" int sl_cu_qkv_rope(sl_cu_stream s, const float *qkv, const uint16_t *
 // Each warp takes chunks of 32 keys in turn (lane = key for the scores, lane = dims for
 // the values) with an online softmax; the warps' partial results merge at the end.
 
-#define ATT_WARPS 4
+#define ATT_WARPS 8
+
+// acc += p[j] * V[key j][this lane's dims]; p and the row offsets live one per lane.
+template <int HD, int DPL>
+__device__ __forceinline__ void pv_step(float *acc, const uint16_t *v, float pr, size_t off,
+                                        int j, int lane, bool vlane)
+{
+    float pj = __shfl_sync(0xffffffffu, pr, j);
+    size_t oj = __shfl_sync(0xffffffffu, (unsigned long long)off, j);
+    if (!vlane)
+        return;
+    const uint16_t *vr = v + oj + lane * DPL;
+    if constexpr (DPL == 4) {
+        uint2 u = *reinterpret_cast<const uint2 *>(vr);
+        acc[0] += pj * __uint_as_float(u.x << 16);
+        acc[1] += pj * __uint_as_float(u.x & 0xffff0000u);
+        acc[2] += pj * __uint_as_float(u.y << 16);
+        acc[3] += pj * __uint_as_float(u.y & 0xffff0000u);
+    } else {
+#pragma unroll
+        for (int d = 0; d < DPL; d++)
+            acc[d] += pj * bf(vr[d]);
+    }
+}
 
 template <int HD>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
@@ -195,15 +225,13 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
         for (int d = 0; d < DPL; d++)
             acc[d] *= corr;
         int keys = min(32, n - c * 32);
-        for (int j = 0; j < keys; j++) {
-            float pj = __shfl_sync(0xffffffffu, pr, j);
-            size_t oj = __shfl_sync(0xffffffffu, (unsigned long long)off, j);
-            if (vlane) {
-                const uint16_t *vr = kv.v + oj + lane * DPL;
+        if (keys == 32) {
 #pragma unroll
-                for (int d = 0; d < DPL; d++)
-                    acc[d] += pj * bf(vr[d]);
-            }
+            for (int j = 0; j < 32; j++)
+                pv_step<HD, DPL>(acc, kv.v, pr, off, j, lane, vlane);
+        } else {
+            for (int j = 0; j < keys; j++)
+                pv_step<HD, DPL>(acc, kv.v, pr, off, j, lane, vlane);
         }
         m = m_new;
     }
@@ -251,93 +279,76 @@ extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, co
     return launched();
 }
 
-// ---- attention for prefill: one warp per (token, head) over all its keys ----
+// ---- GEMV-shaped GEMM for decode batches of up to 8 tokens ----
 //
-// A block holds QT consecutive tokens x the `group` query heads that share one KV head, so
-// its warps stream the same K/V rows and most reads hit L1 instead of L2.
+// One warp per weight row: 16-byte loads of W, read once for all T tokens, x (bf16, tiny)
+// from L1/L2. cuBLAS is left the larger batches.
 
-template <int HD>
-__global__ void attention_prefill_kernel(uint16_t *out, const float *q, sl_cu_tok tok,
-                                         sl_cu_kv kv, int heads, int T, int QT)
+template <int T, bool F32OUT>
+__global__ void __launch_bounds__(256) gemv_kernel(void *y, const uint16_t *W, const uint16_t *x,
+                                                   int N, int K)
 {
-    constexpr int DPL = HD >= 32 ? HD / 32 : 1;
-    extern __shared__ float q_all[];
-    int group = heads / kv.kv_heads, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    int t = blockIdx.x * QT + w / group, kvh = blockIdx.y, h = kvh * group + w % group;
-    if (t >= T)
+    int row = blockIdx.x * 8 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= N)
         return;
-    float *q_s = q_all + w * HD;
-    float scale = rsqrtf((float)HD);
-    for (int i = lane; i < HD; i += 32)
-        q_s[i] = q[((size_t)t * heads + h) * HD + i] * scale;
-    __syncwarp();
-    int n = tok.pos[t] + 1, slot = tok.slot[t];
-    float m = -INFINITY, l = 0.0f, acc[DPL];
+    const uint4 *w = reinterpret_cast<const uint4 *>(W + (size_t)row * K);
+    float acc[T];
 #pragma unroll
-    for (int d = 0; d < DPL; d++)
-        acc[d] = 0.0f;
-    bool vlane = lane * DPL < HD;
-    for (int c = 0; c * 32 < n; c++) {
-        int p = c * 32 + lane;
-        bool valid = p < n;
-        size_t off = valid ? cache_row(kv, slot, p) + (size_t)kvh * HD : 0;
-        float sc = -INFINITY;
-        if (valid) {
-            const uint4 *kr = reinterpret_cast<const uint4 *>(kv.k + off);
-            float dot = 0.0f;
+    for (int t = 0; t < T; t++)
+        acc[t] = 0.0f;
+    int chunks = K / 8;
+#pragma unroll 4
+    for (int c = lane; c < chunks; c += 32) {
+        uint4 u = w[c];
+        const unsigned wd[4] = { u.x, u.y, u.z, u.w };
 #pragma unroll
-            for (int i = 0; i < HD / 8; i++) {
-                uint4 u = kr[i];
-                const unsigned wd[4] = { u.x, u.y, u.z, u.w };
+        for (int t = 0; t < T; t++) {
+            uint4 v = reinterpret_cast<const uint4 *>(x + (size_t)t * K)[c];
+            const unsigned xd[4] = { v.x, v.y, v.z, v.w };
 #pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    dot += q_s[i * 8 + 2 * j] * __uint_as_float(wd[j] << 16);
-                    dot += q_s[i * 8 + 2 * j + 1] * __uint_as_float(wd[j] & 0xffff0000u);
-                }
-            }
-            sc = dot;
-        }
-        float m_new = fmaxf(m, warp_max(sc));
-        float pr = valid ? expf(sc - m_new) : 0.0f;
-        float corr = expf(m - m_new);
-        l = l * corr + warp_sum(pr);
-#pragma unroll
-        for (int d = 0; d < DPL; d++)
-            acc[d] *= corr;
-        int keys = min(32, n - c * 32);
-        for (int j = 0; j < keys; j++) {
-            float pj = __shfl_sync(0xffffffffu, pr, j);
-            size_t oj = __shfl_sync(0xffffffffu, (unsigned long long)off, j);
-            if (vlane) {
-                const uint16_t *vr = kv.v + oj + lane * DPL;
-#pragma unroll
-                for (int d = 0; d < DPL; d++)
-                    acc[d] += pj * bf(vr[d]);
+            for (int j = 0; j < 4; j++) {
+                acc[t] += __uint_as_float(wd[j] << 16) * __uint_as_float(xd[j] << 16);
+                acc[t] += __uint_as_float(wd[j] & 0xffff0000u) * __uint_as_float(xd[j] & 0xffff0000u);
             }
         }
-        m = m_new;
     }
-    if (vlane)
 #pragma unroll
-        for (int d = 0; d < DPL; d++)
-            out[((size_t)t * heads + h) * HD + lane * DPL + d] = to_bf(acc[d] / l);
+    for (int t = 0; t < T; t++) {
+        float v = warp_sum(acc[t]);
+        if (lane == 0) {
+            if (F32OUT)
+                static_cast<float *>(y)[(size_t)t * N + row] = v;
+            else
+                static_cast<uint16_t *>(y)[(size_t)t * N + row] = to_bf(v);
+        }
+    }
 }
 
-extern "C" int sl_cu_attention_prefill(sl_cu_stream s, uint16_t *out, const float *q,
-                                       const sl_cu_tok *tok, const sl_cu_kv *kv, int T, int heads)
+template <int T>
+static void gemv_launch(sl_cu_stream s, void *y, bool f32, const uint16_t *W, const uint16_t *x,
+                        int N, int K)
 {
-    int group = heads / kv->kv_heads;
-    int QT = group >= 16 ? 1 : 16 / group;
-    dim3 grid((T + QT - 1) / QT, kv->kv_heads), block(32 * group * QT);
-    size_t smem = (size_t)group * QT * kv->head_dim * sizeof(float);
-    if (block.x > 1024)
+    int blocks = (N + 7) / 8;
+    if (f32)
+        gemv_kernel<T, true><<<blocks, 256, 0, s>>>(y, W, x, N, K);
+    else
+        gemv_kernel<T, false><<<blocks, 256, 0, s>>>(y, W, x, N, K);
+}
+
+extern "C" int sl_cu_gemv(sl_cu_stream s, void *y, int y_f32, const uint16_t *W, const uint16_t *x,
+                          int T, int N, int K)
+{
+    if (K % 8 != 0)
         return -1;
-    switch (kv->head_dim) {
-    case 16: attention_prefill_kernel<16><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
-    case 32: attention_prefill_kernel<32><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
-    case 64: attention_prefill_kernel<64><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
-    case 128: attention_prefill_kernel<128><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
-    case 256: attention_prefill_kernel<256><<<grid, block, smem, s>>>(out, q, *tok, *kv, heads, T, QT); break;
+    switch (T) {
+    case 1: gemv_launch<1>(s, y, y_f32, W, x, N, K); break;
+    case 2: gemv_launch<2>(s, y, y_f32, W, x, N, K); break;
+    case 3: gemv_launch<3>(s, y, y_f32, W, x, N, K); break;
+    case 4: gemv_launch<4>(s, y, y_f32, W, x, N, K); break;
+    case 5: gemv_launch<5>(s, y, y_f32, W, x, N, K); break;
+    case 6: gemv_launch<6>(s, y, y_f32, W, x, N, K); break;
+    case 7: gemv_launch<7>(s, y, y_f32, W, x, N, K); break;
+    case 8: gemv_launch<8>(s, y, y_f32, W, x, N, K); break;
     default: return -1;
     }
     return launched();
@@ -345,18 +356,18 @@ extern "C" int sl_cu_attention_prefill(sl_cu_stream s, uint16_t *out, const floa
 
 // ---- SwiGLU ----
 
-__global__ void swiglu_kernel(uint16_t *act, const float *gu, int T, int I)
+__global__ void swiglu_kernel(uint16_t *act, const uint16_t *gu, int T, int I)
 {
     size_t n = (size_t)T * I;
     for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n;
          k += (size_t)gridDim.x * blockDim.x) {
         size_t t = k / I, i = k % I;
-        float g = gu[t * 2 * I + i], u = gu[t * 2 * I + I + i];
+        float g = bf(gu[t * 2 * I + i]), u = bf(gu[t * 2 * I + I + i]);
         act[k] = to_bf(g / (1.0f + expf(-g)) * u);
     }
 }
 
-extern "C" int sl_cu_swiglu(sl_cu_stream s, uint16_t *act, const float *gu, int T, int I)
+extern "C" int sl_cu_swiglu(sl_cu_stream s, uint16_t *act, const uint16_t *gu, int T, int I)
 {
     size_t n = (size_t)T * I;
     int blocks = (int)((n + 255) / 256);

@@ -33,14 +33,15 @@ typedef struct sl_cu_kv {
 /* x[t][H] (f32) = embed[ids[t]][H] (bf16). */
 int sl_cu_embed(sl_cu_stream s, float *x, const uint16_t *embed, const int32_t *ids, int T, int H);
 
-/* out[r][H] (bf16) = w * x[row] / rms(x[row]), row = rows ? rows[r] : r. */
-int sl_cu_rmsnorm(sl_cu_stream s, uint16_t *out, const float *x, const int32_t *rows,
-                  const uint16_t *w, int R, int H, float eps);
+/* The residual add and the RMSNorm after it, row = rows ? rows[r] : r: x[row] += y[row]
+ * (y bf16, NULL: nothing to add), then out[r][H] (bf16) = w * x[row] / rms(x[row]). */
+int sl_cu_add_rmsnorm(sl_cu_stream s, uint16_t *out, float *x, const uint16_t *y,
+                      const int32_t *rows, const uint16_t *w, int R, int H, float eps);
 
-/* qkv[t] = [q | k | v] f32 from the fused projection: adds the biases (NULL: none),
+/* qkv[t] = [q | k | v] (bf16) from the fused projection: adds the biases (NULL: none),
  * rotates q and k (rotate_half pairs i with i + head_dim/2) at pos[t], writes q to
  * q_out[t][heads][head_dim] (f32) and k, v into the paged cache. */
-int sl_cu_qkv_rope(sl_cu_stream s, const float *qkv, const uint16_t *bias, float *q_out,
+int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_t *bias, float *q_out,
                    const sl_cu_tok *tok, const sl_cu_kv *kv, const float *inv_freq, int T,
                    int heads);
 
@@ -49,13 +50,14 @@ int sl_cu_qkv_rope(sl_cu_stream s, const float *qkv, const uint16_t *bias, float
 int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
                     const sl_cu_kv *kv, int T, int heads);
 
-/* The same for batches with prompt chunks: a block streams one KV head's rows for several
- * tokens and all the query heads that share it (more reuse, less parallelism per token). */
-int sl_cu_attention_prefill(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
-                            const sl_cu_kv *kv, int T, int heads);
+/* act[t][I] (bf16) = silu(gu[t][i]) * gu[t][I + i], gu bf16 [T][2I]. */
+int sl_cu_swiglu(sl_cu_stream s, uint16_t *act, const uint16_t *gu, int T, int I);
 
-/* act[t][I] (bf16) = silu(gu[t][i]) * gu[t][I + i], gu f32 [T][2I]. */
-int sl_cu_swiglu(sl_cu_stream s, uint16_t *act, const float *gu, int T, int I);
+/* y[T][N] = x[T][K] . W[N][K]^T for 1 <= T <= 8 (bf16 in, f32 accumulation; y bf16, or
+ * f32 where y_f32); K a multiple of 8. -1 outside those bounds. */
+#define SL_CU_GEMV_MAX_T 8
+int sl_cu_gemv(sl_cu_stream s, void *y, int y_f32, const uint16_t *W, const uint16_t *x,
+               int T, int N, int K);
 
 /* ids[r] = argmax of logits[r][0..limit) (lowest index on ties). */
 int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, int R, int stride, int limit);

@@ -3,7 +3,7 @@
 # binaries and these scripts carried in .gpu/ (see README, engine section):
 #   .gpu/bin/{sluice-engine,sluice-cuda-check,sluice-cuda-logits,sluice-bench-cuda}
 #   .gpu/gpu/*.py, .gpu/tok/{tokenizer.json,tokenizer_config.json}
-# Usage: run_all.sh [check] [compare15] [sanitize] [bench15] [nograph15] [serve] [preempt]
+# Usage: run_all.sh [check] [compare15] [sanitize] [bench15] [nograph15] [profile15] [serve] [preempt]
 #                   [compare7] [bench7]
 # Logs go to $OUT (or /tmp/sluice-gpu).
 OUT=${OUT:-/tmp/sluice-gpu}
@@ -32,6 +32,9 @@ for s in $steps; do
         python3 $G/gpu/bench_hf.py $m "$OUT/bench$sz.json" 2>&1 | tee -a "$OUT/bench$sz.txt" ;;
     nograph15)
         SL_CUDA_GRAPHS=0 $G/bin/sluice-bench-cuda /tmp/m1.5b 2>&1 | tee "$OUT/bench1.5b-nographs.txt" ;;
+    profile15|profile7)
+        sz=${s#profile}; sz=${sz/15/1.5}b
+        SL_CUDA_PROFILE=1 $G/bin/sluice-bench-cuda /tmp/m$sz 2>&1 | tee "$OUT/profile$sz.txt" ;;
     preempt)
         # a KV cache of ~1200 tokens for 8 x (16 + 200): sequences are preempted and recomputed
         m=/tmp/m1.5b
