@@ -16,9 +16,10 @@
 #include "cuda_backend.h"
 #include "model.h"
 
-/* bf16 GEMM inputs and KV cache vs f32 math: seen up to 0.078 on tiny-qwen2 (bf16 weights);
- * f16/f32 checkpoints also lose mantissa bits to bf16 (up to 0.105 on tiny-llama, f16). */
-#define TOL_BF16 0.08f
+/* bf16 activations between the GEMMs (as in transformers' bf16 run) and a bf16 KV cache vs
+ * f32 math: seen up to 0.085 on tiny-qwen2 (bf16 weights); f16/f32 checkpoints also lose
+ * mantissa bits to bf16 (up to 0.108 on tiny-llama, f16). */
+#define TOL_BF16 0.1f
 #define TOL_CONVERTED 0.15f
 static float MAX_ABS_ERR = TOL_BF16;
 
