@@ -297,8 +297,12 @@ static int preempt_youngest(sl_sched *s)
     s->n_queued++;
     s->n_running = s->n_run;
     s->hold_admission = true;
-    s->preemptions++;
+    uint64_t n_pre = ++s->preemptions;
     pthread_mutex_unlock(&s->mu);
+    fprintf(stderr, "sluice-engine: the KV cache is full: a sequence of %d tokens waits to be "
+            "recomputed (%llu preemptions so far; more GPU memory, a higher "
+            "--kv-cache-fraction or a lower --max-batch avoid them)\n", n,
+            (unsigned long long)n_pre);
     return 0;
 }
 
