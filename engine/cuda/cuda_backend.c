@@ -45,6 +45,9 @@ typedef struct cuda_backend {
      * kind (logits, ids): [2][max_seqs + 1]; captured on first use, dropped when the
      * activation buffers move */
     bool use_graphs;
+    bool use_flash;         /* tensor-core prefill attention (SL_CUDA_FLASH=0: off) */
+    const int32_t *tile_t0, *tile_n;   /* this call's query tiles (device), for it */
+    int n_tiles;
     bool use_gemv;          /* own GEMV kernel for 1-2 token batches (SL_CUDA_GEMV=0: off) */
     cudaGraphExec_t *graphs;
     int *graph_limit;
@@ -271,8 +274,8 @@ static int ensure_acts(cuda_backend *cb, int T, sl_err *err)
     CK(cudaMalloc((void **)&cb->xn, t * (size_t)cb->H * 2), "activations");
     CK(cudaMalloc((void **)&cb->att, t * (size_t)cb->Q * 2), "activations");
     CK(cudaMalloc((void **)&cb->act, t * (size_t)cb->I * 2), "activations");
-    CK(cudaMalloc((void **)&cb->meta_dev, (3 * t + S) * 4), "activations");
-    CK(cudaMallocHost((void **)&cb->meta_host, (3 * t + S) * 4), "pinned host memory");
+    CK(cudaMalloc((void **)&cb->meta_dev, (5 * t + S) * 4), "activations");
+    CK(cudaMallocHost((void **)&cb->meta_host, (5 * t + S) * 4), "pinned host memory");
     cb->cap_T = T;
     return 0;
 fail:
@@ -403,7 +406,11 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
         CKK(sl_cu_qkv_rope(s, cb->qkv, w->qkv_b, cb->q, tok, &kv, cb->inv_freq, T,
                            c->num_heads), "qkv_rope");
         mark(cb, P_ROPE);
-        CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads), "attention");
+        if (cb->n_tiles > 0)
+            CKK(sl_cu_attention_prefill(s, cb->att, cb->q, tok, &kv, c->num_heads, cb->tile_t0,
+                                        cb->tile_n, cb->n_tiles), "attention");
+        else
+            CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads), "attention");
         mark(cb, P_ATTN);
         if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->y, false, err) < 0)
             goto fail;
@@ -493,8 +500,11 @@ static int run_forward(cuda_backend *cb, const sl_seq_step *steps, int n_steps, 
     if ((rc = take_blocks(cb, steps, n_steps, err)) < 0)
         return rc;
 
-    int32_t *mh = cb->meta_host, *rows = mh + 3 * (size_t)T;
-    int t = 0;
+    /* meta: ids, pos, slot [T each], last row of each step [n_steps], then for prefill
+     * attention the query tiles (first token, count) of up to 16 tokens of one step */
+    int32_t *mh = cb->meta_host, *rows = mh + 3 * (size_t)T, *tiles = rows + n_steps;
+    int t = 0, n_tiles = 0;
+    bool flash = cb->use_flash && T > n_steps && cb->hd <= 128;
     for (int i = 0; i < n_steps; i++) {
         for (int j = 0; j < steps[i].n_tokens; j++, t++) {
             mh[t] = steps[i].tokens[j];
@@ -503,8 +513,21 @@ static int run_forward(cuda_backend *cb, const sl_seq_step *steps, int n_steps, 
         }
         rows[i] = t - 1;
     }
+    if (flash) {
+        t = 0;
+        for (int i = 0; i < n_steps; t += steps[i++].n_tokens)
+            for (int j = 0; j < steps[i].n_tokens; j += 16)
+                tiles[n_tiles++] = t + j;
+        t = 0;
+        for (int i = 0, k = 0; i < n_steps; t += steps[i++].n_tokens)
+            for (int j = 0; j < steps[i].n_tokens; j += 16, k++)
+                tiles[n_tiles + k] = steps[i].n_tokens - j < 16 ? steps[i].n_tokens - j : 16;
+    }
+    cb->n_tiles = n_tiles;
+    cb->tile_t0 = cb->meta_dev + 3 * T + n_steps;
+    cb->tile_n = cb->tile_t0 + n_tiles;
     cudaStream_t s = cb->stream;
-    CK(cudaMemcpyAsync(cb->meta_dev, mh, (3 * (size_t)T + (size_t)n_steps) * 4,
+    CK(cudaMemcpyAsync(cb->meta_dev, mh, (3 * (size_t)T + (size_t)n_steps + 2 * (size_t)n_tiles) * 4,
                        cudaMemcpyHostToDevice, s), "batch upload");
     sl_cu_tok tok = { cb->meta_dev, cb->meta_dev + T, cb->meta_dev + 2 * T };
     cb->prof_on = cb->profile;
@@ -634,6 +657,9 @@ static int make_kv_cache(cuda_backend *cb, const sl_backend_opts *opts, sl_err *
     size_t elems = (size_t)cb->L * n * SL_KV_BLOCK * (size_t)cb->KV;
     CK(cudaMalloc((void **)&cb->k_cache, elems * 2), "KV cache");
     CK(cudaMalloc((void **)&cb->v_cache, elems * 2), "KV cache");
+    /* prefill attention reads whole blocks: rows never written must be finite */
+    CK(cudaMemset(cb->k_cache, 0, elems * 2), "KV cache");
+    CK(cudaMemset(cb->v_cache, 0, elems * 2), "KV cache");
     size_t bt = (size_t)cb->base.max_seqs * (size_t)cb->max_blocks;
     CK(cudaMalloc((void **)&cb->bt_dev, bt * 4), "block table");
     CK(cudaMemset(cb->bt_dev, 0, bt * 4), "block table");
@@ -690,6 +716,8 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     cb->graph_limit = calloc(2 * ((size_t)opts->max_seqs + 1), sizeof *cb->graph_limit);
     const char *g = getenv("SL_CUDA_GRAPHS"), *prof = getenv("SL_CUDA_PROFILE");
     cb->use_graphs = !(g && !strcmp(g, "0"));
+    const char *fl = getenv("SL_CUDA_FLASH");
+    cb->use_flash = !(fl && !strcmp(fl, "0"));
     const char *gv = getenv("SL_CUDA_GEMV");
     cb->use_gemv = !(gv && !strcmp(gv, "0"));
     cb->profile = prof && !strcmp(prof, "1");

@@ -2,6 +2,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <mma.h>
 
 #include "kernels.h"
 
@@ -274,6 +275,118 @@ extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, co
     case 64: attention_kernel<64><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
     case 128: attention_kernel<128><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
     case 256: attention_kernel<256><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
+    default: return -1;
+    }
+    return launched();
+}
+
+// ---- flash-style prefill attention on the tensor cores (wmma, bf16 in, f32 accumulate) ----
+//
+// One warp per (tile of up to 16 consecutive query tokens of one sequence, head). Key tiles
+// are the KV cache's 16-token blocks, so K and V come straight from the paged cache;
+// online softmax per query row, O kept in shared memory between key tiles. Cache rows past
+// a sequence's length hold finite values (the cache is zeroed at start), and their p is 0.
+
+template <int HD>
+__global__ void __launch_bounds__(32)
+flash_prefill_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int heads,
+                     const int32_t *tile_t0, const int32_t *tile_n)
+{
+    using namespace nvcuda;
+    static_assert(SL_KV_BLOCK == 16, "key tiles are KV blocks");
+    __shared__ __align__(32) bf16 q_s[16 * HD];
+    __shared__ __align__(32) float o_s[16 * HD];
+    __shared__ __align__(32) float s_s[16 * 16];
+    __shared__ __align__(32) bf16 p_s[16 * 16];
+    __shared__ float m_s[16], l_s[16];
+    int lane = threadIdx.x, h = blockIdx.y;
+    int t0 = tile_t0[blockIdx.x], nq = tile_n[blockIdx.x];
+    int kvh = h / (heads / kv.kv_heads), slot = tok.slot[t0], pos0 = tok.pos[t0];
+    float scale = rsqrtf((float)HD);
+    for (int i = lane; i < 16 * HD; i += 32) {
+        int r = i / HD, d = i % HD;
+        float v = r < nq ? q[((size_t)(t0 + r) * heads + h) * HD + d] * scale : 0.0f;
+        q_s[i] = __float2bfloat16_rn(v);
+        o_s[i] = 0.0f;
+    }
+    if (lane < 16) {
+        m_s[lane] = -INFINITY;
+        l_s[lane] = 0.0f;
+    }
+    __syncwarp();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> qa[HD / 16];
+#pragma unroll
+    for (int k = 0; k < HD / 16; k++)
+        wmma::load_matrix_sync(qa[k], q_s + k * 16, HD);
+    int n_keys = pos0 + nq, ld = kv.kv_heads * HD;
+    for (int kt = 0; kt * 16 < n_keys; kt++) {
+        int block = kv.block_table[(size_t)slot * kv.max_blocks + kt];
+        size_t base = ((size_t)block * SL_KV_BLOCK * kv.kv_heads + kvh) * HD;
+        const bf16 *kb = reinterpret_cast<const bf16 *>(kv.k) + base;
+        const bf16 *vb = reinterpret_cast<const bf16 *>(kv.v) + base;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf;
+        wmma::fill_fragment(sf, 0.0f);
+#pragma unroll
+        for (int k = 0; k < HD / 16; k++) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> kf;
+            wmma::load_matrix_sync(kf, kb + k * 16, ld);
+            wmma::mma_sync(sf, qa[k], kf, sf);
+        }
+        wmma::store_matrix_sync(s_s, sf, 16, wmma::mem_row_major);
+        __syncwarp();
+        if (lane < 16) {
+            int r = lane, qpos = pos0 + r;
+            float mx = m_s[r], rowmax = -INFINITY;
+            for (int c = 0; c < 16; c++) {
+                bool ok = r < nq && kt * 16 + c <= qpos;
+                float v = ok ? s_s[r * 16 + c] : -INFINITY;
+                s_s[r * 16 + c] = v;
+                rowmax = fmaxf(rowmax, v);
+            }
+            float m_new = fmaxf(mx, rowmax);
+            float corr = m_new == -INFINITY ? 1.0f : expf(mx - m_new), sum = 0.0f;
+            for (int c = 0; c < 16; c++) {
+                float v = s_s[r * 16 + c];
+                float pr = v == -INFINITY ? 0.0f : expf(v - m_new);
+                p_s[r * 16 + c] = __float2bfloat16_rn(pr);
+                sum += pr;
+            }
+            l_s[r] = l_s[r] * corr + sum;
+            m_s[r] = m_new;
+            if (corr != 1.0f)
+                for (int d = 0; d < HD; d++)
+                    o_s[r * HD + d] *= corr;
+        }
+        __syncwarp();
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> pa;
+        wmma::load_matrix_sync(pa, p_s, 16);
+#pragma unroll
+        for (int k = 0; k < HD / 16; k++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> of;
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> vf;
+            wmma::load_matrix_sync(of, o_s + k * 16, HD, wmma::mem_row_major);
+            wmma::load_matrix_sync(vf, vb + k * 16, ld);
+            wmma::mma_sync(of, pa, vf, of);
+            wmma::store_matrix_sync(o_s + k * 16, of, HD, wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+    for (int i = lane; i < nq * HD; i += 32) {
+        int r = i / HD, d = i % HD;
+        out[((size_t)(t0 + r) * heads + h) * HD + d] = to_bf(o_s[i] / l_s[r]);
+    }
+}
+
+extern "C" int sl_cu_attention_prefill(sl_cu_stream s, uint16_t *out, const float *q,
+                                       const sl_cu_tok *tok, const sl_cu_kv *kv, int heads,
+                                       const int32_t *tile_t0, const int32_t *tile_n, int n_tiles)
+{
+    dim3 grid(n_tiles, heads);
+    switch (kv->head_dim) {
+    case 16: flash_prefill_kernel<16><<<grid, 32, 0, s>>>(out, q, *tok, *kv, heads, tile_t0, tile_n); break;
+    case 32: flash_prefill_kernel<32><<<grid, 32, 0, s>>>(out, q, *tok, *kv, heads, tile_t0, tile_n); break;
+    case 64: flash_prefill_kernel<64><<<grid, 32, 0, s>>>(out, q, *tok, *kv, heads, tile_t0, tile_n); break;
+    case 128: flash_prefill_kernel<128><<<grid, 32, 0, s>>>(out, q, *tok, *kv, heads, tile_t0, tile_n); break;
     default: return -1;
     }
     return launched();

@@ -50,6 +50,13 @@ int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_t *bias, fl
 int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
                     const sl_cu_kv *kv, int T, int heads);
 
+/* The same on the tensor cores for batches with prompt chunks: tile i is the tokens
+ * tile_t0[i] .. tile_t0[i] + tile_n[i] - 1 (at most 16, consecutive positions of one
+ * sequence). head_dim 16, 32, 64 or 128 (else -1). */
+int sl_cu_attention_prefill(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
+                            const sl_cu_kv *kv, int heads, const int32_t *tile_t0,
+                            const int32_t *tile_n, int n_tiles);
+
 /* act[t][I] (bf16) = silu(gu[t][i]) * gu[t][I + i], gu bf16 [T][2I]. */
 int sl_cu_swiglu(sl_cu_stream s, uint16_t *act, const uint16_t *gu, int T, int I);
 
