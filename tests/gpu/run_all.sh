@@ -40,7 +40,7 @@ for s in $steps; do
         m=/tmp/m1.5b
         port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
         $G/bin/sluice-engine --model $m --backend cuda --listen 127.0.0.1:$port --max-batch 8 \
-            --kv-cache-fraction 0.0005 > "$OUT/preempt.txt" 2>&1 &
+            --kv-cache-fraction 0.0005 > "$OUT/preempt-engine.txt" 2>&1 &
         pid=$!
         for i in $(seq 60); do curl -sf http://127.0.0.1:$port/health >/dev/null && break; sleep 1; done
         for i in $(seq 8); do
@@ -51,18 +51,18 @@ for s in $steps; do
         wait $(jobs -p | grep -v "^$pid$") 2>/dev/null
         for i in $(seq 8); do python3 -c "import json,sys;d=json.load(open('/tmp/pre$i.json'));print('request $i:',d['choices'][0]['finish_reason'],d['usage']['completion_tokens'])" || cat /tmp/pre$i.json; done | tee -a "$OUT/preempt.txt"
         kill $pid; wait $pid
-        tail -3 "$OUT/preempt.txt" ;;
+        grep -c "preemptions so far" "$OUT/preempt-engine.txt" | sed 's/^/preemptions logged: /' | tee -a "$OUT/preempt.txt" ;;
     serve)
         m=/tmp/m1.5b
         port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-        $G/bin/sluice-engine --model $m --backend cuda --listen 127.0.0.1:$port --max-batch 4 > "$OUT/serve.txt" 2>&1 &
+        $G/bin/sluice-engine --model $m --backend cuda --listen 127.0.0.1:$port --max-batch 4 > "$OUT/serve-engine.txt" 2>&1 &
         pid=$!
         for i in $(seq 60); do curl -sf http://127.0.0.1:$port/health >/dev/null && break; sleep 1; done
         curl -s http://127.0.0.1:$port/v1/completions -H 'content-type: application/json' \
             -d '{"model":"m1.5b","prompt":"Hello, world","max_tokens":16,"temperature":0}' | tee -a "$OUT/serve.txt"
         echo
         kill $pid; wait $pid
-        tail -3 "$OUT/serve.txt" ;;
+        tail -3 "$OUT/serve-engine.txt" ;;
     esac
 done
 exit $rc
