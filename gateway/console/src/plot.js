@@ -1,5 +1,6 @@
-// A small line plot in an <svg>: one polyline per series, y from 0 to the largest value
-// (or the largest limit), x over the samples kept. No chart library.
+// A small line plot in an <svg>: one polyline per series, y from 0 to a bit above the
+// largest value (a limit shows as a dashed line when it is in range), x over the samples
+// kept. No chart library.
 const NS = 'http://www.w3.org/2000/svg';
 const W = 640, H = 200, PAD = 34;
 
@@ -13,7 +14,9 @@ function node(tag, attrs, text) {
 // series: [{name, points: [{t, v}], limit}]
 export function drawPlot(svg, series) {
   const all = series.flatMap((s) => s.points);
-  const ymax = Math.max(1, ...all.map((p) => p.v), ...series.map((s) => s.limit || 0));
+  const top = Math.ceil(Math.max(8, ...all.map((p) => p.v)) * 1.25);
+  const limits = series.map((s) => s.limit || 0);
+  const ymax = Math.max(top, ...limits.filter((l) => l <= top * 1.5));
   const t0 = Math.min(...all.map((p) => p.t)), t1 = Math.max(...all.map((p) => p.t));
   const span = Math.max(1, t1 - t0);
   const x = (t) => PAD + ((t - t0) / span) * (W - PAD - 8);
@@ -29,7 +32,7 @@ export function drawPlot(svg, series) {
       `${Math.round(span / 1000)} s of samples`));
   }
   series.forEach((s, i) => {
-    if (s.limit) kids.push(node('line', { x1: PAD, y1: y(s.limit), x2: W - 8, y2: y(s.limit), class: `limit series-${i % 6}` }));
+    if (s.limit && s.limit <= ymax) kids.push(node('line', { x1: PAD, y1: y(s.limit), x2: W - 8, y2: y(s.limit), class: `limit series-${i % 6}` }));
     if (!s.points.length) return;
     const pts = s.points.map((p) => `${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
     kids.push(node('polyline', { points: pts, class: `line series-${i % 6}` }));
