@@ -6,6 +6,10 @@
 . "$(dirname "$0")/console_lib.sh"
 
 sl_console_build || sl_bail "the console builds (vite)"
+# what must never be served from the folder: links out of it, hidden files
+ln -s /etc/passwd "$CONSOLE_DIR/passwd.txt"
+ln -s / "$CONSOLE_DIR/root"
+echo secret >"$CONSOLE_DIR/.env"
 sl_console_gateway || sl_bail "gateway with the console starts"
 
 # get URL [CURL ARGS...]: sets HTTP_CODE, HTTP_BODY, HTTP_HEADERS like sl_http
@@ -69,6 +73,13 @@ for p in /console/../sluice.yaml /console/assets/../../sluice.yaml /console/../.
         sl_not_ok "traversal refused: $p" "got $HTTP_CODE: ${HTTP_BODY:0:200}"
     fi
 done
+
+get "$GW_URL/console/passwd.txt"
+sl_is "a symbolic link in the folder is not served" "$HTTP_CODE" 404
+get "$GW_URL/console/root/etc/passwd"
+sl_is "a linked folder is not followed" "$HTTP_CODE" 404
+get "$GW_URL/console/.env"
+sl_is "a hidden file is not served" "$HTTP_CODE" 400
 
 # the API is still there on the same listener
 sl_http GET /v1/models
