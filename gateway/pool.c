@@ -151,6 +151,8 @@ static void spawn(sl_pool *p, sl_engine_proc *e)
                 gpus[0] ? ", GPUs " : "", gpus, e->log_path);
 }
 
+static void retire_superseded(sl_pool *p, const sl_engine_proc *fresh);
+
 /* ---- /health over the unix socket ---- */
 
 static void probe_end(probe *pr, bool healthy)
@@ -161,6 +163,7 @@ static void probe_end(probe *pr, bool healthy)
     if (healthy && atomic_load(&e->state) == SL_ENGINE_STARTING) {
         atomic_store(&e->state, SL_ENGINE_READY);
         sl_log_info("engine %s#%d: ready after %lld ms", e->up->name, e->index, now_ms() - e->started_ms);
+        retire_superseded(p, e);
     }
     bufferevent_free(pr->bev);
     event_free(pr->timeout);
@@ -267,6 +270,16 @@ static void retire(sl_pool *p, sl_engine_proc *e, const char *why)
     drain_step(p, e, now_ms());
 }
 
+static void retire_superseded(sl_pool *p, const sl_engine_proc *fresh)
+{
+    for (size_t i = 0; i < atomic_load(&p->n); i++) {
+        sl_engine_proc *e = &p->procs[i];
+        if (e != fresh && e->superseded && e->index == fresh->index && strcmp(e->upstream, fresh->upstream) == 0 &&
+            atomic_load(&e->state) != SL_ENGINE_DRAINING && atomic_load(&e->state) != SL_ENGINE_FREE)
+            retire(p, e, "its replacement is ready");
+    }
+}
+
 static bool same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
 
 /* Would worker `index` of a and of b be started the same way? */
@@ -343,6 +356,7 @@ static int start_worker(sl_pool *p, const sl_config *cfg, const sl_upstream_conf
     e->index = index;
     e->restarts = 0;
     e->term_sent = false;
+    e->superseded = false;
     atomic_store(&e->state, SL_ENGINE_BACKOFF); /* taken: spawn sets STARTING */
     if (e == &p->procs[n])
         atomic_store(&p->n, n + 1);
@@ -414,7 +428,7 @@ static void sigchld_cb(evutil_socket_t fd, short what, void *arg)
                 atomic_store(&e->state, SL_ENGINE_STOPPING);
                 break;
             }
-            if (atomic_load(&e->state) == SL_ENGINE_DRAINING) {
+            if (atomic_load(&e->state) == SL_ENGINE_DRAINING || e->superseded) {
                 sl_log_info("engine %s#%d: drained and stopped (pid %d)", e->upstream, e->index, (int)pid);
                 slot_free(p, e);
                 break;
@@ -482,9 +496,21 @@ void sl_pool_apply(sl_pool *p, const sl_config *cfg)
             retire(p, e, "its upstream is gone from the config");
         else if (e->index >= workers_of(u))
             retire(p, e, "fewer workers in the config");
-        else if (!same_launch(e->up, u, e->index))
-            retire(p, e, "its launch settings changed");
-        else {
+        else if (!same_launch(e->up, u, e->index)) {
+            if (!e->superseded)
+                sl_log_info("engine %s#%d: launch settings changed: serving until its replacement is ready",
+                            e->upstream, e->index);
+            e->superseded = true;
+        } else if (e->superseded) {
+            /* changed back before its replacement was ready: the replacement goes instead */
+            e->superseded = false;
+            for (size_t j = 0; j < n; j++) {
+                sl_engine_proc *r = &p->procs[j];
+                if (r != e && r->index == e->index && strcmp(r->upstream, e->upstream) == 0 &&
+                    atomic_load(&r->state) != SL_ENGINE_FREE && atomic_load(&r->state) != SL_ENGINE_DRAINING)
+                    retire(p, r, "the settings it was started for were changed back");
+            }
+        } else {
             sl_config *old = e->cfg;
             e->up = u;
             e->cfg = sl_config_ref((sl_config *)cfg);
@@ -500,7 +526,7 @@ void sl_pool_apply(sl_pool *p, const sl_config *cfg)
             for (size_t i = 0; i < atomic_load(&p->n) && !have; i++) {
                 sl_engine_proc *e = &p->procs[i];
                 int st = atomic_load(&e->state);
-                have = st != SL_ENGINE_FREE && st != SL_ENGINE_DRAINING && e->index == w &&
+                have = st != SL_ENGINE_FREE && st != SL_ENGINE_DRAINING && !e->superseded && e->index == w &&
                        strcmp(e->upstream, u->name) == 0;
             }
             sl_err err = {0};

@@ -5,8 +5,9 @@
  * shutdown stops them after the gateway's own requests have drained. A worker dies with the
  * gateway (PR_SET_PDEATHSIG), so no engine outlives it. Worker threads pick the ready
  * engine with the fewest requests outstanding. On reload the pool follows the new config:
- * a process whose worker went away or whose launch settings changed is drained (no new
- * requests; stopped once its last one is done) and a new one started in its place. */
+ * a process whose worker went away is drained (no new requests; stopped once its last one
+ * is done); one whose launch settings changed keeps serving until its replacement answers
+ * /health, then drains. */
 #ifndef SL_POOL_H
 #define SL_POOL_H
 
@@ -43,6 +44,7 @@ typedef struct sl_engine_proc {
     long long started_ms;
     long long drain_since_ms;
     bool term_sent;
+    bool superseded;                /* a replacement is starting; retired once it is ready */
     char log_path[256];
 } sl_engine_proc;
 

@@ -2,7 +2,8 @@
 # The engine pool under change: a worker killed mid-stream (that client gets an error event
 # and [DONE], later requests succeed, the worker comes back); a reload from 2 workers to 1
 # while streams are in flight drops none of them (the retired worker drains, then stops); a
-# reload back to 2 starts one; a changed launch setting rolls the workers. Prints TAP.
+# reload back to 2 starts one; a changed launch setting rolls the workers (the old ones
+# serve until their replacements are ready). Prints TAP.
 . "$(dirname "$0")/lib.sh"
 
 MAKE_MODEL=$SL_BUILD_ROOT/engine/model/sluice-make-demo-model
@@ -100,8 +101,12 @@ sl_check "1 -> 2: the first worker kept running" grep -qw "$after" <<<"$(pids)"
 old=$(pids)
 conf 2 '--max-model-len, "512"'
 kill -HUP "$GW_PID"
+sleep 0.3
+sl_http POST /v1/chat/completions '{"model":"noise","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
+sl_is "changed engine args: the old workers serve while the new ones start" "$HTTP_CODE" 200
 rolled() { [ "$(count "== 'ready'")" = 2 ] && [ "$(count "!= 'ready'")" = 0 ] && ! grep -qw "${old%% *}" <<<"$(pids)"; }
 sl_check "changed engine args: both workers replaced by new ones" sl_wait_for 90 rolled
+sl_check "the gateway logged the hand-over" grep -q 'engine local#0: its replacement is ready: draining' "$GW_LOG"
 sl_like "the new workers run with the new args" "$(tr '\0' ' ' </proc/"$(pids | cut -d' ' -f1)"/cmdline)" '--max-model-len 512'
 sl_http POST /v1/chat/completions '{"model":"noise","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
 sl_is "after the roll: served" "$HTTP_CODE" 200
