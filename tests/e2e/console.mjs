@@ -134,6 +134,23 @@ try {
       throw new Error(JSON.stringify(s.last_stream));
   });
 
+  await check('an upstream error is shown with its OpenAI message', async () => {
+    await mockConfig({ next: [{ status: 400, error_message: 'the mock refuses this one' }] });
+    await chat.fill('#prompt', 'Refuse me');
+    await chat.click('#send');
+    await chat.locator('.msg.assistant.failed .meta', { hasText: 'the mock refuses this one' }).waitFor(WAIT);
+    eq(await chat.isEnabled('#send'), true);
+    problems.splice(0, problems.length, ...problems.filter((p) => !p.includes('status of 400')));
+  });
+  await check('"remember" keeps the key across a reload; unticked, it goes', async () => {
+    await chat.check('#remember');
+    eq(await chat.evaluate(() => localStorage.getItem('sluice.key')), env.CHAT_KEY);
+    await chat.reload();
+    eq(await chat.inputValue('#key'), env.CHAT_KEY);
+    await chat.uncheck('#remember');
+    eq(await chat.evaluate(() => localStorage.getItem('sluice.key')), null);
+  });
+
   // ---- admin page (on the admin listener) ----
   const admin = await context.newPage();
   watch(admin, 'admin');
