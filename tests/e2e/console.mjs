@@ -142,6 +142,11 @@ try {
     eq(await chat.isEnabled('#send'), true);
     problems.splice(0, problems.length, ...problems.filter((p) => !p.includes('status of 400')));
   });
+  await check('the next turn carries the conversation (the stopped answer included)', async () => {
+    const r = (await mock('/__mock/requests')).filter((x) => x.path === '/v1/chat/completions').at(-1);
+    eq(r.body.messages.map((m) => m.role), ['system', 'user', 'assistant', 'user']);
+    if (!r.body.messages[2].content.startsWith('tick tick')) throw new Error(r.body.messages[2].content);
+  });
   await check('"remember" keeps the key across a reload; unticked, it goes', async () => {
     await chat.check('#remember');
     eq(await chat.evaluate(() => localStorage.getItem('sluice.key')), env.CHAT_KEY);

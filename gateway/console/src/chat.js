@@ -62,14 +62,15 @@ async function send(text) {
     return;
   }
   localStorage.setItem('sluice.model', model);
-  history.push({ role: 'user', content: text });
+  const conv = history;  // "New conversation" mid-stream starts another array; this answer stays out of it
+  conv.push({ role: 'user', content: text });
   addMessage('user', text);
   const out = addMessage('assistant', '');
   out.box.classList.add('streaming');
   const messages = [];
   const system = $('system').value.trim();
   if (system) messages.push({ role: 'system', content: system });
-  messages.push(...history);
+  messages.push(...conv);
   const body = {
     model, messages, stream: true, stream_options: { include_usage: true },
     temperature: Number($('temperature').value),
@@ -120,8 +121,8 @@ async function send(text) {
     }
   } finally {
     out.box.classList.remove('streaming');
-    if (answer) history.push({ role: 'assistant', content: answer });
-    else history.pop(); // nothing came back: the question can be asked again
+    if (answer) conv.push({ role: 'assistant', content: answer });
+    else conv.pop(); // nothing came back: the question can be asked again
     setRunning(null);
   }
 }
