@@ -3,13 +3,16 @@
 export async function* sseEvents(body, signal) {
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  let buf = '';
+  let buf = '', cr = '';   // cr: a '\r' that ended a read (its '\n' may come in the next)
   try {
     for (;;) {
       if (signal?.aborted) return;
       const { value, done } = await reader.read();
       if (done) break;
-      buf += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      let text = cr + decoder.decode(value, { stream: true });
+      cr = text.endsWith('\r') ? '\r' : '';
+      if (cr) text = text.slice(0, -1);
+      buf += text.replace(/\r\n?/g, '\n');
       let end;
       while ((end = buf.indexOf('\n\n')) >= 0) {
         const data = dataOf(buf.slice(0, end));
@@ -17,7 +20,7 @@ export async function* sseEvents(body, signal) {
         if (data !== null) yield data;
       }
     }
-    const data = dataOf(buf + decoder.decode());
+    const data = dataOf(buf + (cr + decoder.decode()).replace(/\r\n?/g, '\n'));
     if (data !== null) yield data;
   } finally {
     reader.releaseLock?.();
