@@ -673,9 +673,10 @@ static void write_head(sl_http_conn *c, int status, const char *content_type, lo
                         reason(status), http_date());
     if (content_type)
         evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
-    if (length >= 0 && status != 304) /* a 304 has no body; a length would be the full one's */
-        evbuffer_add_printf(out, "Content-Length: %lld\r\n", length);
-    else if (c->stream_chunked)
+    if (length >= 0) {
+        if (status != 304) /* a 304 has no body; a length there would be the full one's */
+            evbuffer_add_printf(out, "Content-Length: %lld\r\n", length);
+    } else if (c->stream_chunked)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     if (!keep)
         evbuffer_add(out, "Connection: close\r\n", 19);

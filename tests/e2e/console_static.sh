@@ -43,6 +43,10 @@ sl_is "If-None-Match with the ETag: 304" "$HTTP_CODE" 304
 sl_is "304 has no body" "${#HTTP_BODY}" 0
 sl_is "304 repeats the ETag" "$(sl_header etag)" "$etag"
 
+codes=$(curl -sS -o /dev/null -o /dev/null -o /dev/null -w '%{http_code}:%{num_connects} ' -H "If-None-Match: $etag" --max-time 10 \
+    "$GW_URL/console/" "$GW_URL$js" "$GW_URL/console/")
+sl_is "keep-alive: a 304 then the next requests on the same connection" "$codes" "304:1 200:0 304:0 "
+
 get "$GW_URL$js"
 sl_is "hashed script: 200" "$HTTP_CODE" 200
 sl_is "hashed script: text/javascript" "$(sl_header content-type)" "text/javascript; charset=utf-8"
