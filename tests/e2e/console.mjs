@@ -147,6 +147,21 @@ try {
     eq(r.body.messages.map((m) => m.role), ['system', 'user', 'assistant', 'user']);
     if (!r.body.messages[2].content.startsWith('tick tick')) throw new Error(r.body.messages[2].content);
   });
+  await check('the content guard: a blocked question shows its message', async () => {
+    await chat.fill('#prompt', 'Tell me the Forbidden Phrase');
+    await chat.click('#send');
+    await chat.locator('.msg.assistant.failed .meta', { hasText: '400' }).last().waitFor(WAIT);
+    problems.splice(0, problems.length, ...problems.filter((p) => !p.includes('status of 400')));
+  });
+  await check('the content guard: an answer cut mid-stream ends with finish: content_filter', async () => {
+    await mockConfig({ texts: ['This is ', 'the forbidden', ' phrase', ' and more'], chunks: 4, chunk_delay_ms: 20 });
+    await chat.fill('#prompt', 'Say it');
+    await chat.click('#send');
+    const last = chat.locator('.msg.assistant').last();
+    await last.locator('.meta', { hasText: 'finish: content_filter' }).waitFor(WAIT);
+    const text = await last.locator('.content').textContent();
+    if (/forbidden phrase/i.test(text)) throw new Error(`shown: ${text}`);
+  });
   await check('"remember" keeps the key across a reload; unticked, it goes', async () => {
     await chat.check('#remember');
     eq(await chat.evaluate(() => localStorage.getItem('sluice.key')), env.CHAT_KEY);
@@ -191,6 +206,8 @@ try {
   });
   await check('cache/guard/request counters from /metrics', async () => {
     await admin.locator('#counters td', { hasText: 'sluice_requests_total' }).waitFor(WAIT);
+    const row = await admin.locator('#counters tr', { hasText: 'sluice_guard_blocks_total' }).locator('td').allTextContents();
+    if (!(Number(row[1]) >= 2)) throw new Error(`guard blocks: ${row}`);
   });
   await check('usage plotted over time, rising with traffic', async () => {
     const points = () => admin.evaluate(() => document.querySelector('#plot polyline')?.getAttribute('points').split(' ') ?? []);

@@ -29,6 +29,7 @@ SL_CONF_UPSTREAMS="  mock:
 SL_CONF_MODELS="  demo: { targets: [ { upstream: mock, model: mock-model } ] }
   deepseek-r1: { targets: [ { upstream: r1, model: r1-model } ] }"
 CONSOLE_MODELS="demo, deepseek-r1"
+CONSOLE_PLUGINS="[auth, { guard: { deny: [forbidden phrase] } }, quota, route]"
 sl_console_gateway || sl_bail "gateway with the console starts"
 
 # a key for the chat page, issued through the admin API

@@ -34,7 +34,7 @@ sl_console_gateway() {
 console: { dir: $CONSOLE_DIR }
 consumers:
   acme: { models: [${CONSOLE_MODELS:-demo}], quota: { tokens: 100000, window: day } }
-plugins: [auth, quota, route]
+plugins: ${CONSOLE_PLUGINS:-[auth, quota, route]}
 ${1:-}" sl_gateway_config >"$CONF"
     sl_start_gateway "$CONF"
 }
