@@ -420,7 +420,7 @@ static int parse_store(sl_config *c, const sl_ynode *root, sl_diag *d)
     return rc ? -1 : 0;
 }
 
-static const char *const log_keys[] = {"access_log", "level", NULL};
+static const char *const log_keys[] = {"access_log", "level", "file", "audit_log", NULL};
 
 static int parse_log(sl_config *c, const sl_ynode *root, sl_diag *d)
 {
@@ -428,8 +428,14 @@ static int parse_log(sl_config *c, const sl_ynode *root, sl_diag *d)
     const sl_ynode *l = sl_cfg_section(root, "log", log_keys, d);
     int rc = 0, level = 2;
     rc |= sl_cfg_str(l, "access_log", d, &c->log.access_log);
+    rc |= sl_cfg_str(l, "file", d, &c->log.file);
+    rc |= sl_cfg_str(l, "audit_log", d, &c->log.audit_log);
     rc |= sl_cfg_enum(l, "level", d, levels, &level);
     if (!c->log.access_log && !(c->log.access_log = strdup("-")))
+        return -1;
+    if (!c->log.file && !(c->log.file = strdup("-")))
+        return -1;
+    if (!c->log.audit_log && !(c->log.audit_log = strdup("-")))
         return -1;
     if (!(c->log.level = strdup(levels[level])))
         return -1;
@@ -466,6 +472,8 @@ static void config_free(sl_config *c)
     free(c->store.secret);
     free(c->log.access_log);
     free(c->log.level);
+    free(c->log.file);
+    free(c->log.audit_log);
     for (size_t i = 0; i < c->n_upstreams; i++)
         sl_cfg_free_upstream(&c->upstreams[i]);
     free(c->upstreams);
