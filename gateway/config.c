@@ -433,6 +433,10 @@ static int parse_log(sl_config *c, const sl_ynode *root, sl_diag *d)
     rc |= sl_cfg_enum(l, "level", d, levels, &level);
     if (!c->log.access_log && !(c->log.access_log = strdup("-")))
         return -1;
+    if (c->log.file && strcmp(c->log.file, "off") == 0) {
+        sl_diag_add(d, sl_ymap_get(l, "file"), "log.file: \"-\" (stderr) or a file path; the operational log cannot be off");
+        rc = -1;
+    }
     if (!c->log.file && !(c->log.file = strdup("-")))
         return -1;
     if (!c->log.audit_log && !(c->log.audit_log = strdup("-")))
