@@ -223,8 +223,12 @@ void sl_engine_scrape(struct event_base *base, sl_pool *pool, const sl_config *c
 {
     scrape *s = calloc(1, sizeof *s);
     size_t cap = 0;
-    for (size_t i = 0; i < cfg->n_upstreams; i++)
-        cap += cfg->upstreams[i].type == SL_UPSTREAM_ENGINE ? (size_t)cfg->upstreams[i].workers : 0;
+    for (size_t i = 0; pool && i < cfg->n_upstreams; i++)
+        if (cfg->upstreams[i].type == SL_UPSTREAM_ENGINE) {
+            json_t *procs = sl_pool_json(pool, cfg->upstreams[i].name);
+            cap += json_array_size(procs);
+            json_decref(procs);
+        }
     if (!s || !cap || !pool || !(s->f = calloc(cap, sizeof *s->f)) ||
         !(s->timer = evtimer_new(base, timeout_cb, s))) {
         if (s)
@@ -245,7 +249,8 @@ void sl_engine_scrape(struct event_base *base, sl_pool *pool, const sl_config *c
         {
             const char *state = json_string_value(json_object_get(p, "state"));
             const char *sock = json_string_value(json_object_get(p, "socket"));
-            if (s->n == cap || !state || strcmp(state, "ready") != 0 || !sock)
+            bool live = state && (strcmp(state, "ready") == 0 || strcmp(state, "draining") == 0);
+            if (s->n == cap || !live || !sock)
                 continue;
             fetch *f = &s->f[s->n];
             f->s = s;

@@ -15,7 +15,7 @@ struct event_base;
  * answered; the callee frees it. */
 typedef void (*sl_engine_scrape_done)(void *arg, char *text);
 
-/* Main thread. Asks every ready worker of cfg's engine upstreams for /metrics and calls
+/* Main thread. Asks every ready (or draining) worker of cfg's engine upstreams for /metrics and calls
  * done once: when all have answered, or after timeout_ms with what came. With no ready
  * worker, done is called before this returns. */
 void sl_engine_scrape(struct event_base *base, sl_pool *pool, const sl_config *cfg, int timeout_ms,

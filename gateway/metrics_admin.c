@@ -30,7 +30,7 @@ static void circuit_gauges(FILE *out, const sl_config *cfg)
     }
 }
 
-static const char *const states[] = {"starting", "ready", "backoff", "stopping"};
+static const char *const states[] = {"starting", "ready", "backoff", "stopping", "draining"};
 enum { N_STATES = sizeof states / sizeof states[0] };
 
 /* Counts upstream's engine processes by state; returns their requests outstanding. */

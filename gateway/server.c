@@ -161,21 +161,13 @@ static void warn_restart_only(const sl_config *old, const sl_config *cfg)
     if (!same_str(old->log.access_log, cfg->log.access_log) || !same_str(old->log.file, cfg->log.file) ||
         !same_str(old->log.audit_log, cfg->log.audit_log))
         sl_log_warn("reload: log.file, log.access_log or log.audit_log changed: takes effect at the next restart");
-    for (size_t i = 0; i < cfg->n_upstreams; i++) {
-        const sl_upstream_conf *u = &cfg->upstreams[i];
-        if (u->type != SL_UPSTREAM_ENGINE)
-            continue;
-        const sl_upstream_conf *o = sl_config_upstream(old, u->name);
-        if (!o || o->type != SL_UPSTREAM_ENGINE || !same_str(o->model_dir, u->model_dir) || o->workers != u->workers)
-            sl_log_warn("reload: engine upstream %s is new or changed: its processes change at the next restart",
-                        u->name);
-    }
 }
 
 static void apply_config(void *arg, sl_config *cfg)
 {
     sl_server *s = arg;
     warn_restart_only(s->current, cfg);
+    sl_pool_apply(s->pool, cfg);
     sl_log_level lvl;
     if (cfg->log.level && sl_log_level_parse(cfg->log.level, &lvl) == 0)
         sl_log_set_level(lvl);
