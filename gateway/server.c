@@ -25,6 +25,7 @@
 #include "log.h"
 #include "pool.h"
 #include "reload.h"
+#include "static_files.h"
 #include "store.h"
 #include "worker.h"
 
@@ -53,7 +54,10 @@ typedef struct sl_server {
 
 static void on_request(sl_http_conn *c, sl_http_request *req, void *arg)
 {
-    sl_exchange_start(arg, c, req);
+    sl_worker *w = arg;
+    if (w->cfg->console.client && sl_static_serve(w->cfg->console.files, SL_STATIC_CLIENT, c, req))
+        return;
+    sl_exchange_start(w, c, req);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
@@ -481,6 +485,8 @@ int sl_server_run(sl_config *cfg, sl_err *err)
                 snprintf(port, sizeof port, "%s", strrchr(bound, ':') + 1);
         }
         sl_log_info("listening on %s%s", s->ssl[l] ? "https://" : "http://", bound);
+        if (cfg->console.files && cfg->console.client)
+            sl_log_info("console: chat page on %s%s/console/", s->ssl[l] ? "https://" : "http://", bound);
     }
 
     s->main_base = event_base_new();
@@ -506,6 +512,8 @@ int sl_server_run(sl_config *cfg, sl_err *err)
             goto fail;
         }
         sl_log_info("admin listening on http://%s", bound);
+        if (cfg->console.files)
+            sl_log_info("console: admin page on http://%s/console/admin", bound);
     }
 
     uint32_t prefix;
