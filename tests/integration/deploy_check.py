@@ -172,6 +172,15 @@ def check_static():
             if it['key'] == 'sluice.yaml':
                 mounted.add(os.path.join(m['mountPath'], it['path']))
     report('the gateway reads the ConfigMap\'s sluice.yaml where it is mounted', cpath in mounted, f'-c {cpath}, mounted {mounted}')
+    def seconds(v):
+        m = re.fullmatch(r'(\d+)(ms|s|m)?', str(v))
+        return int(m.group(1)) * {'ms': 0.001, 's': 1, 'm': 60, None: 1}[m.group(2)] if m else None
+    drain = seconds((conf.get('server') or {}).get('shutdown_timeout', '30s'))
+    pre = c.get('lifecycle', {}).get('preStop', {}).get('exec', {}).get('command', [])
+    pre_s = seconds(pre[-1]) if pre and 'sleep' in pre[0] else 0
+    grace = gw.get('terminationGracePeriodSeconds', 30)
+    report('terminationGracePeriodSeconds covers preStop + server.shutdown_timeout',
+           drain is not None and grace > pre_s + drain, f'grace {grace}, preStop {pre_s}, drain {drain}')
     env = {e['name'] for e in c.get('env', [])}
     wanted = set()
 

@@ -51,6 +51,8 @@ mutate() { # NAME FILE SED-EXPR EXPECTED-FAILING-CHECK [deploy_check.py ARGS (de
 mutate "a secretKeyRef to a key the Secret lacks" k8s/gateway.yaml 's/key: SLUICE_ADMIN_TOKEN/key: ADMIN_TOKEN/' "every secretKeyRef"
 mutate "an image tag the Containerfile does not build" k8s/kustomization.yaml 's/newTag: 0.1.0/newTag: 9.9.9/' "every image"
 mutate "a probe on the wrong path" k8s/gateway.yaml 's#path: /readyz#path: /ready#' "gateway readiness"
+mutate "a grace period shorter than the drain" k8s/gateway.yaml 's/terminationGracePeriodSeconds: 40/terminationGracePeriodSeconds: 20/' \
+    "terminationGracePeriodSeconds"
 mutate "a PVC that does not exist" k8s/engine.yaml 's/claimName: sluice-models/claimName: models/' "every secretKeyRef"
 printf 'listen: [ { address: 0.0.0.0:8080 } ]\nmodels:\n  m: { targets: [ { upstream: nowhere } ] }\n' >"$SL_TMP/bad.yaml"
 out=$("$SLUICE" check -c "$SL_TMP/bad.yaml" 2>&1)
