@@ -58,6 +58,22 @@ printf 'listen: [ { address: 0.0.0.0:8080 } ]\nmodels:\n  m: { targets: [ { upst
 out=$("$SLUICE" check -c "$SL_TMP/bad.yaml" 2>&1)
 sl_like "a broken config is refused with FILE:LINE:COL" "$out" "$SL_TMP/bad.yaml:3:[0-9]+: "
 
+# The gateway image installs the Debian package of every library the binary links (as
+# built here, on Debian 12 like the image's build stage).
+if command -v readelf >/dev/null && command -v dpkg >/dev/null; then
+    runtime=$(sed -n '/^FROM .* AS gateway$/,/^FROM /p' "$DEPLOY/container/Containerfile")
+    missing=
+    for lib in $(readelf -d "$SLUICE" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
+        path=$(ldd "$SLUICE" | awk -v l="$lib" '$1 == l { print $3 }')
+        [ -n "$path" ] || continue # the dynamic loader itself
+        pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "/usr$path" 2>/dev/null)
+        pkg=${pkg%%:*}
+        case $pkg in libc6 | "") continue ;; esac
+        grep -qw -- "$pkg" <<<"$runtime" || missing="$missing $lib($pkg)"
+    done
+    sl_is "the gateway image installs the package of every library sluice links" "${missing:-none}" none
+fi
+
 # ---- systemd ----
 if command -v systemd-analyze >/dev/null; then
     # verify wants ExecStart's binary to exist: point it at the one built here
