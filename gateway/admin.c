@@ -145,6 +145,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 struct sl_store_conn *sl_admin_store(sl_admin *a) { return a->store; }
 void sl_admin_set_pool(sl_admin *a, sl_pool *pool) { a->pool = pool; }
 sl_pool *sl_admin_pool(sl_admin *a) { return a->pool; }
+struct event_base *sl_admin_base(sl_admin *a) { return a->base; }
 
 void sl_admin_set_reload(sl_admin *a, int (*fn)(void *arg, json_t **errors), void *arg)
 {

@@ -421,7 +421,7 @@ static int parse_store(sl_config *c, const sl_ynode *root, sl_diag *d)
     return rc ? -1 : 0;
 }
 
-static const char *const log_keys[] = {"access_log", "level", NULL};
+static const char *const log_keys[] = {"access_log", "level", "file", "audit_log", NULL};
 
 static int parse_log(sl_config *c, const sl_ynode *root, sl_diag *d)
 {
@@ -429,8 +429,18 @@ static int parse_log(sl_config *c, const sl_ynode *root, sl_diag *d)
     const sl_ynode *l = sl_cfg_section(root, "log", log_keys, d);
     int rc = 0, level = 2;
     rc |= sl_cfg_str(l, "access_log", d, &c->log.access_log);
+    rc |= sl_cfg_str(l, "file", d, &c->log.file);
+    rc |= sl_cfg_str(l, "audit_log", d, &c->log.audit_log);
     rc |= sl_cfg_enum(l, "level", d, levels, &level);
     if (!c->log.access_log && !(c->log.access_log = strdup("-")))
+        return -1;
+    if (c->log.file && strcmp(c->log.file, "off") == 0) {
+        sl_diag_add(d, sl_ymap_get(l, "file"), "log.file: \"-\" (stderr) or a file path; the operational log cannot be off");
+        rc = -1;
+    }
+    if (!c->log.file && !(c->log.file = strdup("-")))
+        return -1;
+    if (!c->log.audit_log && !(c->log.audit_log = strdup("-")))
         return -1;
     if (!(c->log.level = strdup(levels[level])))
         return -1;
@@ -490,6 +500,8 @@ static void config_free(sl_config *c)
     free(c->store.secret);
     free(c->log.access_log);
     free(c->log.level);
+    free(c->log.file);
+    free(c->log.audit_log);
     free(c->console.dir);
     sl_static_free(c->console.files);
     for (size_t i = 0; i < c->n_upstreams; i++)

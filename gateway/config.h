@@ -131,6 +131,8 @@ typedef struct sl_config {
     struct {
         char *access_log;               /* "-" = stdout (default), "off", or a file path */
         char *level;                    /* error | warn | info | debug */
+        char *file;                     /* the operational log: "-" = stderr (default), or a file path */
+        char *audit_log;                /* audit events (JSON lines): "-" = stdout (default), "off", or a path */
     } log;
 
     struct {
