@@ -19,10 +19,11 @@ xz -dc "$KIT/node.xz" >"$W/node/bin/node" && chmod +x "$W/node/bin/node"
 tar -C "$W" -xJf "$KIT/openai.tar.xz"
 tar -C "$W" -xJf "$KIT/lib.tar.xz"
 tar -C "$W/tok" -xJf "$KIT/tok.tar.xz"
-export LD_LIBRARY_PATH=$W/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# only our binaries see the carried libraries (the host's own curl must keep its libcurl)
+kit() { LD_LIBRARY_PATH=$W/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$@"; }
 export PATH=$W/node/bin:$PATH SLUICE_ENGINE=$KIT/bin/sluice-engine
 PHRASE="Hello! I am the demo model of sluice, served by its own engine."
-"$KIT/bin/sluice-make-demo-model" --tokenizer "$W/tok" --phrase "$PHRASE" "$W/demo" >"$LOGS/make.log" 2>&1
+kit "$KIT/bin/sluice-make-demo-model" --tokenizer "$W/tok" --phrase "$PHRASE" "$W/demo" >"$LOGS/make.log" 2>&1
 check "demo model made" test -f "$W/demo/model.safetensors"
 
 export SLUICE_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') SLUICE_ADMIN_TOKEN=gpu-admin
@@ -45,9 +46,9 @@ consumers:
   team: { models: [demo] }
 plugins: [ auth, route ]
 YAML
-"$KIT/bin/sluice" check -c "$W/sluice.yaml" >"$LOGS/check.log" 2>&1
+kit "$KIT/bin/sluice" check -c "$W/sluice.yaml" >"$LOGS/check.log" 2>&1
 check "sluice check accepts the config" test $? = 0
-"$KIT/bin/sluice" serve -c "$W/sluice.yaml" >"$LOGS/gateway.log" 2>&1 &
+LD_LIBRARY_PATH=$W/lib "$KIT/bin/sluice" serve -c "$W/sluice.yaml" >"$LOGS/gateway.log" 2>&1 &
 GW=$!
 trap 'kill -TERM $GW 2>/dev/null; wait $GW 2>/dev/null; cp -r /tmp/sluice-*/local-*.log "$LOGS/" 2>/dev/null; rm -rf "$W"' EXIT
 ready() {
@@ -61,7 +62,7 @@ pids=$(grep -o '"pid":[0-9]*' "$LOGS/upstreams.json" | cut -d: -f2 | tr '\n' ' '
 for p in $pids; do tr '\0' ' ' </proc/$p/cmdline; echo; done >"$LOGS/workers.txt"
 check "both workers run with --backend $BACKEND" test "$(grep -c -- "--backend $BACKEND" "$LOGS/workers.txt")" = 2
 command -v nvidia-smi >/dev/null && nvidia-smi --query-compute-apps=pid,used_memory --format=csv >"$LOGS/nvidia-smi.txt" 2>&1
-KEY=$("$KIT/bin/sluice" key -c "$W/sluice.yaml" issue --consumer team --name gpu 2>>"$LOGS/check.log")
+KEY=$(kit "$KIT/bin/sluice" key -c "$W/sluice.yaml" issue --consumer team --name gpu 2>>"$LOGS/check.log")
 check "a key is issued" test -n "$KEY"
 
 cat >"$W/client.mjs" <<'JS'

@@ -13,7 +13,7 @@ cp "$BUILD/gateway/sluice" "$BUILD/engine/server/sluice-engine" "$BUILD/engine/m
 strip "$KIT"/bin/*
 for b in "$KIT"/bin/*; do
     ldd "$b" | awk '$3 ~ /^\// { print $3 }'
-done | sort -u | grep -v -E '/(libc|libm|libdl|libpthread|librt|libresolv|ld-linux[^/]*)\.so' | while read -r l; do
+done | sort -u | grep -v -E '/(libc|libm|libdl|libpthread|librt|libresolv|ld-linux[^/]*)\.so|/(libstdc\+\+|libgcc_s)\.so|^/usr/local/cuda/' | while read -r l; do
     cp -L "$l" "$KIT/lib/"
 done
 tar -C "$KIT" -cJf "$KIT/lib.tar.xz" lib && rm -rf "$KIT/lib"
