@@ -46,6 +46,13 @@ if [ ! -f var/demo-model/model.safetensors ]; then
         var/demo-model >&2
 fi
 
+# The web console (optional: without it the API serves as before)
+if [ ! -f gateway/console/dist/index.html ]; then
+    say "building the web console (npm, Vite)"
+    (cd gateway/console && npm ci --no-audit --no-fund --loglevel=error && npx vite build --logLevel error) >&2 \
+        || say "the console did not build; the API works without it"
+fi
+
 # 4. Secrets, made once and kept in var/quickstart.env (never in the config)
 if [ ! -f var/quickstart.env ]; then
     umask 077
@@ -103,6 +110,9 @@ Python (requests):
                       headers={"Authorization": "Bearer $KEY"},
                       json={"model": "demo", "messages": [{"role": "user", "content": "Hello!"}]})
     print(r.json()["choices"][0]["message"]["content"])
+
+Web console: chat http://127.0.0.1:8080/console/ (paste the key), admin http://127.0.0.1:9090/console/admin
+(the admin token is SLUICE_ADMIN_TOKEN in var/quickstart.env)
 
 Usage so far: $BUILD/gateway/sluice usage -c conf/quickstart.yaml     Stop: Ctrl-C
 MSG

@@ -10,11 +10,14 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "log.h"
+
 #define FLUSH_BYTES (64 * 1024)
 
 struct sl_access_log {
     int fd;
     bool owned;
+    char *path;     /* the file, for SIGUSR1 */
 };
 
 struct sl_access_log_writer {
@@ -42,7 +45,23 @@ sl_access_log *sl_access_log_open(const char *target, char *errbuf, size_t errle
         return NULL;
     }
     l->owned = true;
+    if (!(l->path = strdup(target))) {
+        sl_access_log_close(l);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
     return l;
+}
+
+int sl_access_log_reopen(sl_access_log *l, sl_err *err)
+{
+    if (!l || !l->owned || !l->path)
+        return 0;
+    if (sl_log_reopen_fd(l->fd, l->path, err) < 0) {
+        sl_err_prefix(err, "log.access_log");
+        return -1;
+    }
+    return 0;
 }
 
 void sl_access_log_close(sl_access_log *l)
@@ -51,6 +70,7 @@ void sl_access_log_close(sl_access_log *l)
         return;
     if (l->owned)
         close(l->fd);
+    free(l->path);
     free(l);
 }
 

@@ -5,6 +5,8 @@
 
 #include <jansson.h>
 
+#include "err.h"
+
 struct event_base;
 
 typedef struct sl_access_log sl_access_log;
@@ -13,6 +15,9 @@ typedef struct sl_access_log sl_access_log;
  * with a message in errbuf when the file cannot be opened. */
 sl_access_log *sl_access_log_open(const char *target, char *errbuf, size_t errlen);
 void sl_access_log_close(sl_access_log *log);
+/* SIGUSR1, main thread: the file's path opened again in place (writers on worker threads
+ * carry on into the new file). 0 for stdout and "off". */
+int sl_access_log_reopen(sl_access_log *log, sl_err *err);
 
 typedef struct sl_access_log_writer sl_access_log_writer;
 /* Per-thread writer, flushed every 100 ms by a timer on base and when its buffer is large. */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics_admin.h"
 #include "pool.h"
+#include "static_files.h"
 
 #define MAX_ROUTES 32
 
@@ -73,6 +74,9 @@ static void on_request(sl_http_conn *c, sl_http_request *req, void *arg)
         sl_admin_json(c, a->ready ? 200 : 503, json_pack("{s:s}", "status", a->ready ? "ready" : "starting"));
         return;
     }
+    /* the page itself holds no secret: it asks the user for the admin token */
+    if (sl_static_serve(a->cfg->console.files, SL_STATIC_ADMIN, c, req))
+        return;
     if (!authorised(a, req)) {
         sl_http_add_header(c, "WWW-Authenticate", "Bearer");
         sl_http_respond_error(c, 401, "invalid_request_error", "invalid_admin_token", NULL,
@@ -141,6 +145,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 struct sl_store_conn *sl_admin_store(sl_admin *a) { return a->store; }
 void sl_admin_set_pool(sl_admin *a, sl_pool *pool) { a->pool = pool; }
 sl_pool *sl_admin_pool(sl_admin *a) { return a->pool; }
+struct event_base *sl_admin_base(sl_admin *a) { return a->base; }
 
 void sl_admin_set_reload(sl_admin *a, int (*fn)(void *arg, json_t **errors), void *arg)
 {

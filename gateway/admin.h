@@ -27,6 +27,7 @@ void sl_admin_set_pool(sl_admin *a, struct sl_pool *pool);
 /* POST /admin/v1/reload calls fn: 0 when the new config is in use, -1 with *errors. */
 void sl_admin_set_reload(sl_admin *a, int (*fn)(void *arg, json_t **errors), void *arg);
 struct sl_pool *sl_admin_pool(sl_admin *a);   /* NULL before the pool starts */
+struct event_base *sl_admin_base(sl_admin *a);   /* the main thread's loop */
 /* prefix_match: route matches path == path, or path starting with path + "/". */
 void sl_admin_route(sl_admin *a, const char *method, const char *path, bool prefix_match, sl_admin_handler h,
                     void *arg);

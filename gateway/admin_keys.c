@@ -2,16 +2,19 @@
  * DELETE /admin/v1/keys/{id}. The key itself is shown once, in the answer to POST. */
 #include "admin_keys.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "store.h"
 #include "yaml_tree.h"
 
 /* One admin request waiting on the store; the client may leave meanwhile. */
 typedef struct pending {
     sl_http_conn *conn;
+    char client[64];    /* who asked, for the audit event */
 } pending;
 
 static void pending_gone(void *arg) { ((pending *)arg)->conn = NULL; }
@@ -22,6 +25,7 @@ static pending *pending_new(sl_http_conn *c)
     if (!p)
         return NULL;
     p->conn = c;
+    snprintf(p->client, sizeof p->client, "%s", sl_http_peer(c));
     sl_http_watch w = {.on_close = pending_gone, .arg = p};
     sl_http_set_watch(c, &w);
     return p;
@@ -68,6 +72,9 @@ static void issued(void *arg, sl_store_status st, const sl_key_info *k, const ch
         return;
     }
     json_t *o = key_json(k);
+    sl_audit("key_issued", json_pack("{s:s, s:s, s:s, s:s, s:O, s:s}", "key_id", k->id, "consumer", k->consumer,
+                                     "name", k->name, "prefix", k->prefix, "expires", json_object_get(o, "expires"),
+                                     "admin_client", ((pending *)arg)->client));
     json_object_set_new(o, "key", json_string(plaintext));
     pending_answer(arg, 201, o);
 }
@@ -169,6 +176,8 @@ static void revoked(void *arg, sl_store_status st, const sl_key_info *k, const c
         store_failed(arg, st, err);
         return;
     }
+    sl_audit("key_revoked", json_pack("{s:s, s:s, s:s}", "key_id", k->id, "consumer", k->consumer, "admin_client",
+                                      ((pending *)arg)->client));
     pending_answer(arg, 200, key_json(k));
 }
 

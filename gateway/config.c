@@ -3,6 +3,7 @@
  * config_routes.c; plugins in config_plugins.c. */
 #include "config_int.h"
 #include "plugin.h"
+#include "static_files.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -420,7 +421,7 @@ static int parse_store(sl_config *c, const sl_ynode *root, sl_diag *d)
     return rc ? -1 : 0;
 }
 
-static const char *const log_keys[] = {"access_log", "level", NULL};
+static const char *const log_keys[] = {"access_log", "level", "file", "audit_log", NULL};
 
 static int parse_log(sl_config *c, const sl_ynode *root, sl_diag *d)
 {
@@ -428,18 +429,51 @@ static int parse_log(sl_config *c, const sl_ynode *root, sl_diag *d)
     const sl_ynode *l = sl_cfg_section(root, "log", log_keys, d);
     int rc = 0, level = 2;
     rc |= sl_cfg_str(l, "access_log", d, &c->log.access_log);
+    rc |= sl_cfg_str(l, "file", d, &c->log.file);
+    rc |= sl_cfg_str(l, "audit_log", d, &c->log.audit_log);
     rc |= sl_cfg_enum(l, "level", d, levels, &level);
     if (!c->log.access_log && !(c->log.access_log = strdup("-")))
+        return -1;
+    if (c->log.file && strcmp(c->log.file, "off") == 0) {
+        sl_diag_add(d, sl_ymap_get(l, "file"), "log.file: \"-\" (stderr) or a file path; the operational log cannot be off");
+        rc = -1;
+    }
+    if (!c->log.file && !(c->log.file = strdup("-")))
+        return -1;
+    if (!c->log.audit_log && !(c->log.audit_log = strdup("-")))
         return -1;
     if (!(c->log.level = strdup(levels[level])))
         return -1;
     return rc ? -1 : 0;
 }
 
+static const char *const console_keys[] = {"dir", "client", NULL};
+
+/* The files are read here, so a reload picks up a rebuilt console. A folder that was not
+ * built yet only warns: the API serves without a console. */
+static int parse_console(sl_config *c, const sl_ynode *root, sl_diag *d)
+{
+    const sl_ynode *s = sl_cfg_section(root, "console", console_keys, d);
+    c->console.client = true;
+    int rc = sl_cfg_str(s, "dir", d, &c->console.dir) | sl_cfg_bool(s, "client", d, &c->console.client);
+    if (rc || !c->console.dir)
+        return rc ? -1 : 0;
+    sl_err err = {{0}};
+    bool missing;
+    if (!(c->console.files = sl_static_load(c->console.dir, &missing, &err))) {
+        if (!missing) {
+            sl_diag_add(d, sl_ymap_get(s, "dir"), "console.dir: %s", err.msg);
+            return -1;
+        }
+        sl_diag_warn(d, sl_ymap_get(s, "dir"), "console.dir: %s; the console is off", err.msg);
+    }
+    return 0;
+}
+
 /* ---- the whole file ---- */
 
 static const char *const top_keys[] = {"listen", "server", "admin", "store", "log", "upstreams", "models",
-                                       "consumers", "plugin_paths", "plugins",
+                                       "consumers", "plugin_paths", "plugins", "console",
                                        "x-*", /* free for anchors: x-timeouts: &t {...} */ NULL};
 
 static void config_free(sl_config *c)
@@ -466,6 +500,10 @@ static void config_free(sl_config *c)
     free(c->store.secret);
     free(c->log.access_log);
     free(c->log.level);
+    free(c->log.file);
+    free(c->log.audit_log);
+    free(c->console.dir);
+    sl_static_free(c->console.files);
     for (size_t i = 0; i < c->n_upstreams; i++)
         sl_cfg_free_upstream(&c->upstreams[i]);
     free(c->upstreams);
@@ -505,6 +543,7 @@ sl_config *sl_config_load(const char *path, sl_diag *d)
     oom |= parse_admin(c, root, d) < 0 && d->n == errors_before;
     oom |= parse_store(c, root, d) < 0 && d->n == errors_before;
     oom |= parse_log(c, root, d) < 0 && d->n == errors_before;
+    oom |= parse_console(c, root, d) < 0 && d->n == errors_before;
     sl_cfg_upstreams(c, sl_ymap_get(root, "upstreams"), d);
     sl_cfg_models(c, sl_ymap_get(root, "models"), d);
     sl_cfg_consumers(c, sl_ymap_get(root, "consumers"), d);

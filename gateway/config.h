@@ -10,6 +10,7 @@
 #include "yaml_tree.h"
 
 struct sl_plugin;
+struct sl_static_files;
 
 typedef struct sl_listen_conf {
     char *address;              /* "host:port", "[v6]:port" or "unix:/path" */
@@ -130,7 +131,15 @@ typedef struct sl_config {
     struct {
         char *access_log;               /* "-" = stdout (default), "off", or a file path */
         char *level;                    /* error | warn | info | debug */
+        char *file;                     /* the operational log: "-" = stderr (default), or a file path */
+        char *audit_log;                /* audit events (JSON lines): "-" = stdout (default), "off", or a path */
     } log;
+
+    struct {
+        char *dir;                      /* the built console; NULL = no console */
+        bool client;                    /* chat page on the client listeners (default true) */
+        struct sl_static_files *files;  /* dir's files, read at load; NULL when off */
+    } console;
 
     sl_upstream_conf *upstreams;
     size_t n_upstreams;

@@ -351,6 +351,7 @@ void sl_exchange_start(sl_worker *w, sl_http_conn *conn, sl_http_request *req)
         return;
     }
     clock_gettime(CLOCK_MONOTONIC, &ex->t0);
+    sl_metrics_itl_init(&ex->itl);
     ex->w = w;
     ex->cfg = sl_config_ref(w->cfg);
     ex->conn = conn;

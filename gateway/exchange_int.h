@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "exchange.h"
+#include "metrics.h"
 #include "sse.h"
 
 struct event;
@@ -73,6 +74,7 @@ struct sl_exchange {
     struct timespec t0;
     double ttfb_ms;
     double ttft_ms;                 /* the first streamed event written to the client */
+    sl_metrics_itl itl;             /* gaps between the upstream's events sent on */
     size_t bytes_out;
 };
 

@@ -61,6 +61,9 @@ static const char *reason(int status)
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -693,9 +696,10 @@ static void write_head(sl_http_conn *c, int status, const char *content_type, lo
                         reason(status), http_date());
     if (content_type)
         evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
-    if (length >= 0)
-        evbuffer_add_printf(out, "Content-Length: %lld\r\n", length);
-    else if (c->stream_chunked)
+    if (length >= 0) {
+        if (status != 304) /* a 304 has no body; a length there would be the full one's */
+            evbuffer_add_printf(out, "Content-Length: %lld\r\n", length);
+    } else if (c->stream_chunked)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     if (!keep)
         evbuffer_add(out, "Connection: close\r\n", 19);

@@ -1,14 +1,53 @@
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static atomic_int current_level = SL_LOG_INFO;
 static const char *const names[] = {"error", "warn", "info", "debug"};
+
+static char *log_path; /* NULL: stderr as the process got it */
+
+int sl_log_reopen_fd(int fd, const char *path, sl_err *err)
+{
+    int nfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (nfd < 0) {
+        sl_err_set(err, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* dup3 swaps the file under fd at once; stdio stays inherited by engine processes,
+     * the log files of our own do not */
+    int rc = dup3(nfd, fd, fd > STDERR_FILENO ? O_CLOEXEC : 0) < 0 ? -1 : 0;
+    if (rc < 0)
+        sl_err_set(err, "%s: %s", path, strerror(errno));
+    close(nfd);
+    return rc;
+}
+
+int sl_log_open_file(const char *path, sl_err *err)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return 0;
+    if (sl_log_reopen_fd(STDERR_FILENO, path, err) < 0) {
+        sl_err_prefix(err, "log.file");
+        return -1;
+    }
+    free(log_path);
+    if (!(log_path = strdup(path))) {
+        sl_err_set(err, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int sl_log_reopen(sl_err *err) { return log_path ? sl_log_reopen_fd(STDERR_FILENO, log_path, err) : 0; }
 
 void sl_log_set_level(sl_log_level level) { atomic_store(&current_level, level); }
 

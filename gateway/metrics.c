@@ -18,9 +18,11 @@ typedef struct family {
 
 static const double duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 static const double ttft_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+static const double itl_buckets[SL_METRICS_ITL_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05,
+                                                            0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5};
 #define NB(a) (sizeof(a) / sizeof(a)[0])
 
-enum { F_REQUESTS, F_PROMPT, F_COMPLETION, F_DURATION, F_TTFT, F_CACHE_HITS, F_CACHE_MISSES, F_CACHE_BYPASSES,
+enum { F_REQUESTS, F_PROMPT, F_COMPLETION, F_DURATION, F_TTFT, F_ITL, F_CACHE_HITS, F_CACHE_MISSES, F_CACHE_BYPASSES,
        F_FALLBACKS, F_GUARD, N_FAMILIES };
 
 static const family families[N_FAMILIES] = {
@@ -33,6 +35,9 @@ static const family families[N_FAMILIES] = {
                     HISTOGRAM, duration_buckets, NB(duration_buckets)},
     [F_TTFT] = {"sluice_time_to_first_token_seconds", "Streamed requests: time until the first event reached the client.",
                 HISTOGRAM, ttft_buckets, NB(ttft_buckets)},
+    [F_ITL] = {"sluice_inter_token_latency_seconds",
+               "Streamed requests: time between consecutive events sent to the client.", HISTOGRAM, itl_buckets,
+               NB(itl_buckets)},
     [F_CACHE_HITS] = {"sluice_cache_hits_total", "Requests answered from the response cache.", COUNTER, NULL, 0},
     [F_CACHE_MISSES] = {"sluice_cache_misses_total", "Cacheable requests not found in the cache.", COUNTER, NULL, 0},
     [F_CACHE_BYPASSES] = {"sluice_cache_bypasses_total", "Requests the cache did not apply to.", COUNTER, NULL, 0},
@@ -191,6 +196,36 @@ static void observe(int fam, const char *lbl, double v)
     add(s, f->nb + 1, v > 0 ? (uint64_t)(v * 1e6 + 0.5) : 0);
 }
 
+void sl_metrics_itl_init(sl_metrics_itl *t) { *t = (sl_metrics_itl){.last_ms = -1}; }
+
+void sl_metrics_itl_event(sl_metrics_itl *t, double now_ms)
+{
+    if (t->last_ms >= 0) {
+        double gap = (now_ms - t->last_ms) / 1000.0;
+        size_t i = 0;
+        while (i < SL_METRICS_ITL_BUCKETS && gap > itl_buckets[i])
+            i++;
+        t->n[i]++;
+        t->sum_s += gap > 0 ? gap : 0;
+    }
+    t->last_ms = now_ms;
+}
+
+/* Adds a whole stream's gaps to this thread's ITL series. */
+static void observe_itl(const char *lbl, const sl_metrics_itl *t)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i <= SL_METRICS_ITL_BUCKETS; i++)
+        total += t->n[i];
+    series *s = total ? lookup(F_ITL, lbl) : NULL;
+    if (!s)
+        return;
+    for (size_t i = 0; i <= SL_METRICS_ITL_BUCKETS; i++)
+        if (t->n[i])
+            add(s, i, t->n[i]);
+    add(s, SL_METRICS_ITL_BUCKETS + 1, (uint64_t)(t->sum_s * 1e6 + 0.5));
+}
+
 void sl_metrics_record(const sl_metrics_sample *m)
 {
     char l[1024], status[16];
@@ -208,6 +243,8 @@ void sl_metrics_record(const sl_metrics_sample *m)
             observe(F_DURATION, l, m->duration_s);
         if (m->ttft_s >= 0)
             observe(F_TTFT, l, m->ttft_s);
+        if (m->itl)
+            observe_itl(l, m->itl);
     }
     if (m->cache) {
         int fam = strcmp(m->cache, "hit") == 0 ? F_CACHE_HITS : strcmp(m->cache, "miss") == 0 ? F_CACHE_MISSES

@@ -6,7 +6,21 @@
 #ifndef SL_METRICS_H
 #define SL_METRICS_H
 
+#include <stdint.h>
 #include <stdio.h>
+
+/* Inter-token latency of one stream, gathered by its exchange (no shared state per event)
+ * and added to the histogram once, when the request ends. */
+#define SL_METRICS_ITL_BUCKETS 14
+typedef struct sl_metrics_itl {
+    double last_ms;                         /* < 0 before the first event */
+    uint32_t n[SL_METRICS_ITL_BUCKETS + 1]; /* per bucket, the last is +Inf; not cumulative */
+    double sum_s;
+} sl_metrics_itl;
+
+void sl_metrics_itl_init(sl_metrics_itl *t);
+/* An event reached the client now_ms after the request began. */
+void sl_metrics_itl_event(sl_metrics_itl *t, double now_ms);
 
 /* What one finished request adds. NULL strings and negative numbers mean "not known". */
 typedef struct sl_metrics_sample {
@@ -18,6 +32,7 @@ typedef struct sl_metrics_sample {
     const char *cache;                      /* "hit", "miss", "bypass" or NULL */
     const char *fallback_from, *fallback_to;
     const char *guard_stage, *guard_rule;
+    const sl_metrics_itl *itl;              /* NULL: not streamed */
 } sl_metrics_sample;
 
 /* Any thread. The first call on a thread registers that thread's block (kept for the

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "circuit.h"
+#include "engine_scrape.h"
 #include "metrics.h"
 #include "pool.h"
 
@@ -29,7 +30,7 @@ static void circuit_gauges(FILE *out, const sl_config *cfg)
     }
 }
 
-static const char *const states[] = {"starting", "ready", "backoff", "stopping"};
+static const char *const states[] = {"starting", "ready", "backoff", "stopping", "draining"};
 enum { N_STATES = sizeof states / sizeof states[0] };
 
 /* Counts upstream's engine processes by state; returns their requests outstanding. */
@@ -78,21 +79,39 @@ static void engine_gauges(FILE *out, const sl_config *cfg, sl_pool *pool)
     }
 }
 
-static void metrics_handler(sl_admin *a, sl_http_conn *c, sl_http_request *req, const char *tail, void *arg)
+/* One GET /metrics waiting on the engine workers; the client may leave meanwhile. */
+typedef struct pending {
+    sl_admin *a;
+    sl_http_conn *conn;
+} pending;
+
+static void pending_gone(void *arg) { ((pending *)arg)->conn = NULL; }
+
+static void respond(pending *p, char *engines)
 {
-    (void)req;
-    (void)tail;
-    (void)arg;
+    sl_http_conn *c = p->conn;
+    sl_admin *a = p->a;
+    free(p);
+    if (!c) {
+        free(engines);
+        return;
+    }
+    sl_http_watch none = {0};
+    sl_http_set_watch(c, &none);
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     if (!out) {
+        free(engines);
         sl_http_respond_error(c, 500, "api_error", "internal_error", NULL, "out of memory rendering the metrics");
         return;
     }
     int rc = sl_metrics_render(out);
     circuit_gauges(out, sl_admin_config(a));
     engine_gauges(out, sl_admin_config(a), sl_admin_pool(a));
+    if (engines)
+        fputs(engines, out);
+    free(engines);
     if (fclose(out) != 0 || rc != 0) {
         free(text);
         sl_http_respond_error(c, 500, "api_error", "internal_error", NULL, "out of memory rendering the metrics");
@@ -100,6 +119,26 @@ static void metrics_handler(sl_admin *a, sl_http_conn *c, sl_http_request *req, 
     }
     sl_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     free(text);
+}
+
+static void engines_scraped(void *arg, char *text) { respond(arg, text); }
+
+static void metrics_handler(sl_admin *a, sl_http_conn *c, sl_http_request *req, const char *tail, void *arg)
+{
+    (void)req;
+    (void)tail;
+    (void)arg;
+    pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        sl_http_respond_error(c, 500, "api_error", "internal_error", NULL, "out of memory rendering the metrics");
+        return;
+    }
+    p->a = a;
+    p->conn = c;
+    sl_http_watch w = {.on_close = pending_gone, .arg = p};
+    sl_http_set_watch(c, &w);
+    /* the workers' own gauges (queue, KV cache, tokens/s); a slow one is left out after 1 s */
+    sl_engine_scrape(sl_admin_base(a), sl_admin_pool(a), sl_admin_config(a), 1000, engines_scraped, p);
 }
 
 void sl_metrics_admin_install(sl_admin *a) { sl_admin_route(a, "GET", "/metrics", false, metrics_handler, NULL); }

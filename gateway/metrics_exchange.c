@@ -44,6 +44,7 @@ void sl_metrics_exchange(const sl_exchange *ex)
         .completion_tokens = tokens(ex, "completion_tokens"),
         .duration_s = sl_ex_ms_since(&ex->t0) / 1000.0,
         .ttft_s = ex->ttft_ms > 0 ? ex->ttft_ms / 1000.0 : -1,
+        .itl = ex->up_stream ? &ex->itl : NULL,
     };
     const json_t *cache = json_object_get(ex->log, "cache");
     m.cache = json_is_string(cache) ? json_string_value(cache) : NULL;

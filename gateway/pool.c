@@ -22,6 +22,8 @@
 
 #define TICK_MS 250
 #define BACKOFF_MAX_MS 60000
+#define DRAIN_KILL_MS 10000     /* a retired engine that ignores SIGTERM this long is killed */
+#define POOL_SLOTS 256          /* engine processes at most, draining ones included */
 
 typedef struct probe {
     struct sl_pool *pool;
@@ -34,18 +36,18 @@ struct sl_pool {
     struct event_base *base;
     char dir[256];
     char engine_bin[PATH_MAX];
-    sl_engine_proc *procs;
-    size_t n;
+    sl_engine_proc *procs;      /* POOL_SLOTS, never moved: worker threads read them */
+    atomic_size_t n;            /* slots ever used: [0, n) are initialised */
     bool *probing;
     struct event *sigchld;
     struct event *tick;
     bool stopping;
-    sl_config *cfg;             /* the config the processes were started from (held) */
+    unsigned gen;               /* tells apart the sockets of successive processes */
 };
 
 const char *sl_engine_state_name(sl_engine_state s)
 {
-    static const char *const n[] = {"starting", "ready", "backoff", "stopping"};
+    static const char *const n[] = {"starting", "ready", "backoff", "stopping", "draining", "free"};
     return n[s];
 }
 
@@ -150,6 +152,8 @@ static void spawn(sl_pool *p, sl_engine_proc *e)
                 gpus[0] ? ", GPUs " : "", gpus, e->log_path);
 }
 
+static void retire_superseded(sl_pool *p, const sl_engine_proc *fresh);
+
 /* ---- /health over the unix socket ---- */
 
 static void probe_end(probe *pr, bool healthy)
@@ -160,6 +164,7 @@ static void probe_end(probe *pr, bool healthy)
     if (healthy && atomic_load(&e->state) == SL_ENGINE_STARTING) {
         atomic_store(&e->state, SL_ENGINE_READY);
         sl_log_info("engine %s#%d: ready after %lld ms", e->up->name, e->index, now_ms() - e->started_ms);
+        retire_superseded(p, e);
     }
     bufferevent_free(pr->bev);
     event_free(pr->timeout);
@@ -220,6 +225,148 @@ static void probe_start(sl_pool *p, sl_engine_proc *e)
         probe_end(pr, false);
 }
 
+static void tick_cb(evutil_socket_t fd, short what, void *arg);
+static void sigchld_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- slots ---- */
+
+static void slot_free(sl_pool *p, sl_engine_proc *e)
+{
+    (void)p;
+    unlink(e->socket_path);
+    unlink(e->log_path);
+    if (e->cfg)
+        sl_config_unref(e->cfg);
+    e->cfg = NULL;
+    e->up = NULL;
+    e->pid = 0;
+    atomic_store(&e->state, SL_ENGINE_FREE);
+}
+
+/* A retired engine gets SIGTERM once its last request is done (the engine finishes what it
+ * has and exits); one that does not exit is killed. */
+static void drain_step(sl_pool *p, sl_engine_proc *e, long long now)
+{
+    if (e->pid <= 0) {
+        slot_free(p, e);
+        return;
+    }
+    if (!e->term_sent && atomic_load(&e->outstanding) == 0) {
+        kill(e->pid, SIGTERM);
+        e->term_sent = true;
+        e->drain_since_ms = now;
+    } else if (e->term_sent && now - e->drain_since_ms > DRAIN_KILL_MS) {
+        sl_log_warn("engine %s#%d: still running %d ms after SIGTERM: killed", e->upstream, e->index, DRAIN_KILL_MS);
+        kill(e->pid, SIGKILL);
+        e->drain_since_ms = now;
+    }
+}
+
+static void retire(sl_pool *p, sl_engine_proc *e, const char *why)
+{
+    sl_log_info("engine %s#%d: %s: draining (%d requests in flight)", e->upstream, e->index, why,
+                atomic_load(&e->outstanding));
+    atomic_store(&e->state, SL_ENGINE_DRAINING);
+    e->term_sent = false;
+    drain_step(p, e, now_ms());
+}
+
+static void retire_superseded(sl_pool *p, const sl_engine_proc *fresh)
+{
+    for (size_t i = 0; i < atomic_load(&p->n); i++) {
+        sl_engine_proc *e = &p->procs[i];
+        if (e != fresh && e->superseded && e->index == fresh->index && strcmp(e->upstream, fresh->upstream) == 0 &&
+            atomic_load(&e->state) != SL_ENGINE_DRAINING && atomic_load(&e->state) != SL_ENGINE_FREE)
+            retire(p, e, "its replacement is ready");
+    }
+}
+
+static bool same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+/* Would worker `index` of a and of b be started the same way? */
+static bool same_launch(const sl_upstream_conf *a, const sl_upstream_conf *b, int index)
+{
+    if (!same_str(a->model_dir, b->model_dir) || !same_str(a->served_model_name, b->served_model_name) ||
+        !same_str(a->backend, b->backend) || a->n_args != b->n_args)
+        return false;
+    for (size_t i = 0; i < a->n_args; i++)
+        if (strcmp(a->args[i], b->args[i]) != 0)
+            return false;
+    int na = a->gpus && index < a->workers ? a->n_gpus[index] : 0;
+    int nb = b->gpus && index < b->workers ? b->n_gpus[index] : 0;
+    if (na != nb)
+        return false;
+    for (int g = 0; g < na; g++)
+        if (a->gpus[index][g] != b->gpus[index][g])
+            return false;
+    return true;
+}
+
+/* The runtime folder and the main-loop events, made when the first engine is. */
+static int ensure_runtime(sl_pool *p, sl_err *err)
+{
+    if (p->dir[0])
+        return 0;
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    snprintf(p->dir, sizeof p->dir, "%s/sluice-XXXXXX", rt && *rt && access(rt, W_OK) == 0 ? rt : "/tmp");
+    if (!mkdtemp(p->dir)) {
+        sl_err_set(err, "engine pool: cannot make a runtime folder %s: %s", p->dir, strerror(errno));
+        p->dir[0] = 0;
+        return -1;
+    }
+    find_engine(p->engine_bin, sizeof p->engine_bin);
+    p->sigchld = evsignal_new(p->base, SIGCHLD, sigchld_cb, p);
+    p->tick = event_new(p->base, -1, EV_PERSIST, tick_cb, p);
+    if (!p->sigchld || !p->tick) {
+        sl_err_set(err, "out of memory");
+        return -1;
+    }
+    evsignal_add(p->sigchld, NULL);
+    struct timeval tv = {0, TICK_MS * 1000};
+    event_add(p->tick, &tv);
+    sl_log_info("engine pool: runtime folder %s, engine %s", p->dir, p->engine_bin);
+    return 0;
+}
+
+/* Start worker `index` of upstream u (of cfg) in a free slot. */
+static int start_worker(sl_pool *p, const sl_config *cfg, const sl_upstream_conf *u, int index, sl_err *err)
+{
+    if (ensure_runtime(p, err) < 0)
+        return -1;
+    sl_engine_proc *e = NULL;
+    size_t n = atomic_load(&p->n);
+    for (size_t i = 0; i < n && !e; i++)
+        if (atomic_load(&p->procs[i].state) == SL_ENGINE_FREE && atomic_load(&p->procs[i].outstanding) == 0)
+            e = &p->procs[i];
+    if (!e && n < POOL_SLOTS)
+        e = &p->procs[n];
+    if (!e) {
+        sl_err_set(err, "engine pool: more than %d engine processes", POOL_SLOTS);
+        return -1;
+    }
+    unsigned gen = p->gen++;
+    int n1 = snprintf(e->socket_path, sizeof e->socket_path, "%s/%.40s-%d.%u.sock", p->dir, u->name, index, gen);
+    int n2 = snprintf(e->log_path, sizeof e->log_path, "%s/%.40s-%d.%u.log", p->dir, u->name, index, gen);
+    if (n1 < 0 || (size_t)n1 >= sizeof e->socket_path || n2 < 0 || (size_t)n2 >= sizeof e->log_path) {
+        sl_err_set(err, "engine pool: runtime folder path %s too long for a unix socket", p->dir);
+        return -1;
+    }
+    snprintf(e->upstream, sizeof e->upstream, "%s", u->name);
+    e->up = u;
+    e->cfg = sl_config_ref((sl_config *)cfg);
+    e->index = index;
+    e->restarts = 0;
+    e->term_sent = false;
+    e->superseded = false;
+    atomic_store(&e->state, SL_ENGINE_BACKOFF); /* taken: spawn sets STARTING */
+    if (e == &p->procs[n])
+        atomic_store(&p->n, n + 1);
+    spawn(p, e);
+    return 0;
+}
+
+static int workers_of(const sl_upstream_conf *u) { return u->workers > 0 ? u->workers : 1; }
+
 /* ---- the main thread's loop: restarts and health ---- */
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -230,13 +377,15 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     if (p->stopping)
         return;
     long long now = now_ms();
-    for (size_t i = 0; i < p->n; i++) {
+    for (size_t i = 0; i < atomic_load(&p->n); i++) {
         sl_engine_proc *e = &p->procs[i];
         int st = atomic_load(&e->state);
         if (st == SL_ENGINE_BACKOFF && now >= e->next_start_ms)
             spawn(p, e);
         else if (st == SL_ENGINE_STARTING)
             probe_start(p, e);
+        else if (st == SL_ENGINE_DRAINING)
+            drain_step(p, e, now);
     }
 }
 
@@ -271,13 +420,18 @@ static void sigchld_cb(evutil_socket_t fd, short what, void *arg)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (size_t i = 0; i < p->n; i++) {
+        for (size_t i = 0; i < atomic_load(&p->n); i++) {
             sl_engine_proc *e = &p->procs[i];
             if (e->pid != pid)
                 continue;
             e->pid = 0;
             if (p->stopping) {
                 atomic_store(&e->state, SL_ENGINE_STOPPING);
+                break;
+            }
+            if (atomic_load(&e->state) == SL_ENGINE_DRAINING || e->superseded) {
+                sl_log_info("engine %s#%d: drained and stopped (pid %d)", e->upstream, e->index, (int)pid);
+                slot_free(p, e);
                 break;
             }
             long long now = now_ms();
@@ -304,78 +458,111 @@ static void sigchld_cb(evutil_socket_t fd, short what, void *arg)
 sl_pool *sl_pool_start(const sl_config *cfg, struct event_base *base, sl_err *err)
 {
     sl_pool *p = calloc(1, sizeof *p);
-    if (!p) {
-        sl_err_set(err, "out of memory");
-        return NULL;
-    }
-    p->base = base;
-    p->cfg = sl_config_ref((sl_config *)cfg);
-    for (size_t i = 0; i < cfg->n_upstreams; i++)
-        if (cfg->upstreams[i].type == SL_UPSTREAM_ENGINE)
-            p->n += (size_t)(cfg->upstreams[i].workers > 0 ? cfg->upstreams[i].workers : 1);
-    if (p->n == 0)
-        return p;
-    const char *rt = getenv("XDG_RUNTIME_DIR");
-    snprintf(p->dir, sizeof p->dir, "%s/sluice-XXXXXX", rt && *rt && access(rt, W_OK) == 0 ? rt : "/tmp");
-    if (!mkdtemp(p->dir)) {
-        sl_err_set(err, "engine pool: cannot make a runtime folder %s: %s", p->dir, strerror(errno));
-        free(p);
-        return NULL;
-    }
-    find_engine(p->engine_bin, sizeof p->engine_bin);
-    p->procs = calloc(p->n, sizeof *p->procs);
-    p->probing = calloc(p->n, sizeof *p->probing);
-    p->sigchld = evsignal_new(base, SIGCHLD, sigchld_cb, p);
-    p->tick = event_new(base, -1, EV_PERSIST, tick_cb, p);
-    if (!p->procs || !p->probing || !p->sigchld || !p->tick) {
+    if (!p || !(p->procs = calloc(POOL_SLOTS, sizeof *p->procs)) || !(p->probing = calloc(POOL_SLOTS, sizeof *p->probing))) {
         sl_err_set(err, "out of memory");
         sl_pool_free(p);
         return NULL;
     }
-    evsignal_add(p->sigchld, NULL);
-    struct timeval tv = {0, TICK_MS * 1000};
-    event_add(p->tick, &tv);
-    size_t k = 0;
+    p->base = base;
+    for (size_t i = 0; i < POOL_SLOTS; i++)
+        atomic_init(&p->procs[i].state, SL_ENGINE_FREE);
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const sl_upstream_conf *u = &cfg->upstreams[i];
         if (u->type != SL_UPSTREAM_ENGINE)
             continue;
-        for (int w = 0; w < (u->workers > 0 ? u->workers : 1); w++, k++) {
-            sl_engine_proc *e = &p->procs[k];
-            e->up = u;
-            e->index = w;
-            int n1 = snprintf(e->socket_path, sizeof e->socket_path, "%s/%.40s-%d.sock", p->dir, u->name, w);
-            int n2 = snprintf(e->log_path, sizeof e->log_path, "%s/%.40s-%d.log", p->dir, u->name, w);
-            if (n1 < 0 || (size_t)n1 >= sizeof e->socket_path || n2 < 0 || (size_t)n2 >= sizeof e->log_path) {
-                sl_err_set(err, "engine pool: runtime folder path %s too long for a unix socket", p->dir);
+        for (int w = 0; w < workers_of(u); w++)
+            if (start_worker(p, cfg, u, w, err) < 0) {
                 sl_pool_stop(p, 0);
                 sl_pool_free(p);
                 return NULL;
             }
-            spawn(p, e);
+    }
+    if (atomic_load(&p->n))
+        sl_log_info("engine pool: %zu engine processes", atomic_load(&p->n));
+    return p;
+}
+
+void sl_pool_apply(sl_pool *p, const sl_config *cfg)
+{
+    if (!p || p->stopping)
+        return;
+    size_t n = atomic_load(&p->n);
+    for (size_t i = 0; i < n; i++) {
+        sl_engine_proc *e = &p->procs[i];
+        int st = atomic_load(&e->state);
+        if (st == SL_ENGINE_FREE || st == SL_ENGINE_DRAINING)
+            continue;
+        const sl_upstream_conf *u = sl_config_upstream(cfg, e->upstream);
+        if (!u || u->type != SL_UPSTREAM_ENGINE)
+            retire(p, e, "its upstream is gone from the config");
+        else if (e->index >= workers_of(u))
+            retire(p, e, "fewer workers in the config");
+        else if (!same_launch(e->up, u, e->index)) {
+            if (!e->superseded)
+                sl_log_info("engine %s#%d: launch settings changed: serving until its replacement is ready",
+                            e->upstream, e->index);
+            e->superseded = true;
+        } else if (e->superseded) {
+            /* changed back before its replacement was ready: the replacement goes instead */
+            e->superseded = false;
+            for (size_t j = 0; j < n; j++) {
+                sl_engine_proc *r = &p->procs[j];
+                if (r != e && r->index == e->index && strcmp(r->upstream, e->upstream) == 0 &&
+                    atomic_load(&r->state) != SL_ENGINE_FREE && atomic_load(&r->state) != SL_ENGINE_DRAINING)
+                    retire(p, r, "the settings it was started for were changed back");
+            }
+        } else {
+            sl_config *old = e->cfg;
+            e->up = u;
+            e->cfg = sl_config_ref((sl_config *)cfg);
+            sl_config_unref(old);
         }
     }
-    sl_log_info("engine pool: %zu engine processes (%s), runtime folder %s", p->n, p->engine_bin, p->dir);
-    return p;
+    for (size_t k = 0; k < cfg->n_upstreams; k++) {
+        const sl_upstream_conf *u = &cfg->upstreams[k];
+        if (u->type != SL_UPSTREAM_ENGINE)
+            continue;
+        for (int w = 0; w < workers_of(u); w++) {
+            bool have = false;
+            for (size_t i = 0; i < atomic_load(&p->n) && !have; i++) {
+                sl_engine_proc *e = &p->procs[i];
+                int st = atomic_load(&e->state);
+                have = st != SL_ENGINE_FREE && st != SL_ENGINE_DRAINING && !e->superseded && e->index == w &&
+                       strcmp(e->upstream, u->name) == 0;
+            }
+            sl_err err = {0};
+            if (!have && start_worker(p, cfg, u, w, &err) < 0)
+                sl_log_error("engine %s#%d: not started: %s", u->name, w, err.msg);
+        }
+    }
 }
 
 sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up)
 {
-    sl_engine_proc *best = NULL;
-    int best_n = 0;
-    for (size_t i = 0; p && i < p->n; i++) {
-        sl_engine_proc *e = &p->procs[i];
-        if (strcmp(e->up->name, up->name) != 0 || atomic_load(&e->state) != SL_ENGINE_READY)
-            continue;
-        int n = atomic_load(&e->outstanding);
-        if (!best || n < best_n) {
-            best = e;
-            best_n = n;
+    for (int tries = 0; p && tries < 4; tries++) {
+        sl_engine_proc *best = NULL;
+        int best_n = 0;
+        size_t n = atomic_load(&p->n);
+        for (size_t i = 0; i < n; i++) {
+            sl_engine_proc *e = &p->procs[i];
+            if (atomic_load(&e->state) != SL_ENGINE_READY || strcmp(e->upstream, up->name) != 0)
+                continue;
+            int k = atomic_load(&e->outstanding);
+            if (!best || k < best_n) {
+                best = e;
+                best_n = k;
+            }
         }
-    }
-    if (best)
+        if (!best)
+            return NULL;
         atomic_fetch_add(&best->outstanding, 1);
-    return best;
+        /* the main thread may have retired or reused the slot meanwhile: it reuses one
+         * only when nothing is outstanding, so after our count it stays what we see now */
+        if (atomic_load(&best->state) == SL_ENGINE_READY && strcmp(best->upstream, up->name) == 0)
+            return best;
+        atomic_fetch_sub(&best->outstanding, 1);
+    }
+    return NULL;
 }
 
 void sl_pool_release(sl_engine_proc *e) { atomic_fetch_sub(&e->outstanding, 1); }
@@ -383,12 +570,14 @@ void sl_pool_release(sl_engine_proc *e) { atomic_fetch_sub(&e->outstanding, 1); 
 json_t *sl_pool_json(sl_pool *p, const char *upstream)
 {
     json_t *a = json_array();
-    for (size_t i = 0; p && i < p->n; i++) {
+    size_t n = p ? atomic_load(&p->n) : 0;
+    for (size_t i = 0; i < n; i++) {
         sl_engine_proc *e = &p->procs[i];
-        if (strcmp(e->up->name, upstream) != 0)
+        int st = atomic_load(&e->state);
+        if (st == SL_ENGINE_FREE || strcmp(e->upstream, upstream) != 0)
             continue;
         json_array_append_new(a, json_pack("{s:i, s:i, s:s, s:i, s:i, s:s}", "index", e->index, "pid", (int)e->pid,
-                                           "state", sl_engine_state_name(atomic_load(&e->state)), "outstanding",
+                                           "state", sl_engine_state_name(st), "outstanding",
                                            atomic_load(&e->outstanding), "restarts", e->restarts, "socket",
                                            e->socket_path));
     }
@@ -400,7 +589,10 @@ void sl_pool_stop(sl_pool *p, long long grace_ms)
     if (!p || p->stopping)
         return;
     p->stopping = true;
-    for (size_t i = 0; i < p->n; i++) {
+    size_t n = atomic_load(&p->n);
+    for (size_t i = 0; i < n; i++) {
+        if (atomic_load(&p->procs[i].state) == SL_ENGINE_FREE)
+            continue;
         atomic_store(&p->procs[i].state, SL_ENGINE_STOPPING);
         if (p->procs[i].pid > 0)
             kill(p->procs[i].pid, SIGTERM);
@@ -408,7 +600,7 @@ void sl_pool_stop(sl_pool *p, long long grace_ms)
     long long deadline = now_ms() + grace_ms;
     for (;;) {
         size_t alive = 0;
-        for (size_t i = 0; i < p->n; i++) {
+        for (size_t i = 0; i < n; i++) {
             sl_engine_proc *e = &p->procs[i];
             if (e->pid > 0 && waitpid(e->pid, NULL, WNOHANG) == e->pid)
                 e->pid = 0;
@@ -417,9 +609,9 @@ void sl_pool_stop(sl_pool *p, long long grace_ms)
         if (!alive)
             break;
         if (now_ms() >= deadline) {
-            for (size_t i = 0; i < p->n; i++)
+            for (size_t i = 0; i < n; i++)
                 if (p->procs[i].pid > 0) {
-                    sl_log_warn("engine %s#%d: still running after %lld ms: killed", p->procs[i].up->name,
+                    sl_log_warn("engine %s#%d: still running after %lld ms: killed", p->procs[i].upstream,
                                 p->procs[i].index, grace_ms);
                     kill(p->procs[i].pid, SIGKILL);
                     waitpid(p->procs[i].pid, NULL, 0);
@@ -429,10 +621,9 @@ void sl_pool_stop(sl_pool *p, long long grace_ms)
         }
         usleep(20 * 1000);
     }
-    for (size_t i = 0; i < p->n; i++) {
-        unlink(p->procs[i].socket_path);
-        unlink(p->procs[i].log_path);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (atomic_load(&p->procs[i].state) != SL_ENGINE_FREE)
+            slot_free(p, &p->procs[i]);
     if (p->dir[0])
         rmdir(p->dir);
 }
@@ -445,9 +636,11 @@ void sl_pool_free(sl_pool *p)
         event_free(p->sigchld);
     if (p->tick)
         event_free(p->tick);
+    if (p->procs)
+        for (size_t i = 0; i < atomic_load(&p->n); i++)
+            if (p->procs[i].cfg)
+                sl_config_unref(p->procs[i].cfg);
     free(p->procs);
     free(p->probing);
-    if (p->cfg)
-        sl_config_unref(p->cfg);
     free(p);
 }

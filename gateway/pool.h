@@ -4,7 +4,10 @@
  * /health before routing to one, restarts a crashed one with exponential backoff, and at
  * shutdown stops them after the gateway's own requests have drained. A worker dies with the
  * gateway (PR_SET_PDEATHSIG), so no engine outlives it. Worker threads pick the ready
- * engine with the fewest requests outstanding. */
+ * engine with the fewest requests outstanding. On reload the pool follows the new config:
+ * a process whose worker went away is drained (no new requests; stopped once its last one
+ * is done); one whose launch settings changed keeps serving until its replacement answers
+ * /health, then drains. */
 #ifndef SL_POOL_H
 #define SL_POOL_H
 
@@ -23,10 +26,14 @@ typedef enum sl_engine_state {
     SL_ENGINE_READY,
     SL_ENGINE_BACKOFF,      /* exited; restarts after a delay */
     SL_ENGINE_STOPPING,
+    SL_ENGINE_DRAINING,     /* retired by a reload: finishes what it has, then stops */
+    SL_ENGINE_FREE,         /* an unused slot */
 } sl_engine_state;
 
 typedef struct sl_engine_proc {
-    const sl_upstream_conf *up;     /* of the config the pool was started with */
+    char upstream[64];              /* the upstream's name; any thread reads it */
+    const sl_upstream_conf *up;     /* main thread only; points into cfg */
+    struct sl_config *cfg;          /* held while the slot is used */
     int index;
     char socket_path[108];
     atomic_int state;
@@ -35,6 +42,9 @@ typedef struct sl_engine_proc {
     int restarts;
     long long next_start_ms;
     long long started_ms;
+    long long drain_since_ms;
+    bool term_sent;
+    bool superseded;                /* a replacement is starting; retired once it is ready */
     char log_path[256];
 } sl_engine_proc;
 
@@ -43,6 +53,9 @@ typedef struct sl_pool sl_pool;
 /* Starts every engine process of cfg (none: an empty pool). Returns NULL with err when
  * the runtime folder or the engine binary cannot be found. */
 sl_pool *sl_pool_start(const sl_config *cfg, struct event_base *main_base, sl_err *err);
+/* Main thread: follow a new config (see above). Processes whose settings did not change
+ * keep running and serving. */
+void sl_pool_apply(sl_pool *p, const sl_config *cfg);
 /* Stop every engine (SIGTERM, then SIGKILL after grace_ms) and remove the runtime folder. */
 void sl_pool_stop(sl_pool *p, long long grace_ms);
 void sl_pool_free(sl_pool *p);
@@ -52,7 +65,8 @@ void sl_pool_free(sl_pool *p);
 sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up);
 void sl_pool_release(sl_engine_proc *e);
 
-/* Array of {index, pid, state, outstanding, restarts, socket} for upstream name. */
+/* Array of {index, pid, state, outstanding, restarts, socket} for upstream name (free
+ * slots left out). */
 json_t *sl_pool_json(sl_pool *p, const char *upstream);
 
 const char *sl_engine_state_name(sl_engine_state s);

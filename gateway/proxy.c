@@ -207,6 +207,8 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
         return;
     }
     sl_ex_client_stream_begin(ex);
+    if (!done && data)
+        sl_metrics_itl_event(&ex->itl, sl_ex_ms_since(&ex->t0));
     if (!ex->want_events || !data) {
         free(data);
         sl_ex_stream_write(ex, event, len);

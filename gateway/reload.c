@@ -10,6 +10,7 @@
 #include <sys/inotify.h>
 #include <event2/event.h>
 
+#include "audit.h"
 #include "log.h"
 
 struct sl_reloader {
@@ -33,13 +34,16 @@ int sl_reloader_reload(sl_reloader *r, const char *why, json_t **errors)
     sl_config *cfg = sl_config_load(r->path, &d);
     if (!cfg) {
         sl_log_error("reload (%s): %s refused, the running config keeps serving:", why, r->path);
-        if (errors)
-            *errors = json_array();
+        json_t *list = json_array();
         for (size_t i = 0; i < d.n; i++) {
             sl_log_error("  %s", d.lines[i]);
-            if (errors)
-                json_array_append_new(*errors, json_string(d.lines[i]));
+            json_array_append_new(list, json_string(d.lines[i]));
         }
+        sl_audit("config_refused", json_pack("{s:s, s:s, s:O}", "trigger", why, "path", r->path, "errors", list));
+        if (errors)
+            *errors = list;
+        else
+            json_decref(list);
         sl_diag_free(&d);
         return -1;
     }
@@ -49,6 +53,7 @@ int sl_reloader_reload(sl_reloader *r, const char *why, json_t **errors)
     r->apply(r->arg, cfg);
     sl_config_unref(cfg);
     sl_log_info("reload (%s): %s is now in use", why, r->path);
+    sl_audit("config_reloaded", json_pack("{s:s, s:s}", "trigger", why, "path", r->path));
     return 0;
 }
 
@@ -76,7 +81,7 @@ static void inotify_cb(evutil_socket_t fd, short what, void *arg)
     while ((n = read(fd, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *ev = (struct inotify_event *)p;
-            if (ev->len && strcmp(ev->name, r->name) == 0)
+            if (ev->len && (strcmp(ev->name, r->name) == 0 || strcmp(ev->name, "..data") == 0))
                 ours = true;
             p += sizeof *ev + ev->len;
         }
@@ -96,7 +101,13 @@ sl_reloader *sl_reloader_new(struct event_base *base, const char *path, sl_reloa
     r->apply = apply;
     r->arg = arg;
     r->ino_fd = -1;
-    if (!realpath(path, r->path))
+    /* absolute, but symlinks kept: a Kubernetes ConfigMap mount is sluice.yaml -> ..data/
+     * sluice.yaml, and an update swaps the ..data link, not the file */
+    char cwd[PATH_MAX];
+    if (path[0] != '/' && getcwd(cwd, sizeof cwd)) {
+        if (snprintf(r->path, sizeof r->path, "%s/%s", cwd, path) < 0)
+            r->path[0] = '\0';
+    } else
         snprintf(r->path, sizeof r->path, "%s", path);
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", r->path);

@@ -20,10 +20,12 @@
 #include <openssl/ssl.h>
 
 #include "admin.h"
+#include "audit.h"
 #include "exchange.h"
 #include "log.h"
 #include "pool.h"
 #include "reload.h"
+#include "static_files.h"
 #include "store.h"
 #include "worker.h"
 
@@ -52,7 +54,10 @@ typedef struct sl_server {
 
 static void on_request(sl_http_conn *c, sl_http_request *req, void *arg)
 {
-    sl_exchange_start(arg, c, req);
+    sl_worker *w = arg;
+    if (w->cfg->console.client && sl_static_serve(w->cfg->console.files, SL_STATIC_CLIENT, c, req))
+        return;
+    sl_exchange_start(w, c, req);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
@@ -157,23 +162,16 @@ static void warn_restart_only(const sl_config *old, const sl_config *cfg)
     if (old->store.backend != cfg->store.backend || !same_str(old->store.path, cfg->store.path) ||
         !same_str(old->store.redis_url, cfg->store.redis_url) || !same_str(old->store.secret, cfg->store.secret))
         sl_log_warn("reload: store changed: takes effect at the next restart");
-    if (!same_str(old->log.access_log, cfg->log.access_log))
-        sl_log_warn("reload: log.access_log changed: takes effect at the next restart");
-    for (size_t i = 0; i < cfg->n_upstreams; i++) {
-        const sl_upstream_conf *u = &cfg->upstreams[i];
-        if (u->type != SL_UPSTREAM_ENGINE)
-            continue;
-        const sl_upstream_conf *o = sl_config_upstream(old, u->name);
-        if (!o || o->type != SL_UPSTREAM_ENGINE || !same_str(o->model_dir, u->model_dir) || o->workers != u->workers)
-            sl_log_warn("reload: engine upstream %s is new or changed: its processes change at the next restart",
-                        u->name);
-    }
+    if (!same_str(old->log.access_log, cfg->log.access_log) || !same_str(old->log.file, cfg->log.file) ||
+        !same_str(old->log.audit_log, cfg->log.audit_log))
+        sl_log_warn("reload: log.file, log.access_log or log.audit_log changed: takes effect at the next restart");
 }
 
 static void apply_config(void *arg, sl_config *cfg)
 {
     sl_server *s = arg;
     warn_restart_only(s->current, cfg);
+    sl_pool_apply(s->pool, cfg);
     sl_log_level lvl;
     if (cfg->log.level && sl_log_level_parse(cfg->log.level, &lvl) == 0)
         sl_log_set_level(lvl);
@@ -365,6 +363,22 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(s->main_base, NULL);
 }
 
+/* SIGUSR1: every log file opened again at its path (after logrotate moved it). */
+static void reopen_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    sl_server *s = arg;
+    sl_err e = {{0}};
+    int rc = sl_log_reopen(&e);
+    rc |= sl_access_log_reopen(s->alog, &e);
+    rc |= sl_audit_reopen(&e);
+    if (rc)
+        sl_log_error("SIGUSR1: reopening the log files: %s", e.msg);
+    else
+        sl_log_info("SIGUSR1: log files reopened");
+}
+
 static void server_free(sl_server *s)
 {
     for (int i = 0; s->workers && i < s->n_workers; i++) {
@@ -402,6 +416,7 @@ static void server_free(sl_server *s)
     free(s->fds);
     free(s->largs);
     sl_access_log_close(s->alog);
+    sl_audit_close();
     sl_admin_free(s->admin);
     sl_reloader_free(s->reloader);
     if (s->current)
@@ -440,6 +455,8 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         sl_err_set(err, "%s", ebuf);
         goto fail;
     }
+    if (sl_log_open_file(cfg->log.file, err) < 0 || sl_audit_open(cfg->log.audit_log, err) < 0)
+        goto fail;
     size_t nl = cfg->n_listen;
     if (nl == 0) {
         sl_err_set(err, "no listen address configured");
@@ -471,6 +488,8 @@ int sl_server_run(sl_config *cfg, sl_err *err)
                 snprintf(port, sizeof port, "%s", strrchr(bound, ':') + 1);
         }
         sl_log_info("listening on %s%s", s->ssl[l] ? "https://" : "http://", bound);
+        if (cfg->console.files && cfg->console.client)
+            sl_log_info("console: chat page on %s%s/console/", s->ssl[l] ? "https://" : "http://", bound);
     }
 
     s->main_base = event_base_new();
@@ -496,6 +515,8 @@ int sl_server_run(sl_config *cfg, sl_err *err)
             goto fail;
         }
         sl_log_info("admin listening on http://%s", bound);
+        if (cfg->console.files)
+            sl_log_info("console: admin page on http://%s/console/admin", bound);
     }
 
     uint32_t prefix;
@@ -547,8 +568,10 @@ int sl_server_run(sl_config *cfg, sl_err *err)
 
     struct event *sigterm = evsignal_new(s->main_base, SIGTERM, signal_cb, s);
     struct event *sigint = evsignal_new(s->main_base, SIGINT, signal_cb, s);
+    struct event *sigusr1 = evsignal_new(s->main_base, SIGUSR1, reopen_cb, s);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
+    evsignal_add(sigusr1, NULL);
     for (int i = 0; i < s->n_workers; i++)
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
     s->current = sl_config_ref(cfg);
@@ -563,6 +586,7 @@ int sl_server_run(sl_config *cfg, sl_err *err)
     sl_pool_stop(s->pool, 10000); /* the gateway's requests are done: now the engines */
     event_free(sigterm);
     event_free(sigint);
+    event_free(sigusr1);
     sl_log_info("stopped");
     server_free(s);
     return 0;

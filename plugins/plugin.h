@@ -126,6 +126,10 @@ void sl_ex_mark_altered(sl_exchange *ex);
 
 /* A field for the access-log line (ownership of value passes). */
 void sl_ex_log_field(sl_exchange *ex, const char *key, json_t *value);
+/* An audit event (gateway/audit.h) for this request, with its request_id and consumer
+ * added: for refusals a security team must see. Never the request's text (ownership of
+ * fields passes; NULL for none). */
+void sl_ex_audit(sl_exchange *ex, const char *event, json_t *fields);
 /* A field another plugin set with sl_ex_log_field (e.g. "cache": "hit"), or NULL; borrowed. */
 const json_t *sl_ex_log_get(const sl_exchange *ex, const char *key);
 

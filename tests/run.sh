@@ -12,7 +12,7 @@ log() { printf '[run.sh] %s\n' "$*" >&2; }
 # 1. Debian packages
 PKGS="build-essential meson ninja-build pkg-config libevent-dev libcurl4-openssl-dev
       libjansson-dev libyaml-dev libhiredis-dev libcmocka-dev libpcre2-dev libutf8proc-dev
-      libssl-dev redis-server nginx-light curl python3 python3-jinja2 openssl clang"
+      libssl-dev redis-server nginx-light curl python3 python3-jinja2 python3-yaml systemd openssl chromium clang"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
@@ -28,6 +28,10 @@ if [ -f tests/package.json ]; then
     (cd tests && { [ -f package-lock.json ] && npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; }) >&2 \
         || { log "npm install failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
+
+# The web console's build tools (Vite), and its built files in gateway/console/dist
+(cd gateway/console && npm ci --no-audit --no-fund --loglevel=error && npx vite build --logLevel warn) >&2 \
+    || { log "console build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 # 3. Build
 if [ ! -d "$BUILD" ]; then

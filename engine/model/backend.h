@@ -18,6 +18,10 @@ typedef struct sl_seq_step {
 
 typedef struct sl_backend sl_backend;
 
+/* What forward returns when the paged KV cache has too few free blocks for the batch.
+ * Nothing was changed: the caller may release a sequence (preemption) and try again. */
+#define SL_BACKEND_NO_BLOCKS (-2)
+
 typedef struct sl_backend_ops {
     const char *name;
     /* logits: n_steps x vocab_size floats, the logits after each step's last token.
@@ -30,6 +34,11 @@ typedef struct sl_backend_ops {
     /* Forget a slot's KV cache (the sequence ended or was preempted): cached length 0. */
     void (*release)(sl_backend *b, int slot);
     void (*destroy)(sl_backend *b);
+    /* Optional (NULL where the backend has none): forward, then greedy decoding where the
+     * logits are: ids[i] = the argmax of step i's logits over ids 0..limit-1 (lowest id
+     * on ties), and only the ids come back. Same refusals as forward. */
+    int (*forward_argmax)(sl_backend *b, const sl_seq_step *steps, int n_steps, int limit,
+                          int32_t *ids, sl_err *err);
 } sl_backend_ops;
 
 struct sl_backend {
@@ -43,10 +52,22 @@ typedef struct sl_backend_opts {
     int max_seqs;     /* concurrent sequences */
     int max_len;      /* max tokens per sequence (prompt + completion) */
     int threads;      /* CPU threads; 0 = number of cores */
+    /* CUDA: the share of the GPU memory left free after the weights and activations that
+     * the paged KV cache takes (0: 0.9), and the tokens one forward call holds at most
+     * before its buffers grow (0: 2048 + max_seqs). */
+    float kv_cache_fraction;
+    int max_step_tokens;
 } sl_backend_opts;
 
 /* The reference backend: float32 math, weights widened from the mmap row by row, a KV
  * cache of max_seqs x max_len tokens (contiguous per slot). Destroy with ops->destroy. */
 sl_backend *sl_backend_cpu_create(const sl_model *m, const sl_backend_opts *opts, sl_err *err);
+
+/* The CUDA backend (engine/cuda, only in builds with SL_HAVE_CUDA): bf16 weights on GPU 0
+ * of the visible ones, a paged KV cache whose blocks are shared by every slot; forward
+ * returns SL_BACKEND_NO_BLOCKS when they run out. Destroy with ops->destroy. */
+sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opts, sl_err *err);
+/* Whether a CUDA GPU can be used (for --backend auto). */
+int sl_backend_cuda_available(void);
 
 #endif

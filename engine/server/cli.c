@@ -25,6 +25,8 @@ void sl_cli_usage(FILE *f)
           "  --max-num-batched-tokens N  tokens per forward step, decodes plus prompt chunks\n"
           "                              (default 512)\n"
           "  --threads N                 CPU backend threads (default: every core)\n"
+          "  --kv-cache-fraction F       CUDA: share of the GPU memory left after the weights\n"
+          "                              that the paged KV cache takes, 0 < F <= 1 (default 0.9)\n"
           "  --help, --version\n", f);
 }
 
@@ -70,7 +72,7 @@ int sl_cli_split_hostport(const char *addr, char *host, size_t cap, int *port, s
 sl_cli_result sl_cli_parse(int argc, char **argv, sl_cli *cli, sl_err *err)
 {
     *cli = (sl_cli){ .listen = "127.0.0.1:8000", .backend = SL_BACKEND_AUTO, .max_batch = 8,
-                     .step_tokens = 512 };
+                     .step_tokens = 512, .kv_cache_fraction = 0.9f };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
@@ -122,6 +124,16 @@ sl_cli_result sl_cli_parse(int argc, char **argv, sl_cli *cli, sl_err *err)
             rc = parse_pos_int(name, v, 1, &cli->step_tokens, err);
         else if (!strcmp(name, "--threads"))
             rc = parse_pos_int(name, v, 0, &cli->threads, err);
+        else if (!strcmp(name, "--kv-cache-fraction")) {
+            char *end;
+            errno = 0;
+            double f = strtod(v, &end);
+            if (errno || *v == '\0' || *end != '\0' || !(f > 0.0 && f <= 1.0)) {
+                sl_err_set(err, "--kv-cache-fraction wants a number in (0, 1], got '%s'", v);
+                return SL_CLI_ERROR;
+            }
+            cli->kv_cache_fraction = (float)f;
+        }
         else {
             sl_err_set(err, "unknown option '%s' (see --help)", name);
             return SL_CLI_ERROR;

@@ -17,6 +17,7 @@ typedef struct sl_cli {
     int max_model_len;           /* 0: the model's, capped (see --help) */
     int step_tokens;
     int threads;                 /* 0: every core */
+    float kv_cache_fraction;     /* CUDA: share of free GPU memory for the KV cache */
 } sl_cli;
 
 typedef enum sl_cli_result { SL_CLI_RUN, SL_CLI_HELP, SL_CLI_VERSION, SL_CLI_ERROR } sl_cli_result;

@@ -95,17 +95,21 @@ static char *folder_name(const char *dir)
 
 static sl_backend *make_backend(const sl_cli *cli, const sl_model *m, int max_len, sl_err *err)
 {
-    if (cli->backend == SL_BACKEND_CUDA) {
+    sl_backend_opts bo = { .max_seqs = cli->max_batch, .max_len = max_len, .threads = cli->threads,
+                           .kv_cache_fraction = cli->kv_cache_fraction,
+                           .max_step_tokens = cli->step_tokens + cli->max_batch + 16 };
 #if SL_HAVE_CUDA
-        sl_err_set(err, "--backend cuda: the CUDA backend is not part of this build yet; use --backend cpu");
+    if (cli->backend == SL_BACKEND_CUDA ||
+        (cli->backend == SL_BACKEND_AUTO && sl_backend_cuda_available()))
+        return m ? sl_backend_cuda_create(m, &bo, err) : NULL;
 #else
+    if (cli->backend == SL_BACKEND_CUDA) {
         sl_err_set(err, "--backend cuda: sluice-engine was not built with CUDA (rebuild with "
                    "-Dcuda=enabled on a host with nvcc), use --backend cpu");
-#endif
         return NULL;
     }
-    sl_backend_opts bo = { .max_seqs = cli->max_batch, .max_len = max_len, .threads = cli->threads };
-    return sl_backend_cpu_create(m, &bo, err);
+#endif
+    return m ? sl_backend_cpu_create(m, &bo, err) : NULL;
 }
 
 int main(int argc, char **argv)
@@ -133,8 +137,10 @@ int main(int argc, char **argv)
     case SL_CLI_RUN:
         break;
     }
-    if (cli.backend == SL_BACKEND_CUDA && !(be = make_backend(&cli, NULL, 0, &err)))
+#if !SL_HAVE_CUDA
+    if (cli.backend == SL_BACKEND_CUDA && !make_backend(&cli, NULL, 0, &err))
         goto fail;
+#endif
     if (check_model_dir(cli.model_dir, &err) < 0)
         goto fail;
 

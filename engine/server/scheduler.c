@@ -37,12 +37,14 @@ struct sl_sched {
     sl_seq_step *steps;
     sl_seq **step_seq;
     bool *step_sample;
+    int32_t *ids;
+    bool hold_admission;           /* after a preemption, until a sequence retires */
     double window_start;
     uint64_t window_tokens;
 
     /* statistics, under mu */
     int n_running;
-    uint64_t prompt_tokens, generated_tokens, requests_done;
+    uint64_t prompt_tokens, generated_tokens, requests_done, preemptions;
     double tps, tps_at;
     long long kv_tokens;
 };
@@ -79,6 +81,8 @@ void sl_seq_free(sl_seq *seq)
     if (!seq)
         return;
     free(seq->prompt);
+    free(seq->refill);
+    free(seq->gen);
     free(seq->counts);
     free(seq->out);
     sl_stop_free(&seq->stop);
@@ -150,6 +154,7 @@ static void retire(sl_sched *s, int i, const char *text, size_t len, const char 
     pthread_mutex_lock(&s->mu);
     s->free_slots[s->n_free++] = seq->slot;
     seq->slot = -1;
+    s->hold_admission = false;
     if (post_locked(s, seq, text, len, finish) < 0)
         fprintf(stderr, "sluice-engine: out of memory posting output\n");
     s->n_running = s->n_run;
@@ -169,9 +174,14 @@ static int start_seq(sl_sched *s, sl_seq *seq)
         if (!seq->counts)
             return -1;
     }
+    seq->gen = malloc(((size_t)s->o.max_len + 1) * sizeof *seq->gen);
+    if (!seq->gen)
+        return -1;
     sl_detok_init(&seq->detok, s->tok, true);
     seq->n_prefilled = 0;
+    seq->n_fill = seq->n_prompt;
     seq->n_gen = 0;
+    seq->started = true;
     return 0;
 }
 
@@ -192,21 +202,25 @@ static void admit_locked(sl_sched *s)
     for (sl_seq *q = s->qhead; q; q = q->next)
         s->qtail = q;
 
-    while (s->qhead && s->n_free > 0) {
+    if (s->n_run == 0)
+        s->hold_admission = false;
+    while (s->qhead && s->n_free > 0 && !s->hold_admission) {
         sl_seq *seq = s->qhead;
         s->qhead = seq->next;
         if (!s->qhead)
             s->qtail = NULL;
         s->n_queued--;
         seq->next = NULL;
-        if (start_seq(s, seq) < 0) {
-            post_locked(s, seq, NULL, 0, "error");
-            wake_http(s);
-            continue;
+        if (!seq->started) {
+            if (start_seq(s, seq) < 0) {
+                post_locked(s, seq, NULL, 0, "error");
+                wake_http(s);
+                continue;
+            }
+            s->prompt_tokens += (uint64_t)seq->n_prompt;
         }
         seq->slot = s->free_slots[--s->n_free];
         s->run[s->n_run++] = seq;
-        s->prompt_tokens += (uint64_t)seq->n_prompt;
     }
     s->n_running = s->n_run;
 }
@@ -226,7 +240,7 @@ static const char *take_token(sl_sched *s, sl_seq *seq, int32_t id, char *out, s
     char piece[2 * SL_TOKEN_MAX_BYTES];
     size_t n = 0;
     const char *finish = NULL;
-    seq->n_gen++;
+    seq->gen[seq->n_gen++] = id;
     seq->last = id;
     if (seq->counts && id >= 0 && id < s->vocab)
         seq->counts[id]++;
@@ -256,6 +270,49 @@ static void fail_all(sl_sched *s, const char *why)
         retire(s, s->n_run - 1, NULL, 0, "error");
 }
 
+/* Scheduler thread: the youngest running sequence gives its KV cache back and waits at the
+ * head of the queue; it recomputes its prompt and generated tokens when admitted again. */
+static int preempt_youngest(sl_sched *s)
+{
+    sl_seq *seq = s->run[s->n_run - 1];
+    int n = seq->n_prompt + seq->n_gen;
+    int32_t *refill = malloc((size_t)n * sizeof *refill);
+    if (!refill)
+        return -1;
+    memcpy(refill, seq->prompt, (size_t)seq->n_prompt * sizeof *refill);
+    memcpy(refill + seq->n_prompt, seq->gen, (size_t)seq->n_gen * sizeof *refill);
+    free(seq->refill);
+    seq->refill = refill;
+    seq->n_fill = n;
+    seq->n_prefilled = 0;
+    s->be->ops->release(s->be, seq->slot);
+    s->n_run--;
+    pthread_mutex_lock(&s->mu);
+    s->free_slots[s->n_free++] = seq->slot;
+    seq->slot = -1;
+    seq->next = s->qhead;
+    s->qhead = seq;
+    if (!s->qtail)
+        s->qtail = seq;
+    s->n_queued++;
+    s->n_running = s->n_run;
+    s->hold_admission = true;
+    uint64_t n_pre = ++s->preemptions;
+    pthread_mutex_unlock(&s->mu);
+    fprintf(stderr, "sluice-engine: the KV cache is full: a sequence of %d tokens waits to be "
+            "recomputed (%llu preemptions so far; more GPU memory, a higher "
+            "--kv-cache-fraction or a lower --max-batch avoid them)\n", n,
+            (unsigned long long)n_pre);
+    return 0;
+}
+
+static bool greedy_only(const sl_seq *seq)
+{
+    const sl_sampling_params *p = &seq->sampling;
+    return (p->temperature <= 0 || p->top_k == 1) && p->presence_penalty == 0 &&
+           p->frequency_penalty == 0;
+}
+
 static void step(sl_sched *s)
 {
     for (int i = s->n_run - 1; i >= 0; i--)
@@ -264,34 +321,54 @@ static void step(sl_sched *s)
     if (s->n_run == 0)
         return;
 
-    int n = 0, budget = s->o.step_tokens;
+    int n, rc;
+    bool greedy;
+    sl_err err = {0};
+again:
+    n = 0;
+    greedy = s->be->ops->forward_argmax != NULL;
+    int budget = s->o.step_tokens;
     for (int i = 0; i < s->n_run; i++) {
         sl_seq *seq = s->run[i];
-        if (seq->n_prefilled < seq->n_prompt)
+        if (seq->n_prefilled < seq->n_fill)
             continue;
         s->steps[n] = (sl_seq_step){ .slot = seq->slot, .tokens = &seq->last, .n_tokens = 1,
                                      .pos = seq->n_prompt + seq->n_gen - 1 };
         s->step_seq[n] = seq;
         s->step_sample[n++] = true;
+        greedy = greedy && greedy_only(seq);
         budget--;
     }
     if (budget < 16)
         budget = 16;   /* prompts keep moving even when decodes fill the budget */
     for (int i = 0; i < s->n_run && budget > 0; i++) {
         sl_seq *seq = s->run[i];
-        int left = seq->n_prompt - seq->n_prefilled;
+        int left = seq->n_fill - seq->n_prefilled;
         if (left <= 0)
             continue;
         int chunk = left < budget ? left : budget;
-        s->steps[n] = (sl_seq_step){ .slot = seq->slot, .tokens = seq->prompt + seq->n_prefilled,
+        const int32_t *src = seq->refill ? seq->refill : seq->prompt;
+        s->steps[n] = (sl_seq_step){ .slot = seq->slot, .tokens = src + seq->n_prefilled,
                                      .n_tokens = chunk, .pos = seq->n_prefilled };
         s->step_seq[n] = seq;
         s->step_sample[n++] = chunk == left;
+        if (chunk == left)
+            greedy = greedy && greedy_only(seq);
         budget -= chunk;
     }
 
-    sl_err err = {0};
-    if (s->be->ops->forward(s->be, s->steps, n, s->logits, &err) < 0) {
+    if (greedy)
+        rc = s->be->ops->forward_argmax(s->be, s->steps, n, s->tok_vocab, s->ids, &err);
+    else
+        rc = s->be->ops->forward(s->be, s->steps, n, s->logits, &err);
+    if (rc == SL_BACKEND_NO_BLOCKS) {
+        if (s->n_run > 1 && preempt_youngest(s) == 0)
+            goto again;
+        fprintf(stderr, "sluice-engine: %s\n", err.msg);
+        retire(s, 0, NULL, 0, "error");
+        return;
+    }
+    if (rc < 0) {
         fail_all(s, err.msg);
         return;
     }
@@ -303,11 +380,20 @@ static void step(sl_sched *s)
             seq->n_prefilled += s->steps[k].n_tokens;
             continue;
         }
-        seq->n_prefilled = seq->n_prompt;
-        float *logits = s->logits + (size_t)k * (size_t)s->vocab;
-        for (int i = s->tok_vocab; i < s->vocab; i++)
-            logits[i] = -INFINITY;
-        int32_t id = sl_sample(&seq->sampling, &seq->rng, logits, s->vocab, seq->counts);
+        if (seq->n_prefilled < seq->n_fill) {
+            seq->n_prefilled = seq->n_fill;
+            free(seq->refill);
+            seq->refill = NULL;
+        }
+        int32_t id;
+        if (greedy) {
+            id = s->ids[k];
+        } else {
+            float *logits = s->logits + (size_t)k * (size_t)s->vocab;
+            for (int i = s->tok_vocab; i < s->vocab; i++)
+                logits[i] = -INFINITY;
+            id = sl_sample(&seq->sampling, &seq->rng, logits, s->vocab, seq->counts);
+        }
         made++;
         char *out = malloc(2 * SL_TOKEN_MAX_BYTES + 32 + sl_stop_max_held(&seq->stop));
         size_t n_out = 0;
@@ -326,7 +412,8 @@ static void step(sl_sched *s)
 
     long long kv = 0;
     for (int i = 0; i < s->n_run; i++)
-        kv += s->run[i]->n_prefilled + s->run[i]->n_gen;
+        kv += s->run[i]->n_prefilled < s->run[i]->n_fill ? s->run[i]->n_prefilled
+                                                          : s->run[i]->n_prompt + s->run[i]->n_gen;
     double t = now_s();
     s->window_tokens += made;
     pthread_mutex_lock(&s->mu);
@@ -385,9 +472,10 @@ sl_sched *sl_sched_create(sl_backend *backend, const sl_tokenizer *tok,
     s->steps = calloc((size_t)mb, sizeof *s->steps);
     s->step_seq = calloc((size_t)mb, sizeof *s->step_seq);
     s->step_sample = calloc((size_t)mb, sizeof *s->step_sample);
+    s->ids = calloc((size_t)mb, sizeof *s->ids);
     s->logits = malloc((size_t)mb * (size_t)s->vocab * sizeof *s->logits);
     if (!s->eos || !s->free_slots || !s->run || !s->steps || !s->step_seq || !s->step_sample ||
-        !s->logits) {
+        !s->ids || !s->logits) {
         sl_err_set(err, "out of memory allocating the scheduler for %d sequences", mb);
         goto fail;
     }
@@ -442,6 +530,7 @@ void sl_sched_free(sl_sched *s)
     free(s->steps);
     free(s->step_seq);
     free(s->step_sample);
+    free(s->ids);
     free(s->logits);
     free(s->ready);
     free(s);
@@ -522,6 +611,7 @@ void sl_sched_stats_get(sl_sched *s, sl_sched_stats *st)
         .prompt_tokens = s->prompt_tokens,
         .generated_tokens = s->generated_tokens,
         .requests_done = s->requests_done,
+        .preemptions = s->preemptions,
         .tokens_per_s = now_s() - s->tps_at > 2.0 ? 0.0 : s->tps,
         .kv_tokens = s->kv_tokens,
         .kv_capacity = (long long)s->o.max_batch * s->o.max_len,

@@ -3,7 +3,12 @@
  * backend forward call, samples a token for each sequence whose prompt is done, turns it
  * into text (detokenise, stop strings) and posts the text to the HTTP thread, which is
  * woken through an eventfd. Finished and cancelled sequences free their slot at once and
- * waiting ones join at the next iteration. */
+ * waiting ones join at the next iteration. When the backend's paged KV cache runs out of
+ * blocks (SL_BACKEND_NO_BLOCKS), the youngest running sequence is preempted: its cache is
+ * released and it waits at the head of the queue, to be recomputed (prompt + the tokens it
+ * generated) when it is admitted again; no new sequence is admitted until one finishes.
+ * Where the backend can pick greedy tokens itself (forward_argmax) and every sequence
+ * sampled in a step is greedy without penalties, only the ids come back from it. */
 #ifndef SL_SCHED_H
 #define SL_SCHED_H
 
@@ -42,6 +47,11 @@ typedef struct sl_seq {
     struct sl_seq *next;    /* queue / running list */
     int slot;
     int n_prefilled;
+    int n_fill;             /* tokens to prefill before decoding: the prompt, or after a
+                               preemption the prompt and every generated token */
+    int32_t *refill;        /* prompt + generated tokens, while a preempted one refills */
+    int32_t *gen;           /* generated ids (room for max_len) */
+    bool started;
     int n_gen;
     int32_t last;
     sl_rng rng;
@@ -89,7 +99,7 @@ void sl_sched_drain(sl_sched *s, sl_news_cb cb, void *arg);
 
 typedef struct sl_sched_stats {
     int queued, running, max_batch;
-    uint64_t prompt_tokens, generated_tokens, requests_done;
+    uint64_t prompt_tokens, generated_tokens, requests_done, preemptions;
     double tokens_per_s;          /* generated tokens per second over the last seconds */
     long long kv_tokens, kv_capacity;
 } sl_sched_stats;

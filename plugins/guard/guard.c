@@ -25,6 +25,8 @@ static void audit_block(sl_exchange *ex, const sl_guard_conf *c, const sl_guard_
     sl_log_info("guard block consumer=%s rule=%s stage=%s request_id=%s", who ? who : "-", rule, stage,
                 sl_ex_request_id(ex));
     sl_ex_log_field(ex, "guard", json_pack("{s:s, s:s, s:s}", "action", "block", "rule", rule, "stage", stage));
+    sl_ex_audit(ex, "guard_block", json_pack("{s:s, s:s, s:s}", "rule", rule, "stage", stage, "model",
+                                             sl_ex_model(ex) ? sl_ex_model(ex) : ""));
 }
 
 /* ---- request ---- */

@@ -113,6 +113,12 @@ sl_is "duration histogram: +Inf bucket = count" \
 sl_is "time to first token: only the two streams" "$(m sluice_time_to_first_token_seconds_count model=demo)" 2
 sl_is "time to first token: both under 60 s" \
     "$(m sluice_time_to_first_token_seconds_bucket model=demo le=60)" 2
+gaps=0
+for i in 1 2; do gaps=$((gaps + $(sl_sse_summary "$SL_TMP/s$i.sse" | sl_json 'd["events"]') - 2)); done
+sl_is "inter-token latency: one gap between each two events of the two streams ([DONE] aside)" \
+    "$(m sluice_inter_token_latency_seconds_count model=demo)" "$gaps"
+sl_is "inter-token latency: +Inf bucket = count" \
+    "$(m sluice_inter_token_latency_seconds_bucket model=demo le=+Inf)" "$gaps"
 sl_is "cache hits" "$(m sluice_cache_hits_total)" 1
 sl_is "cache misses" "$(m sluice_cache_misses_total)" 1
 sl_is "fallbacks fb -> demo" "$(m sluice_fallbacks_total from=fb to=demo)" 1

@@ -171,7 +171,7 @@ sl_gateway_config() {
     local store="{ backend: memory, path: $SL_TMP/sluice.journal }"
     local upstreams="  mock:
     type: openai
-    base_url: $MOCK_URL/v1
+    base_url: ${MOCK_URL:-http://127.0.0.1:9}/v1
     api_key_env: MOCK_KEY
     timeouts: { connect: 2s, first_byte: 5s, total: 30s }"
     local models="  demo: { targets: [ { upstream: mock, model: mock-model } ] }"

@@ -31,6 +31,7 @@ static void defaults(void **state)
     assert_int_equal(cli.max_batch, 8);
     assert_int_equal(cli.max_model_len, 0);
     assert_int_equal(cli.threads, 0);
+    assert_true(cli.kv_cache_fraction > 0.89f && cli.kv_cache_fraction < 0.91f);
 }
 
 static void every_option(void **state)
@@ -48,6 +49,10 @@ static void every_option(void **state)
     assert_int_equal(cli.max_model_len, 256);
     assert_int_equal(cli.threads, 2);
     assert_int_equal(cli.step_tokens, 64);
+    assert_int_equal(parse(&cli, &err, 6, "--model", "d", "--backend", "cuda",
+                           "--kv-cache-fraction", "0.5"), SL_CLI_RUN);
+    assert_int_equal(cli.backend, SL_BACKEND_CUDA);
+    assert_true(cli.kv_cache_fraction > 0.49f && cli.kv_cache_fraction < 0.51f);
 }
 
 static void help_and_version(void **state)
@@ -73,6 +78,9 @@ static void errors(void **state)
     expect_error("--backend must be auto, cpu or cuda", parse(&cli, &err, 4, "--model", "d", "--backend", "tpu"), &err);
     expect_error("--max-batch wants a whole number >= 1", parse(&cli, &err, 4, "--model", "d", "--max-batch", "0"), &err);
     expect_error("--max-batch wants", parse(&cli, &err, 4, "--model", "d", "--max-batch", "3x"), &err);
+    expect_error("--kv-cache-fraction wants a number in (0, 1]", parse(&cli, &err, 4, "--model", "d", "--kv-cache-fraction", "0"), &err);
+    expect_error("--kv-cache-fraction wants", parse(&cli, &err, 4, "--model", "d", "--kv-cache-fraction", "1.5"), &err);
+    expect_error("--kv-cache-fraction wants", parse(&cli, &err, 4, "--model", "d", "--kv-cache-fraction", "x"), &err);
     expect_error("unknown option '--frobnicate'", parse(&cli, &err, 3, "--model", "d", "--frobnicate=1"), &err);
     expect_error("--listen needs a value", parse(&cli, &err, 3, "--model", "d", "--listen"), &err);
     expect_error("expected unix:PATH or HOST:PORT", parse(&cli, &err, 4, "--model", "d", "--listen", "8000"), &err);

@@ -30,6 +30,9 @@ static struct {
     int32_t eos;
     int eos_at;            /* say eos once a sequence reaches this many tokens (0: never) */
     pthread_mutex_t gate;  /* held by a test to pause the model */
+    int kv_cap;            /* tokens the KV cache holds over all slots (0: no limit) */
+    int cached[16];        /* per slot */
+    int refused;           /* forward calls answered SL_BACKEND_NO_BLOCKS */
 } rec = { .mu = PTHREAD_MUTEX_INITIALIZER, .gate = PTHREAD_MUTEX_INITIALIZER };
 
 static sl_tokenizer *tok;
@@ -40,6 +43,21 @@ static int rec_forward(sl_backend *b, const sl_seq_step *steps, int n, float *lo
     pthread_mutex_lock(&rec.gate);
     pthread_mutex_unlock(&rec.gate);
     pthread_mutex_lock(&rec.mu);
+    if (rec.kv_cap) {
+        int total = 0, after[16];
+        memcpy(after, rec.cached, sizeof after);
+        for (int k = 0; k < n; k++)
+            after[steps[k].slot] = steps[k].pos + steps[k].n_tokens;
+        for (int i = 0; i < 16; i++)
+            total += after[i];
+        if (total > rec.kv_cap) {
+            rec.refused++;
+            pthread_mutex_unlock(&rec.mu);
+            sl_err_set(err, "out of blocks");
+            return SL_BACKEND_NO_BLOCKS;
+        }
+        memcpy(rec.cached, after, sizeof after);
+    }
     if (rec.n_calls < MAX_CALLS) {
         call *c = &rec.calls[rec.n_calls++];
         c->n_steps = n;
@@ -56,7 +74,12 @@ static int rec_forward(sl_backend *b, const sl_seq_step *steps, int n, float *lo
     }
     return 0;
 }
-static void rec_release(sl_backend *b, int slot) {}
+static void rec_release(sl_backend *b, int slot)
+{
+    pthread_mutex_lock(&rec.mu);
+    rec.cached[slot] = 0;
+    pthread_mutex_unlock(&rec.mu);
+}
 static void rec_destroy(sl_backend *b) {}
 static const sl_backend_ops rec_ops = { "recording", rec_forward, rec_release, rec_destroy };
 static sl_backend backend = { .ops = &rec_ops, .model = &model };
@@ -116,6 +139,9 @@ static sl_sched *start(int max_batch, int step_tokens)
 {
     rec.n_calls = 0;
     rec.eos_at = 0;
+    rec.kv_cap = 0;
+    rec.refused = 0;
+    memset(rec.cached, 0, sizeof rec.cached);
     backend.max_seqs = max_batch;
     backend.max_len = 256;
     int32_t eos[] = { rec.eos };
@@ -125,6 +151,39 @@ static sl_sched *start(int max_batch, int step_tokens)
     sl_sched *s = sl_sched_create(&backend, tok, &o, &err);
     assert_non_null(s);
     return s;
+}
+
+/* Three sequences need 90 tokens of KV cache where 60 fit: the backend refuses, the
+ * youngest is preempted and later recomputed from its prompt and generated tokens, and
+ * every sequence still ends with all its tokens. */
+static void out_of_blocks_preempts_and_recomputes(void **state)
+{
+    sl_sched *s = start(3, 512);
+    rec.kv_cap = 60;
+    result r[3], *rs[] = { &r[0], &r[1], &r[2] };
+    pthread_mutex_lock(&rec.gate);
+    for (int i = 0; i < 3; i++)
+        sl_sched_submit(s, make_seq(10, 20, NULL, &r[i]));
+    pthread_mutex_unlock(&rec.gate);
+    wait_done(s, rs, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(r[i].finish, "length");
+        assert_int_equal(r[i].n_gen, 20);
+        assert_string_equal(r[i].text, "xxxxxxxxxxxxxxxxxxxx");
+    }
+    assert_true(rec.refused > 0);
+    /* a recompute: a prefill from position 0 of more than the 10 prompt tokens */
+    bool recomputed = false;
+    for (int c = 0; c < rec.n_calls; c++)
+        for (int k = 0; k < rec.calls[c].n_steps && k < MAX_STEPS; k++)
+            if (rec.calls[c].steps[k].pos == 0 && rec.calls[c].steps[k].n_tokens > 10)
+                recomputed = true;
+    assert_true(recomputed);
+    sl_sched_stats st;
+    sl_sched_stats_get(s, &st);
+    assert_true(st.preemptions > 0);
+    assert_int_equal(st.prompt_tokens, 30);
+    sl_sched_free(s);
 }
 
 static int setup(void **state)
@@ -205,7 +264,10 @@ static void new_prompt_joins_running_decodes(void **state)
         poll(&p, 1, 10);
         sl_sched_drain(s, on_news, NULL);
     }
+    /* the model pauses (at most one more call gets by) so that a is still decoding */
+    pthread_mutex_lock(&rec.gate);
     sl_sched_submit(s, make_seq(6, 3, NULL, &b));
+    pthread_mutex_unlock(&rec.gate);
     wait_done(s, rs, 2);
     assert_int_equal(a.n_gen, 30);
     assert_int_equal(b.n_gen, 3);
@@ -284,6 +346,7 @@ int main(void)
         cmocka_unit_test(batch_is_bounded),
         cmocka_unit_test(eos_and_stop_strings_end_with_stop),
         cmocka_unit_test(cancel_frees_the_slot),
+        cmocka_unit_test(out_of_blocks_preempts_and_recomputes),
     };
     return cmocka_run_group_tests_name("engine_scheduler", tests, setup, teardown);
 }

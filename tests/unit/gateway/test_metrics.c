@@ -154,6 +154,35 @@ static void optional_parts_count_only_when_present(void **state)
     free(text);
 }
 
+static void inter_token_gaps_of_a_stream(void **state)
+{
+    (void)state;
+    sl_metrics_itl itl;
+    sl_metrics_itl_init(&itl);
+    const double at_ms[] = {500, 500.5, 504, 524, 1524, 5524}; /* gaps: 0.5, 3.5, 20, 1000, 4000 ms */
+    for (size_t i = 0; i < 6; i++)
+        sl_metrics_itl_event(&itl, at_ms[i]);
+    sl_metrics_sample s = sample("acme", "itl", 200);
+    s.itl = &itl;
+    sl_metrics_record(&s);
+    char *text = render();
+    assert_line(text, "sluice_inter_token_latency_seconds_bucket{model=\"itl\",le=\"0.001\"} 1");
+    assert_line(text, "sluice_inter_token_latency_seconds_bucket{model=\"itl\",le=\"0.005\"} 2");
+    assert_line(text, "sluice_inter_token_latency_seconds_bucket{model=\"itl\",le=\"0.02\"} 3");
+    assert_line(text, "sluice_inter_token_latency_seconds_bucket{model=\"itl\",le=\"1\"} 4");
+    assert_line(text, "sluice_inter_token_latency_seconds_bucket{model=\"itl\",le=\"2.5\"} 4");
+    assert_line(text, "sluice_inter_token_latency_seconds_bucket{model=\"itl\",le=\"+Inf\"} 5");
+    assert_line(text, "sluice_inter_token_latency_seconds_count{model=\"itl\"} 5");
+    assert_line(text, "sluice_inter_token_latency_seconds_sum{model=\"itl\"} 5.024000");
+    /* a request that was not streamed adds nothing */
+    s = sample("acme", "itl2", 200);
+    sl_metrics_record(&s);
+    free(text);
+    text = render();
+    assert_null(strstr(text, "sluice_inter_token_latency_seconds_count{model=\"itl2\"}"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +191,7 @@ int main(void)
         cmocka_unit_test(label_values_are_escaped),
         cmocka_unit_test(histogram_buckets_are_cumulative),
         cmocka_unit_test(optional_parts_count_only_when_present),
+        cmocka_unit_test(inter_token_gaps_of_a_stream),
     };
     return cmocka_run_group_tests_name("gateway_metrics", tests, NULL, NULL);
 }

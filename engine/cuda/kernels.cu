@@ -1,0 +1,537 @@
+// The CUDA backend's own kernels; engine/cpu/cpu_backend.c is the reference each matches.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <mma.h>
+
+#include "kernels.h"
+
+typedef __nv_bfloat16 bf16;
+
+static int launched(void)
+{
+    return cudaGetLastError() == cudaSuccess ? 0 : -1;
+}
+
+__device__ __forceinline__ float bf(uint16_t v)
+{
+    return __uint_as_float((unsigned)v << 16);
+}
+
+__device__ __forceinline__ uint16_t to_bf(float f)
+{
+    bf16 h = __float2bfloat16_rn(f);
+    return *reinterpret_cast<uint16_t *>(&h);
+}
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// ---- embedding gather ----
+
+__global__ void embed_kernel(float *x, const uint16_t *embed, const int32_t *ids, int H)
+{
+    int t = blockIdx.x;
+    const uint16_t *row = embed + (size_t)ids[t] * H;
+    for (int i = threadIdx.x; i < H; i += blockDim.x)
+        x[(size_t)t * H + i] = bf(row[i]);
+}
+
+extern "C" int sl_cu_embed(sl_cu_stream s, float *x, const uint16_t *embed, const int32_t *ids,
+                           int T, int H)
+{
+    embed_kernel<<<T, 256, 0, s>>>(x, embed, ids, H);
+    return launched();
+}
+
+// ---- residual add + RMSNorm (f32 residual, bf16 out) ----
+
+__global__ void add_rmsnorm_kernel(uint16_t *out, float *x, const uint16_t *y, const int32_t *rows,
+                                   const uint16_t *w, int H, float eps)
+{
+    __shared__ float part[32];
+    int r = blockIdx.x, src = rows ? rows[r] : r;
+    float *xr = x + (size_t)src * H;
+    const uint16_t *yr = y ? y + (size_t)src * H : NULL;
+    float ss = 0;
+    for (int i = threadIdx.x; i < H; i += blockDim.x) {
+        float v = xr[i];
+        if (yr) {
+            v += bf(yr[i]);
+            xr[i] = v;
+        }
+        ss += v * v;
+    }
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0)
+        part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0.0f;
+        v = warp_sum(v);
+        if (threadIdx.x == 0)
+            part[0] = v;
+    }
+    __syncthreads();
+    float inv = rsqrtf(part[0] / (float)H + eps);
+    for (int i = threadIdx.x; i < H; i += blockDim.x)
+        out[(size_t)r * H + i] = to_bf(bf(w[i]) * (xr[i] * inv));
+}
+
+extern "C" int sl_cu_add_rmsnorm(sl_cu_stream s, uint16_t *out, float *x, const uint16_t *y,
+                                 const int32_t *rows, const uint16_t *w, int R, int H, float eps)
+{
+    add_rmsnorm_kernel<<<R, 512, 0, s>>>(out, x, y, rows, w, H, eps);
+    return launched();
+}
+
+// ---- QKV bias + RoPE + KV cache write ----
+
+__device__ __forceinline__ size_t cache_row(const sl_cu_kv &kv, int slot, int p)
+{
+    int block = kv.block_table[(size_t)slot * kv.max_blocks + p / SL_KV_BLOCK];
+    return ((size_t)block * SL_KV_BLOCK + (size_t)(p % SL_KV_BLOCK)) * (size_t)kv.kv_heads *
+           (size_t)kv.head_dim;
+}
+
+__global__ void qkv_rope_kernel(const uint16_t *qkv, const uint16_t *bias, float *q_out,
+                                sl_cu_tok tok, sl_cu_kv kv, const float *inv_freq, int heads)
+{
+    int t = blockIdx.x, hd = kv.head_dim, half = hd / 2;
+    int Q = heads * hd, KV = kv.kv_heads * hd;
+    const uint16_t *row = qkv + (size_t)t * (Q + 2 * KV);
+    float pos = (float)tok.pos[t];
+    size_t at = cache_row(kv, tok.slot[t], tok.pos[t]);
+    int pairs = (heads + kv.kv_heads) * half;
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        int h = i / half, d = i % half, base = h * hd;
+        float x1 = bf(row[base + d]), x2 = bf(row[base + d + half]);
+        if (bias) {
+            x1 += bf(bias[base + d]);
+            x2 += bf(bias[base + d + half]);
+        }
+        float sn, cs;
+        sincosf(pos * inv_freq[d], &sn, &cs);
+        float y1 = x1 * cs - x2 * sn, y2 = x2 * cs + x1 * sn;
+        if (h < heads) {
+            q_out[(size_t)t * Q + base + d] = y1;
+            q_out[(size_t)t * Q + base + d + half] = y2;
+        } else {
+            int kb = base - Q;
+            kv.k[at + kb + d] = to_bf(y1);
+            kv.k[at + kb + d + half] = to_bf(y2);
+        }
+    }
+    for (int i = threadIdx.x; i < KV; i += blockDim.x) {
+        float v = bf(row[Q + KV + i]) + (bias ? bf(bias[Q + KV + i]) : 0.0f);
+        kv.v[at + i] = to_bf(v);
+    }
+}
+
+extern "C" int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_t *bias, float *q_out,
+                              const sl_cu_tok *tok, const sl_cu_kv *kv, const float *inv_freq,
+                              int T, int heads)
+{
+    qkv_rope_kernel<<<T, 256, 0, s>>>(qkv, bias, q_out, *tok, *kv, inv_freq, heads);
+    return launched();
+}
+
+// ---- attention: one block of ATT_WARPS warps per (token, head) ----
+//
+// Each warp takes chunks of 32 keys in turn (lane = key for the scores, lane = dims for
+// the values) with an online softmax; the warps' partial results merge at the end.
+
+#define ATT_WARPS 8
+
+// acc += p[j] * V[key j][this lane's dims]; p and the row offsets live one per lane.
+template <int HD, int DPL>
+__device__ __forceinline__ void pv_step(float *acc, const uint16_t *v, float pr, size_t off,
+                                        int j, int lane, bool vlane)
+{
+    float pj = __shfl_sync(0xffffffffu, pr, j);
+    size_t oj = __shfl_sync(0xffffffffu, (unsigned long long)off, j);
+    if (!vlane)
+        return;
+    const uint16_t *vr = v + oj + lane * DPL;
+    if constexpr (DPL == 4) {
+        uint2 u = *reinterpret_cast<const uint2 *>(vr);
+        acc[0] += pj * __uint_as_float(u.x << 16);
+        acc[1] += pj * __uint_as_float(u.x & 0xffff0000u);
+        acc[2] += pj * __uint_as_float(u.y << 16);
+        acc[3] += pj * __uint_as_float(u.y & 0xffff0000u);
+    } else {
+#pragma unroll
+        for (int d = 0; d < DPL; d++)
+            acc[d] += pj * bf(vr[d]);
+    }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(ATT_WARPS * 32)
+attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int heads)
+{
+    constexpr int DPL = HD >= 32 ? HD / 32 : 1;     // value dims per lane
+    __shared__ float q_s[HD];
+    __shared__ float acc_s[ATT_WARPS][HD];
+    __shared__ float m_s[ATT_WARPS], l_s[ATT_WARPS];
+    int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    int n = tok.pos[t] + 1, slot = tok.slot[t];
+    int kvh = h / (heads / kv.kv_heads);
+    float scale = rsqrtf((float)HD);
+    for (int i = threadIdx.x; i < HD; i += blockDim.x)
+        q_s[i] = q[((size_t)t * heads + h) * HD + i] * scale;
+    __syncthreads();
+
+    float m = -INFINITY, l = 0.0f, acc[DPL];
+#pragma unroll
+    for (int d = 0; d < DPL; d++)
+        acc[d] = 0.0f;
+    bool vlane = lane * DPL < HD;
+    for (int c = w; c * 32 < n; c += ATT_WARPS) {
+        int p = c * 32 + lane;
+        bool valid = p < n;
+        size_t off = valid ? cache_row(kv, slot, p) + (size_t)kvh * HD : 0;
+        float sc = -INFINITY;
+        if (valid) {
+            const uint4 *kr = reinterpret_cast<const uint4 *>(kv.k + off);
+            float dot = 0.0f;
+#pragma unroll
+            for (int i = 0; i < HD / 8; i++) {
+                uint4 u = kr[i];
+                const unsigned wd[4] = { u.x, u.y, u.z, u.w };
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    dot += q_s[i * 8 + 2 * j] * __uint_as_float(wd[j] << 16);
+                    dot += q_s[i * 8 + 2 * j + 1] * __uint_as_float(wd[j] & 0xffff0000u);
+                }
+            }
+            sc = dot;
+        }
+        float m_new = fmaxf(m, warp_max(sc));
+        float pr = valid ? expf(sc - m_new) : 0.0f;
+        float corr = expf(m - m_new);
+        l = l * corr + warp_sum(pr);
+#pragma unroll
+        for (int d = 0; d < DPL; d++)
+            acc[d] *= corr;
+        int keys = min(32, n - c * 32);
+        if (keys == 32) {
+#pragma unroll
+            for (int j = 0; j < 32; j++)
+                pv_step<HD, DPL>(acc, kv.v, pr, off, j, lane, vlane);
+        } else {
+            for (int j = 0; j < keys; j++)
+                pv_step<HD, DPL>(acc, kv.v, pr, off, j, lane, vlane);
+        }
+        m = m_new;
+    }
+    if (vlane)
+#pragma unroll
+        for (int d = 0; d < DPL; d++)
+            acc_s[w][lane * DPL + d] = acc[d];
+    if (lane == 0) {
+        m_s[w] = m;
+        l_s[w] = l;
+    }
+    __syncthreads();
+    float M = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < ATT_WARPS; i++)
+        M = fmaxf(M, m_s[i]);
+    float L = 0.0f, f[ATT_WARPS];
+#pragma unroll
+    for (int i = 0; i < ATT_WARPS; i++) {
+        f[i] = l_s[i] > 0.0f ? expf(m_s[i] - M) : 0.0f;
+        L += l_s[i] * f[i];
+    }
+    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+        float o = 0.0f;
+#pragma unroll
+        for (int i = 0; i < ATT_WARPS; i++)
+            if (f[i] > 0.0f)
+                o += acc_s[i][d] * f[i];
+        out[((size_t)t * heads + h) * HD + d] = to_bf(o / L);
+    }
+}
+
+extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
+                               const sl_cu_kv *kv, int T, int heads)
+{
+    dim3 grid(T, heads);
+    switch (kv->head_dim) {
+    case 16: attention_kernel<16><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
+    case 32: attention_kernel<32><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
+    case 64: attention_kernel<64><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
+    case 128: attention_kernel<128><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
+    case 256: attention_kernel<256><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
+    default: return -1;
+    }
+    return launched();
+}
+
+// ---- flash-style prefill attention on the tensor cores (wmma, bf16 in, f32 accumulate) ----
+//
+// One warp per (tile of up to 16 consecutive query tokens of one sequence, head). Key tiles
+// are the KV cache's 16-token blocks, so K and V come straight from the paged cache;
+// online softmax per query row, O kept in shared memory between key tiles. Cache rows past
+// a sequence's length hold finite values (the cache is zeroed at start), and their p is 0.
+
+template <int HD>
+__global__ void __launch_bounds__(32)
+flash_prefill_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int heads,
+                     const int32_t *tile_t0, const int32_t *tile_n)
+{
+    using namespace nvcuda;
+    static_assert(SL_KV_BLOCK == 16, "key tiles are KV blocks");
+    __shared__ __align__(32) bf16 q_s[16 * HD];
+    __shared__ __align__(32) float o_s[16 * HD];
+    __shared__ __align__(32) float s_s[16 * 16];
+    __shared__ __align__(32) bf16 p_s[16 * 16];
+    __shared__ float m_s[16], l_s[16];
+    int lane = threadIdx.x, h = blockIdx.y;
+    int t0 = tile_t0[blockIdx.x], nq = tile_n[blockIdx.x];
+    int kvh = h / (heads / kv.kv_heads), slot = tok.slot[t0], pos0 = tok.pos[t0];
+    float scale = rsqrtf((float)HD);
+    for (int i = lane; i < 16 * HD; i += 32) {
+        int r = i / HD, d = i % HD;
+        float v = r < nq ? q[((size_t)(t0 + r) * heads + h) * HD + d] * scale : 0.0f;
+        q_s[i] = __float2bfloat16_rn(v);
+        o_s[i] = 0.0f;
+    }
+    if (lane < 16) {
+        m_s[lane] = -INFINITY;
+        l_s[lane] = 0.0f;
+    }
+    __syncwarp();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> qa[HD / 16];
+#pragma unroll
+    for (int k = 0; k < HD / 16; k++)
+        wmma::load_matrix_sync(qa[k], q_s + k * 16, HD);
+    int n_keys = pos0 + nq, ld = kv.kv_heads * HD;
+    for (int kt = 0; kt * 16 < n_keys; kt++) {
+        int block = kv.block_table[(size_t)slot * kv.max_blocks + kt];
+        size_t base = ((size_t)block * SL_KV_BLOCK * kv.kv_heads + kvh) * HD;
+        const bf16 *kb = reinterpret_cast<const bf16 *>(kv.k) + base;
+        const bf16 *vb = reinterpret_cast<const bf16 *>(kv.v) + base;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf;
+        wmma::fill_fragment(sf, 0.0f);
+#pragma unroll
+        for (int k = 0; k < HD / 16; k++) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> kf;
+            wmma::load_matrix_sync(kf, kb + k * 16, ld);
+            wmma::mma_sync(sf, qa[k], kf, sf);
+        }
+        wmma::store_matrix_sync(s_s, sf, 16, wmma::mem_row_major);
+        __syncwarp();
+        if (lane < 16) {
+            int r = lane, qpos = pos0 + r;
+            float mx = m_s[r], rowmax = -INFINITY;
+            for (int c = 0; c < 16; c++) {
+                bool ok = r < nq && kt * 16 + c <= qpos;
+                float v = ok ? s_s[r * 16 + c] : -INFINITY;
+                s_s[r * 16 + c] = v;
+                rowmax = fmaxf(rowmax, v);
+            }
+            float m_new = fmaxf(mx, rowmax);
+            float corr = m_new == -INFINITY ? 1.0f : expf(mx - m_new), sum = 0.0f;
+            for (int c = 0; c < 16; c++) {
+                float v = s_s[r * 16 + c];
+                float pr = v == -INFINITY ? 0.0f : expf(v - m_new);
+                p_s[r * 16 + c] = __float2bfloat16_rn(pr);
+                sum += pr;
+            }
+            l_s[r] = l_s[r] * corr + sum;
+            m_s[r] = m_new;
+            if (corr != 1.0f)
+                for (int d = 0; d < HD; d++)
+                    o_s[r * HD + d] *= corr;
+        }
+        __syncwarp();
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> pa;
+        wmma::load_matrix_sync(pa, p_s, 16);
+#pragma unroll
+        for (int k = 0; k < HD / 16; k++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> of;
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> vf;
+            wmma::load_matrix_sync(of, o_s + k * 16, HD, wmma::mem_row_major);
+            wmma::load_matrix_sync(vf, vb + k * 16, ld);
+            wmma::mma_sync(of, pa, vf, of);
+            wmma::store_matrix_sync(o_s + k * 16, of, HD, wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+    for (int i = lane; i < nq * HD; i += 32) {
+        int r = i / HD, d = i % HD;
+        out[((size_t)(t0 + r) * heads + h) * HD + d] = to_bf(o_s[i] / l_s[r]);
+    }
+}
+
+extern "C" int sl_cu_attention_prefill(sl_cu_stream s, uint16_t *out, const float *q,
+                                       const sl_cu_tok *tok, const sl_cu_kv *kv, int heads,
+                                       const int32_t *tile_t0, const int32_t *tile_n, int n_tiles)
+{
+    dim3 grid(n_tiles, heads);
+    switch (kv->head_dim) {
+    case 16: flash_prefill_kernel<16><<<grid, 32, 0, s>>>(out, q, *tok, *kv, heads, tile_t0, tile_n); break;
+    case 32: flash_prefill_kernel<32><<<grid, 32, 0, s>>>(out, q, *tok, *kv, heads, tile_t0, tile_n); break;
+    case 64: flash_prefill_kernel<64><<<grid, 32, 0, s>>>(out, q, *tok, *kv, heads, tile_t0, tile_n); break;
+    case 128: flash_prefill_kernel<128><<<grid, 32, 0, s>>>(out, q, *tok, *kv, heads, tile_t0, tile_n); break;
+    default: return -1;
+    }
+    return launched();
+}
+
+// ---- GEMV-shaped GEMM for decode batches of up to 8 tokens ----
+//
+// One warp per weight row: 16-byte loads of W, read once for all T tokens, x (bf16, tiny)
+// from L1/L2. cuBLAS is left the larger batches.
+
+template <int T, bool F32OUT>
+__global__ void __launch_bounds__(256) gemv_kernel(void *y, const uint16_t *W, const uint16_t *x,
+                                                   int N, int K)
+{
+    int row = blockIdx.x * 8 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= N)
+        return;
+    const uint4 *w = reinterpret_cast<const uint4 *>(W + (size_t)row * K);
+    float acc[T];
+#pragma unroll
+    for (int t = 0; t < T; t++)
+        acc[t] = 0.0f;
+    int chunks = K / 8;
+#pragma unroll 4
+    for (int c = lane; c < chunks; c += 32) {
+        uint4 u = w[c];
+        const unsigned wd[4] = { u.x, u.y, u.z, u.w };
+#pragma unroll
+        for (int t = 0; t < T; t++) {
+            uint4 v = reinterpret_cast<const uint4 *>(x + (size_t)t * K)[c];
+            const unsigned xd[4] = { v.x, v.y, v.z, v.w };
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                acc[t] += __uint_as_float(wd[j] << 16) * __uint_as_float(xd[j] << 16);
+                acc[t] += __uint_as_float(wd[j] & 0xffff0000u) * __uint_as_float(xd[j] & 0xffff0000u);
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < T; t++) {
+        float v = warp_sum(acc[t]);
+        if (lane == 0) {
+            if (F32OUT)
+                static_cast<float *>(y)[(size_t)t * N + row] = v;
+            else
+                static_cast<uint16_t *>(y)[(size_t)t * N + row] = to_bf(v);
+        }
+    }
+}
+
+template <int T>
+static void gemv_launch(sl_cu_stream s, void *y, bool f32, const uint16_t *W, const uint16_t *x,
+                        int N, int K)
+{
+    int blocks = (N + 7) / 8;
+    if (f32)
+        gemv_kernel<T, true><<<blocks, 256, 0, s>>>(y, W, x, N, K);
+    else
+        gemv_kernel<T, false><<<blocks, 256, 0, s>>>(y, W, x, N, K);
+}
+
+extern "C" int sl_cu_gemv(sl_cu_stream s, void *y, int y_f32, const uint16_t *W, const uint16_t *x,
+                          int T, int N, int K)
+{
+    if (K % 8 != 0)
+        return -1;
+    switch (T) {
+    case 1: gemv_launch<1>(s, y, y_f32, W, x, N, K); break;
+    case 2: gemv_launch<2>(s, y, y_f32, W, x, N, K); break;
+    case 3: gemv_launch<3>(s, y, y_f32, W, x, N, K); break;
+    case 4: gemv_launch<4>(s, y, y_f32, W, x, N, K); break;
+    case 5: gemv_launch<5>(s, y, y_f32, W, x, N, K); break;
+    case 6: gemv_launch<6>(s, y, y_f32, W, x, N, K); break;
+    case 7: gemv_launch<7>(s, y, y_f32, W, x, N, K); break;
+    case 8: gemv_launch<8>(s, y, y_f32, W, x, N, K); break;
+    default: return -1;
+    }
+    return launched();
+}
+
+// ---- SwiGLU ----
+
+__global__ void swiglu_kernel(uint16_t *act, const uint16_t *gu, int T, int I)
+{
+    size_t n = (size_t)T * I;
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n;
+         k += (size_t)gridDim.x * blockDim.x) {
+        size_t t = k / I, i = k % I;
+        float g = bf(gu[t * 2 * I + i]), u = bf(gu[t * 2 * I + I + i]);
+        act[k] = to_bf(g / (1.0f + expf(-g)) * u);
+    }
+}
+
+extern "C" int sl_cu_swiglu(sl_cu_stream s, uint16_t *act, const uint16_t *gu, int T, int I)
+{
+    size_t n = (size_t)T * I;
+    int blocks = (int)((n + 255) / 256);
+    if (blocks > 65535)
+        blocks = 65535;
+    swiglu_kernel<<<blocks, 256, 0, s>>>(act, gu, T, I);
+    return launched();
+}
+
+// ---- argmax (greedy decoding on the GPU) ----
+
+__global__ void argmax_kernel(int32_t *ids, const float *logits, int stride, int limit)
+{
+    __shared__ float bv[32];
+    __shared__ int bi[32];
+    const float *row = logits + (size_t)blockIdx.x * stride;
+    float v = -INFINITY;
+    int idx = 0x7fffffff;
+    for (int i = threadIdx.x; i < limit; i += blockDim.x)
+        if (row[i] > v) {
+            v = row[i];
+            idx = i;
+        }
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (v2 > v || (v2 == v && i2 < idx)) {
+            v = v2;
+            idx = i2;
+        }
+    }
+    if ((threadIdx.x & 31) == 0) {
+        bv[threadIdx.x >> 5] = v;
+        bi[threadIdx.x >> 5] = idx;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        v = bv[0];
+        idx = bi[0];
+        for (int k = 1; k < (int)blockDim.x / 32; k++)
+            if (bv[k] > v || (bv[k] == v && bi[k] < idx)) {
+                v = bv[k];
+                idx = bi[k];
+            }
+        ids[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
+    }
+}
+
+extern "C" int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, int R, int stride,
+                            int limit)
+{
+    argmax_kernel<<<R, 1024, 0, s>>>(ids, logits, stride, limit);
+    return launched();
+}
