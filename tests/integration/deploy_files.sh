@@ -66,6 +66,7 @@ if command -v readelf >/dev/null && command -v dpkg >/dev/null; then
     for lib in $(readelf -d "$SLUICE" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
         path=$(ldd "$SLUICE" | awk -v l="$lib" '$1 == l { print $3 }')
         [ -n "$path" ] || continue # the dynamic loader itself
+        case $lib in libasan.* | libubsan.* | liblsan.* | libtsan.*) continue ;; esac # sanitizer builds only
         pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "/usr$path" 2>/dev/null)
         pkg=${pkg%%:*}
         case $pkg in libc6 | "") continue ;; esac
