@@ -59,6 +59,11 @@ typedef struct sl_backend_opts {
     int max_step_tokens;
 } sl_backend_opts;
 
+/* The checks every backend's forward makes first (the refusals listed above); cached[slot]
+ * is the slot's cached length. *total: the steps' tokens. */
+int sl_backend_check_steps(const sl_backend *b, const int *cached, const sl_seq_step *steps, int n_steps,
+                           int *total, sl_err *err);
+
 /* The reference backend: float32 math, weights widened from the mmap row by row, a KV
  * cache of max_seqs x max_len tokens (contiguous per slot). Destroy with ops->destroy. */
 sl_backend *sl_backend_cpu_create(const sl_model *m, const sl_backend_opts *opts, sl_err *err);
