@@ -1,7 +1,10 @@
 #include "keys.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -48,17 +51,80 @@ int sl_key_id_generate(char out[SL_KEY_ID_SIZE], sl_err *err)
     return 0;
 }
 
+/* Every request hashes the key it presents. OpenSSL 3 looks the algorithms up on each
+ * HMAC() call, so each thread keeps one context keyed with the secret and only re-inits it. */
+typedef struct hmac_cache {
+    EVP_MAC_CTX *ctx;
+    unsigned char secret[128];
+    size_t secret_len;
+} hmac_cache;
+
+static pthread_key_t hmac_key;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_cache_free(void *arg)
+{
+    hmac_cache *c = arg;
+    EVP_MAC_CTX_free(c->ctx);
+    OPENSSL_cleanse(c->secret, sizeof c->secret);
+    free(c);
+}
+
+static void hmac_key_make(void) { pthread_key_create(&hmac_key, hmac_cache_free); }
+
+/* This thread's HMAC-SHA-256 context for secret (NULL on failure). */
+static EVP_MAC_CTX *hmac_ctx(const void *secret, size_t secret_len)
+{
+    pthread_once(&hmac_once, hmac_key_make);
+    hmac_cache *c = pthread_getspecific(hmac_key);
+    if (c && c->secret_len == secret_len && CRYPTO_memcmp(c->secret, secret, secret_len) == 0)
+        return c->ctx;
+    if (secret_len > sizeof c->secret)
+        return NULL;
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c)))
+            return NULL;
+        pthread_setspecific(hmac_key, c);
+    }
+    EVP_MAC_CTX_free(c->ctx);
+    c->ctx = NULL;
+    c->secret_len = 0;
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (!ctx || !EVP_MAC_init(ctx, secret, secret_len, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    c->ctx = ctx;
+    memcpy(c->secret, secret, secret_len);
+    c->secret_len = secret_len;
+    return ctx;
+}
+
 int sl_key_hash(const void *secret, size_t secret_len, const char *key,
                 char out[SL_KEY_HASH_SIZE], sl_err *err)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
+    size_t n = 0;
     if (!secret || secret_len == 0) {
         sl_err_set(err, "no server secret: set SLUICE_SECRET (or the variable store.secret_env names)");
         return -1;
     }
-    if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)key, strlen(key),
-              mac, &len) || len != 32) {
+    if (secret_len > sizeof ((hmac_cache *)0)->secret) { /* a long secret: no cached context */
+        unsigned int len = 0;
+        if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)key, strlen(key), mac, &len))
+            len = 0;
+        n = len;
+    } else {
+        EVP_MAC_CTX *ctx = hmac_ctx(secret, secret_len);
+        if (!ctx || !EVP_MAC_init(ctx, NULL, 0, NULL) ||
+            !EVP_MAC_update(ctx, (const unsigned char *)key, strlen(key)) || !EVP_MAC_final(ctx, mac, &n, sizeof mac))
+            n = 0;
+    }
+    if (n != 32) {
         sl_err_set(err, "HMAC-SHA-256 failed: %s", ERR_error_string(ERR_get_error(), NULL));
         return -1;
     }
