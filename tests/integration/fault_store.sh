@@ -99,7 +99,14 @@ redis_outage() {
     want=$(served_tokens "$out")
     settled "$want"
     sl_is "$mode: usage after recovery = usage served ($(count 200 "$out") answers)" "$(usage_of used)" "$want"
-    sl_is "$mode: nothing stays reserved" "$(usage_of reserved)" 0
+    # A reserve that Redis ran (and, with appendfsync always, kept) just before it was killed
+    # lost its reply: the gateway reserved locally instead, and the one in Redis stays until
+    # its deadline (the store's reservation TTL, 15 min). At most one per load loop (3), of 24
+    # tokens each here (prompt estimate 19 + max_tokens 5); anything else is a leak.
+    local resv
+    resv=$(usage_of reserved)
+    [ "$resv" = 0 ] || sl_diag "$mode: $resv tokens reserved by commands Redis ran as it was killed (reclaimed at their deadline)"
+    sl_check "$mode: nothing stays reserved but what Redis ran as it died (≤ 3 × 24: $resv)" [ "${resv:-999}" -le 72 ]
     sl_gw_alive "$mode: gateway still running"
     sl_stop "$GW_PID"
 }
