@@ -59,28 +59,6 @@ static void rope(float *v, int n_heads, int hd, int pos, const float *inv_freq)
     }
 }
 
-static void init_inv_freq(float *f, const sl_model_config *c)
-{
-    int hd = c->head_dim;
-    for (int i = 0; i < hd / 2; i++)
-        f[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)hd);
-    if (c->rope_scaling_factor <= 0)
-        return;
-    /* Llama 3: long wavelengths slowed by factor, short kept, smooth blend between. */
-    float factor = c->rope_scaling_factor, lo = c->rope_low_freq_factor;
-    float hi = c->rope_high_freq_factor, old = (float)c->rope_original_max_pos;
-    float lo_wavelen = old / lo, hi_wavelen = old / hi;
-    for (int i = 0; i < hd / 2; i++) {
-        float wavelen = 2.0f * (float)M_PI / f[i];
-        if (wavelen > lo_wavelen) {
-            f[i] = f[i] / factor;
-        } else if (wavelen >= hi_wavelen) {
-            float smooth = (old / wavelen - lo) / (hi - lo);
-            f[i] = (1 - smooth) * f[i] / factor + smooth * f[i];
-        }
-    }
-}
-
 #define SMALL_WORK 65536   /* multiply-adds below which one thread does a matmul alone */
 
 /* ---- parallel matmul: out[T][N] (+)= in[T][K] . W[N][K]^T + bias ---- */
@@ -359,7 +337,7 @@ sl_backend *sl_backend_cpu_create(const sl_model *m, const sl_backend_opts *opts
                    opts->max_len, 2 * kv * sizeof(float) >> 20);
         goto fail;
     }
-    init_inv_freq(cb->inv_freq, c);
+    sl_rope_inv_freq(c, cb->inv_freq);
     if (widen_small(cb, err) < 0 || !(cb->pool = sl_pool_create(threads, err)))
         goto fail;
     return &cb->base;

@@ -202,22 +202,7 @@ static int upload_inv_freq(cuda_backend *cb, sl_err *err)
         sl_err_set(err, "out of memory");
         return -1;
     }
-    for (int i = 0; i < hd / 2; i++)
-        f[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)hd);
-    if (c->rope_scaling_factor > 0) {
-        float factor = c->rope_scaling_factor, lo = c->rope_low_freq_factor;
-        float hi = c->rope_high_freq_factor, old = (float)c->rope_original_max_pos;
-        float lo_wavelen = old / lo, hi_wavelen = old / hi;
-        for (int i = 0; i < hd / 2; i++) {
-            float wavelen = 2.0f * (float)M_PI / f[i];
-            if (wavelen > lo_wavelen) {
-                f[i] = f[i] / factor;
-            } else if (wavelen >= hi_wavelen) {
-                float smooth = (old / wavelen - lo) / (hi - lo);
-                f[i] = (1 - smooth) * f[i] / factor + smooth * f[i];
-            }
-        }
-    }
+    sl_rope_inv_freq(c, f);
     CK(cudaMalloc((void **)&cb->inv_freq, (size_t)hd / 2 * sizeof *f), "inv_freq");
     CK(cudaMemcpy(cb->inv_freq, f, (size_t)hd / 2 * sizeof *f, cudaMemcpyHostToDevice), "inv_freq");
     free(f);

@@ -64,6 +64,10 @@ typedef struct sl_backend_opts {
 int sl_backend_check_steps(const sl_backend *b, const int *cached, const sl_seq_step *steps, int n_steps,
                            int *total, sl_err *err);
 
+/* f[0 .. head_dim/2): RoPE inverse frequencies, rope_theta and Llama 3 rope_scaling included;
+ * the same table for every backend. */
+void sl_rope_inv_freq(const sl_model_config *c, float *f);
+
 /* The reference backend: float32 math, weights widened from the mmap row by row, a KV
  * cache of max_seqs x max_len tokens (contiguous per slot). Destroy with ops->destroy. */
 sl_backend *sl_backend_cpu_create(const sl_model *m, const sl_backend_opts *opts, sl_err *err);
