@@ -53,19 +53,23 @@ void sl_ex_end_stream(sl_exchange *ex)
 
 /* Remember the usage an event or body reports. Returns true for the usage-only chunk
  * of a stream (choices empty), which clients that did not ask for it must not see. */
+static bool note_usage_json(sl_exchange *ex, const json_t *o)
+{
+    json_t *u = json_object_get(o, "usage");
+    if (!json_is_object(u))
+        return false;
+    json_decref(ex->usage);
+    ex->usage = json_incref(u);
+    json_t *choices = json_object_get(o, "choices");
+    return json_is_array(choices) && json_array_size(choices) == 0;
+}
+
 static bool note_usage(sl_exchange *ex, const char *json_text, size_t len)
 {
     if (!memmem(json_text, len, "\"usage\"", 7))
         return false;
     json_t *o = json_loadb(json_text, len, 0, NULL);
-    json_t *u = o ? json_object_get(o, "usage") : NULL;
-    bool usage_only = false;
-    if (json_is_object(u)) {
-        json_decref(ex->usage);
-        ex->usage = json_incref(u);
-        json_t *choices = json_object_get(o, "choices");
-        usage_only = json_is_array(choices) && json_array_size(choices) == 0;
-    }
+    bool usage_only = o && note_usage_json(ex, o);
     json_decref(o);
     return usage_only;
 }
@@ -200,10 +204,12 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     size_t dlen = 0;
     char *data = sl_sse_data(event, len, &dlen);
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
+    json_t *json = !done && data && ex->want_events ? json_loadb(data, dlen, 0, NULL) : NULL;
     if (done)
         ex->saw_done = true;
-    else if (data && note_usage(ex, data, dlen) && !ex->client_wants_usage) {
-        free(data); /* we asked the upstream for it; this client did not */
+    else if (data && (json ? note_usage_json(ex, json) : note_usage(ex, data, dlen)) && !ex->client_wants_usage) {
+        json_decref(json); /* we asked the upstream for it; this client did not */
+        free(data);
         return;
     }
     sl_ex_client_stream_begin(ex);
@@ -214,23 +220,21 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
         sl_ex_stream_write(ex, event, len);
         return;
     }
-    sl_resp_event rev = {.json = done ? NULL : json_loadb(data, dlen, 0, NULL), .stream = true, .done = done,
-                         .status = ex->up_status};
-    free(data);
+    sl_resp_event rev = {.json = json, .stream = true, .done = done, .status = ex->up_status, .text = data,
+                         .text_len = dlen};
     sl_event_action act = run_event_hooks(ex, &rev);
     if (act != SL_EVENT_DROP) {
-        if (rev.json) { /* plugins edit in place: always re-serialise */
-            char *s = json_dumps(rev.json, JSON_COMPACT);
-            if (s) {
-                sl_ex_stream_write(ex, "data: ", 6);
-                sl_ex_stream_write(ex, s, strlen(s));
-                sl_ex_stream_write(ex, "\n\n", 2);
-                free(s);
-            }
+        char *s = rev.edited && rev.json ? json_dumps(rev.json, JSON_COMPACT) : NULL;
+        if (s) {
+            sl_ex_stream_write(ex, "data: ", 6);
+            sl_ex_stream_write(ex, s, strlen(s));
+            sl_ex_stream_write(ex, "\n\n", 2);
+            free(s);
         } else {
             sl_ex_stream_write(ex, event, len);
         }
     }
+    free(data);
     json_decref(rev.json);
     if (act == SL_EVENT_STOP) {
         ex->altered = true;
@@ -353,12 +357,12 @@ static void finish_buffered(sl_exchange *ex)
     if (st == 429 && ex->retry_after[0] && ex->conn)
         sl_http_add_header(ex->conn, "Retry-After", ex->retry_after);
     if (parsed) {
-        note_usage(ex, body, len);
+        note_usage_json(ex, parsed);
         if (ex->want_events) {
-            sl_resp_event rev = {.json = parsed, .stream = false, .status = st};
+            sl_resp_event rev = {.json = parsed, .stream = false, .status = st, .text = body, .text_len = len};
             parsed = NULL;
             run_event_hooks(ex, &rev);
-            char *s = rev.json ? json_dumps(rev.json, JSON_COMPACT) : NULL;
+            char *s = rev.edited && rev.json ? json_dumps(rev.json, JSON_COMPACT) : NULL;
             json_decref(rev.json);
             if (s) {
                 sl_ex_respond_raw(ex, st, ctype, s, strlen(s));

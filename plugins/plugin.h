@@ -13,7 +13,7 @@
 #include "err.h"
 #include "yaml_tree.h"
 
-#define SL_PLUGIN_API_VERSION 1
+#define SL_PLUGIN_API_VERSION 2
 
 struct sl_config;
 typedef struct sl_exchange sl_exchange;   /* one client request; opaque to plugins */
@@ -25,16 +25,22 @@ typedef enum sl_step {
 } sl_step;
 
 /* One event of the response on its way to the client: a streamed SSE event's JSON, or
- * the whole JSON body of a non-streamed response. Plugins may edit json in place. */
+ * the whole JSON body of a non-streamed response. Plugins may edit json in place (or
+ * replace it) and then must set edited: an event nobody edited goes out as the upstream
+ * wrote it, without being serialised again. */
 typedef struct sl_resp_event {
     json_t *json;       /* NULL for "data: [DONE]" or a body that is not JSON */
     bool stream;
     bool done;          /* the [DONE] marker */
     int status;         /* upstream HTTP status */
+    bool edited;        /* json no longer says what text says */
+    const char *text;   /* json as the upstream wrote it (text_len bytes, not NUL-ended); valid
+                           during the hook only */
+    size_t text_len;
 } sl_resp_event;
 
 typedef enum sl_event_action {
-    SL_EVENT_PASS,      /* send it (re-serialised if json was changed: set ev->json) */
+    SL_EVENT_PASS,      /* send it (re-serialised if ev->edited) */
     SL_EVENT_DROP,      /* do not send this event */
     SL_EVENT_STOP,      /* send it, then end the response (stream: then [DONE]) */
 } sl_event_action;

@@ -163,16 +163,18 @@ static json_t *length_chunk(const json_t *ev)
 }
 
 /* An upstream that ignored max_tokens never gets more than the reserved cap past us: the
- * usage it reports is lowered to the cap (what was served and is charged). */
-static void clamp_usage(json_t *usage, int64_t cap)
+ * usage it reports is lowered to the cap (what was served and is charged). True when it
+ * lowered it. */
+static bool clamp_usage(json_t *usage, int64_t cap)
 {
     json_t *ct = json_object_get(usage, "completion_tokens");
     if (cap <= 0 || !json_is_integer(ct) || json_integer_value(ct) <= cap)
-        return;
+        return false;
     json_t *pt = json_object_get(usage, "prompt_tokens");
     json_object_set_new(usage, "completion_tokens", json_integer(cap));
     if (json_is_integer(pt))
         json_object_set_new(usage, "total_tokens", json_integer(json_integer_value(pt) + cap));
+    return true;
 }
 
 /* The first cap tokens of text (malloc'd). */
@@ -233,12 +235,14 @@ static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event
     quota_state *s = sl_ex_plugin_state(ex, &sl_plugin_quota);
     if (!s || !s->have_resv || !ev->json)
         return SL_EVENT_PASS;
-    clamp_usage(json_object_get(ev->json, "usage"), s->cap);
+    if (clamp_usage(json_object_get(ev->json, "usage"), s->cap))
+        ev->edited = true;
     size_t before = s->len;
     sl_token_collect_text(ev->json, &s->text, &s->len, &s->tcap);
     if (!ev->stream) {
         if (s->cap > 0 && cut_body(s, ev->json)) {
             s->cut = true;
+            ev->edited = true;
             sl_ex_mark_altered(ex);
             sl_ex_log_field(ex, "quota_cut", json_true());
         }
@@ -257,6 +261,7 @@ static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event
             json_t *fin = length_chunk(ev->json);
             json_decref(ev->json);
             ev->json = fin;
+            ev->edited = true;
             sl_ex_mark_altered(ex);
             sl_ex_log_field(ex, "quota_cut", json_true());
             return SL_EVENT_STOP;

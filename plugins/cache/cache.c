@@ -373,14 +373,16 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
 
 /* ---- response side ---- */
 
-static void append_event(cache_state *s, const json_t *json)
+/* Adds one event: its text as the upstream wrote it when given (JSON already parsed once),
+ * else json serialised. */
+static void append_event(cache_state *s, const json_t *json, const char *text, size_t text_len)
 {
-    char *t = json_dumps(json, JSON_COMPACT);
-    if (!t) {
+    char *t = text ? NULL : json_dumps(json, JSON_COMPACT);
+    if (!text && !t) {
         s->failed = true;
         return;
     }
-    size_t n = strlen(t);
+    size_t n = text ? text_len : strlen(t);
     if (!s->buf) {
         s->buf = open_memstream(&s->text, &s->len);
         if (s->buf)
@@ -391,7 +393,7 @@ static void append_event(cache_state *s, const json_t *json)
     } else {
         if (s->stream && s->n_events)
             fputc(',', s->buf);
-        fwrite(t, 1, n, s->buf);
+        fwrite(text ? text : t, 1, n, s->buf);
         s->n_events++;
     }
     free(t);
@@ -429,7 +431,10 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
     note_finish(s, ev->json);
     s->saw_data |= json_is_array(json_object_get(ev->json, "data"));
     s->saw_usage |= ev->stream && sl_cache_is_usage_chunk(ev->json);
-    append_event(s, ev->json);
+    if (ev->edited)
+        append_event(s, ev->json, NULL, 0);
+    else
+        append_event(s, ev->json, ev->text, ev->text_len);
     return SL_EVENT_PASS;
 }
 
@@ -444,7 +449,7 @@ static const char *finish_entry(sl_exchange *ex, cache_state *s)
         json_t *chunk = json_deep_copy(s->head);
         json_object_set_new(chunk, "choices", json_array());
         json_object_set_new(chunk, "usage", json_deep_copy(sl_ex_usage(ex)));
-        append_event(s, chunk);
+        append_event(s, chunk, NULL, 0);
         json_decref(chunk);
     }
     fputs(s->stream ? "]}" : "}", s->buf);

@@ -382,6 +382,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
                 continue;
             if (!fs && !(fs = add_stream(s, c, index, f))) {
                 json_object_set_new(holder, fields[f], json_string("")); /* out of memory: send nothing unscanned */
+                ev->edited = true;
                 continue;
             }
             piece *p = &pieces[np++];
@@ -405,7 +406,12 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
                 holder = json_object();
                 json_object_set_new(p->choice, "delta", holder);
             }
+            json_t *was = json_object_get(holder, fields[p->field]);
+            if (json_is_string(was) && json_string_length(was) == p->len &&
+                (p->len == 0 || memcmp(json_string_value(was), p->out, p->len) == 0))
+                continue; /* all of it may go out now: unchanged */
             json_object_set_new(holder, fields[p->field], json_stringn(p->out ? p->out : "", p->len));
+            ev->edited = true;
         }
     } else {
         audit_block(ex, c, &hit, "response");
@@ -432,6 +438,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
         }
         json_decref(ev->json);
         ev->json = stop;
+        ev->edited = true;
         act = SL_EVENT_STOP;
     }
     for (size_t k = 0; k < np; k++)
@@ -440,8 +447,8 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
     return act;
 }
 
-/* A whole (non-streamed) response: a hit keeps the text before it. */
-static void scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, bool chat)
+/* A whole (non-streamed) response: a hit keeps the text before it. True when it cut. */
+static bool scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, bool chat)
 {
     const char *const *fields = chat ? chat_fields : cmpl_fields;
     sl_guard_norm norm = {0};
@@ -468,6 +475,7 @@ static void scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, boo
         sl_ex_mark_altered(ex);
     sl_guard_norm_free(&norm);
     pcre2_match_data_free(md);
+    return blocked;
 }
 
 static sl_event_action guard_on_response_event(sl_exchange *ex, void *conf, sl_resp_event *ev)
@@ -479,8 +487,8 @@ static sl_event_action guard_on_response_event(sl_exchange *ex, void *conf, sl_r
         return SL_EVENT_PASS;
     bool chat = ep == SL_EP_CHAT;
     if (!ev->stream) {
-        if (ev->json)
-            scan_body(ex, c, ev->json, chat);
+        if (ev->json && scan_body(ex, c, ev->json, chat))
+            ev->edited = true;
         return SL_EVENT_PASS;
     }
     resp_state *s = sl_ex_plugin_state(ex, &sl_plugin_guard);
