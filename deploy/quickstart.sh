@@ -12,7 +12,7 @@ say() { printf '\033[1m[quickstart]\033[0m %s\n' "$*" >&2; }
 
 # 1. Packages (Debian/Ubuntu)
 PKGS="build-essential meson ninja-build pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev
-      libyaml-dev libhiredis-dev libpcre2-dev libutf8proc-dev libssl-dev curl"
+      libyaml-dev libhiredis-dev libpcre2-dev libutf8proc-dev libssl-dev libjemalloc-dev curl"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 if [ "${SLUICE_NO_INSTALL:-0}" != 1 ]; then
     missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)

@@ -11,7 +11,7 @@ log() { printf '[run.sh] %s\n' "$*" >&2; }
 
 # 1. Debian packages
 PKGS="build-essential meson ninja-build pkg-config libevent-dev libcurl4-openssl-dev
-      libjansson-dev libyaml-dev libhiredis-dev libcmocka-dev libpcre2-dev libutf8proc-dev
+      libjansson-dev libyaml-dev libhiredis-dev libcmocka-dev libpcre2-dev libutf8proc-dev libjemalloc-dev
       libssl-dev redis-server nginx-light curl python3 python3-jinja2 python3-yaml systemd openssl chromium clang"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)

@@ -20,6 +20,8 @@
 # env:   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2 BENCH_WORKERS=1
 #        BENCH_TTFB_N=200 (sequential streamed requests per target for the TTFB figures)
 #        NO_PORTKEY=1 to leave Portkey out (it is installed by npm ci in tests/bench/portkey)
+#        BENCH_TARGETS="nginx sluice" to run some targets only; BENCH_STREAMS="0" (non-streaming
+#        only) or "1"; SLUICE_WRAP="perf record -g -o FILE --" runs sluice under a profiler
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -126,7 +128,7 @@ plugins:
   - cache: { ttl: 1h, max_bytes: 64MiB }
   - route
 EOF
-"$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 & PIDS+=($!)
+${SLUICE_WRAP:-} "$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 & PIDS+=($!)
 wait_http "http://127.0.0.1:$GW_PORT/v1/models" || { echo "gateway_bench: sluice did not start:" >&2; tail -n 20 "$T/sluice.log" >&2; exit 1; }
 KEY=$("$SLUICE" key -c "$T/sluice.yaml" issue --consumer bench 2>/dev/null)
 [ -n "$KEY" ] || { echo "gateway_bench: could not issue a key" >&2; exit 1; }
@@ -164,9 +166,12 @@ lua_of() { # TARGET STREAM -> a wrk script sending a new prompt each request
     while IFS= read -r line; do h="$h[\"${line%%:*}\"] = \"${line#*: }\", "; done < <(headers_of "$1" "$2")
     local body
     body=$(body_of "$1" "$2" "@@N@@")
-    printf 'local n = 0\nlocal tid = tostring(math.random(1, 1000000000))\nrequest = function()\n    n = n + 1\n'
+    # wrk's Lua states all start from the same random seed: the prompt's prefix is made
+    # unique per run (the nanosecond clock) and per thread (setup() numbers them)
+    printf 'local nonce = "%s"\nlocal made = 0\nsetup = function(thread)\n    made = made + 1\n    thread:set("tid", made)\nend\n' "$(date +%s%N)"
+    printf 'local n = 0\nrequest = function()\n    n = n + 1\n'
     printf '    local body = [[%s]]\n' "${body%%@@N@@*}"
-    printf '    body = body .. tid .. "-" .. n .. [[%s]]\n' "${body#*@@N@@}"
+    printf '    body = body .. nonce .. "." .. tostring(tid) .. "-" .. n .. [[%s]]\n' "${body#*@@N@@}"
     printf '    return wrk.format("POST", "%s", { %s }, body)\nend\n' "$(path_of "$1" "$2")" "$h"
 }
 curl_headers() { local line; while IFS= read -r line; do printf -- '-H\n%s\n' "$line"; done < <(headers_of "$1" "$2"); }
@@ -175,14 +180,20 @@ check() { # TARGET STREAM: one request answers with the upstream's content
     curl -s --max-time 10 "${args[@]}" --data "$(body_of "$1" "$2" check)" "$(url_of "$1")$(path_of "$1" "$2")" | grep -q 'chatcmpl-bench'
 }
 TARGETS=(direct nginx); [ $have_pk = 1 ] && TARGETS+=(portkey); TARGETS+=(sluice)
+if [ -n "${BENCH_TARGETS:-}" ]; then # a subset, e.g. BENCH_TARGETS=sluice to profile it alone
+    keep=(); for t in "${TARGETS[@]}"; do [[ " $BENCH_TARGETS " == *" $t "* ]] && keep+=("$t"); done; TARGETS=("${keep[@]}")
+fi
 for t in "${TARGETS[@]}"; do
     for s in 0 1; do check "$t" "$s" || echo "gateway_bench: $t (stream=$s) does not answer with the upstream's body" >&2; done
 done
 
 run_wrk() { # TARGET STREAM ROUND
     local t=$1 s=$2 r=$3 f=$T/$1.$2.$3
-    lua_of "$t" "$s" >"$T/$t.$s.lua"
-    [ "$r" = 1 ] && "$WRK" -t"$THREADS" -c"$CONNS" -d2s -s "$T/$t.$s.lua" "$(url_of "$t")" >/dev/null 2>&1
+    if [ "$r" = 1 ]; then
+        lua_of "$t" "$s" >"$T/$t.$s.lua"
+        "$WRK" -t"$THREADS" -c"$CONNS" -d2s -s "$T/$t.$s.lua" "$(url_of "$t")" >/dev/null 2>&1
+    fi
+    lua_of "$t" "$s" >"$T/$t.$s.lua" # a new nonce: the warm-up's prompts are not sent again
     "$WRK" -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s "$T/$t.$s.lua" "$(url_of "$t")" >"$f" 2>&1
     "$PY" - "$t" "$s" "$f" >>"$T/results" <<'PY'
 import re, sys
@@ -233,9 +244,11 @@ echo "# wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds (median), a new promp
 : >"$T/results"; : >"$T/ttfb"
 # rounds interleave the targets, so a change in the machine's load hits all of them alike
 for ((r = 1; r <= ROUNDS; r++)); do
-    for s in 0 1; do for t in "${TARGETS[@]}"; do run_wrk "$t" "$s" "$r"; done; done
+    for s in ${BENCH_STREAMS:-0 1}; do for t in "${TARGETS[@]}"; do run_wrk "$t" "$s" "$r"; done; done
 done
 for t in "${TARGETS[@]}"; do ttfb "$t"; done
+hits=$(grep -c '"cache":"hit"' "$T/access.log" 2>/dev/null); misses=$(grep -c '"cache":"miss"' "$T/access.log" 2>/dev/null)
+echo "# sluice's cache over the runs: ${misses:-0} misses, ${hits:-0} hits (every prompt is new: a hit means the load repeated itself)"
 "$PY" - "$T/results" "$T/ttfb" "$TTFB_N" <<'PY'
 import statistics, sys
 res, tt = {}, {}
