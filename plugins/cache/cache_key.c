@@ -8,114 +8,206 @@
 #include <string.h>
 #include <openssl/evp.h>
 
-static void put_string(FILE *f, const char *s, size_t len)
+/* Where canonical text goes: a 4 KiB buffer handed to sink() whenever it fills (a
+ * growing string, or SHA-256 directly, so that a key needs no copy of the request). */
+typedef struct canon_out {
+    char buf[4096];
+    size_t n;
+    int (*sink)(struct canon_out *o, const char *data, size_t len);
+    void *arg;
+    int failed;
+} canon_out;
+
+static void out_flush(canon_out *o)
 {
-    fputc('"', f);
+    if (o->n && !o->failed && o->sink(o, o->buf, o->n) < 0)
+        o->failed = 1;
+    o->n = 0;
+}
+
+static void out_bytes(canon_out *o, const char *s, size_t len)
+{
+    while (len) {
+        if (o->n == sizeof o->buf)
+            out_flush(o);
+        size_t k = sizeof o->buf - o->n < len ? sizeof o->buf - o->n : len;
+        memcpy(o->buf + o->n, s, k);
+        o->n += k;
+        s += k;
+        len -= k;
+    }
+}
+
+static void out_char(canon_out *o, char c)
+{
+    if (o->n == sizeof o->buf)
+        out_flush(o);
+    o->buf[o->n++] = c;
+}
+
+static void out_str(canon_out *o, const char *s) { out_bytes(o, s, strlen(s)); }
+
+static void put_string(canon_out *o, const char *s, size_t len)
+{
+    out_char(o, '"');
+    size_t run = 0; /* bytes that need no escape, written in one go */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        out_bytes(o, s + run, i - run);
+        run = i + 1;
+        char esc[8];
         if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
+            snprintf(esc, sizeof esc, "\\%c", c);
         else
-            fputc(c, f);
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+        out_str(o, esc);
     }
-    fputc('"', f);
+    out_bytes(o, s + run, len - run);
+    out_char(o, '"');
 }
 
 /* Integral numbers print as integers whatever their JSON spelling; others in the shortest
  * %.17g form, which is the same text for the same double. */
-static void put_number(FILE *f, double d)
+static void put_number(canon_out *o, double d)
 {
+    char buf[40];
     if (d == 0) {
-        fputs("0", f);
-    } else if (!isfinite(d)) {
-        fputs("null", f);
-    } else if (d == floor(d) && fabs(d) < 9.2e18) {
-        fprintf(f, "%lld", (long long)d);
+        out_char(o, '0');
+        return;
+    }
+    if (!isfinite(d)) {
+        out_str(o, "null");
+        return;
+    }
+    if (d == floor(d) && fabs(d) < 9.2e18) {
+        snprintf(buf, sizeof buf, "%lld", (long long)d);
     } else {
-        char buf[40];
         for (int prec = 15; prec <= 17; prec++) { /* shortest that reads back exactly */
             snprintf(buf, sizeof buf, "%.*g", prec, d);
             if (strtod(buf, NULL) == d)
                 break;
         }
-        fputs(buf, f);
     }
+    out_str(o, buf);
 }
 
 static int cmp_keys(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-static int put_value(FILE *f, const json_t *v)
+/* The object's keys, sorted, that skip() lets through (skip may be NULL). */
+static const char **sorted_keys(const json_t *v, bool (*skip)(const char *), size_t *n_out)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        size_t n = json_object_size(v), i = 0;
-        const char **keys = malloc((n ? n : 1) * sizeof *keys);
-        if (!keys)
-            return -1;
-        const char *k;
-        json_t *item;
-        json_object_foreach((json_t *)v, k, item) keys[i++] = k;
-        qsort(keys, n, sizeof *keys, cmp_keys);
-        fputc('{', f);
-        int rc = 0;
-        for (i = 0; i < n && rc == 0; i++) {
-            if (i)
-                fputc(',', f);
-            put_string(f, keys[i], strlen(keys[i]));
-            fputc(':', f);
-            rc = put_value(f, json_object_get(v, keys[i]));
-        }
-        fputc('}', f);
-        free(keys);
-        return rc;
+    size_t n = json_object_size(v), i = 0;
+    const char **keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys)
+        return NULL;
+    const char *k;
+    json_t *item;
+    json_object_foreach((json_t *)v, k, item)
+        if (!skip || !skip(k))
+            keys[i++] = k;
+    qsort(keys, i, sizeof *keys, cmp_keys);
+    *n_out = i;
+    return keys;
+}
+
+static int put_value(canon_out *o, const json_t *v);
+
+static int put_object(canon_out *o, const json_t *v, bool (*skip)(const char *))
+{
+    size_t n = 0;
+    const char **keys = sorted_keys(v, skip, &n);
+    if (!keys)
+        return -1;
+    out_char(o, '{');
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i)
+            out_char(o, ',');
+        put_string(o, keys[i], strlen(keys[i]));
+        out_char(o, ':');
+        rc = put_value(o, json_object_get(v, keys[i]));
     }
+    out_char(o, '}');
+    free(keys);
+    return rc;
+}
+
+static int put_value(canon_out *o, const json_t *v)
+{
+    char buf[32];
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return put_object(o, v, NULL);
     case JSON_ARRAY:
-        fputc('[', f);
+        out_char(o, '[');
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i)
-                fputc(',', f);
-            if (put_value(f, json_array_get(v, i)) < 0)
+                out_char(o, ',');
+            if (put_value(o, json_array_get(v, i)) < 0)
                 return -1;
         }
-        fputc(']', f);
+        out_char(o, ']');
         return 0;
     case JSON_STRING:
-        put_string(f, json_string_value(v), json_string_length(v));
+        put_string(o, json_string_value(v), json_string_length(v));
         return 0;
     case JSON_INTEGER:
-        fprintf(f, "%lld", (long long)json_integer_value(v));
+        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        out_str(o, buf);
         return 0;
     case JSON_REAL:
-        put_number(f, json_real_value(v));
+        put_number(o, json_real_value(v));
         return 0;
     case JSON_TRUE:
-        fputs("true", f);
+        out_str(o, "true");
         return 0;
     case JSON_FALSE:
-        fputs("false", f);
+        out_str(o, "false");
         return 0;
     case JSON_NULL:
-        fputs("null", f);
+        out_str(o, "null");
         return 0;
     }
     return -1;
 }
 
+typedef struct grow_str {
+    char *s;
+    size_t len, cap;
+} grow_str;
+
+static int sink_string(canon_out *o, const char *data, size_t len)
+{
+    grow_str *g = o->arg;
+    if (g->len + len + 1 > g->cap) {
+        size_t cap = g->cap ? g->cap : 256;
+        while (cap < g->len + len + 1)
+            cap *= 2;
+        char *s = realloc(g->s, cap);
+        if (!s)
+            return -1;
+        g->s = s;
+        g->cap = cap;
+    }
+    memcpy(g->s + g->len, data, len);
+    g->len += len;
+    g->s[g->len] = 0;
+    return 0;
+}
+
 char *sl_cache_canonical(const json_t *v)
 {
-    char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    if (!f)
-        return NULL;
-    int rc = put_value(f, v);
-    if (fclose(f) != 0 || rc < 0) {
-        free(out);
+    grow_str g = {0};
+    canon_out o = {.sink = sink_string, .arg = &g};
+    int rc = put_value(&o, v);
+    out_flush(&o);
+    if (rc < 0 || o.failed || (!g.s && sink_string(&o, "", 0) < 0)) {
+        free(g.s);
         return NULL;
     }
-    return out;
+    return g.s;
 }
 
 bool sl_cache_field_ignored(const char *name)
@@ -139,39 +231,66 @@ static const char *endpoint_name(sl_endpoint ep)
     }
 }
 
+static int sink_digest(canon_out *o, const char *data, size_t len)
+{
+    return EVP_DigestUpdate(o->arg, data, len) ? 0 : -1;
+}
+
+/* SHA-256 of the canonical text of {"consumer", "endpoint", "model", "request": the body
+ * without its ignored fields}, written straight into the digest. */
 int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const char *consumer, char hex[65],
                  sl_err *err)
 {
-    json_t *req = json_object(), *top = NULL;
-    char *text = NULL;
-    int rc = -1;
-    const char *why = "out of memory building the key";
-    if (!req)
-        goto fail;
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)body, k, v) {
-        if (!sl_cache_field_ignored(k) && json_object_set(req, k, v) < 0)
-            goto fail;
-    }
-    top = json_pack("{s:s, s:s?, s:s?, s:O}", "endpoint", endpoint_name(ep), "model", model, "consumer", consumer,
-                    "request", req);
-    if (!top || !(text = sl_cache_canonical(top)))
-        goto fail;
+    EVP_MD_CTX *md_ctx = EVP_MD_CTX_new();
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    if (!EVP_Digest(text, strlen(text), md, &md_len, EVP_sha256(), NULL) || md_len != 32) {
-        why = "SHA-256 failed (OpenSSL)";
-        goto fail;
+    if (!md_ctx || !EVP_DigestInit_ex(md_ctx, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md_ctx);
+        sl_err_set(err, "cache: SHA-256 failed (OpenSSL)");
+        return -1;
     }
-    for (unsigned i = 0; i < md_len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    rc = 0;
-fail:
-    if (rc < 0)
+    canon_out *o = malloc(sizeof *o);
+    const char *why = o ? "could not hash the request (OpenSSL)" : "out of memory building the key";
+    int rc = -1;
+    if (o) {
+        *o = (canon_out){.sink = sink_digest, .arg = md_ctx};
+        /* absent consumer or model: null (the key's form since the first release) */
+        out_str(o, "{\"consumer\":");
+        if (consumer)
+            put_string(o, consumer, strlen(consumer));
+        else
+            out_str(o, "null");
+        out_str(o, ",\"endpoint\":");
+        put_string(o, endpoint_name(ep), strlen(endpoint_name(ep)));
+        out_str(o, ",\"model\":");
+        if (model)
+            put_string(o, model, strlen(model));
+        else
+            out_str(o, "null");
+        out_str(o, ",\"request\":");
+        rc = 0;
+        if (json_is_object(body))
+            rc = put_object(o, body, sl_cache_field_ignored);
+        else
+            out_str(o, "{}");
+        out_char(o, '}');
+        out_flush(o);
+        if (o->failed)
+            rc = -1;
+        free(o);
+    }
+    if (rc == 0 && (!EVP_DigestFinal_ex(md_ctx, md, &md_len) || md_len != 32))
+        rc = -1;
+    EVP_MD_CTX_free(md_ctx);
+    if (rc < 0) {
         sl_err_set(err, "cache: %s", why);
-    free(text);
-    json_decref(top);
-    json_decref(req);
-    return rc;
+        return -1;
+    }
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < md_len; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[64] = 0;
+    return 0;
 }

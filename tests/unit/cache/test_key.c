@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <openssl/sha.h>
 
 #include "cache.h"
 
@@ -140,11 +141,47 @@ static void model_endpoint_and_consumer_change_the_key(void **state)
     assert_string_equal(a, b);
 }
 
+/* The key is SHA-256 of the canonical text of {consumer (null when shared), endpoint,
+ * model, request without its ignored fields}, written straight into the digest; this is
+ * its written-out form, so keys stay what they were for entries already stored in Redis. */
+static void key_is_sha256_of_the_canonical_envelope(void **state)
+{
+    (void)state;
+    static const char body_text[] = "{\"model\":\"x\",\"stream\":true,\"user\":\"u\",\"temperature\":0.5,"
+                                    "\"messages\":[{\"role\":\"user\",\"content\":\"h\\u00e9 \\\"q\\\"\"}]}";
+    for (int with_consumer = 0; with_consumer < 2; with_consumer++) {
+        const char *consumer = with_consumer ? "team-a" : NULL;
+        char hex[65];
+        key_of(body_text, "demo", SL_EP_CHAT, consumer, hex);
+        json_t *body = json_loads(body_text, 0, NULL), *req = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach(body, k, v)
+            if (!sl_cache_field_ignored(k))
+                json_object_set(req, k, v);
+        json_t *top = json_pack("{s:s, s:s?, s:s?, s:O}", "endpoint", "chat.completions", "model", "demo",
+                                "consumer", consumer, "request", req);
+        char *text = sl_cache_canonical(top);
+        assert_non_null(text);
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        SHA256((const unsigned char *)text, strlen(text), md);
+        char want[65];
+        for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+            snprintf(want + 2 * i, 3, "%02x", md[i]);
+        assert_string_equal(hex, want);
+        free(text);
+        json_decref(top);
+        json_decref(req);
+        json_decref(body);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(canonical_sorts_keys_and_drops_whitespace),
         cmocka_unit_test(canonical_numbers_are_normalised),
+        cmocka_unit_test(key_is_sha256_of_the_canonical_envelope),
         cmocka_unit_test(same_meaning_same_key),
         cmocka_unit_test(every_parameter_changes_the_key),
         cmocka_unit_test(values_change_the_key),
