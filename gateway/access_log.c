@@ -22,7 +22,8 @@ struct sl_access_log {
 
 struct sl_access_log_writer {
     sl_access_log *log;
-    struct evbuffer *buf;
+    struct evbuffer *buf;   /* whole lines waiting for the next write */
+    struct evbuffer *line;  /* the line being serialised */
     struct event *timer;
 };
 
@@ -109,8 +110,9 @@ sl_access_log_writer *sl_access_log_writer_new(sl_access_log *log, struct event_
         return NULL;
     w->log = log;
     w->buf = evbuffer_new();
+    w->line = evbuffer_new();
     w->timer = event_new(base, -1, EV_PERSIST, timer_cb, w);
-    if (!w->buf || !w->timer) {
+    if (!w->buf || !w->line || !w->timer) {
         sl_access_log_writer_free(w);
         return NULL;
     }
@@ -127,20 +129,23 @@ void sl_access_log_writer_free(sl_access_log_writer *w)
         sl_access_log_flush(w);
         evbuffer_free(w->buf);
     }
+    if (w->line)
+        evbuffer_free(w->line);
     if (w->timer)
         event_free(w->timer);
     free(w);
 }
 
+static int add_to_buffer(const char *data, size_t len, void *arg) { return evbuffer_add(arg, data, len); }
+
 void sl_access_log_write(sl_access_log_writer *w, json_t *line)
 {
     if (w->log->fd >= 0) {
-        char *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        if (s) {
-            evbuffer_add(w->buf, s, strlen(s));
-            evbuffer_add(w->buf, "\n", 1);
-            free(s);
-        }
+        /* serialised into its own buffer, then moved over whole: never half a line */
+        if (json_dump_callback(line, add_to_buffer, w->line, JSON_COMPACT | JSON_REAL_PRECISION(6)) == 0 &&
+            evbuffer_add(w->line, "\n", 1) == 0)
+            evbuffer_add_buffer(w->buf, w->line);
+        evbuffer_drain(w->line, evbuffer_get_length(w->line));
         if (evbuffer_get_length(w->buf) >= FLUSH_BYTES)
             sl_access_log_flush(w);
     }

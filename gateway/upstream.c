@@ -1,4 +1,5 @@
 #include "upstream.h"
+#include "upstream_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,53 +8,6 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include <event2/event.h>
-
-typedef struct sock_ctx sock_ctx;
-
-struct sl_upstream_client {
-    struct event_base *base;
-    CURLM *multi;
-    CURL *spare[32];   /* finished easy handles, reset and reused */
-    int n_spare;
-    sock_ctx **by_fd;  /* socket contexts by descriptor */
-    size_t n_by_fd;
-    struct event *timer;
-    int active;
-};
-
-/* One per upstream socket, kept while the connection lives (not just while curl waits on
- * it): an idle pooled connection stays watched for reading, so the next request on it
- * needs no epoll_ctl at all. Freed when curl closes the socket. */
-struct sock_ctx {
-    struct event *ev;
-    short what;               /* the flags registered now (0: none) */
-    bool idle;                /* curl is not waiting on it (CURL_POLL_REMOVE) */
-    curl_socket_t fd;
-    sl_upstream_client *client;
-};
-
-struct sl_upstream_req {
-    sl_upstream_client *client;
-    CURL *easy;
-    struct curl_slist *headers;
-    char *body;
-    sl_upstream_cbs cbs;
-    void *arg;
-    struct event *first_byte_timer;
-    struct event *idle_timer;
-    long long idle_ms;
-    sl_upstream_result timeout_kind;   /* set when one of our timers fired */
-    int status;
-    char content_type[128];
-    char retry_after[64];
-    bool headers_done;
-    bool got_bytes;
-    bool want_pause, paused;
-    bool cancelled;
-    int in_callback;
-};
-
-
 
 const char *sl_upstream_result_name(sl_upstream_result r)
 {
@@ -70,7 +24,10 @@ bool sl_upstream_result_is_timeout(sl_upstream_result r)
 
 static void req_free(sl_upstream_req *r)
 {
-    if (r->easy) {
+    if (r->h1) {
+        sl_h1_free(r);
+        r->client->active--;
+    } else if (r->easy) {
         sl_upstream_client *c = r->client;
         curl_multi_remove_handle(c->multi, r->easy);
         if (c->n_spare < (int)(sizeof c->spare / sizeof c->spare[0])) {
@@ -281,6 +238,7 @@ void sl_upstream_client_free(sl_upstream_client *c)
 {
     if (!c)
         return;
+    sl_h1_client_free(c);
     for (int i = 0; i < c->n_spare; i++)
         curl_easy_cleanup(c->spare[i]);
     if (c->multi)
@@ -331,10 +289,22 @@ static void idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
     req_free(r);
 }
 
-static void arm(struct event *ev, long long ms)
+void sl_up_arm(struct event *ev, long long ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     evtimer_add(ev, &tv);
+}
+
+#define arm sl_up_arm
+
+void sl_up_finish(sl_upstream_req *r, sl_upstream_result res, const char *message)
+{
+    if (!r->cancelled) {
+        r->in_callback++;
+        r->cbs.on_done(r->arg, res, message);
+        r->in_callback--;
+    }
+    req_free(r);
 }
 
 static size_t header_cb(char *buf, size_t size, size_t n, void *arg)
@@ -424,11 +394,25 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     r->client = c;
     r->cbs = *cbs;
     r->arg = arg;
-    r->body = malloc(len + 1);
-    r->easy = c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
     r->first_byte_timer = evtimer_new(c->base, first_byte_timeout_cb, r);
     r->idle_timer = evtimer_new(c->base, idle_timeout_cb, r);
-    if (!r->body || !r->easy || !r->first_byte_timer || !r->idle_timer) {
+    if (!r->first_byte_timer || !r->idle_timer) {
+        req_free(r);
+        return NULL;
+    }
+    long long connect_ms = uc ? uc->connect_timeout_ms : 10000;
+    long long total_ms = uc ? uc->total_timeout_ms : 600000;
+    long long first_ms = uc ? uc->first_byte_timeout_ms : 120000;
+    r->idle_ms = uc ? uc->stream_idle_timeout_ms : 60000;
+    if (sl_h1_start(r, t, path, body, len) == 0) { /* plain http to an address: our own client */
+        c->active++;
+        if (first_ms > 0)
+            arm(r->first_byte_timer, first_ms);
+        return r;
+    }
+    r->body = malloc(len + 1);
+    r->easy = c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
+    if (!r->body || !r->easy) {
         if (r->easy) {
             curl_easy_cleanup(r->easy);
             r->easy = NULL;
@@ -460,10 +444,6 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
     curl_easy_setopt(e, CURLOPT_PROXY, ""); /* no proxy from the environment (and no getenv per request) */
-    long long connect_ms = uc ? uc->connect_timeout_ms : 10000;
-    long long total_ms = uc ? uc->total_timeout_ms : 600000;
-    long long first_ms = uc ? uc->first_byte_timeout_ms : 120000;
-    r->idle_ms = uc ? uc->stream_idle_timeout_ms : 60000;
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total_ms);
     if (uc && uc->pool_size > 0)
@@ -499,6 +479,10 @@ void sl_upstream_pause(sl_upstream_req *r) { r->want_pause = true; }
 
 void sl_upstream_resume(sl_upstream_req *r)
 {
+    if (r->h1) {
+        sl_h1_resume(r);
+        return;
+    }
     r->want_pause = false;
     if (r->paused && !r->cancelled) {
         r->paused = false;
@@ -511,11 +495,12 @@ void sl_upstream_resume(sl_upstream_req *r)
 void sl_upstream_cancel(sl_upstream_req *r)
 {
     if (r->in_callback) {
-        /* curl is inside this transfer: fail it from the callbacks, free at DONE */
+        /* curl (or upstream_h1.c) is inside this transfer: fail it from the callbacks,
+         * free at DONE */
         r->cancelled = true;
         evtimer_del(r->first_byte_timer);
         evtimer_del(r->idle_timer);
-        if (r->paused) {
+        if (r->paused && !r->h1) {
             r->paused = false;
             curl_easy_pause(r->easy, CURLPAUSE_CONT);
         }

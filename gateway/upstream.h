@@ -1,7 +1,8 @@
-/* The upstream HTTP client: one libcurl multi handle per worker thread, driven by that
- * thread's event loop (curl_multi_socket_action). Connections are reused across requests
- * (curl's connection cache, pool_size per host); connect / first-byte / total / stream-idle
- * timeouts; TLS to https upstreams; unix sockets for engine workers. */
+/* The upstream HTTP client, one per worker thread, driven by that thread's event loop.
+ * Plain-http upstreams at an IP address or localhost, and engine workers' unix sockets, go
+ * through its own HTTP/1.1 (upstream_h1.c); https and named hosts through a libcurl multi
+ * handle (curl_multi_socket_action). Connections are reused across requests (pool_size
+ * idle ones kept per destination); connect / first-byte / total / stream-idle timeouts. */
 #ifndef SL_UPSTREAM_H
 #define SL_UPSTREAM_H
 
