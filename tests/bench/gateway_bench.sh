@@ -247,9 +247,25 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for s in ${BENCH_STREAMS:-0 1}; do for t in "${TARGETS[@]}"; do run_wrk "$t" "$s" "$r"; done; done
 done
 for t in "${TARGETS[@]}"; do ttfb "$t"; done
+
+# Latency at a fixed load: half of nginx's median non-streaming peak (wrk above), open loop
+# (tests/bench/rate_load.c: latency from when each request was due), same rate for all.
+RATE_LOAD=${RATE_LOAD:-$BUILD/tests/bench/rate_load}
+: >"$T/rate"
+if [ -x "$RATE_LOAD" ] && grep -q '^nginx 0 ' "$T/results"; then
+    HALF=$(awk '$1 == "nginx" && $2 == 0 { print $3 }' "$T/results" | sort -n | awk '{ v[NR] = $1 } END { printf "%d", v[int((NR + 1) / 2)] / 2 }')
+    for t in "${TARGETS[@]}"; do
+        [ "$t" = portkey ] && continue # it cannot keep half of nginx's rate (see its requests/s)
+        mapfile -t hdrs < <(headers_of "$t" 0)
+        u=$(url_of "$t"); hp=${u#http://}
+        line=$("$RATE_LOAD" "${hp%:*}" "${hp#*:}" "$(path_of "$t" 0)" "$HALF" "${BENCH_RATE_SECONDS:-5}" "$CONNS" \
+               "$(body_of "$t" 0 "rate-$(date +%s%N)-@@N@@")" "${hdrs[@]}")
+        echo "$t $line" >>"$T/rate"
+    done
+fi
 hits=$(grep -c '"cache":"hit"' "$T/access.log" 2>/dev/null); misses=$(grep -c '"cache":"miss"' "$T/access.log" 2>/dev/null)
 echo "# sluice's cache over the runs: ${misses:-0} misses, ${hits:-0} hits (every prompt is new: a hit means the load repeated itself)"
-"$PY" - "$T/results" "$T/ttfb" "$TTFB_N" <<'PY'
+"$PY" - "$T/results" "$T/ttfb" "$TTFB_N" "$T/rate" "${BENCH_RATE_SECONDS:-5}" <<'PY'
 import statistics, sys
 res, tt = {}, {}
 for line in open(sys.argv[1]):
@@ -280,6 +296,20 @@ for s, title in (("0", "non-streaming"), ("1", "streaming (6 events + [DONE])"))
     sl, ng, pk = med(("sluice", s), 0), med(("nginx", s), 0), med(("portkey", s), 0)
     print("sluice/nginx requests/s: %s   sluice/portkey requests/s: %s" % (
         "%.2f" % (sl / ng) if sl and ng else "n/a", "%.1f" % (sl / pk) if sl and pk else "n/a"))
+rate = [l.split() for l in open(sys.argv[4])] if len(sys.argv) > 4 else []
+if rate:
+    kv = {r[0]: dict(x.split("=") for x in r[1:]) for r in rate}
+    print("\n## latency at a fixed rate: half of nginx's peak, %s req/s for %s s, open loop (from when each was due)"
+          % (rate[0][1].split("=")[1], sys.argv[5]))
+    print("| %-20s | %8s | %8s | %8s | %8s | %14s | %6s |" % ("target", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
+          "added p99 ms", "errors"))
+    print("|%s|%s|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 10, "-" * 10, "-" * 10, "-" * 10, "-" * 16, "-" * 8))
+    base99 = float(kv["direct"]["p99"]) if "direct" in kv else 0.0
+    for n in names:
+        if n in kv:
+            d = kv[n]
+            print("| %-20s | %8s | %8s | %8s | %8s | %14.3f | %6d |" % (labels[n], d["p50"], d["p90"], d["p99"], d["p999"],
+                  float(d["p99"]) - base99, int(d["non200"]) + int(d["errors"]) + int(d["sent"]) - int(d["answered"])))
 print(f"\n## time to first event, streamed, {sys.argv[3]} sequential requests each on one connection")
 print("| %-20s | %8s | %8s | %14s | %14s |" % ("target", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"))
 print("|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 10, "-" * 10, "-" * 16, "-" * 16))
