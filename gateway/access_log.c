@@ -136,18 +136,17 @@ void sl_access_log_writer_free(sl_access_log_writer *w)
     free(w);
 }
 
-static int add_to_buffer(const char *data, size_t len, void *arg) { return evbuffer_add(arg, data, len); }
-
-void sl_access_log_write(sl_access_log_writer *w, json_t *line)
+struct evbuffer *sl_access_log_begin(sl_access_log_writer *w)
 {
-    if (w->log->fd >= 0) {
-        /* serialised into its own buffer, then moved over whole: never half a line */
-        if (json_dump_callback(line, add_to_buffer, w->line, JSON_COMPACT | JSON_REAL_PRECISION(6)) == 0 &&
-            evbuffer_add(w->line, "\n", 1) == 0)
-            evbuffer_add_buffer(w->buf, w->line);
-        evbuffer_drain(w->line, evbuffer_get_length(w->line));
-        if (evbuffer_get_length(w->buf) >= FLUSH_BYTES)
-            sl_access_log_flush(w);
-    }
-    json_decref(line);
+    return w && w->log->fd >= 0 ? w->line : NULL;
+}
+
+void sl_access_log_end(sl_access_log_writer *w, bool ok)
+{
+    /* built in its own buffer, then moved over whole: never half a line */
+    if (ok && evbuffer_add(w->line, "\n", 1) == 0)
+        evbuffer_add_buffer(w->buf, w->line);
+    evbuffer_drain(w->line, evbuffer_get_length(w->line));
+    if (evbuffer_get_length(w->buf) >= FLUSH_BYTES)
+        sl_access_log_flush(w);
 }

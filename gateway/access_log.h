@@ -3,11 +3,14 @@
 #ifndef SL_ACCESS_LOG_H
 #define SL_ACCESS_LOG_H
 
-#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
 
 #include "err.h"
 
 struct event_base;
+struct evbuffer;
 
 typedef struct sl_access_log sl_access_log;
 
@@ -23,8 +26,10 @@ typedef struct sl_access_log_writer sl_access_log_writer;
 /* Per-thread writer, flushed every 100 ms by a timer on base and when its buffer is large. */
 sl_access_log_writer *sl_access_log_writer_new(sl_access_log *log, struct event_base *base);
 void sl_access_log_writer_free(sl_access_log_writer *w);   /* flushes */
-/* Takes ownership of line (a JSON object). */
-void sl_access_log_write(sl_access_log_writer *w, json_t *line);
+/* One line: the buffer to write it into (without its newline; see json_line.h), or NULL
+ * when the log is off; then sl_access_log_end keeps it (ok) or drops it whole. */
+struct evbuffer *sl_access_log_begin(sl_access_log_writer *w);
+void sl_access_log_end(sl_access_log_writer *w, bool ok);
 void sl_access_log_flush(sl_access_log_writer *w);
 
 #endif

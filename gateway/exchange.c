@@ -8,6 +8,7 @@
 #include <time.h>
 #include <event2/buffer.h>
 
+#include "json_line.h"
 #include "log.h"
 #include "metrics_exchange.h"
 #include "openai_error.h"
@@ -114,8 +115,12 @@ void sl_ex_respond_json(sl_exchange *ex, int status, json_t *body)
 
 /* ---- the end of an exchange ---- */
 
-static json_t *log_line(sl_exchange *ex)
+/* The access log line, written straight into the log's buffer. */
+static void log_line(sl_exchange *ex)
 {
+    struct evbuffer *b = sl_access_log_begin(ex->w->alog);
+    if (!b)
+        return;
     char ts[40];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -123,40 +128,43 @@ static json_t *log_line(sl_exchange *ex)
     gmtime_r(&now.tv_sec, &tm);
     size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:I}", "ts", ts, "request_id", ex->id, "client",
-                          ex->client, "method", ex->method, "path", ex->path, "status", ex->status, "duration_ms",
-                          sl_ex_ms_since(&ex->t0), "bytes", (json_int_t)ex->bytes_out);
-    if (!o)
-        return NULL;
-    if (ex->consumer)
-        json_object_set_new(o, "consumer", json_string(ex->consumer));
-    if (ex->model_name)
-        json_object_set_new(o, "model", json_string(ex->model_name));
+    sl_jline j;
+    sl_jline_open(&j, b, ex->log); /* what plugins logged wins over these */
+    sl_jline_str(&j, "ts", ts);
+    sl_jline_str(&j, "request_id", ex->id);
+    sl_jline_str(&j, "client", ex->client);
+    sl_jline_str(&j, "method", ex->method);
+    sl_jline_str(&j, "path", ex->path);
+    sl_jline_int(&j, "status", ex->status);
+    sl_jline_ms(&j, "duration_ms", sl_ex_ms_since(&ex->t0));
+    sl_jline_int(&j, "bytes", (long long)ex->bytes_out);
+    sl_jline_str(&j, "consumer", ex->consumer);
+    sl_jline_str(&j, "model", ex->model_name);
     if (ex->target) {
-        json_object_set_new(o, "upstream", json_string(ex->target->upstream));
-        json_object_set_new(o, "upstream_model", json_string(ex->target->model));
+        sl_jline_str(&j, "upstream", ex->target->upstream);
+        sl_jline_str(&j, "upstream_model", ex->target->model);
     }
     if (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)
-        json_object_set_new(o, "stream", json_boolean(ex->stream));
+        sl_jline_bool(&j, "stream", ex->stream);
     if (ex->ttfb_ms > 0)
-        json_object_set_new(o, "ttfb_ms", json_real(ex->ttfb_ms));
+        sl_jline_ms(&j, "ttfb_ms", ex->ttfb_ms);
     if (ex->up_status)
-        json_object_set_new(o, "upstream_status", json_integer(ex->up_status));
+        sl_jline_int(&j, "upstream_status", ex->up_status);
     json_t *pt = ex->usage ? json_object_get(ex->usage, "prompt_tokens") : NULL;
     json_t *ct = ex->usage ? json_object_get(ex->usage, "completion_tokens") : NULL;
     if (json_is_integer(pt))
-        json_object_set(o, "prompt_tokens", pt);
+        sl_jline_value(&j, "prompt_tokens", pt);
     if (json_is_integer(ct))
-        json_object_set(o, "completion_tokens", ct);
-    if (ex->error_code)
-        json_object_set_new(o, "error", json_string(ex->error_code));
+        sl_jline_value(&j, "completion_tokens", ct);
+    sl_jline_str(&j, "error", ex->error_code);
     if (ex->n_failed) {
-        json_object_set_new(o, "fallback", json_integer(ex->n_failed));
-        json_object_set(o, "attempts", ex->attempt_log);
+        sl_jline_int(&j, "fallback", ex->n_failed);
+        sl_jline_value(&j, "attempts", ex->attempt_log);
     }
     if (ex->log)
-        json_object_update(o, ex->log);
-    return o;
+        sl_jline_fields(&j, ex->log);
+    sl_jline_close(&j);
+    sl_access_log_end(ex->w->alog, !j.failed);
 }
 
 static void client_gone(void *arg);
@@ -176,9 +184,7 @@ void sl_ex_finish(sl_exchange *ex)
             p->on_complete(ex, ex->cfg->plugins[i].conf);
     }
     sl_metrics_exchange(ex);
-    json_t *line = log_line(ex);
-    if (line)
-        sl_access_log_write(ex->w->alog, line);
+    log_line(ex);
     sl_ex_unref(ex);
 }
 
