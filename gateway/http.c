@@ -30,6 +30,8 @@ struct sl_http_conn {
     struct bufferevent *bev;
     struct event *timer;
     struct event *resume;
+    struct event *flush;     /* streamed writes leave together, after the callback queuing them */
+    bool flush_pending;
     char peer[64];
     enum conn_state state;
     sl_http_request req;
@@ -124,6 +126,19 @@ static void flush_out(sl_http_conn *c)
         bufferevent_enable(c->bev, EV_WRITE);
     else
         bufferevent_disable(c->bev, EV_WRITE);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_http_conn *c = arg;
+    c->flush_pending = false;
+    flush_out(c);
+    /* all of it left at once: the bufferevent will not call write_cb, so say it here */
+    if (c->state != ST_CLOSING && c->want_drain && c->watch.on_drain &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) <= c->sctx->limits->stream_low_water) {
+        c->want_drain = false;
+        c->watch.on_drain(c->watch.arg);
+    }
 }
 
 static void request_clear(sl_http_request *r)
@@ -588,6 +603,8 @@ static void conn_free(sl_http_conn *c)
     }
     event_free(c->timer);
     event_free(c->resume);
+    if (c->flush)
+        event_free(c->flush);
     request_clear(&c->req);
     evbuffer_free(c->body);
     evbuffer_free(c->extra_headers);
@@ -630,6 +647,7 @@ void sl_http_conn_accept(sl_http_server_ctx *sctx, int fd, SSL_CTX *ssl_ctx)
     }
     c->timer = evtimer_new(sctx->base, timer_cb, c);
     c->resume = event_new(sctx->base, -1, 0, resume_cb, c);
+    c->flush = event_new(sctx->base, -1, 0, flush_cb, c);
     c->body = evbuffer_new();
     c->extra_headers = evbuffer_new();
     c->next = sctx->conns;
@@ -637,7 +655,7 @@ void sl_http_conn_accept(sl_http_server_ctx *sctx, int fd, SSL_CTX *ssl_ctx)
         sctx->conns->prev = c;
     sctx->conns = c;
     sctx->n_conns++;
-    if (!c->bev || !c->timer || !c->resume || !c->body || !c->extra_headers) {
+    if (!c->bev || !c->timer || !c->resume || !c->flush || !c->body || !c->extra_headers) {
         if (!c->bev)
             evutil_closesocket(fd);
         conn_free(c);
@@ -746,8 +764,12 @@ void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len)
     } else {
         evbuffer_add(out, data, len);
     }
-    if (c->fd_direct >= 0)
-        bufferevent_enable(c->bev, EV_WRITE);
+    /* every event of one upstream read in one write, once this callback is over (an active
+     * event: no epoll change, no wait) */
+    if (c->fd_direct >= 0 && !c->flush_pending) {
+        c->flush_pending = true;
+        event_active(c->flush, EV_TIMEOUT, 0);
+    }
 }
 
 void sl_http_stream_end(sl_http_conn *c)
