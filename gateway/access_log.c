@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "json_line.h"
 #include "log.h"
 
 #define FLUSH_BYTES (64 * 1024)
@@ -22,8 +22,8 @@ struct sl_access_log {
 
 struct sl_access_log_writer {
     sl_access_log *log;
-    struct evbuffer *buf;   /* whole lines waiting for the next write */
-    struct evbuffer *line;  /* the line being serialised */
+    sl_strbuf buf;          /* whole lines waiting for the next write, then the one being written */
+    size_t line_start;      /* where that one begins */
     struct event *timer;
 };
 
@@ -77,23 +77,22 @@ void sl_access_log_close(sl_access_log *l)
 
 void sl_access_log_flush(sl_access_log_writer *w)
 {
-    size_t n = evbuffer_get_length(w->buf);
+    size_t n = w->buf.len;
     if (!n || w->log->fd < 0) {
-        evbuffer_drain(w->buf, n);
+        w->buf.len = 0;
         return;
     }
     /* whole lines in one O_APPEND write: threads' batches never interleave mid-line */
-    const char *p = (const char *)evbuffer_pullup(w->buf, -1);
     size_t off = 0;
     while (off < n) {
-        ssize_t k = write(w->log->fd, p + off, n - off);
+        ssize_t k = write(w->log->fd, w->buf.s + off, n - off);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
             break;
         off += (size_t)k;
     }
-    evbuffer_drain(w->buf, n);
+    w->buf.len = 0;
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -109,10 +108,8 @@ sl_access_log_writer *sl_access_log_writer_new(sl_access_log *log, struct event_
     if (!w)
         return NULL;
     w->log = log;
-    w->buf = evbuffer_new();
-    w->line = evbuffer_new();
     w->timer = event_new(base, -1, EV_PERSIST, timer_cb, w);
-    if (!w->buf || !w->line || !w->timer) {
+    if (!w->timer) {
         sl_access_log_writer_free(w);
         return NULL;
     }
@@ -125,28 +122,36 @@ void sl_access_log_writer_free(sl_access_log_writer *w)
 {
     if (!w)
         return;
-    if (w->buf) {
-        sl_access_log_flush(w);
-        evbuffer_free(w->buf);
-    }
-    if (w->line)
-        evbuffer_free(w->line);
+    sl_access_log_flush(w);
+    free(w->buf.s);
     if (w->timer)
         event_free(w->timer);
     free(w);
 }
 
-struct evbuffer *sl_access_log_begin(sl_access_log_writer *w)
+sl_strbuf *sl_access_log_begin(sl_access_log_writer *w)
 {
-    return w && w->log->fd >= 0 ? w->line : NULL;
+    if (!w || w->log->fd < 0)
+        return NULL;
+    w->line_start = w->buf.len;
+    return &w->buf;
 }
 
 void sl_access_log_end(sl_access_log_writer *w, bool ok)
 {
-    /* built in its own buffer, then moved over whole: never half a line */
-    if (ok && evbuffer_add(w->line, "\n", 1) == 0)
-        evbuffer_add_buffer(w->buf, w->line);
-    evbuffer_drain(w->line, evbuffer_get_length(w->line));
-    if (evbuffer_get_length(w->buf) >= FLUSH_BYTES)
+    if (ok && w->buf.len == w->buf.cap) { /* room for the newline */
+        char *s = realloc(w->buf.s, w->buf.cap + 4096);
+        if (s) {
+            w->buf.s = s;
+            w->buf.cap += 4096;
+        }
+        ok = s != NULL;
+    }
+    if (!ok) {
+        w->buf.len = w->line_start; /* never half a line */
+        return;
+    }
+    w->buf.s[w->buf.len++] = '\n';
+    if (w->buf.len >= FLUSH_BYTES)
         sl_access_log_flush(w);
 }

@@ -10,7 +10,7 @@
 #include "err.h"
 
 struct event_base;
-struct evbuffer;
+struct sl_strbuf;
 
 typedef struct sl_access_log sl_access_log;
 
@@ -26,9 +26,9 @@ typedef struct sl_access_log_writer sl_access_log_writer;
 /* Per-thread writer, flushed every 100 ms by a timer on base and when its buffer is large. */
 sl_access_log_writer *sl_access_log_writer_new(sl_access_log *log, struct event_base *base);
 void sl_access_log_writer_free(sl_access_log_writer *w);   /* flushes */
-/* One line: the buffer to write it into (without its newline; see json_line.h), or NULL
+/* One line: the buffer to append it to (without its newline; see json_line.h), or NULL
  * when the log is off; then sl_access_log_end keeps it (ok) or drops it whole. */
-struct evbuffer *sl_access_log_begin(sl_access_log_writer *w);
+struct sl_strbuf *sl_access_log_begin(sl_access_log_writer *w);
 void sl_access_log_end(sl_access_log_writer *w, bool ok);
 void sl_access_log_flush(sl_access_log_writer *w);
 

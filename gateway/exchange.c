@@ -118,7 +118,7 @@ void sl_ex_respond_json(sl_exchange *ex, int status, json_t *body)
 /* The access log line, written straight into the log's buffer. */
 static void log_line(sl_exchange *ex)
 {
-    struct evbuffer *b = sl_access_log_begin(ex->w->alog);
+    sl_strbuf *b = sl_access_log_begin(ex->w->alog);
     if (!b)
         return;
     char ts[40];

@@ -4,12 +4,27 @@
 #include <stdio.h>
 #include <string.h>
 #include <utf8proc.h>
-#include <event2/buffer.h>
+#include <stdlib.h>
 
 static void put(sl_jline *j, const void *p, size_t n)
 {
-    if (!j->failed && evbuffer_add(j->b, p, n) < 0)
-        j->failed = true;
+    sl_strbuf *b = j->b;
+    if (j->failed)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            j->failed = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
 }
 
 static void put_string(sl_jline *j, const char *s, size_t len)
@@ -115,7 +130,7 @@ static void put_value(sl_jline *j, const json_t *v)
     }
 }
 
-void sl_jline_open(sl_jline *j, struct evbuffer *b, const json_t *skip)
+void sl_jline_open(sl_jline *j, sl_strbuf *b, const json_t *skip)
 {
     *j = (sl_jline){.b = b, .skip = skip};
     put(j, "{", 1);

@@ -1,5 +1,5 @@
-/* A JSON object written field by field straight into an evbuffer (the access log's hot
- * path: no json_t built, no number formatted twice). Strings are escaped and kept valid
+/* A JSON object written field by field straight into a growing string (the access log's
+ * hot path: no json_t built, no number formatted twice). Strings are escaped and kept valid
  * UTF-8 (a broken sequence becomes U+FFFD). Keys found in `skip` are left out, so that
  * fields a plugin set (written after, from that object) take their place. */
 #ifndef SL_JSON_LINE_H
@@ -9,16 +9,20 @@
 #include <stddef.h>
 #include <jansson.h>
 
-struct evbuffer;
+/* A string that grows (malloc'd s, len bytes used of cap). */
+typedef struct sl_strbuf {
+    char *s;
+    size_t len, cap;
+} sl_strbuf;
 
 typedef struct sl_jline {
-    struct evbuffer *b;
+    sl_strbuf *b;
     const json_t *skip;
     bool any;           /* a field was written: the next one needs a comma */
     bool failed;        /* an allocation failed: the line must not be used */
 } sl_jline;
 
-void sl_jline_open(sl_jline *j, struct evbuffer *b, const json_t *skip);
+void sl_jline_open(sl_jline *j, sl_strbuf *b, const json_t *skip);
 void sl_jline_str(sl_jline *j, const char *key, const char *v);   /* NULL: left out */
 void sl_jline_int(sl_jline *j, const char *key, long long v);
 void sl_jline_ms(sl_jline *j, const char *key, double ms);        /* microsecond precision */

@@ -7,17 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include <event2/buffer.h>
 
 #include "json_line.h"
 
 /* The line as text, parsed back (the test owns both). */
-static json_t *parse(struct evbuffer *b, char **text)
+static json_t *parse(sl_strbuf *b, char **text)
 {
-    size_t n = evbuffer_get_length(b);
+    size_t n = b->len;
     *text = malloc(n + 1);
-    evbuffer_remove(b, *text, n);
+    memcpy(*text, b->s, n);
     (*text)[n] = 0;
+    free(b->s);
+    *b = (sl_strbuf){0};
     json_error_t err;
     json_t *v = json_loads(*text, 0, &err);
     if (!v)
@@ -28,7 +29,7 @@ static json_t *parse(struct evbuffer *b, char **text)
 static void values_read_back(void **state)
 {
     (void)state;
-    struct evbuffer *b = evbuffer_new();
+    sl_strbuf sb = {0}, *b = &sb;
     sl_jline j;
     sl_jline_open(&j, b, NULL);
     sl_jline_str(&j, "s", "plain \"quoted\" back\\slash\nnew\ttab \x01 caf\xc3\xa9 \xe2\x82\xac");
@@ -60,13 +61,12 @@ static void values_read_back(void **state)
     json_decref(v);
     json_decref(arr);
     json_decref(real);
-    evbuffer_free(b);
 }
 
 static void broken_utf8_still_json(void **state)
 {
     (void)state;
-    struct evbuffer *b = evbuffer_new();
+    sl_strbuf sb = {0}, *b = &sb;
     sl_jline j;
     sl_jline_open(&j, b, NULL);
     sl_jline_str(&j, "path", "/v1/\xff\xfe/x\xc3"); /* stray bytes and a cut sequence */
@@ -76,13 +76,12 @@ static void broken_utf8_still_json(void **state)
     assert_string_equal(json_string_value(json_object_get(v, "path")), "/v1/\xef\xbf\xbd\xef\xbf\xbd/x\xef\xbf\xbd");
     free(text);
     json_decref(v);
-    evbuffer_free(b);
 }
 
 static void plugin_fields_replace_fixed_ones(void **state)
 {
     (void)state;
-    struct evbuffer *b = evbuffer_new();
+    sl_strbuf sb = {0}, *b = &sb;
     json_t *logged = json_pack("{s:i, s:s}", "prompt_tokens", 7, "cache", "hit");
     sl_jline j;
     sl_jline_open(&j, b, logged);
@@ -99,7 +98,6 @@ static void plugin_fields_replace_fixed_ones(void **state)
     free(text);
     json_decref(v);
     json_decref(logged);
-    evbuffer_free(b);
 }
 
 int main(void)
