@@ -1,6 +1,7 @@
 #include "token_count.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,12 +43,64 @@ int64_t sl_token_count(const sl_tokenizer *tok, const char *text, size_t len)
     return (int64_t)sl_tokenizer_count(tok, text, len);
 }
 
+/* A string (or key) as jansson writes it: quoted, with its escapes. */
+static size_t quoted_len(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = len + 2;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '"' || s[i] == '\\' || s[i] == '\b' || s[i] == '\f' || s[i] == '\n' || s[i] == '\r' ||
+            s[i] == '\t')
+            n += 1;
+        else if (s[i] < 0x20)
+            n += 5;
+    return n;
+}
+
+/* Bytes of json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), without writing them. */
+static size_t compact_len(const json_t *v)
+{
+    char buf[64];
+    size_t n = 0, i;
+    const char *k;
+    json_t *item;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        n = 2;
+        json_object_foreach((json_t *)v, k, item)
+            n += quoted_len(k, strlen(k)) + 1 + compact_len(item) + 1;
+        return json_object_size(v) ? n - 1 : n;
+    case JSON_ARRAY:
+        n = 2;
+        json_array_foreach(v, i, item) n += compact_len(item) + 1;
+        return json_array_size(v) ? n - 1 : n;
+    case JSON_STRING:
+        return quoted_len(json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return (size_t)snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_REAL: {
+        int k2 = snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
+        return (size_t)k2 + (strpbrk(buf, ".eE") ? 0 : 2);
+    }
+    case JSON_TRUE:
+        return 4;
+    case JSON_FALSE:
+        return 5;
+    default:
+        return 4;
+    }
+}
+
 static int64_t count_json(const sl_tokenizer *tok, const json_t *v)
 {
     if (!v)
         return 0;
     if (json_is_string(v))
         return sl_token_count(tok, json_string_value(v), json_string_length(v));
+    if (!tok) { /* the estimate needs only the length of the text */
+        size_t len = compact_len(v);
+        return len ? (int64_t)(len + 2) / 3 : 0;
+    }
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     int64_t n = s ? sl_token_count(tok, s, strlen(s)) : 0;
     free(s);
