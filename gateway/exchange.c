@@ -489,6 +489,27 @@ int sl_ex_status(const sl_exchange *ex) { return ex->status; }
 bool sl_ex_complete(const sl_exchange *ex) { return ex->upstream_ok && !ex->altered && ex->status >= 200 && ex->status < 300; }
 void sl_ex_mark_altered(sl_exchange *ex) { ex->altered = true; }
 
+void sl_resp_event_edit(sl_resp_event *ev)
+{
+    ev->edited = true;
+    free(ev->out);
+    ev->out = NULL;
+}
+
+const char *sl_resp_event_text(sl_resp_event *ev, size_t *len)
+{
+    if (!ev->edited && ev->text) {
+        *len = ev->text_len;
+        return ev->text;
+    }
+    if (!ev->out && ev->json) {
+        ev->out = json_dumps(ev->json, JSON_COMPACT);
+        ev->out_len = ev->out ? strlen(ev->out) : 0;
+    }
+    *len = ev->out_len;
+    return ev->out;
+}
+
 void sl_ex_set_plan(sl_exchange *ex, const sl_attempt *attempts, size_t n, const sl_retry_policy *policy)
 {
     free(ex->plan);

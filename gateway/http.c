@@ -758,7 +758,14 @@ void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len)
         return;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (c->stream_chunked) {
-        evbuffer_add_printf(out, "%zx\r\n", len);
+        char size[24], *p = size + sizeof size - 2; /* the chunk size in hex, CRLF */
+        p[0] = '\r';
+        p[1] = '\n';
+        size_t v = len;
+        do
+            *--p = "0123456789abcdef"[v & 15];
+        while ((v >>= 4));
+        evbuffer_add(out, p, (size_t)(size + sizeof size - p));
         evbuffer_add(out, data, len);
         evbuffer_add(out, "\r\n", 2);
     } else {

@@ -224,17 +224,18 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
                          .text_len = dlen};
     sl_event_action act = run_event_hooks(ex, &rev);
     if (act != SL_EVENT_DROP) {
-        char *s = rev.edited && rev.json ? json_dumps(rev.json, JSON_COMPACT) : NULL;
+        size_t n = 0;
+        const char *s = rev.edited ? sl_resp_event_text(&rev, &n) : NULL;
         if (s) {
             sl_ex_stream_write(ex, "data: ", 6);
-            sl_ex_stream_write(ex, s, strlen(s));
+            sl_ex_stream_write(ex, s, n);
             sl_ex_stream_write(ex, "\n\n", 2);
-            free(s);
         } else {
             sl_ex_stream_write(ex, event, len);
         }
     }
     free(data);
+    free(rev.out);
     json_decref(rev.json);
     if (act == SL_EVENT_STOP) {
         ex->altered = true;
@@ -362,13 +363,14 @@ static void finish_buffered(sl_exchange *ex)
             sl_resp_event rev = {.json = parsed, .stream = false, .status = st, .text = body, .text_len = len};
             parsed = NULL;
             run_event_hooks(ex, &rev);
-            char *s = rev.edited && rev.json ? json_dumps(rev.json, JSON_COMPACT) : NULL;
+            size_t n = 0;
+            const char *s = rev.edited ? sl_resp_event_text(&rev, &n) : NULL;
+            if (s)
+                sl_ex_respond_raw(ex, st, ctype, s, n);
+            free(rev.out);
             json_decref(rev.json);
-            if (s) {
-                sl_ex_respond_raw(ex, st, ctype, s, strlen(s));
-                free(s);
+            if (s)
                 return;
-            }
         }
     }
     json_decref(parsed);

@@ -26,18 +26,29 @@ typedef enum sl_step {
 
 /* One event of the response on its way to the client: a streamed SSE event's JSON, or
  * the whole JSON body of a non-streamed response. Plugins may edit json in place (or
- * replace it) and then must set edited: an event nobody edited goes out as the upstream
- * wrote it, without being serialised again. */
+ * replace it) and then must call sl_resp_event_edit: an event nobody edited goes out as
+ * the upstream wrote it, without being serialised again. */
 typedef struct sl_resp_event {
     json_t *json;       /* NULL for "data: [DONE]" or a body that is not JSON */
     bool stream;
     bool done;          /* the [DONE] marker */
     int status;         /* upstream HTTP status */
-    bool edited;        /* json no longer says what text says */
+    bool edited;        /* json no longer says what text says (read it; set it through
+                           sl_resp_event_edit) */
     const char *text;   /* json as the upstream wrote it (text_len bytes, not NUL-ended); valid
                            during the hook only */
     size_t text_len;
+    char *out;          /* json serialised since the last edit (sl_resp_event_text); the
+                           gateway frees it */
+    size_t out_len;
 } sl_resp_event;
+
+/* A plugin changed (or replaced) ev->json. */
+void sl_resp_event_edit(sl_resp_event *ev);
+/* The event's JSON text as it stands: the upstream's while unedited, else json serialised
+ * once and kept until the next edit (so plugins and the gateway share one). NULL when json
+ * is NULL or cannot be serialised. */
+const char *sl_resp_event_text(sl_resp_event *ev, size_t *len);
 
 typedef enum sl_event_action {
     SL_EVENT_PASS,      /* send it (re-serialised if ev->edited) */

@@ -236,13 +236,13 @@ static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event
     if (!s || !s->have_resv || !ev->json)
         return SL_EVENT_PASS;
     if (clamp_usage(json_object_get(ev->json, "usage"), s->cap))
-        ev->edited = true;
+        sl_resp_event_edit(ev);
     size_t before = s->len;
     sl_token_collect_text(ev->json, &s->text, &s->len, &s->tcap);
     if (!ev->stream) {
         if (s->cap > 0 && cut_body(s, ev->json)) {
             s->cut = true;
-            ev->edited = true;
+            sl_resp_event_edit(ev);
             sl_ex_mark_altered(ex);
             sl_ex_log_field(ex, "quota_cut", json_true());
         }
@@ -261,7 +261,7 @@ static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event
             json_t *fin = length_chunk(ev->json);
             json_decref(ev->json);
             ev->json = fin;
-            ev->edited = true;
+            sl_resp_event_edit(ev);
             sl_ex_mark_altered(ex);
             sl_ex_log_field(ex, "quota_cut", json_true());
             return SL_EVENT_STOP;

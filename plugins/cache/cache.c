@@ -431,10 +431,9 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
     note_finish(s, ev->json);
     s->saw_data |= json_is_array(json_object_get(ev->json, "data"));
     s->saw_usage |= ev->stream && sl_cache_is_usage_chunk(ev->json);
-    if (ev->edited)
-        append_event(s, ev->json, NULL, 0);
-    else
-        append_event(s, ev->json, ev->text, ev->text_len);
+    size_t n = 0;
+    const char *text = sl_resp_event_text(ev, &n); /* shared with what goes to the client */
+    append_event(s, ev->json, text, n);
     return SL_EVENT_PASS;
 }
 

@@ -382,7 +382,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
                 continue;
             if (!fs && !(fs = add_stream(s, c, index, f))) {
                 json_object_set_new(holder, fields[f], json_string("")); /* out of memory: send nothing unscanned */
-                ev->edited = true;
+                sl_resp_event_edit(ev);
                 continue;
             }
             piece *p = &pieces[np++];
@@ -411,7 +411,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
                 (p->len == 0 || memcmp(json_string_value(was), p->out, p->len) == 0))
                 continue; /* all of it may go out now: unchanged */
             json_object_set_new(holder, fields[p->field], json_stringn(p->out ? p->out : "", p->len));
-            ev->edited = true;
+            sl_resp_event_edit(ev);
         }
     } else {
         audit_block(ex, c, &hit, "response");
@@ -438,7 +438,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
         }
         json_decref(ev->json);
         ev->json = stop;
-        ev->edited = true;
+        sl_resp_event_edit(ev);
         act = SL_EVENT_STOP;
     }
     for (size_t k = 0; k < np; k++)
@@ -488,7 +488,7 @@ static sl_event_action guard_on_response_event(sl_exchange *ex, void *conf, sl_r
     bool chat = ep == SL_EP_CHAT;
     if (!ev->stream) {
         if (ev->json && scan_body(ex, c, ev->json, chat))
-            ev->edited = true;
+            sl_resp_event_edit(ev);
         return SL_EVENT_PASS;
     }
     resp_state *s = sl_ex_plugin_state(ex, &sl_plugin_guard);
