@@ -259,7 +259,9 @@ static void xfer_done(struct h1_xfer *x, bool extra_bytes)
     h1_conn *k = x->conn;
     x->conn = NULL;
     k->x = NULL;
-    if (x->keep_alive && !extra_bytes && k->pool->n_idle < x->max_idle) {
+    /* reused only when the exchange was whole both ways: an upstream that answered before
+     * it had read all of the request leaves the rest of it on this connection */
+    if (x->keep_alive && !extra_bytes && x->sent == x->msg_len && k->pool->n_idle < x->max_idle) {
         conn_watch(k, false);
         k->next = k->pool->idle;
         k->pool->idle = k;

@@ -30,6 +30,11 @@ ask() { sl_http POST /v1/chat/completions "{\"model\":\"demo\",\"scenario\":\"$1
 content() { printf '%s' "$HTTP_BODY" | sl_json 'd["choices"][0]["message"]["content"]'; }
 stat() { curl -s "http://127.0.0.1:$UP_PORT/stats" | sl_json "d[\"$1\"]"; }
 
+# a 4 MiB prompt: more than the socket takes at once, sent as the upstream reads it
+"$SL_PY" -c 'import json; print(json.dumps({"model": "demo", "scenario": "length", "messages": [{"role": "user", "content": "x" * (4 << 20)}]}))' >"$SL_TMP/big.json"
+HTTP_BODY=$(curl -sS --max-time 30 -H 'content-type: application/json' --data-binary @"$SL_TMP/big.json" "$GW_URL/v1/chat/completions")
+sl_is "4 MiB request body: answered whole" "$(content)" "ok length"
+
 for s in length chunked trickle http10 continue; do
     ask "$s"
     sl_is "$s: 200" "$HTTP_CODE" 200
