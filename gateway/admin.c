@@ -95,7 +95,8 @@ static void on_request(sl_http_conn *c, sl_http_request *req, void *arg)
         if (!tail)
             continue;
         path_known = true;
-        if (strcmp(req->method, r->method) != 0)
+        if (strcmp(req->method, r->method) != 0 &&
+            !(strcmp(req->method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) /* HEAD: GET's head */
             continue;
         r->h(a, c, req, tail, r->arg);
         return;

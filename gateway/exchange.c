@@ -303,7 +303,8 @@ static sl_endpoint classify_path(const char *method, const char *path, bool *met
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(path, routes[i].path) == 0) {
-            *method_ok = strcmp(method, routes[i].method) == 0;
+            *method_ok = strcmp(method, routes[i].method) == 0 ||
+                         (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0);
             return routes[i].ep;
         }
     }

@@ -730,7 +730,7 @@ static void write_head(sl_http_conn *c, int status, const char *content_type, lo
 void sl_http_respond(sl_http_conn *c, int status, const char *content_type, const void *body, size_t len)
 {
     write_head(c, status, content_type, (long long)len);
-    if (len)
+    if (len && strcmp(c->req.method, "HEAD") != 0) /* HEAD: the head GET would get, no body */
         bufferevent_write(c->bev, body, len);
     flush_out(c);
     response_done(c);

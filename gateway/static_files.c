@@ -293,9 +293,9 @@ bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn
     if (!f || strncmp(path, PREFIX, pl) != 0 || (path[pl] != 0 && path[pl] != '/'))
         return false;
     const char *home = side == SL_STATIC_ADMIN ? PREFIX "/admin" : PREFIX "/";
-    if (strcmp(req->method, "GET") != 0) {
-        sl_http_add_header(c, "Allow", "GET");
-        respond_text(c, 405, "the console answers GET only\n");
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        sl_http_add_header(c, "Allow", "GET, HEAD");
+        respond_text(c, 405, "the console answers GET and HEAD only\n");
         return true;
     }
     if (path[pl] == 0 || (side == SL_STATIC_ADMIN && strcmp(path + pl, "/") == 0)) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The gateway serves the built console (gateway/static_files.c): the chat page on the client
 # listener, the admin page on the admin listener, from memory, with content types, caching
-# headers, a strict Content-Security-Policy, and no way out of the folder.
+# headers, a strict Content-Security-Policy, HEAD, and no way out of the folder.
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/console_lib.sh"
 
@@ -34,6 +34,31 @@ sl_is "X-Content-Type-Options: nosniff" "$(sl_header x-content-type-options)" no
 sl_like "the page loads its script from /console/assets/" "$HTTP_BODY" '<script type="module" crossorigin src="/console/assets/index-[A-Za-z0-9_-]+\.js"></script>'
 inline=$(grep -o '<script[^>]*>' <<<"$HTTP_BODY" | grep -vc ' src=')
 sl_is "no inline script in the page" "$inline" 0
+page_len=$(wc -c <"$SL_TMP/b")
+
+# HEAD: GET's head (same Content-Length), no body: a GET after it on the same connection
+# reads exactly its own answer
+head_then_get() { # URL-BASE PATH -> "HEAD-STATUS HEAD-LENGTH GET-STATUS GET-BODY-LENGTH"
+    "$SL_PY" - "$1" "$2" <<'PY'
+import socket, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1]); path = sys.argv[2]
+s = socket.create_connection((u.hostname, u.port), timeout=5)
+f = s.makefile("rb")
+def answer(method):
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    status = int(f.readline().split()[1]); length = 0
+    while (line := f.readline().strip()):
+        k, _, v = line.decode().partition(":")
+        if k.lower() == "content-length": length = int(v)
+    body = b"" if method == "HEAD" else f.read(length)
+    return status, length, len(body)
+hs, hl, _ = answer("HEAD"); gs, gl, gb = answer("GET")
+print(hs, hl, gs, gb)
+PY
+}
+sl_is "HEAD /console/: 200 with GET's length, no body (the next GET on the connection is whole)" \
+    "$(head_then_get "$GW_URL" /console/)" "200 $page_len 200 $page_len"
+sl_like "HEAD /healthz on the admin listener: 200, no body" "$(head_then_get "$ADMIN_URL" /healthz)" '^200 [0-9]+ 200 [0-9]+$'
 etag=$(sl_header etag)
 js=$(grep -o '/console/assets/index-[A-Za-z0-9_-]*\.js' <<<"$HTTP_BODY" | head -n1)
 css=$(grep -o '/console/assets/[A-Za-z0-9_-]*\.css' <<<"$HTTP_BODY" | head -n1)
@@ -64,7 +89,7 @@ sl_is "no admin.html on the client listener" "$HTTP_CODE" 404
 get "$GW_URL/console/nothing-here.js"
 sl_is "unknown file: 404" "$HTTP_CODE" 404
 get "$GW_URL/console/" -X POST --data x
-sl_is "POST: 405" "$HTTP_CODE:$(sl_header allow)" "405:GET"
+sl_is "POST: 405" "$HTTP_CODE:$(sl_header allow)" "405:GET, HEAD"
 
 # no way out of the folder (the config file sits next to it in SL_TMP)
 for p in /console/../sluice.yaml /console/assets/../../sluice.yaml /console/../../../../etc/passwd \
