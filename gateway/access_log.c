@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
 
@@ -154,4 +155,31 @@ void sl_access_log_end(sl_access_log_writer *w, bool ok)
     w->buf.s[w->buf.len++] = '\n';
     if (w->buf.len >= FLUSH_BYTES)
         sl_access_log_flush(w);
+}
+
+void sl_access_log_static(sl_access_log_writer *w, const char *client, const char *method, const char *path,
+                          int status, size_t bytes, double ms)
+{
+    sl_strbuf *b = sl_access_log_begin(w);
+    if (!b)
+        return;
+    char ts[40];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
+    sl_jline j;
+    sl_jline_open(&j, b, NULL);
+    sl_jline_str(&j, "ts", ts);
+    sl_jline_str(&j, "client", client);
+    sl_jline_str(&j, "method", method);
+    sl_jline_str(&j, "path", path);
+    sl_jline_int(&j, "status", status);
+    sl_jline_ms(&j, "duration_ms", ms);
+    sl_jline_int(&j, "bytes", (long long)bytes);
+    sl_jline_bool(&j, "console", true);
+    sl_jline_close(&j);
+    sl_access_log_end(w, !j.failed);
 }

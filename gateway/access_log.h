@@ -30,6 +30,9 @@ void sl_access_log_writer_free(sl_access_log_writer *w);   /* flushes */
  * when the log is off; then sl_access_log_end keeps it (ok) or drops it whole. */
 struct sl_strbuf *sl_access_log_begin(sl_access_log_writer *w);
 void sl_access_log_end(sl_access_log_writer *w, bool ok);
+/* The line of a request answered outside an exchange (console files), "console": true. */
+void sl_access_log_static(sl_access_log_writer *w, const char *client, const char *method, const char *path,
+                          int status, size_t bytes, double ms);
 void sl_access_log_flush(sl_access_log_writer *w);
 
 #endif

@@ -75,7 +75,8 @@ static void on_request(sl_http_conn *c, sl_http_request *req, void *arg)
         return;
     }
     /* the page itself holds no secret: it asks the user for the admin token */
-    if (sl_static_serve(a->cfg->console.files, SL_STATIC_ADMIN, c, req))
+    sl_static_answer ans;
+    if (sl_static_serve(a->cfg->console.files, SL_STATIC_ADMIN, c, req, &ans))
         return;
     if (!authorised(a, req)) {
         sl_http_add_header(c, "WWW-Authenticate", "Bearer");

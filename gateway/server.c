@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -55,8 +56,23 @@ typedef struct sl_server {
 static void on_request(sl_http_conn *c, sl_http_request *req, void *arg)
 {
     sl_worker *w = arg;
-    if (w->cfg->console.client && sl_static_serve(w->cfg->console.files, SL_STATIC_CLIENT, c, req))
-        return;
+    if (w->cfg->console.client && strncmp(req->path, "/console", 8) == 0) {
+        /* the request and the connection may be gone once answered: keep what the line needs */
+        char method[16], path[160], client[64];
+        snprintf(method, sizeof method, "%s", req->method);
+        snprintf(path, sizeof path, "%s", req->path);
+        snprintf(client, sizeof client, "%s", sl_http_peer(c));
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        sl_static_answer ans = {0};
+        if (sl_static_serve(w->cfg->console.files, SL_STATIC_CLIENT, c, req, &ans)) {
+            struct timespec t1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+            sl_access_log_static(w->alog, client, method, path, ans.status, ans.bytes, ms);
+            return;
+        }
+    }
     sl_exchange_start(w, c, req);
 }
 

@@ -245,17 +245,26 @@ static void security_headers(sl_http_conn *c)
     sl_http_add_header(c, "Cross-Origin-Opener-Policy", "same-origin");
 }
 
-static void respond_text(sl_http_conn *c, int status, const char *text)
+/* Every answer goes through here: what was answered is noted for the access log. */
+static void answer(sl_http_conn *c, sl_static_answer *out, int status, const char *type, const void *body,
+                   size_t len)
+{
+    out->status = status;
+    out->bytes = len;
+    sl_http_respond(c, status, type, body, len);
+}
+
+static void respond_text(sl_http_conn *c, sl_static_answer *out, int status, const char *text)
 {
     security_headers(c);
     sl_http_add_header(c, "Cache-Control", "no-store");
-    sl_http_respond(c, status, "text/plain; charset=utf-8", text, strlen(text));
+    answer(c, out, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
-static void redirect(sl_http_conn *c, const char *to)
+static void redirect(sl_http_conn *c, sl_static_answer *out, const char *to)
 {
     sl_http_add_header(c, "Location", to);
-    respond_text(c, 302, to);
+    respond_text(c, out, 302, to);
 }
 
 /* Only plain names reach the table: no "..", no encoded bytes, no backslashes, no empty or
@@ -286,7 +295,8 @@ static bool etag_matches(const char *inm, const char *etag)
     return inm && (strcmp(inm, "*") == 0 || strstr(inm, etag));
 }
 
-bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn *c, const sl_http_request *req)
+bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn *c, const sl_http_request *req,
+                     sl_static_answer *out)
 {
     const char *path = req->path;
     size_t pl = sizeof PREFIX - 1;
@@ -295,16 +305,16 @@ bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn
     const char *home = side == SL_STATIC_ADMIN ? PREFIX "/admin" : PREFIX "/";
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
         sl_http_add_header(c, "Allow", "GET, HEAD");
-        respond_text(c, 405, "the console answers GET and HEAD only\n");
+        respond_text(c, out, 405, "the console answers GET and HEAD only\n");
         return true;
     }
     if (path[pl] == 0 || (side == SL_STATIC_ADMIN && strcmp(path + pl, "/") == 0)) {
-        redirect(c, home);
+        redirect(c, out, home);
         return true;
     }
     const char *rel = path + pl + 1;
     if (*rel && !plain_path(rel)) {
-        respond_text(c, 400, "bad console path\n");
+        respond_text(c, out, 400, "bad console path\n");
         return true;
     }
     char name[1024];
@@ -319,7 +329,7 @@ bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn
     const char *other = side == SL_STATIC_ADMIN ? "index.html" : "admin.html";
     const static_file *s = strcmp(name, other) == 0 ? NULL : find(f, name);
     if (!s) {
-        respond_text(c, 404, side == SL_STATIC_CLIENT && strcmp(name, "admin.html") == 0
+        respond_text(c, out, 404, side == SL_STATIC_CLIENT && strcmp(name, "admin.html") == 0
                                  ? "the admin page is served on the admin listener (admin.listen)\n"
                                  : "not found\n");
         return true;
@@ -328,8 +338,8 @@ bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn
     sl_http_add_header(c, "Cache-Control", s->immutable ? "public, max-age=31536000, immutable" : "no-cache");
     sl_http_add_header(c, "ETag", s->etag);
     if (etag_matches(sl_http_header_get(req, "if-none-match"), s->etag))
-        sl_http_respond(c, 304, NULL, NULL, 0);
+        answer(c, out, 304, NULL, NULL, 0);
     else
-        sl_http_respond(c, 200, s->type, s->body, s->len);
+        answer(c, out, 200, s->type, s->body, s->len);
     return true;
 }

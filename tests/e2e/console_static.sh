@@ -59,6 +59,10 @@ PY
 sl_is "HEAD /console/: 200 with GET's length, no body (the next GET on the connection is whole)" \
     "$(head_then_get "$GW_URL" /console/)" "200 $page_len 200 $page_len"
 sl_like "HEAD /healthz on the admin listener: 200, no body" "$(head_then_get "$ADMIN_URL" /healthz)" '^200 [0-9]+ 200 [0-9]+$'
+# console files on the client listener get access-log lines too (flushed every 100 ms)
+console_line() { grep '"console":true' "$SL_TMP/access.log" 2>/dev/null | grep '"path":"/console/"' | grep -m1 '"method":"HEAD"'; }
+sl_wait_for 5 console_line >/dev/null
+sl_like "access log: a line for HEAD /console/ with its status and bytes" "$(console_line)" "\"status\":200,\"duration_ms\":[0-9.]+,\"bytes\":$page_len,\"console\":true"
 etag=$(sl_header etag)
 js=$(grep -o '/console/assets/index-[A-Za-z0-9_-]*\.js' <<<"$HTTP_BODY" | head -n1)
 css=$(grep -o '/console/assets/[A-Za-z0-9_-]*\.css' <<<"$HTTP_BODY" | head -n1)
