@@ -62,13 +62,8 @@ void sl_audit(const char *event, json_t *fields)
         json_decref(fields);
         return;
     }
-    char ts[40];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
+    char ts[SL_LOG_TS_SIZE];
+    sl_log_timestamp(ts);
     json_t *o = json_pack("{s:s, s:s}", "ts", ts, "audit", event);
     if (o && fields)
         json_object_update(o, fields);

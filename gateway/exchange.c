@@ -121,13 +121,8 @@ static void log_line(sl_exchange *ex)
     sl_strbuf *b = sl_access_log_begin(ex->w->alog);
     if (!b)
         return;
-    char ts[40];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
+    char ts[SL_LOG_TS_SIZE];
+    sl_log_timestamp(ts);
     sl_jline j;
     sl_jline_open(&j, b, ex->log); /* what plugins logged wins over these */
     sl_jline_str(&j, "ts", ts);

@@ -81,3 +81,13 @@ void sl_log(sl_log_level level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
 }
+
+void sl_log_timestamp(char out[SL_LOG_TS_SIZE])
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(out, SL_LOG_TS_SIZE, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, SL_LOG_TS_SIZE - n, ".%03ldZ", now.tv_nsec / 1000000);
+}

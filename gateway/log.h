@@ -22,6 +22,10 @@ int sl_log_reopen_fd(int fd, const char *path, sl_err *err);
 __attribute__((format(printf, 2, 3)))
 void sl_log(sl_log_level level, const char *fmt, ...);
 
+/* Now in UTC with milliseconds, as every log line writes it: 2026-11-23T15:58:30.123Z. */
+#define SL_LOG_TS_SIZE 32
+void sl_log_timestamp(char out[SL_LOG_TS_SIZE]);
+
 #define sl_log_error(...) sl_log(SL_LOG_ERROR, __VA_ARGS__)
 #define sl_log_warn(...) sl_log(SL_LOG_WARN, __VA_ARGS__)
 #define sl_log_info(...) sl_log(SL_LOG_INFO, __VA_ARGS__)
