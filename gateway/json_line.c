@@ -8,23 +8,8 @@
 
 static void put(sl_jline *j, const void *p, size_t n)
 {
-    sl_strbuf *b = j->b;
-    if (j->failed)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            j->failed = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
+    if (!j->failed && sl_strbuf_add(j->b, p, n) < 0)
+        j->failed = true;
 }
 
 static void put_string(sl_jline *j, const char *s, size_t len)

@@ -9,11 +9,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
-/* A string that grows (malloc'd s, len bytes used of cap). */
-typedef struct sl_strbuf {
-    char *s;
-    size_t len, cap;
-} sl_strbuf;
+#include "strbuf.h"
+
 
 typedef struct sl_jline {
     sl_strbuf *b;

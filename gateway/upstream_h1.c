@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "strbuf.h"
 #include "upstream_int.h"
 
 #define HEAD_MAX (64 * 1024)   /* status line and headers */
@@ -61,8 +62,7 @@ struct h1_xfer {
     long long connect_ms;
     struct event *connect_timer, *total_timer;
     x_state st;
-    char *buf;                      /* the head being read, or a chunk-size / trailer line */
-    size_t buf_len, buf_cap;
+    sl_strbuf buf;                  /* the head being read, or a chunk-size / trailer line */
     unsigned long long left;        /* body or chunk bytes still to come */
     bool keep_alive;
     char *pend;                     /* bytes read while paused, fed on resume */
@@ -299,22 +299,7 @@ static bool retry_fresh(struct h1_xfer *x)
 
 static bool buf_add(struct h1_xfer *x, const char *p, size_t n, size_t max)
 {
-    if (x->buf_len + n > max)
-        return false;
-    if (x->buf_len + n + 1 > x->buf_cap) {
-        size_t cap = x->buf_cap ? x->buf_cap : 1024;
-        while (cap < x->buf_len + n + 1)
-            cap *= 2;
-        char *b = realloc(x->buf, cap);
-        if (!b)
-            return false;
-        x->buf = b;
-        x->buf_cap = cap;
-    }
-    memcpy(x->buf + x->buf_len, p, n);
-    x->buf_len += n;
-    x->buf[x->buf_len] = 0;
-    return true;
+    return x->buf.len + n <= max && sl_strbuf_add(&x->buf, p, n) == 0;
 }
 
 static bool token_in(const char *v, size_t vl, const char *tok)
@@ -331,7 +316,7 @@ static bool token_in(const char *v, size_t vl, const char *tok)
 static int parse_head(struct h1_xfer *x, bool *chunked, long long *length)
 {
     sl_upstream_req *r = x->r;
-    char *p = x->buf, *eol = strstr(p, "\r\n");
+    char *p = x->buf.s, *eol = strstr(p, "\r\n");
     if (!eol || eol - p < 12 || strncmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
         return -1;
     int status = 0;
@@ -347,7 +332,7 @@ static int parse_head(struct h1_xfer *x, bool *chunked, long long *length)
     *chunked = false;
     *length = -1;
     r->content_type[0] = r->retry_after[0] = 0;
-    for (char *line = eol + 2; line < x->buf + x->buf_len; line = eol + 2) {
+    for (char *line = eol + 2; line < x->buf.s + x->buf.len; line = eol + 2) {
         eol = strstr(line, "\r\n");
         if (!eol)
             return -1;
@@ -439,25 +424,25 @@ static feed_rc feed(struct h1_xfer *x, const char *p, size_t n, size_t *consumed
         size_t avail = n - off, used = 0;
         switch (x->st) {
         case X_HEAD: {
-            size_t before = x->buf_len;
+            size_t before = x->buf.len;
             if (!buf_add(x, q, avail, HEAD_MAX)) {
                 *why = "upstream response headers too large";
                 return FEED_ERROR;
             }
             size_t from = before >= 3 ? before - 3 : 0;
-            char *end = strstr(x->buf + from, "\r\n\r\n");
+            char *end = strstr(x->buf.s + from, "\r\n\r\n");
             if (!end) {
                 off = n;
                 break;
             }
-            size_t head_len = (size_t)(end - x->buf) + 4;
+            size_t head_len = (size_t)(end - x->buf.s) + 4;
             off += head_len - before;
-            x->buf_len = head_len;
-            x->buf[head_len] = 0;
+            x->buf.len = head_len;
+            x->buf.s[head_len] = 0;
             bool chunked;
             long long length;
             int h = parse_head(x, &chunked, &length);
-            x->buf_len = 0;
+            x->buf.len = 0;
             if (h < 0)
                 return FEED_ERROR;
             if (h == 0)
@@ -511,11 +496,11 @@ static feed_rc feed(struct h1_xfer *x, const char *p, size_t n, size_t *consumed
                 return FEED_ERROR;
             if (!got)
                 break;
-            size_t len = x->buf_len;
-            while (len && (x->buf[len - 1] == '\n' || x->buf[len - 1] == '\r'))
+            size_t len = x->buf.len;
+            while (len && (x->buf.s[len - 1] == '\n' || x->buf.s[len - 1] == '\r'))
                 len--;
-            x->buf[len] = 0;
-            x->buf_len = 0;
+            x->buf.s[len] = 0;
+            x->buf.len = 0;
             if (x->st == X_CHUNK_END) {
                 if (len)
                     return FEED_ERROR;
@@ -525,9 +510,9 @@ static feed_rc feed(struct h1_xfer *x, const char *p, size_t n, size_t *consumed
                     x->st = X_DONE;
             } else {
                 char *e;
-                if (!len || !strchr("0123456789abcdefABCDEF", x->buf[0]))
+                if (!len || !strchr("0123456789abcdefABCDEF", x->buf.s[0]))
                     return FEED_ERROR;
-                unsigned long long size = strtoull(x->buf, &e, 16);
+                unsigned long long size = strtoull(x->buf.s, &e, 16);
                 if (*e && *e != ';' && *e != ' ' && *e != '\t')
                     return FEED_ERROR;
                 x->left = size;
@@ -705,7 +690,7 @@ static void start_on(struct h1_xfer *x, h1_conn *k, bool connected)
     x->conn = k;
     k->x = x;
     x->sent = 0;
-    x->buf_len = 0;
+    x->buf.len = 0;
     x->early_errno = 0;
     if (!connected) {
         x->st = X_CONNECT;
@@ -809,7 +794,7 @@ void sl_h1_free(sl_upstream_req *r)
     if (x->total_timer)
         event_free(x->total_timer);
     free(x->msg);
-    free(x->buf);
+    free(x->buf.s);
     free(x->pend);
     free(x);
     r->h1 = NULL;

@@ -1,6 +1,7 @@
 /* The cache key: canonical JSON of what decides the response, hashed with SHA-256. Two
  * requests that differ only in key order, whitespace or number spelling share a key. */
 #include "cache.h"
+#include "strbuf.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -173,33 +174,11 @@ static int put_value(canon_out *o, const json_t *v)
     return -1;
 }
 
-typedef struct grow_str {
-    char *s;
-    size_t len, cap;
-} grow_str;
-
-static int sink_string(canon_out *o, const char *data, size_t len)
-{
-    grow_str *g = o->arg;
-    if (g->len + len + 1 > g->cap) {
-        size_t cap = g->cap ? g->cap : 256;
-        while (cap < g->len + len + 1)
-            cap *= 2;
-        char *s = realloc(g->s, cap);
-        if (!s)
-            return -1;
-        g->s = s;
-        g->cap = cap;
-    }
-    memcpy(g->s + g->len, data, len);
-    g->len += len;
-    g->s[g->len] = 0;
-    return 0;
-}
+static int sink_string(canon_out *o, const char *data, size_t len) { return sl_strbuf_add(o->arg, data, len); }
 
 char *sl_cache_canonical(const json_t *v)
 {
-    grow_str g = {0};
+    sl_strbuf g = {0};
     canon_out o = {.sink = sink_string, .arg = &g};
     int rc = put_value(&o, v);
     out_flush(&o);
