@@ -157,23 +157,29 @@ void sl_access_log_end(sl_access_log_writer *w, bool ok)
         sl_access_log_flush(w);
 }
 
+void sl_access_log_head(sl_jline *j, const char *client, const char *method, const char *path, int status,
+                        double ms, size_t bytes)
+{
+    char ts[SL_LOG_TS_SIZE];
+    sl_log_timestamp(ts);
+    sl_jline_str(j, "ts", ts);
+    sl_jline_str(j, "client", client);
+    sl_jline_str(j, "method", method);
+    sl_jline_str(j, "path", path);
+    sl_jline_int(j, "status", status);
+    sl_jline_ms(j, "duration_ms", ms);
+    sl_jline_int(j, "bytes", (long long)bytes);
+}
+
 void sl_access_log_static(sl_access_log_writer *w, const char *client, const char *method, const char *path,
                           int status, size_t bytes, double ms)
 {
     sl_strbuf *b = sl_access_log_begin(w);
     if (!b)
         return;
-    char ts[SL_LOG_TS_SIZE];
-    sl_log_timestamp(ts);
     sl_jline j;
     sl_jline_open(&j, b, NULL);
-    sl_jline_str(&j, "ts", ts);
-    sl_jline_str(&j, "client", client);
-    sl_jline_str(&j, "method", method);
-    sl_jline_str(&j, "path", path);
-    sl_jline_int(&j, "status", status);
-    sl_jline_ms(&j, "duration_ms", ms);
-    sl_jline_int(&j, "bytes", (long long)bytes);
+    sl_access_log_head(&j, client, method, path, status, ms, bytes);
     sl_jline_bool(&j, "console", true);
     sl_jline_close(&j);
     sl_access_log_end(w, !j.failed);

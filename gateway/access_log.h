@@ -30,6 +30,10 @@ void sl_access_log_writer_free(sl_access_log_writer *w);   /* flushes */
  * when the log is off; then sl_access_log_end keeps it (ok) or drops it whole. */
 struct sl_strbuf *sl_access_log_begin(sl_access_log_writer *w);
 void sl_access_log_end(sl_access_log_writer *w, bool ok);
+struct sl_jline;
+/* The fields every line starts with: ts, client, method, path, status, duration_ms, bytes. */
+void sl_access_log_head(struct sl_jline *j, const char *client, const char *method, const char *path, int status,
+                        double ms, size_t bytes);
 /* The line of a request answered outside an exchange (console files), "console": true. */
 void sl_access_log_static(sl_access_log_writer *w, const char *client, const char *method, const char *path,
                           int status, size_t bytes, double ms);

@@ -121,18 +121,10 @@ static void log_line(sl_exchange *ex)
     sl_strbuf *b = sl_access_log_begin(ex->w->alog);
     if (!b)
         return;
-    char ts[SL_LOG_TS_SIZE];
-    sl_log_timestamp(ts);
     sl_jline j;
     sl_jline_open(&j, b, ex->log); /* what plugins logged wins over these */
-    sl_jline_str(&j, "ts", ts);
+    sl_access_log_head(&j, ex->client, ex->method, ex->path, ex->status, sl_ex_ms_since(&ex->t0), ex->bytes_out);
     sl_jline_str(&j, "request_id", ex->id);
-    sl_jline_str(&j, "client", ex->client);
-    sl_jline_str(&j, "method", ex->method);
-    sl_jline_str(&j, "path", ex->path);
-    sl_jline_int(&j, "status", ex->status);
-    sl_jline_ms(&j, "duration_ms", sl_ex_ms_since(&ex->t0));
-    sl_jline_int(&j, "bytes", (long long)ex->bytes_out);
     sl_jline_str(&j, "consumer", ex->consumer);
     sl_jline_str(&j, "model", ex->model_name);
     if (ex->target) {

@@ -128,17 +128,24 @@ static void flush_out(sl_http_conn *c)
         bufferevent_disable(c->bev, EV_WRITE);
 }
 
+/* The exchange waiting for room is told once the output is below the low-water mark. */
+static void notify_drain(sl_http_conn *c)
+{
+    if (c->want_drain && c->watch.on_drain &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) <= c->sctx->limits->stream_low_water) {
+        c->want_drain = false;
+        c->watch.on_drain(c->watch.arg);
+    }
+}
+
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_http_conn *c = arg;
     c->flush_pending = false;
     flush_out(c);
-    /* all of it left at once: the bufferevent will not call write_cb, so say it here */
-    if (c->state != ST_CLOSING && c->want_drain && c->watch.on_drain &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) <= c->sctx->limits->stream_low_water) {
-        c->want_drain = false;
-        c->watch.on_drain(c->watch.arg);
-    }
+    /* all of it may have left at once: then the bufferevent calls no write_cb */
+    if (c->state != ST_CLOSING)
+        notify_drain(c);
 }
 
 static void request_clear(sl_http_request *r)
@@ -536,10 +543,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
             close_written(c);
         return;
     }
-    if (c->want_drain && c->watch.on_drain) {
-        c->want_drain = false;
-        c->watch.on_drain(c->watch.arg);
-    }
+    notify_drain(c); /* write_cb runs at the low-water mark (bufferevent watermark) */
     if (c->fd_direct >= 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
         bufferevent_disable(bev, EV_WRITE);
 }

@@ -357,26 +357,20 @@ static void finish_buffered(sl_exchange *ex)
     }
     if (st == 429 && ex->retry_after[0] && ex->conn)
         sl_http_add_header(ex->conn, "Retry-After", ex->retry_after);
-    if (parsed) {
-        note_usage_json(ex, parsed);
-        if (ex->want_events) {
-            sl_resp_event rev = {.json = parsed, .stream = false, .status = st, .text = body, .text_len = len};
-            parsed = NULL;
-            run_event_hooks(ex, &rev);
-            size_t n = 0;
-            const char *s = rev.edited ? sl_resp_event_text(&rev, &n) : NULL;
-            if (s)
-                sl_ex_respond_raw(ex, st, ctype, s, n);
-            free(rev.out);
-            json_decref(rev.json);
-            if (s)
-                return;
-        }
-    }
-    json_decref(parsed);
     if (st >= 400)
         ex->error_code = "upstream_status";
-    sl_ex_respond_raw(ex, st, ctype, body, len);
+    sl_resp_event rev = {.json = parsed, .stream = false, .status = st, .text = body, .text_len = len};
+    if (parsed) {
+        note_usage_json(ex, parsed);
+        if (ex->want_events)
+            run_event_hooks(ex, &rev);
+    }
+    /* the upstream's bytes, unless a plugin changed the answer */
+    size_t n = len;
+    const char *out = rev.edited ? sl_resp_event_text(&rev, &n) : body;
+    sl_ex_respond_raw(ex, st, ctype, out ? out : body, out ? n : len);
+    free(rev.out);
+    json_decref(rev.json);
 }
 
 static void up_on_done(void *arg, sl_upstream_result result, const char *message)

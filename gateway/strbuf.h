@@ -10,6 +10,8 @@ typedef struct sl_strbuf {
     size_t len, cap;
 } sl_strbuf;
 
+/* Room for n more bytes (and the NUL) without growing again. 0, or -1 out of memory. */
+int sl_strbuf_reserve(sl_strbuf *b, size_t n);
 /* Append n bytes (keeping a NUL after them). 0, or -1 when out of memory (b unchanged). */
 int sl_strbuf_add(sl_strbuf *b, const void *p, size_t n);
 

@@ -263,14 +263,7 @@ static void first_byte_timeout_cb(evutil_socket_t fd, short what, void *arg)
     sl_upstream_req *r = arg;
     r->timeout_kind = SL_UP_FIRST_BYTE_TIMEOUT;
     /* removing the handle makes no DONE message: finish it here */
-    sl_upstream_client *c = r->client;
-    if (!r->cancelled) {
-        r->in_callback++;
-        r->cbs.on_done(r->arg, SL_UP_FIRST_BYTE_TIMEOUT, "no response from upstream in time");
-        r->in_callback--;
-    }
-    req_free(r);
-    (void)c;
+    sl_up_finish(r, SL_UP_FIRST_BYTE_TIMEOUT, "no response from upstream in time");
 }
 
 static void idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -281,12 +274,7 @@ static void idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
     if (r->paused) /* waiting on our client, not on the upstream */
         return;
     r->timeout_kind = SL_UP_IDLE_TIMEOUT;
-    if (!r->cancelled) {
-        r->in_callback++;
-        r->cbs.on_done(r->arg, SL_UP_IDLE_TIMEOUT, "upstream stream stalled");
-        r->in_callback--;
-    }
-    req_free(r);
+    sl_up_finish(r, SL_UP_IDLE_TIMEOUT, "upstream stream stalled");
 }
 
 void sl_up_arm(struct event *ev, long long ms)
@@ -295,7 +283,25 @@ void sl_up_arm(struct event *ev, long long ms)
     evtimer_add(ev, &tv);
 }
 
-#define arm sl_up_arm
+void sl_up_headers(sl_upstream_req *r)
+{
+    r->headers_done = true;
+    if (r->idle_ms > 0)
+        sl_up_arm(r->idle_timer, r->idle_ms);
+    r->in_callback++;
+    r->cbs.on_headers(r->arg, r->status, r->content_type[0] ? r->content_type : NULL,
+                      r->retry_after[0] ? r->retry_after : NULL);
+    r->in_callback--;
+}
+
+void sl_up_data(sl_upstream_req *r, const char *data, size_t len)
+{
+    if (r->idle_ms > 0)
+        sl_up_arm(r->idle_timer, r->idle_ms);
+    r->in_callback++;
+    r->cbs.on_data(r->arg, data, len);
+    r->in_callback--;
+}
 
 void sl_up_finish(sl_upstream_req *r, sl_upstream_result res, const char *message)
 {
@@ -326,14 +332,8 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *arg)
         long status = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200 && !r->headers_done) {
-            r->headers_done = true;
             r->status = (int)status;
-            if (r->idle_ms > 0)
-                arm(r->idle_timer, r->idle_ms);
-            r->in_callback++;
-            r->cbs.on_headers(r->arg, r->status, r->content_type[0] ? r->content_type : NULL,
-                              r->retry_after[0] ? r->retry_after : NULL);
-            r->in_callback--;
+            sl_up_headers(r);
         }
         return r->cancelled ? 0 : len;
     }
@@ -376,11 +376,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
         r->paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
-    if (r->idle_ms > 0)
-        arm(r->idle_timer, r->idle_ms);
-    r->in_callback++;
-    r->cbs.on_data(r->arg, data, size * n);
-    r->in_callback--;
+    sl_up_data(r, data, size * n);
     return r->cancelled ? 0 : size * n;
 }
 
@@ -407,7 +403,7 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     if (sl_h1_start(r, t, path, body, len) == 0) { /* plain http to an address: our own client */
         c->active++;
         if (first_ms > 0)
-            arm(r->first_byte_timer, first_ms);
+            sl_up_arm(r->first_byte_timer, first_ms);
         return r;
     }
     r->body = malloc(len + 1);
@@ -467,7 +463,7 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
 
     if (first_ms > 0)
-        arm(r->first_byte_timer, first_ms);
+        sl_up_arm(r->first_byte_timer, first_ms);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
         req_free(r);
         return NULL;
@@ -487,7 +483,7 @@ void sl_upstream_resume(sl_upstream_req *r)
     if (r->paused && !r->cancelled) {
         r->paused = false;
         if (r->idle_ms > 0)
-            arm(r->idle_timer, r->idle_ms);
+            sl_up_arm(r->idle_timer, r->idle_ms);
         curl_easy_pause(r->easy, CURLPAUSE_CONT);
     }
 }

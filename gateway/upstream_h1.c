@@ -54,8 +54,8 @@ struct h1_xfer {
     sl_upstream_req *r;
     h1_pool *pool;
     h1_conn *conn;
-    char *msg;                      /* the whole request: head and body */
-    size_t msg_len, sent;
+    sl_strbuf msg;                  /* the whole request: head and body */
+    size_t sent;
     bool reused, retried, got_bytes;
     int early_errno;                /* the connection was refused at once */
     int max_idle;
@@ -261,7 +261,7 @@ static void xfer_done(struct h1_xfer *x, bool extra_bytes)
     k->x = NULL;
     /* reused only when the exchange was whole both ways: an upstream that answered before
      * it had read all of the request leaves the rest of it on this connection */
-    if (x->keep_alive && !extra_bytes && x->sent == x->msg_len && k->pool->n_idle < x->max_idle) {
+    if (x->keep_alive && !extra_bytes && x->sent == x->msg.len && k->pool->n_idle < x->max_idle) {
         conn_watch(k, false);
         k->next = k->pool->idle;
         k->pool->idle = k;
@@ -391,11 +391,7 @@ static feed_rc deliver(struct h1_xfer *x, const char *p, size_t n)
     sl_upstream_req *r = x->r;
     if (!n)
         return FEED_MORE;
-    if (r->idle_ms > 0)
-        sl_up_arm(r->idle_timer, r->idle_ms);
-    r->in_callback++;
-    r->cbs.on_data(r->arg, p, n);
-    r->in_callback--;
+    sl_up_data(r, p, n);
     return r->cancelled ? FEED_CANCELLED : FEED_MORE;
 }
 
@@ -447,13 +443,7 @@ static feed_rc feed(struct h1_xfer *x, const char *p, size_t n, size_t *consumed
                 return FEED_ERROR;
             if (h == 0)
                 break; /* 100 Continue and friends: the real head follows */
-            r->headers_done = true;
-            if (r->idle_ms > 0)
-                sl_up_arm(r->idle_timer, r->idle_ms);
-            r->in_callback++;
-            r->cbs.on_headers(r->arg, r->status, r->content_type[0] ? r->content_type : NULL,
-                              r->retry_after[0] ? r->retry_after : NULL);
-            r->in_callback--;
+            sl_up_headers(r);
             if (r->cancelled)
                 return FEED_CANCELLED;
             if (r->status == 204 || r->status == 304) {
@@ -571,8 +561,8 @@ static bool take(struct h1_xfer *x, const char *p, size_t n)
 static int send_some(struct h1_xfer *x)
 {
     h1_conn *k = x->conn;
-    while (x->sent < x->msg_len) {
-        ssize_t w = send(k->fd, x->msg + x->sent, x->msg_len - x->sent, MSG_NOSIGNAL);
+    while (x->sent < x->msg.len) {
+        ssize_t w = send(k->fd, x->msg.s + x->sent, x->msg.len - x->sent, MSG_NOSIGNAL);
         if (w > 0) {
             x->sent += (size_t)w;
         } else if (w < 0 && errno == EINTR) {
@@ -654,7 +644,7 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
         evtimer_del(x->connect_timer);
         x->st = X_HEAD;
     }
-    if (x->sent < x->msg_len && (what & EV_WRITE)) {
+    if (x->sent < x->msg.len && (what & EV_WRITE)) {
         int e = send_some(x);
         if (e) {
             if (!retry_fresh(x))
@@ -705,6 +695,13 @@ static void start_on(struct h1_xfer *x, h1_conn *k, bool connected)
 
 /* ---- the API (through upstream.c) ---- */
 
+/* "Name: PREFIXvalue\r\n"; 0, or -1 out of memory. */
+static int add_header(sl_strbuf *b, const char *name, const char *prefix, const char *value)
+{
+    return sl_strbuf_add(b, name, strlen(name)) | sl_strbuf_add(b, ": ", 2) | sl_strbuf_add(b, prefix, strlen(prefix)) |
+           sl_strbuf_add(b, value, strlen(value)) | sl_strbuf_add(b, "\r\n", 2);
+}
+
 int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *path, const char *body, size_t len)
 {
     char key[320];
@@ -728,35 +725,25 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
     x->total_timer = evtimer_new(c->base, total_timeout_cb, x);
 
     /* the request, head and body, in one buffer for one send() */
-    char *head = NULL;
-    size_t head_len = 0;
-    FILE *f = open_memstream(&head, &head_len);
-    if (f) {
-        fprintf(f, "POST %s%s HTTP/1.1\r\nHost: %.*s\r\nUser-Agent: sluice/0.1\r\nAccept: */*\r\n"
-                   "Content-Type: application/json\r\nContent-Length: %zu\r\n",
-                prefix, path, (int)host_len, host, len);
-        if (uc && uc->api_key)
-            fprintf(f, "Authorization: Bearer %s\r\n", uc->api_key);
-        for (size_t i = 0; uc && i < uc->n_headers; i++)
-            fprintf(f, "%s: %s\r\n", uc->headers[i].name, uc->headers[i].value);
-        fputs("\r\n", f);
-        if (fclose(f) != 0) {
-            free(head);
-            head = NULL;
-        }
-    }
-    x->msg = head ? malloc(head_len + len) : NULL;
-    if (!x->msg || !x->connect_timer || !x->total_timer) {
-        free(head);
+    char clen[32];
+    snprintf(clen, sizeof clen, "%zu", len);
+    const char *parts[] = {"POST ", prefix, path, " HTTP/1.1\r\nHost: ", NULL /* host */,
+                           "\r\nUser-Agent: sluice/0.1\r\nAccept: */*\r\nContent-Type: application/json\r\n"
+                           "Content-Length: ", clen, "\r\n"};
+    int bad = sl_strbuf_reserve(&x->msg, len + 512); /* one allocation for most requests */
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        bad |= parts[i] ? sl_strbuf_add(&x->msg, parts[i], strlen(parts[i])) : sl_strbuf_add(&x->msg, host, host_len);
+    if (uc && uc->api_key)
+        bad |= add_header(&x->msg, "Authorization", "Bearer ", uc->api_key);
+    for (size_t i = 0; uc && i < uc->n_headers; i++)
+        bad |= add_header(&x->msg, uc->headers[i].name, "", uc->headers[i].value);
+    bad |= sl_strbuf_add(&x->msg, "\r\n", 2) | sl_strbuf_add(&x->msg, body, len);
+    if (bad || !x->connect_timer || !x->total_timer) {
         r->h1 = x;
         sl_h1_free(r);
         r->h1 = NULL;
         return -1;
     }
-    memcpy(x->msg, head, head_len);
-    memcpy(x->msg + head_len, body, len);
-    x->msg_len = head_len + len;
-    free(head);
     r->h1 = x;
     long long total_ms = uc ? uc->total_timeout_ms : 600000;
     if (total_ms > 0)
@@ -793,7 +780,7 @@ void sl_h1_free(sl_upstream_req *r)
         event_free(x->connect_timer);
     if (x->total_timer)
         event_free(x->total_timer);
-    free(x->msg);
+    free(x->msg.s);
     free(x->buf.s);
     free(x->pend);
     free(x);
@@ -809,7 +796,7 @@ void sl_h1_resume(sl_upstream_req *r)
     r->paused = false;
     if (r->idle_ms > 0)
         sl_up_arm(r->idle_timer, r->idle_ms);
-    conn_watch(x->conn, x->sent < x->msg_len);
+    conn_watch(x->conn, x->sent < x->msg.len);
     if (x->pend) { /* what was read before the pause goes first */
         char *p = x->pend;
         size_t n = x->pend_len;

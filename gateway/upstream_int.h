@@ -69,6 +69,9 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
 void sl_h1_free(sl_upstream_req *r);     /* closes its connection unless it went back to the pool */
 void sl_h1_resume(sl_upstream_req *r);
 void sl_h1_client_free(sl_upstream_client *c);
+/* The callbacks, as both clients make them (in_callback held, stream-idle timer re-armed). */
+void sl_up_headers(sl_upstream_req *r);  /* r->status, content_type, retry_after are set */
+void sl_up_data(sl_upstream_req *r, const char *data, size_t len);
 void sl_up_finish(sl_upstream_req *r, sl_upstream_result res, const char *message); /* on_done, then free */
 void sl_up_arm(struct event *ev, long long ms);
 

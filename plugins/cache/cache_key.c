@@ -228,41 +228,35 @@ int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const ch
         sl_err_set(err, "cache: SHA-256 failed (OpenSSL)");
         return -1;
     }
-    canon_out *o = malloc(sizeof *o);
-    const char *why = o ? "could not hash the request (OpenSSL)" : "out of memory building the key";
-    int rc = -1;
-    if (o) {
-        *o = (canon_out){.sink = sink_digest, .arg = md_ctx};
-        /* absent consumer or model: null (the key's form since the first release) */
-        out_str(o, "{\"consumer\":");
-        if (consumer)
-            put_string(o, consumer, strlen(consumer));
-        else
-            out_str(o, "null");
-        out_str(o, ",\"endpoint\":");
-        put_string(o, endpoint_name(ep), strlen(endpoint_name(ep)));
-        out_str(o, ",\"model\":");
-        if (model)
-            put_string(o, model, strlen(model));
-        else
-            out_str(o, "null");
-        out_str(o, ",\"request\":");
-        rc = 0;
-        if (json_is_object(body))
-            rc = put_object(o, body, sl_cache_field_ignored);
-        else
-            out_str(o, "{}");
-        out_char(o, '}');
-        out_flush(o);
-        if (o->failed)
-            rc = -1;
-        free(o);
-    }
+    canon_out out = {.sink = sink_digest, .arg = md_ctx}, *o = &out;
+    /* absent consumer or model: null (the key's form since the first release) */
+    out_str(o, "{\"consumer\":");
+    if (consumer)
+        put_string(o, consumer, strlen(consumer));
+    else
+        out_str(o, "null");
+    out_str(o, ",\"endpoint\":");
+    put_string(o, endpoint_name(ep), strlen(endpoint_name(ep)));
+    out_str(o, ",\"model\":");
+    if (model)
+        put_string(o, model, strlen(model));
+    else
+        out_str(o, "null");
+    out_str(o, ",\"request\":");
+    int rc = 0;
+    if (json_is_object(body))
+        rc = put_object(o, body, sl_cache_field_ignored);
+    else
+        out_str(o, "{}");
+    out_char(o, '}');
+    out_flush(o);
+    if (o->failed)
+        rc = -1;
     if (rc == 0 && (!EVP_DigestFinal_ex(md_ctx, md, &md_len) || md_len != 32))
         rc = -1;
     EVP_MD_CTX_free(md_ctx);
     if (rc < 0) {
-        sl_err_set(err, "cache: %s", why);
+        sl_err_set(err, "cache: could not build or hash the key (out of memory, or OpenSSL failed)");
         return -1;
     }
     static const char digits[] = "0123456789abcdef";
