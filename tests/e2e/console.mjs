@@ -194,6 +194,9 @@ try {
     const cells = await row.locator('td').allTextContents();
     eq([cells[0], cells[1], cells[4]], ['acme', 'day', '100000']);
     if (!(Number(cells[2]) > 0)) throw new Error(`used: ${cells[2]}`);
+    // calls the page made with the wrong token can still be refused after the step above
+    // saw the first 401 (a loaded machine); once the right token has shown data, none is left
+    problems.splice(0, problems.length, ...problems.filter((p) => !p.includes('status of 401')));
   });
   await check('the admin token is kept in sessionStorage only', async () => {
     eq(await admin.evaluate(() => [sessionStorage.getItem('sluice.admin_token'), localStorage.getItem('sluice.admin_token')]),
