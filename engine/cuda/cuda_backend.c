@@ -49,6 +49,11 @@ typedef struct cuda_backend {
     const int32_t *tile_t0, *tile_n;   /* this call's query tiles (device), for it */
     int n_tiles;
     bool use_gemv;          /* own GEMV kernel for 1-2 token batches (SL_CUDA_GEMV=0: off) */
+    int fused_max;          /* decode batches up to this many take the fused GEMV path
+                             * (SL_CUDA_FUSED=N, 0: off) */
+    bool fused;             /* this call takes it */
+    float *att_part;        /* flash-decoding partials and counters (SL_CUDA_SPLIT=0: none) */
+    int *att_count;
     cudaGraphExec_t *graphs;
     int *graph_limit;
     void *blas_ws;
@@ -366,7 +371,8 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
             CKK(sl_cu_attention_prefill(s, cb->att, cb->q, tok, &kv, c->num_heads, cb->tile_t0,
                                         cb->tile_n, cb->n_tiles), "attention");
         else
-            CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads), "attention");
+            CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
+                                cb->att_count), "attention");
         mark(cb, P_ATTN);
         if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->y, false, err) < 0)
             goto fail;
@@ -387,6 +393,47 @@ fail:
     return -1;
 }
 
+/* The decode path for a few tokens: five launches a layer, RMSNorm inside the GEMV that
+ * follows it, the residual adds in the GEMV epilogues, RoPE and the KV write in the QKV
+ * GEMV's, SwiGLU in gate/up's. */
+static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err)
+{
+    const sl_model_config *c = &cb->base.model->cfg;
+    cudaStream_t s = cb->stream;
+    int half = cb->hd / 2;
+    for (int l = 0; l < cb->L; l++) {
+        const cu_layer *w = &cb->layers[l];
+        size_t layer_off = (size_t)l * (size_t)cb->n_blocks * SL_KV_BLOCK * (size_t)cb->KV;
+        sl_cu_kv kv = { cb->k_cache + layer_off, cb->v_cache + layer_off, cb->bt_dev,
+                        cb->max_blocks, c->num_kv_heads, cb->hd };
+        sl_cu_fgemv qkv = { .W = w->qkv_w, .n_units = (c->num_heads + c->num_kv_heads) * half + cb->KV / 2,
+                            .K = cb->H, .xres = cb->x, .norm_w = w->in_norm, .eps = c->rms_norm_eps,
+                            .out = SL_FO_QKV, .bias = w->qkv_b, .q_out = cb->q, .tok = *tok,
+                            .kv = kv, .inv_freq = cb->inv_freq, .heads = c->num_heads };
+        CKK(sl_cu_fgemv_run(s, &qkv, T), "fused qkv");
+        mark(cb, P_QKV);
+        CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
+                            cb->att_count), "attention");
+        mark(cb, P_ATTN);
+        sl_cu_fgemv o = { .W = w->o_w, .n_units = cb->H, .K = cb->Q, .x = cb->att,
+                          .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H };
+        CKK(sl_cu_fgemv_run(s, &o, T), "fused o_proj");
+        mark(cb, P_O);
+        sl_cu_fgemv gu = { .W = w->gu_w, .n_units = cb->I, .K = cb->H, .xres = cb->x,
+                           .norm_w = w->post_norm, .eps = c->rms_norm_eps, .out = SL_FO_SWIGLU,
+                           .y = cb->act, .ld_y = cb->I };
+        CKK(sl_cu_fgemv_run(s, &gu, T), "fused gate_up");
+        mark(cb, P_GU);
+        sl_cu_fgemv down = { .W = w->down_w, .n_units = cb->H, .K = cb->I, .x = cb->act,
+                             .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H };
+        CKK(sl_cu_fgemv_run(s, &down, T), "fused down");
+        mark(cb, P_DOWN);
+    }
+    return 0;
+fail:
+    return -1;
+}
+
 /* Every launch of one forward pass after the batch upload: embedding, layers, final norm
  * of each step's last token, LM head, and the argmax where ids_mode. */
 static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *tok, bool ids_mode,
@@ -397,12 +444,21 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
     mark(cb, -1);
     CKK(sl_cu_embed(s, cb->x, cb->embed, tok->ids, T, cb->H), "embed");
     mark(cb, P_EMBED);
-    if (run_layers(cb, T, tok, err) < 0)
-        goto fail;
-    CKK(sl_cu_add_rmsnorm(s, cb->xn, cb->x, cb->y, cb->meta_dev + 3 * T, cb->final_norm, n_steps,
-                          cb->H, c->rms_norm_eps), "final norm");
-    if (gemm(cb, cb->lm_head, cb->V, cb->H, cb->xn, n_steps, cb->logits, true, err) < 0)
-        goto fail;
+    if (cb->fused) {
+        if (run_layers_fused(cb, T, tok, err) < 0)
+            goto fail;
+        sl_cu_fgemv head = { .W = cb->lm_head, .n_units = cb->V, .K = cb->H, .xres = cb->x,
+                             .norm_w = cb->final_norm, .eps = c->rms_norm_eps, .out = SL_FO_F32,
+                             .y = cb->logits, .ld_y = cb->V };
+        CKK(sl_cu_fgemv_run(s, &head, T), "fused lm_head");
+    } else {
+        if (run_layers(cb, T, tok, err) < 0)
+            goto fail;
+        CKK(sl_cu_add_rmsnorm(s, cb->xn, cb->x, cb->y, cb->meta_dev + 3 * T, cb->final_norm,
+                              n_steps, cb->H, c->rms_norm_eps), "final norm");
+        if (gemm(cb, cb->lm_head, cb->V, cb->H, cb->xn, n_steps, cb->logits, true, err) < 0)
+            goto fail;
+    }
     if (ids_mode)
         CKK(sl_cu_argmax(s, cb->ids_dev, cb->logits, n_steps, cb->V, limit), "argmax");
     mark(cb, P_HEAD);
@@ -486,6 +542,8 @@ static int run_forward(cuda_backend *cb, const sl_seq_step *steps, int n_steps, 
     CK(cudaMemcpyAsync(cb->meta_dev, mh, (3 * (size_t)T + (size_t)n_steps + 2 * (size_t)n_tiles) * 4,
                        cudaMemcpyHostToDevice, s), "batch upload");
     sl_cu_tok tok = { cb->meta_dev, cb->meta_dev + T, cb->meta_dev + 2 * T };
+    cb->fused = T == n_steps && T <= cb->fused_max && (size_t)T * (size_t)cb->H * 2 <= SL_CU_FGEMV_MAX_SMEM &&
+                cb->H % 8 == 0 && cb->Q % 8 == 0 && cb->I % 8 == 0;
     cb->prof_on = cb->profile;
     cb->prof_n = 0;
     if (cb->use_graphs && !cb->profile && T == n_steps)
@@ -580,6 +638,8 @@ static void cu_destroy(sl_backend *b)
     cudaFree(cb->bt_dev);
     cudaFree(cb->logits);
     cudaFree(cb->ids_dev);
+    cudaFree(cb->att_part);
+    cudaFree(cb->att_count);
     free(cb->bt_host);
     free(cb->slot_blocks);
     free(cb->cached);
@@ -676,6 +736,10 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     cb->use_flash = !(fl && !strcmp(fl, "0"));
     const char *gv = getenv("SL_CUDA_GEMV");
     cb->use_gemv = !(gv && !strcmp(gv, "0"));
+    const char *fu = getenv("SL_CUDA_FUSED"), *sp = getenv("SL_CUDA_SPLIT");
+    cb->fused_max = fu ? atoi(fu) : 2;
+    if (cb->fused_max > SL_CU_FGEMV_MAX_T)
+        cb->fused_max = SL_CU_FGEMV_MAX_T;
     cb->profile = prof && !strcmp(prof, "1");
     if (!cb->layers || !cb->slot_blocks || !cb->cached || !cb->graphs || !cb->graph_limit) {
         sl_err_set(err, "out of memory");
@@ -695,6 +759,13 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
         goto fail;
     CK(cudaMalloc((void **)&cb->logits, (size_t)opts->max_seqs * (size_t)cb->V * 4), "logits");
     CK(cudaMalloc((void **)&cb->ids_dev, (size_t)opts->max_seqs * 4), "ids");
+    if (!(sp && !strcmp(sp, "0"))) {
+        size_t pf, nc;
+        sl_cu_attention_scratch(hd, &pf, &nc);
+        CK(cudaMalloc((void **)&cb->att_part, pf * 4), "attention scratch");
+        CK(cudaMalloc((void **)&cb->att_count, nc * 4), "attention scratch");
+        CK(cudaMemset(cb->att_count, 0, nc * 4), "attention scratch");
+    }
     int step = opts->max_step_tokens > 0 ? opts->max_step_tokens : 2048 + opts->max_seqs;
     if (ensure_acts(cb, step, err) < 0 || make_kv_cache(cb, opts, err) < 0)
         goto fail;

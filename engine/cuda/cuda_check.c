@@ -156,6 +156,41 @@ out:
     json_decref(meta);
 }
 
+/* Decode after 1100-token prompts: attention over several KV ranges merged (flash-decoding),
+ * one sequence and two at once (the fused few-token path), against the CPU. */
+static void long_context(const sl_model *m, float *lc, float *lg)
+{
+    enum { N = 1100 };
+    sl_err err = { { 0 } };
+    int V = m->cfg.vocab_size;
+    sl_backend_opts o = { .max_seqs = 2, .max_len = N + 8, .threads = 2 };
+    sl_backend *cpu = sl_backend_cpu_create(m, &o, &err);
+    sl_backend *gpu = cpu ? sl_backend_cuda_create(m, &o, &err) : NULL;
+    int32_t *toks = malloc(2 * (N + 8) * sizeof *toks);
+    if (!gpu || !toks) {
+        tap(0, "%s", "long context: create backends", err.msg);
+        goto out;
+    }
+    for (int i = 0; i < 2 * (N + 8); i++)
+        toks[i] = rand_tok(V);
+    for (int s = 0; s < 2; s++) {
+        sl_seq_step st = { s, toks + s * (N + 8), N - 37 * s, 0 };
+        both(cpu, gpu, &st, 1, lc, lg, V, s ? "long context: prefill 1063 tokens" : "long context: prefill 1100 tokens");
+    }
+    for (int p = 0; p < 3; p++) {
+        sl_seq_step st = { 0, toks + N + p, 1, N + p };
+        both(cpu, gpu, &st, 1, lc, lg, V, "long context: decode one sequence");
+    }
+    sl_seq_step two[2] = { { 0, toks + N + 3, 1, N + 3 }, { 1, toks + (N + 8) + N - 37, 1, N - 37 } };
+    both(cpu, gpu, two, 2, lc, lg, V, "long context: decode two sequences");
+out:
+    if (gpu)
+        gpu->ops->destroy(gpu);
+    if (cpu)
+        cpu->ops->destroy(cpu);
+    free(toks);
+}
+
 static int check_model(const char *dir)
 {
     sl_err err = { { 0 } };
@@ -232,6 +267,7 @@ static int check_model(const char *dir)
     golden_check(dir, m, gpu, lg);
     gpu->ops->destroy(gpu);
     gpu = NULL;
+    long_context(m, lc, lg);
 
     /* a pool of 9 blocks: two 64-token prompts take 8, a third is refused until one ends */
     {

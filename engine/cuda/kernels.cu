@@ -13,6 +13,14 @@ static int launched(void)
     return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
 
+static int sm_count(void)
+{
+    static int n;
+    if (!n && cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0) != cudaSuccess)
+        n = 132;
+    return n;
+}
+
 __device__ __forceinline__ float bf(uint16_t v)
 {
     return __uint_as_float((unsigned)v << 16);
@@ -177,16 +185,32 @@ __device__ __forceinline__ void pv_step(float *acc, const uint16_t *v, float pr,
     }
 }
 
+// Flash-decoding: with split S > 1, blockIdx.z takes one of S ranges of keys (multiples of
+// 32, at least ATT_SPLIT_MIN keys each, fewer ranges for short contexts: decided at run time
+// so that a captured graph serves every length) and leaves its unnormalised partial
+// (o, m, l) in part; the last block of a (token, head) to finish merges them in range
+// order and resets the counter.
+
+#define ATT_SPLIT_MIN 256
+#define ATT_SPLIT_MAX 16
+
 template <int HD>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
-attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int heads)
+attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int heads, int S,
+                 float *part, int *count)
 {
     constexpr int DPL = HD >= 32 ? HD / 32 : 1;     // value dims per lane
     __shared__ float q_s[HD];
     __shared__ float acc_s[ATT_WARPS][HD];
     __shared__ float m_s[ATT_WARPS], l_s[ATT_WARPS];
-    int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    __shared__ int last_s;
+    int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     int n = tok.pos[t] + 1, slot = tok.slot[t];
+    int s_eff = min(S, (n + ATT_SPLIT_MIN - 1) / ATT_SPLIT_MIN);
+    if (sp >= s_eff)
+        return;
+    int per = ((n + s_eff - 1) / s_eff + 31) & ~31;
+    int k0 = min(n, sp * per), k1 = min(n, k0 + per);
     int kvh = h / (heads / kv.kv_heads);
     float scale = rsqrtf((float)HD);
     for (int i = threadIdx.x; i < HD; i += blockDim.x)
@@ -198,9 +222,9 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
     for (int d = 0; d < DPL; d++)
         acc[d] = 0.0f;
     bool vlane = lane * DPL < HD;
-    for (int c = w; c * 32 < n; c += ATT_WARPS) {
+    for (int c = k0 / 32 + w; c * 32 < k1; c += ATT_WARPS) {
         int p = c * 32 + lane;
-        bool valid = p < n;
+        bool valid = p < k1;
         size_t off = valid ? cache_row(kv, slot, p) + (size_t)kvh * HD : 0;
         float sc = -INFINITY;
         if (valid) {
@@ -225,7 +249,7 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
 #pragma unroll
         for (int d = 0; d < DPL; d++)
             acc[d] *= corr;
-        int keys = min(32, n - c * 32);
+        int keys = min(32, k1 - c * 32);
         if (keys == 32) {
 #pragma unroll
             for (int j = 0; j < 32; j++)
@@ -255,26 +279,89 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
         f[i] = l_s[i] > 0.0f ? expf(m_s[i] - M) : 0.0f;
         L += l_s[i] * f[i];
     }
+    size_t th = (size_t)t * heads + h;
+    if (s_eff == 1) {
+        for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+            float o = 0.0f;
+#pragma unroll
+            for (int i = 0; i < ATT_WARPS; i++)
+                if (f[i] > 0.0f)
+                    o += acc_s[i][d] * f[i];
+            out[th * HD + d] = to_bf(o / L);
+        }
+        return;
+    }
+    float *pp = part + (th * S + sp) * (HD + 2);
     for (int d = threadIdx.x; d < HD; d += blockDim.x) {
         float o = 0.0f;
 #pragma unroll
         for (int i = 0; i < ATT_WARPS; i++)
             if (f[i] > 0.0f)
                 o += acc_s[i][d] * f[i];
-        out[((size_t)t * heads + h) * HD + d] = to_bf(o / L);
+        pp[d] = o;
     }
+    if (threadIdx.x == 0) {
+        pp[HD] = M;
+        pp[HD + 1] = L;
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0)
+        last_s = atomicAdd(&count[th], 1) == s_eff - 1;
+    __syncthreads();
+    if (!last_s)
+        return;
+    __threadfence();
+    const float *p0 = part + th * S * (HD + 2);
+    float MM = -INFINITY, LL = 0.0f;
+    for (int i = 0; i < s_eff; i++)
+        if (__ldcg(p0 + i * (HD + 2) + HD + 1) > 0.0f)
+            MM = fmaxf(MM, __ldcg(p0 + i * (HD + 2) + HD));
+    for (int i = 0; i < s_eff; i++) {
+        float li = __ldcg(p0 + i * (HD + 2) + HD + 1);
+        if (li > 0.0f)
+            LL += li * expf(__ldcg(p0 + i * (HD + 2) + HD) - MM);
+    }
+    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+        float o = 0.0f;
+        for (int i = 0; i < s_eff; i++) {
+            float li = __ldcg(p0 + i * (HD + 2) + HD + 1);
+            if (li > 0.0f)
+                o += __ldcg(p0 + i * (HD + 2) + d) * expf(__ldcg(p0 + i * (HD + 2) + HD) - MM);
+        }
+        out[th * HD + d] = to_bf(o / LL);
+    }
+    if (threadIdx.x == 0)
+        count[th] = 0;
+}
+
+/* Splits per (token, head) so that T x heads x S fills the GPU about twice. */
+static int att_splits(int T, int heads)
+{
+    int th = T * heads, sms = sm_count();
+    if (th >= 2 * sms)
+        return 1;
+    int S = (2 * sms + th - 1) / th;
+    return S < ATT_SPLIT_MAX ? S : ATT_SPLIT_MAX;
+}
+
+extern "C" void sl_cu_attention_scratch(int head_dim, size_t *part_floats, size_t *counters)
+{
+    *part_floats = (size_t)4 * sm_count() * (size_t)(head_dim + 2);
+    *counters = (size_t)2 * sm_count();
 }
 
 extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
-                               const sl_cu_kv *kv, int T, int heads)
+                               const sl_cu_kv *kv, int T, int heads, float *part, int *count)
 {
-    dim3 grid(T, heads);
+    int S = part && count ? att_splits(T, heads) : 1;
+    dim3 grid(T, heads, S);
     switch (kv->head_dim) {
-    case 16: attention_kernel<16><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
-    case 32: attention_kernel<32><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
-    case 64: attention_kernel<64><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
-    case 128: attention_kernel<128><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
-    case 256: attention_kernel<256><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads); break;
+    case 16: attention_kernel<16><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
+    case 32: attention_kernel<32><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
+    case 64: attention_kernel<64><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
+    case 128: attention_kernel<128><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
+    case 256: attention_kernel<256><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
     default: return -1;
     }
     return launched();
@@ -533,5 +620,242 @@ extern "C" int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, i
                             int limit)
 {
     argmax_kernel<<<R, 1024, 0, s>>>(ids, logits, stride, limit);
+    return launched();
+}
+
+// ---- fused decode GEMV: RMSNorm prologue, split-K, RoPE / SwiGLU / residual epilogues ----
+//
+// A unit is one output row, or a pair of weight rows where the epilogue needs both: a RoPE
+// pair (d, d + head_dim/2 of one head), a V pair, a (gate, up) pair. A block of 8 warps takes
+// 8 / ksplit units at a time; the ksplit warps of a unit each read a slice of K and their sums
+// meet in shared memory in a fixed order (deterministic).
+
+template <int OUT>
+__device__ __forceinline__ void unit_rows(const sl_cu_fgemv &a, int u, int *rows)
+{
+    if constexpr (OUT == SL_FO_SWIGLU) {
+        rows[0] = u;
+        rows[1] = a.n_units + u;
+    } else if constexpr (OUT == SL_FO_QKV) {
+        int hd = a.kv.head_dim, half = hd / 2, pairs = (a.heads + a.kv.kv_heads) * half;
+        if (u < pairs) {
+            rows[0] = (u / half) * hd + u % half;
+            rows[1] = rows[0] + half;
+        } else {
+            rows[0] = 2 * pairs + 2 * (u - pairs);     // V rows follow Q and K
+            rows[1] = rows[0] + 1;
+        }
+    } else {
+        rows[0] = u;
+    }
+}
+
+template <int T, int OUT>
+__device__ __forceinline__ void fgemv_epilogue(const sl_cu_fgemv &a, int u, const float (*acc)[T])
+{
+#pragma unroll
+    for (int t = 0; t < T; t++) {
+        if constexpr (OUT == SL_FO_BF16) {
+            static_cast<uint16_t *>(a.y)[(size_t)t * a.ld_y + u] = to_bf(acc[0][t]);
+        } else if constexpr (OUT == SL_FO_F32) {
+            static_cast<float *>(a.y)[(size_t)t * a.ld_y + u] = acc[0][t];
+        } else if constexpr (OUT == SL_FO_RESID) {
+            static_cast<float *>(a.y)[(size_t)t * a.ld_y + u] += acc[0][t];
+        } else if constexpr (OUT == SL_FO_SWIGLU) {
+            float g = acc[0][t], up = acc[1][t];
+            static_cast<uint16_t *>(a.y)[(size_t)t * a.ld_y + u] = to_bf(g / (1.0f + expf(-g)) * up);
+        } else {
+            int hd = a.kv.head_dim, half = hd / 2, pairs = (a.heads + a.kv.kv_heads) * half;
+            int Q = a.heads * hd, KV = a.kv.kv_heads * hd, p = a.tok.pos[t];
+            size_t at = cache_row(a.kv, a.tok.slot[t], p);
+            if (u < pairs) {
+                int h = u / half, d = u % half, base = h * hd;
+                float x1 = acc[0][t], x2 = acc[1][t];
+                if (a.bias) {
+                    x1 += bf(a.bias[base + d]);
+                    x2 += bf(a.bias[base + d + half]);
+                }
+                float sn, cs;
+                sincosf((float)p * a.inv_freq[d], &sn, &cs);
+                float y1 = x1 * cs - x2 * sn, y2 = x2 * cs + x1 * sn;
+                if (h < a.heads) {
+                    a.q_out[(size_t)t * Q + base + d] = y1;
+                    a.q_out[(size_t)t * Q + base + d + half] = y2;
+                } else {
+                    a.kv.k[at + base - Q + d] = to_bf(y1);
+                    a.kv.k[at + base - Q + d + half] = to_bf(y2);
+                }
+            } else {
+                int j = 2 * (u - pairs);
+                float v0 = acc[0][t], v1 = acc[1][t];
+                if (a.bias) {
+                    v0 += bf(a.bias[Q + KV + j]);
+                    v1 += bf(a.bias[Q + KV + j + 1]);
+                }
+                a.kv.v[at + j] = to_bf(v0);
+                a.kv.v[at + j + 1] = to_bf(v1);
+            }
+        }
+    }
+}
+
+template <int T, bool NORM, int OUT>
+__global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a)
+{
+    constexpr int NR = (OUT == SL_FO_SWIGLU || OUT == SL_FO_QKV) ? 2 : 1;
+    extern __shared__ __align__(16) uint16_t xs[];       // NORM: the normalised input, [T][K]
+    __shared__ float red[8][NR][T];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, K = a.K, chunks = K / 8;
+    const uint16_t *x = a.x;
+    if constexpr (NORM) {
+        __shared__ float part[8][T];
+        float ss[T];
+#pragma unroll
+        for (int t = 0; t < T; t++) {
+            ss[t] = 0.0f;
+            const float4 *xr = reinterpret_cast<const float4 *>(a.xres + (size_t)t * K);
+            for (int i = threadIdx.x; i < K / 4; i += blockDim.x) {
+                float4 v = xr[i];
+                ss[t] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+            }
+            ss[t] = warp_sum(ss[t]);
+            if (lane == 0)
+                part[w][t] = ss[t];
+        }
+        __syncthreads();
+        float inv[T];
+#pragma unroll
+        for (int t = 0; t < T; t++) {
+            float s = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                s += part[i][t];
+            inv[t] = rsqrtf(s / (float)K + a.eps);
+        }
+#pragma unroll
+        for (int t = 0; t < T; t++)
+            for (int i = threadIdx.x; i < K; i += blockDim.x)
+                xs[t * K + i] = to_bf(bf(a.norm_w[i]) * (a.xres[(size_t)t * K + i] * inv[t]));
+        __syncthreads();
+        x = xs;
+    }
+    int ks = a.ksplit, upb = 8 / ks, sub = w / ks, part_k = w % ks;
+    int c0 = part_k * chunks / ks, c1 = (part_k + 1) * chunks / ks;
+    for (int u0 = blockIdx.x * upb; u0 < a.n_units; u0 += gridDim.x * upb) {
+        int u = u0 + sub;
+        bool live = u < a.n_units;
+        float acc[NR][T];
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+#pragma unroll
+            for (int t = 0; t < T; t++)
+                acc[r][t] = 0.0f;
+        if (live) {
+            int rows[NR];
+            unit_rows<OUT>(a, u, rows);
+            const uint4 *wr[NR];
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                wr[r] = reinterpret_cast<const uint4 *>(a.W + (size_t)rows[r] * K);
+#pragma unroll 4
+            for (int c = c0 + lane; c < c1; c += 32) {
+                uint4 wv[NR];
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+                    wv[r] = wr[r][c];
+#pragma unroll
+                for (int t = 0; t < T; t++) {
+                    uint4 v = reinterpret_cast<const uint4 *>(x + (size_t)t * K)[c];
+                    const unsigned xd[4] = { v.x, v.y, v.z, v.w };
+#pragma unroll
+                    for (int r = 0; r < NR; r++) {
+                        const unsigned wd[4] = { wv[r].x, wv[r].y, wv[r].z, wv[r].w };
+#pragma unroll
+                        for (int j = 0; j < 4; j++) {
+                            acc[r][t] += __uint_as_float(wd[j] << 16) * __uint_as_float(xd[j] << 16);
+                            acc[r][t] += __uint_as_float(wd[j] & 0xffff0000u) *
+                                         __uint_as_float(xd[j] & 0xffff0000u);
+                        }
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+#pragma unroll
+            for (int t = 0; t < T; t++)
+                acc[r][t] = warp_sum(acc[r][t]);
+        if (ks > 1) {
+            if (lane == 0)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+#pragma unroll
+                    for (int t = 0; t < T; t++)
+                        red[w][r][t] = acc[r][t];
+            __syncthreads();
+            if (part_k == 0)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+#pragma unroll
+                    for (int t = 0; t < T; t++) {
+                        float s = 0.0f;
+                        for (int p = 0; p < ks; p++)
+                            s += red[w + p][r][t];
+                        acc[r][t] = s;
+                    }
+            __syncthreads();
+        }
+        if (live && part_k == 0 && lane == 0)
+            fgemv_epilogue<T, OUT>(a, u, acc);
+    }
+}
+
+template <int T, bool NORM>
+static void fgemv_out(const sl_cu_fgemv *a, dim3 grid, size_t smem, sl_cu_stream s)
+{
+    switch (a->out) {
+    case SL_FO_BF16: fgemv_kernel<T, NORM, SL_FO_BF16><<<grid, 256, smem, s>>>(*a); break;
+    case SL_FO_F32: fgemv_kernel<T, NORM, SL_FO_F32><<<grid, 256, smem, s>>>(*a); break;
+    case SL_FO_RESID: fgemv_kernel<T, NORM, SL_FO_RESID><<<grid, 256, smem, s>>>(*a); break;
+    case SL_FO_SWIGLU: fgemv_kernel<T, NORM, SL_FO_SWIGLU><<<grid, 256, smem, s>>>(*a); break;
+    case SL_FO_QKV: fgemv_kernel<T, NORM, SL_FO_QKV><<<grid, 256, smem, s>>>(*a); break;
+    }
+}
+
+template <int T>
+static void fgemv_in(const sl_cu_fgemv *a, dim3 grid, size_t smem, sl_cu_stream s)
+{
+    if (a->xres)
+        fgemv_out<T, true>(a, grid, smem, s);
+    else
+        fgemv_out<T, false>(a, grid, smem, s);
+}
+
+extern "C" int sl_cu_fgemv_run(sl_cu_stream s, sl_cu_fgemv *a, int T)
+{
+    int chunks = a->K / 8;
+    size_t smem = a->xres ? (size_t)T * (size_t)a->K * 2 : 0;
+    if (a->K % 8 != 0 || T < 1 || T > SL_CU_FGEMV_MAX_T || smem > SL_CU_FGEMV_MAX_SMEM ||
+        a->n_units < 1)
+        return -1;
+    int sms = sm_count(), ks = 1;
+    /* enough warps to keep every SM's loads in flight, each warp still a full pass of lanes */
+    while (ks < 8 && (long)a->n_units * ks < 32L * sms && chunks / (2 * ks) >= 32)
+        ks *= 2;
+    a->ksplit = ks;
+    int upb = 8 / ks, blocks = (a->n_units + upb - 1) / upb;
+    if (blocks > 4 * sms)
+        blocks = 4 * sms;
+    dim3 grid(blocks);
+    switch (T) {
+    case 1: fgemv_in<1>(a, grid, smem, s); break;
+    case 2: fgemv_in<2>(a, grid, smem, s); break;
+    case 3: fgemv_in<3>(a, grid, smem, s); break;
+    case 4: fgemv_in<4>(a, grid, smem, s); break;
+    case 5: fgemv_in<5>(a, grid, smem, s); break;
+    case 6: fgemv_in<6>(a, grid, smem, s); break;
+    case 7: fgemv_in<7>(a, grid, smem, s); break;
+    case 8: fgemv_in<8>(a, grid, smem, s); break;
+    }
     return launched();
 }

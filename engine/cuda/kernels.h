@@ -46,9 +46,13 @@ int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_t *bias, fl
                    int heads);
 
 /* Causal attention of every token over its slot's cache, positions 0..pos[t]:
- * out[t][heads][head_dim] (bf16). head_dim must be 16, 32, 64, 128 or 256. */
+ * out[t][heads][head_dim] (bf16). head_dim must be 16, 32, 64, 128 or 256. With part and
+ * count (sizes from sl_cu_attention_scratch; count zeroed once, left zeroed), long contexts
+ * are split over several blocks per (token, head) when T x heads is too few to fill the GPU
+ * (flash-decoding); NULL: one block each. */
 int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
-                    const sl_cu_kv *kv, int T, int heads);
+                    const sl_cu_kv *kv, int T, int heads, float *part, int *count);
+void sl_cu_attention_scratch(int head_dim, size_t *part_floats, size_t *counters);
 
 /* The same on the tensor cores for batches with prompt chunks: tile i is the tokens
  * tile_t0[i] .. tile_t0[i] + tile_n[i] - 1 (at most 16, consecutive positions of one
@@ -65,6 +69,39 @@ int sl_cu_swiglu(sl_cu_stream s, uint16_t *act, const uint16_t *gu, int T, int I
 #define SL_CU_GEMV_MAX_T 8
 int sl_cu_gemv(sl_cu_stream s, void *y, int y_f32, const uint16_t *W, const uint16_t *x,
                int T, int N, int K);
+
+/* The decode GEMV with its neighbours fused, for 1 <= T <= SL_CU_FGEMV_MAX_T tokens:
+ * unit u of the output takes weight row u of W[.][K] (two rows for SWIGLU and QKV) against
+ * the input: x (bf16 [T][K]), or where xres is set RMSNorm(xres) (f32 [T][K] residual rows,
+ * norm_w, eps; rounded to bf16 as the unfused path does). Outputs, by out:
+ *   SL_FO_BF16, SL_FO_F32: y[t][u] (ld_y apart); SL_FO_RESID: y (f32)[t][u] += the sum;
+ *   SL_FO_SWIGLU: y[t][u] (bf16) = silu(row u) * row n_units + u;
+ *   SL_FO_QKV: the fused q|k|v projection, bias (NULL: none), RoPE at tok.pos and the KV
+ *   write as sl_cu_qkv_rope does, q to q_out (f32 [T][heads][head_dim]); n_units =
+ *   (heads + kv_heads) * head_dim / 2 + kv_heads * head_dim / 2.
+ * K a multiple of 8 and T*K*2 bytes of shared memory at most SL_CU_FGEMV_MAX_SMEM (else -1). */
+#define SL_CU_FGEMV_MAX_T 8
+#define SL_CU_FGEMV_MAX_SMEM 49152
+enum { SL_FO_BF16, SL_FO_F32, SL_FO_RESID, SL_FO_SWIGLU, SL_FO_QKV };
+typedef struct sl_cu_fgemv {
+    const uint16_t *W;
+    int n_units, K;
+    int ksplit;                  /* set by sl_cu_fgemv_run */
+    const uint16_t *x;
+    const float *xres;
+    const uint16_t *norm_w;
+    float eps;
+    int out;
+    void *y;
+    int ld_y;
+    const uint16_t *bias;
+    float *q_out;
+    sl_cu_tok tok;
+    sl_cu_kv kv;
+    const float *inv_freq;
+    int heads;
+} sl_cu_fgemv;
+int sl_cu_fgemv_run(sl_cu_stream s, sl_cu_fgemv *a, int T);
 
 /* ids[r] = argmax of logits[r][0..limit) (lowest index on ties). */
 int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, int R, int stride, int limit);

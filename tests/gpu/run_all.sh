@@ -3,8 +3,10 @@
 # binaries and these scripts carried in .gpu/ (see README, engine section):
 #   .gpu/bin/{sluice-engine,sluice-cuda-check,sluice-cuda-logits,sluice-bench-cuda}
 #   .gpu/gpu/*.py, .gpu/tok/{tokenizer.json,tokenizer_config.json}
-# Usage: run_all.sh [check] [compare15] [sanitize] [bench15] [nograph15] [profile15] [serve] [preempt]
-#                   [compare7] [bench7]
+# Usage: run_all.sh [check] [compare15] [sanitize] [bench15] [ours15] [variants15] [nograph15]
+#                   [profile15] [serve] [preempt] [compare7] [bench7]
+# ours15: sluice-bench-cuda alone; variants15: it again with the fused path or the
+# flash-decoding split off, and with the fused path up to 8 tokens.
 # Logs go to $OUT (or /tmp/sluice-gpu).
 OUT=${OUT:-/tmp/sluice-gpu}
 G=.gpu
@@ -30,6 +32,15 @@ for s in $steps; do
         [ -d $m ] || python3 $G/gpu/make_model.py $m $sz $G/tok
         $G/bin/sluice-bench-cuda $m "$OUT/bench$sz.json" 2>&1 | tee "$OUT/bench$sz.txt"
         python3 $G/gpu/bench_hf.py $m "$OUT/bench$sz.json" 2>&1 | tee -a "$OUT/bench$sz.txt" ;;
+    ours15|ours7)
+        sz=${s#ours}; sz=${sz/15/1.5}b; m=/tmp/m$sz
+        [ -d $m ] || python3 $G/gpu/make_model.py $m $sz $G/tok
+        $G/bin/sluice-bench-cuda $m "$OUT/bench$sz.json" 2>&1 | tee "$OUT/bench$sz.txt" ;;
+    variants15)
+        for v in "SL_CUDA_FUSED=0 SL_CUDA_SPLIT=0" "SL_CUDA_FUSED=0" "SL_CUDA_SPLIT=0" "SL_CUDA_FUSED=4" "SL_CUDA_FUSED=8"; do
+            echo "--- $v"
+            env $v $G/bin/sluice-bench-cuda /tmp/m1.5b 2>&1 | grep -E '^\| (1|8|32|128|1 after)'
+        done 2>&1 | tee "$OUT/variants1.5b.txt" ;;
     nograph15)
         SL_CUDA_GRAPHS=0 $G/bin/sluice-bench-cuda /tmp/m1.5b 2>&1 | tee "$OUT/bench1.5b-nographs.txt" ;;
     profile15|profile7)
