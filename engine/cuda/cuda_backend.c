@@ -52,6 +52,7 @@ typedef struct cuda_backend {
     int fused_max;          /* decode batches up to this many take the fused GEMV path
                              * (SL_CUDA_FUSED=N, 0: off) */
     bool fused;             /* this call takes it */
+    bool use_pdl;           /* its GEMVs launched as programmatic dependents (SL_CUDA_PDL=0: off) */
     float *att_part;        /* flash-decoding partials and counters (SL_CUDA_SPLIT=0: none) */
     int *att_count;
     cudaGraphExec_t *graphs;
@@ -409,23 +410,24 @@ static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_er
         sl_cu_fgemv qkv = { .W = w->qkv_w, .n_units = (c->num_heads + c->num_kv_heads) * half + cb->KV / 2,
                             .K = cb->H, .xres = cb->x, .norm_w = w->in_norm, .eps = c->rms_norm_eps,
                             .out = SL_FO_QKV, .bias = w->qkv_b, .q_out = cb->q, .tok = *tok,
-                            .kv = kv, .inv_freq = cb->inv_freq, .heads = c->num_heads };
+                            .kv = kv, .inv_freq = cb->inv_freq, .heads = c->num_heads,
+                            .pdl = cb->use_pdl };
         CKK(sl_cu_fgemv_run(s, &qkv, T), "fused qkv");
         mark(cb, P_QKV);
         CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
                             cb->att_count), "attention");
         mark(cb, P_ATTN);
         sl_cu_fgemv o = { .W = w->o_w, .n_units = cb->H, .K = cb->Q, .x = cb->att,
-                          .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H };
+                          .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl };
         CKK(sl_cu_fgemv_run(s, &o, T), "fused o_proj");
         mark(cb, P_O);
         sl_cu_fgemv gu = { .W = w->gu_w, .n_units = cb->I, .K = cb->H, .xres = cb->x,
                            .norm_w = w->post_norm, .eps = c->rms_norm_eps, .out = SL_FO_SWIGLU,
-                           .y = cb->act, .ld_y = cb->I };
+                           .y = cb->act, .ld_y = cb->I, .pdl = cb->use_pdl };
         CKK(sl_cu_fgemv_run(s, &gu, T), "fused gate_up");
         mark(cb, P_GU);
         sl_cu_fgemv down = { .W = w->down_w, .n_units = cb->H, .K = cb->I, .x = cb->act,
-                             .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H };
+                             .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl };
         CKK(sl_cu_fgemv_run(s, &down, T), "fused down");
         mark(cb, P_DOWN);
     }
@@ -449,7 +451,7 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
             goto fail;
         sl_cu_fgemv head = { .W = cb->lm_head, .n_units = cb->V, .K = cb->H, .xres = cb->x,
                              .norm_w = cb->final_norm, .eps = c->rms_norm_eps, .out = SL_FO_F32,
-                             .y = cb->logits, .ld_y = cb->V };
+                             .y = cb->logits, .ld_y = cb->V, .pdl = cb->use_pdl };
         CKK(sl_cu_fgemv_run(s, &head, T), "fused lm_head");
     } else {
         if (run_layers(cb, T, tok, err) < 0)
@@ -736,7 +738,8 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     cb->use_flash = !(fl && !strcmp(fl, "0"));
     const char *gv = getenv("SL_CUDA_GEMV");
     cb->use_gemv = !(gv && !strcmp(gv, "0"));
-    const char *fu = getenv("SL_CUDA_FUSED"), *sp = getenv("SL_CUDA_SPLIT");
+    const char *fu = getenv("SL_CUDA_FUSED"), *sp = getenv("SL_CUDA_SPLIT"), *pdl = getenv("SL_CUDA_PDL");
+    cb->use_pdl = !(pdl && !strcmp(pdl, "0"));
     cb->fused_max = fu ? atoi(fu) : 2;
     if (cb->fused_max > SL_CU_FGEMV_MAX_T)
         cb->fused_max = SL_CU_FGEMV_MAX_T;

@@ -167,6 +167,8 @@ static void long_context(const sl_model *m, float *lc, float *lg)
     sl_backend *cpu = sl_backend_cpu_create(m, &o, &err);
     sl_backend *gpu = cpu ? sl_backend_cuda_create(m, &o, &err) : NULL;
     int32_t *toks = malloc(2 * (N + 8) * sizeof *toks);
+    uint32_t saved = rng;    /* the other checks keep their inputs */
+    rng = 4242;
     if (!gpu || !toks) {
         tap(0, "%s", "long context: create backends", err.msg);
         goto out;
@@ -184,6 +186,7 @@ static void long_context(const sl_model *m, float *lc, float *lg)
     sl_seq_step two[2] = { { 0, toks + N + 3, 1, N + 3 }, { 1, toks + (N + 8) + N - 37, 1, N - 37 } };
     both(cpu, gpu, two, 2, lc, lg, V, "long context: decode two sequences");
 out:
+    rng = saved;
     if (gpu)
         gpu->ops->destroy(gpu);
     if (cpu)

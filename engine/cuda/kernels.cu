@@ -623,12 +623,11 @@ extern "C" int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, i
     return launched();
 }
 
-// ---- fused decode GEMV: RMSNorm prologue, split-K, RoPE / SwiGLU / residual epilogues ----
+// ---- fused decode GEMV: RMSNorm prologue, RoPE / SwiGLU / residual epilogues ----
 //
 // A unit is one output row, or a pair of weight rows where the epilogue needs both: a RoPE
-// pair (d, d + head_dim/2 of one head), a V pair, a (gate, up) pair. A block of 8 warps takes
-// 8 / ksplit units at a time; the ksplit warps of a unit each read a slice of K and their sums
-// meet in shared memory in a fixed order (deterministic).
+// pair (d, d + head_dim/2 of one head), a V pair, a (gate, up) pair; one warp computes a
+// unit (16-byte loads, all of K), and as many blocks as fit on the GPU at once share them.
 
 template <int OUT>
 __device__ __forceinline__ void unit_rows(const sl_cu_fgemv &a, int u, int *rows)
@@ -704,8 +703,21 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a)
 {
     constexpr int NR = (OUT == SL_FO_SWIGLU || OUT == SL_FO_QKV) ? 2 : 1;
     extern __shared__ __align__(16) uint16_t xs[];       // NORM: the normalised input, [T][K]
-    __shared__ float red[8][NR][T];
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, K = a.K, chunks = K / 8;
+    // units go round the warps of every block first, so that each SM gets its share
+    int g0 = w * gridDim.x + blockIdx.x, W = gridDim.x * 8;
+    // the weights do not depend on the kernel before (programmatic dependent launch): start
+    // pulling the first unit's rows into L2 while it finishes
+    if (g0 < a.n_units) {
+        int rows[NR];
+        unit_rows<OUT>(a, g0, rows);
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            for (int c = lane; c < chunks; c += 32)
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(a.W + (size_t)rows[r] * K + 8 * c));
+    }
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;");
     const uint16_t *x = a.x;
     if constexpr (NORM) {
         __shared__ float part[8][T];
@@ -739,43 +751,37 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a)
         __syncthreads();
         x = xs;
     }
-    int ks = a.ksplit, upb = 8 / ks, sub = w / ks, part_k = w % ks;
-    int c0 = part_k * chunks / ks, c1 = (part_k + 1) * chunks / ks;
-    for (int u0 = blockIdx.x * upb; u0 < a.n_units; u0 += gridDim.x * upb) {
-        int u = u0 + sub;
-        bool live = u < a.n_units;
+    for (int u = g0; u < a.n_units; u += W) {
         float acc[NR][T];
 #pragma unroll
         for (int r = 0; r < NR; r++)
 #pragma unroll
             for (int t = 0; t < T; t++)
                 acc[r][t] = 0.0f;
-        if (live) {
-            int rows[NR];
-            unit_rows<OUT>(a, u, rows);
-            const uint4 *wr[NR];
+        int rows[NR];
+        unit_rows<OUT>(a, u, rows);
+        const uint4 *wr[NR];
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            wr[r] = reinterpret_cast<const uint4 *>(a.W + (size_t)rows[r] * K);
+#pragma unroll 8
+        for (int c = lane; c < chunks; c += 32) {
+            uint4 wv[NR];
 #pragma unroll
             for (int r = 0; r < NR; r++)
-                wr[r] = reinterpret_cast<const uint4 *>(a.W + (size_t)rows[r] * K);
-#pragma unroll 4
-            for (int c = c0 + lane; c < c1; c += 32) {
-                uint4 wv[NR];
+                wv[r] = __ldcs(wr[r] + c);
 #pragma unroll
-                for (int r = 0; r < NR; r++)
-                    wv[r] = wr[r][c];
+            for (int t = 0; t < T; t++) {
+                uint4 v = reinterpret_cast<const uint4 *>(x + (size_t)t * K)[c];
+                const unsigned xd[4] = { v.x, v.y, v.z, v.w };
 #pragma unroll
-                for (int t = 0; t < T; t++) {
-                    uint4 v = reinterpret_cast<const uint4 *>(x + (size_t)t * K)[c];
-                    const unsigned xd[4] = { v.x, v.y, v.z, v.w };
+                for (int r = 0; r < NR; r++) {
+                    const unsigned wd[4] = { wv[r].x, wv[r].y, wv[r].z, wv[r].w };
 #pragma unroll
-                    for (int r = 0; r < NR; r++) {
-                        const unsigned wd[4] = { wv[r].x, wv[r].y, wv[r].z, wv[r].w };
-#pragma unroll
-                        for (int j = 0; j < 4; j++) {
-                            acc[r][t] += __uint_as_float(wd[j] << 16) * __uint_as_float(xd[j] << 16);
-                            acc[r][t] += __uint_as_float(wd[j] & 0xffff0000u) *
-                                         __uint_as_float(xd[j] & 0xffff0000u);
-                        }
+                    for (int j = 0; j < 4; j++) {
+                        acc[r][t] += __uint_as_float(wd[j] << 16) * __uint_as_float(xd[j] << 16);
+                        acc[r][t] += __uint_as_float(wd[j] & 0xffff0000u) *
+                                     __uint_as_float(xd[j] & 0xffff0000u);
                     }
                 }
             }
@@ -785,77 +791,69 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a)
 #pragma unroll
             for (int t = 0; t < T; t++)
                 acc[r][t] = warp_sum(acc[r][t]);
-        if (ks > 1) {
-            if (lane == 0)
-#pragma unroll
-                for (int r = 0; r < NR; r++)
-#pragma unroll
-                    for (int t = 0; t < T; t++)
-                        red[w][r][t] = acc[r][t];
-            __syncthreads();
-            if (part_k == 0)
-#pragma unroll
-                for (int r = 0; r < NR; r++)
-#pragma unroll
-                    for (int t = 0; t < T; t++) {
-                        float s = 0.0f;
-                        for (int p = 0; p < ks; p++)
-                            s += red[w + p][r][t];
-                        acc[r][t] = s;
-                    }
-            __syncthreads();
-        }
-        if (live && part_k == 0 && lane == 0)
+        if (lane == 0)
             fgemv_epilogue<T, OUT>(a, u, acc);
     }
 }
 
+template <int T, bool NORM, int OUT>
+static cudaError_t fgemv_launch(const sl_cu_fgemv *a, size_t smem, sl_cu_stream s)
+{
+    static int per_sm;
+    if (!per_sm && (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fgemv_kernel<T, NORM, OUT>,
+                                                                   256, smem) != cudaSuccess ||
+                    per_sm < 1))
+        per_sm = 1;
+    int groups = (a->n_units + 7) / 8, blocks = per_sm * sm_count();
+    if (blocks > groups)
+        blocks = groups;
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr[1];
+    cfg.gridDim = dim3(blocks);
+    cfg.blockDim = dim3(256);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = a->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, fgemv_kernel<T, NORM, OUT>, *a);
+}
+
 template <int T, bool NORM>
-static void fgemv_out(const sl_cu_fgemv *a, dim3 grid, size_t smem, sl_cu_stream s)
+static cudaError_t fgemv_out(const sl_cu_fgemv *a, size_t smem, sl_cu_stream s)
 {
     switch (a->out) {
-    case SL_FO_BF16: fgemv_kernel<T, NORM, SL_FO_BF16><<<grid, 256, smem, s>>>(*a); break;
-    case SL_FO_F32: fgemv_kernel<T, NORM, SL_FO_F32><<<grid, 256, smem, s>>>(*a); break;
-    case SL_FO_RESID: fgemv_kernel<T, NORM, SL_FO_RESID><<<grid, 256, smem, s>>>(*a); break;
-    case SL_FO_SWIGLU: fgemv_kernel<T, NORM, SL_FO_SWIGLU><<<grid, 256, smem, s>>>(*a); break;
-    case SL_FO_QKV: fgemv_kernel<T, NORM, SL_FO_QKV><<<grid, 256, smem, s>>>(*a); break;
+    case SL_FO_BF16: return fgemv_launch<T, NORM, SL_FO_BF16>(a, smem, s);
+    case SL_FO_F32: return fgemv_launch<T, NORM, SL_FO_F32>(a, smem, s);
+    case SL_FO_RESID: return fgemv_launch<T, NORM, SL_FO_RESID>(a, smem, s);
+    case SL_FO_SWIGLU: return fgemv_launch<T, NORM, SL_FO_SWIGLU>(a, smem, s);
+    default: return fgemv_launch<T, NORM, SL_FO_QKV>(a, smem, s);
     }
 }
 
 template <int T>
-static void fgemv_in(const sl_cu_fgemv *a, dim3 grid, size_t smem, sl_cu_stream s)
+static cudaError_t fgemv_in(const sl_cu_fgemv *a, size_t smem, sl_cu_stream s)
 {
-    if (a->xres)
-        fgemv_out<T, true>(a, grid, smem, s);
-    else
-        fgemv_out<T, false>(a, grid, smem, s);
+    return a->xres ? fgemv_out<T, true>(a, smem, s) : fgemv_out<T, false>(a, smem, s);
 }
 
-extern "C" int sl_cu_fgemv_run(sl_cu_stream s, sl_cu_fgemv *a, int T)
+extern "C" int sl_cu_fgemv_run(sl_cu_stream s, const sl_cu_fgemv *a, int T)
 {
-    int chunks = a->K / 8;
     size_t smem = a->xres ? (size_t)T * (size_t)a->K * 2 : 0;
     if (a->K % 8 != 0 || T < 1 || T > SL_CU_FGEMV_MAX_T || smem > SL_CU_FGEMV_MAX_SMEM ||
-        a->n_units < 1)
+        a->n_units < 1 || a->out < SL_FO_BF16 || a->out > SL_FO_QKV)
         return -1;
-    int sms = sm_count(), ks = 1;
-    /* enough warps to keep every SM's loads in flight, each warp still a full pass of lanes */
-    while (ks < 8 && (long)a->n_units * ks < 32L * sms && chunks / (2 * ks) >= 32)
-        ks *= 2;
-    a->ksplit = ks;
-    int upb = 8 / ks, blocks = (a->n_units + upb - 1) / upb;
-    if (blocks > 4 * sms)
-        blocks = 4 * sms;
-    dim3 grid(blocks);
+    cudaError_t e = cudaErrorInvalidValue;
     switch (T) {
-    case 1: fgemv_in<1>(a, grid, smem, s); break;
-    case 2: fgemv_in<2>(a, grid, smem, s); break;
-    case 3: fgemv_in<3>(a, grid, smem, s); break;
-    case 4: fgemv_in<4>(a, grid, smem, s); break;
-    case 5: fgemv_in<5>(a, grid, smem, s); break;
-    case 6: fgemv_in<6>(a, grid, smem, s); break;
-    case 7: fgemv_in<7>(a, grid, smem, s); break;
-    case 8: fgemv_in<8>(a, grid, smem, s); break;
+    case 1: e = fgemv_in<1>(a, smem, s); break;
+    case 2: e = fgemv_in<2>(a, smem, s); break;
+    case 3: e = fgemv_in<3>(a, smem, s); break;
+    case 4: e = fgemv_in<4>(a, smem, s); break;
+    case 5: e = fgemv_in<5>(a, smem, s); break;
+    case 6: e = fgemv_in<6>(a, smem, s); break;
+    case 7: e = fgemv_in<7>(a, smem, s); break;
+    case 8: e = fgemv_in<8>(a, smem, s); break;
     }
-    return launched();
+    return e == cudaSuccess ? launched() : -1;
 }

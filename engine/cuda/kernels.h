@@ -79,14 +79,15 @@ int sl_cu_gemv(sl_cu_stream s, void *y, int y_f32, const uint16_t *W, const uint
  *   SL_FO_QKV: the fused q|k|v projection, bias (NULL: none), RoPE at tok.pos and the KV
  *   write as sl_cu_qkv_rope does, q to q_out (f32 [T][heads][head_dim]); n_units =
  *   (heads + kv_heads) * head_dim / 2 + kv_heads * head_dim / 2.
- * K a multiple of 8 and T*K*2 bytes of shared memory at most SL_CU_FGEMV_MAX_SMEM (else -1). */
+ * With pdl, the launch may begin before the kernel before it ends (it prefetches weights,
+ * then waits for it). K a multiple of 8 and T*K*2 bytes of shared memory at most SL_CU_FGEMV_MAX_SMEM (else -1). */
 #define SL_CU_FGEMV_MAX_T 8
 #define SL_CU_FGEMV_MAX_SMEM 49152
 enum { SL_FO_BF16, SL_FO_F32, SL_FO_RESID, SL_FO_SWIGLU, SL_FO_QKV };
 typedef struct sl_cu_fgemv {
     const uint16_t *W;
     int n_units, K;
-    int ksplit;                  /* set by sl_cu_fgemv_run */
+    int pdl;                     /* launch as a programmatic dependent of the kernel before */
     const uint16_t *x;
     const float *xres;
     const uint16_t *norm_w;
@@ -101,7 +102,7 @@ typedef struct sl_cu_fgemv {
     const float *inv_freq;
     int heads;
 } sl_cu_fgemv;
-int sl_cu_fgemv_run(sl_cu_stream s, sl_cu_fgemv *a, int T);
+int sl_cu_fgemv_run(sl_cu_stream s, const sl_cu_fgemv *a, int T);
 
 /* ids[r] = argmax of logits[r][0..limit) (lowest index on ties). */
 int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, int R, int stride, int limit);

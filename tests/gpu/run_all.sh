@@ -37,7 +37,7 @@ for s in $steps; do
         [ -d $m ] || python3 $G/gpu/make_model.py $m $sz $G/tok
         $G/bin/sluice-bench-cuda $m "$OUT/bench$sz.json" 2>&1 | tee "$OUT/bench$sz.txt" ;;
     variants15)
-        for v in "SL_CUDA_FUSED=0 SL_CUDA_SPLIT=0" "SL_CUDA_FUSED=0" "SL_CUDA_SPLIT=0" "SL_CUDA_FUSED=4" "SL_CUDA_FUSED=8"; do
+        for v in ${VARIANTS:-"SL_CUDA_FUSED=0 SL_CUDA_SPLIT=0" "SL_CUDA_FUSED=0" "SL_CUDA_SPLIT=0" "SL_CUDA_PDL=0" "SL_CUDA_FUSED=8"}; do
             echo "--- $v"
             env $v $G/bin/sluice-bench-cuda /tmp/m1.5b 2>&1 | grep -E '^\| (1|8|32|128|1 after)'
         done 2>&1 | tee "$OUT/variants1.5b.txt" ;;
