@@ -111,8 +111,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < maxB * 4096; i++)
         toks[i] = rand_tok(V);
     double dec[4] = { 0 }, ttft[3] = { 0 };
-    const char *prof = getenv("SL_CUDA_PROFILE");
-    bool profile = prof && !strcmp(prof, "1");
+    const char *prof = getenv("SL_CUDA_PROFILE"), *quick = getenv("SL_BENCH_QUICK");
+    /* SL_BENCH_QUICK=1: batch-1 decode only (under a profiler) */
+    bool profile = (prof && !strcmp(prof, "1")) || (quick && !strcmp(quick, "1"));
 
     for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
         int B = batches[bi];
