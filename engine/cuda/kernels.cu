@@ -699,28 +699,34 @@ __device__ __forceinline__ void fgemv_epilogue(const sl_cu_fgemv &a, int u, cons
 }
 
 template <int T, bool NORM, int OUT>
-__global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a)
+__global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
 {
     constexpr int NR = (OUT == SL_FO_SWIGLU || OUT == SL_FO_QKV) ? 2 : 1;
+    constexpr int U = T <= 2 ? 8 : 4;       // 16-byte loads of each row in flight per lane
     extern __shared__ __align__(16) uint16_t xs[];       // NORM: the normalised input, [T][K]
+    __shared__ float red[8][NR][T];
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, K = a.K, chunks = K / 8;
-    // units go round the warps of every block first, so that each SM gets its share
-    int g0 = w * gridDim.x + blockIdx.x, W = gridDim.x * 8;
+    // ks == 1: units go round the warps of every block first, so that each SM gets its share;
+    // ks > 1: the ks warps of a unit take a slice of K each and meet in shared memory
+    int upb = 8 / ks, part = w % ks;
+    int c0 = part * chunks / ks, c1 = (part + 1) * chunks / ks;
+    int first = ks == 1 ? w * gridDim.x + blockIdx.x : blockIdx.x * upb + w / ks;
+    int stride = ks == 1 ? gridDim.x * 8 : gridDim.x * upb;
     // the weights do not depend on the kernel before (programmatic dependent launch): start
     // pulling the first unit's rows into L2 while it finishes
-    if (g0 < a.n_units) {
+    if (first < a.n_units) {
         int rows[NR];
-        unit_rows<OUT>(a, g0, rows);
+        unit_rows<OUT>(a, first, rows);
 #pragma unroll
         for (int r = 0; r < NR; r++)
-            for (int c = lane; c < chunks; c += 32)
+            for (int c = c0 + lane; c < c1; c += 32)
                 asm volatile("prefetch.global.L2 [%0];" ::"l"(a.W + (size_t)rows[r] * K + 8 * c));
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;");
     const uint16_t *x = a.x;
     if constexpr (NORM) {
-        __shared__ float part[8][T];
+        __shared__ float part_s[8][T];
         float ss[T];
 #pragma unroll
         for (int t = 0; t < T; t++) {
@@ -732,7 +738,7 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a)
             }
             ss[t] = warp_sum(ss[t]);
             if (lane == 0)
-                part[w][t] = ss[t];
+                part_s[w][t] = ss[t];
         }
         __syncthreads();
         float inv[T];
@@ -741,7 +747,7 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a)
             float s = 0.0f;
 #pragma unroll
             for (int i = 0; i < 8; i++)
-                s += part[i][t];
+                s += part_s[i][t];
             inv[t] = rsqrtf(s / (float)K + a.eps);
         }
 #pragma unroll
@@ -751,37 +757,49 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a)
         __syncthreads();
         x = xs;
     }
-    for (int u = g0; u < a.n_units; u += W) {
+    // the loop test is the same for every warp of a block where ks > 1 (barriers inside)
+    for (int k = 0; (ks == 1 ? first : (int)blockIdx.x * upb) + k < a.n_units; k += stride) {
+        int u = first + k;
+        bool live = u < a.n_units;
         float acc[NR][T];
 #pragma unroll
         for (int r = 0; r < NR; r++)
 #pragma unroll
             for (int t = 0; t < T; t++)
                 acc[r][t] = 0.0f;
-        int rows[NR];
-        unit_rows<OUT>(a, u, rows);
-        const uint4 *wr[NR];
-#pragma unroll
-        for (int r = 0; r < NR; r++)
-            wr[r] = reinterpret_cast<const uint4 *>(a.W + (size_t)rows[r] * K);
-#pragma unroll 8
-        for (int c = lane; c < chunks; c += 32) {
-            uint4 wv[NR];
+        if (live) {
+            int rows[NR];
+            unit_rows<OUT>(a, u, rows);
+            const uint4 *wr[NR];
 #pragma unroll
             for (int r = 0; r < NR; r++)
-                wv[r] = __ldcs(wr[r] + c);
+                wr[r] = reinterpret_cast<const uint4 *>(a.W + (size_t)rows[r] * K);
+            for (int cb = c0 + lane; cb < c1; cb += 32 * U) {
+                uint4 wv[U][NR];
 #pragma unroll
-            for (int t = 0; t < T; t++) {
-                uint4 v = reinterpret_cast<const uint4 *>(x + (size_t)t * K)[c];
-                const unsigned xd[4] = { v.x, v.y, v.z, v.w };
+                for (int i = 0; i < U; i++)
 #pragma unroll
-                for (int r = 0; r < NR; r++) {
-                    const unsigned wd[4] = { wv[r].x, wv[r].y, wv[r].z, wv[r].w };
+                    for (int r = 0; r < NR; r++)
+                        if (cb + 32 * i < c1)
+                            wv[i][r] = __ldcs(wr[r] + cb + 32 * i);
 #pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        acc[r][t] += __uint_as_float(wd[j] << 16) * __uint_as_float(xd[j] << 16);
-                        acc[r][t] += __uint_as_float(wd[j] & 0xffff0000u) *
-                                     __uint_as_float(xd[j] & 0xffff0000u);
+                for (int i = 0; i < U; i++) {
+                    if (cb + 32 * i >= c1)
+                        break;
+#pragma unroll
+                    for (int t = 0; t < T; t++) {
+                        uint4 v = reinterpret_cast<const uint4 *>(x + (size_t)t * K)[cb + 32 * i];
+                        const unsigned xd[4] = { v.x, v.y, v.z, v.w };
+#pragma unroll
+                        for (int r = 0; r < NR; r++) {
+                            const unsigned wd[4] = { wv[i][r].x, wv[i][r].y, wv[i][r].z, wv[i][r].w };
+#pragma unroll
+                            for (int j = 0; j < 4; j++) {
+                                acc[r][t] += __uint_as_float(wd[j] << 16) * __uint_as_float(xd[j] << 16);
+                                acc[r][t] += __uint_as_float(wd[j] & 0xffff0000u) *
+                                             __uint_as_float(xd[j] & 0xffff0000u);
+                            }
+                        }
                     }
                 }
             }
@@ -791,7 +809,27 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a)
 #pragma unroll
             for (int t = 0; t < T; t++)
                 acc[r][t] = warp_sum(acc[r][t]);
-        if (lane == 0)
+        if (ks > 1) {
+            if (lane == 0)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+#pragma unroll
+                    for (int t = 0; t < T; t++)
+                        red[w][r][t] = acc[r][t];
+            __syncthreads();
+            if (part == 0)
+#pragma unroll
+                for (int r = 0; r < NR; r++)
+#pragma unroll
+                    for (int t = 0; t < T; t++) {
+                        float v = 0.0f;
+                        for (int p = 0; p < ks; p++)
+                            v += red[w + p][r][t];
+                        acc[r][t] = v;
+                    }
+            __syncthreads();
+        }
+        if (live && part == 0 && lane == 0)
             fgemv_epilogue<T, OUT>(a, u, acc);
     }
 }
@@ -804,9 +842,14 @@ static cudaError_t fgemv_launch(const sl_cu_fgemv *a, size_t smem, sl_cu_stream 
                                                                    256, smem) != cudaSuccess ||
                     per_sm < 1))
         per_sm = 1;
-    int groups = (a->n_units + 7) / 8, blocks = per_sm * sm_count();
-    if (blocks > groups)
-        blocks = groups;
+    int sms = sm_count(), chunks = a->K / 8, ks = 1;
+    /* few rows: split K so that enough loads are in flight, one pass of the grid */
+    while (ks < 8 && (long)a->n_units * ks < 32L * sms && chunks / (2 * ks) >= 16 &&
+           (long)a->n_units * 2 * ks <= 8L * 6 * sms)
+        ks *= 2;
+    int upb = 8 / ks, blocks = (a->n_units + upb - 1) / upb;
+    if (ks == 1 && blocks > per_sm * sms)
+        blocks = per_sm * sms;
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr[1];
     cfg.gridDim = dim3(blocks);
@@ -817,7 +860,7 @@ static cudaError_t fgemv_launch(const sl_cu_fgemv *a, size_t smem, sl_cu_stream 
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = a->pdl ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, fgemv_kernel<T, NORM, OUT>, *a);
+    return cudaLaunchKernelEx(&cfg, fgemv_kernel<T, NORM, OUT>, *a, ks);
 }
 
 template <int T, bool NORM>
