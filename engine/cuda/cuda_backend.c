@@ -53,6 +53,14 @@ typedef struct cuda_backend {
                              * (SL_CUDA_FUSED=N, 0: off) */
     bool fused;             /* this call takes it */
     bool use_pdl;           /* its GEMVs launched as programmatic dependents (SL_CUDA_PDL=0: off) */
+    /* forward_sample: per-row parameters and penalty pairs (pinned host, device), the
+     * host's count of each id while it dedupes a sequence's penalties, probabilities */
+    sl_cu_sample_row *smp_host, *smp_dev;
+    int32_t *pen_ids_host, *pen_ids_dev;
+    float *pen_vals_host, *pen_vals_dev;
+    int pen_cap;
+    int *pen_count;
+    float *prob;
     float *att_part;        /* flash-decoding partials and counters (SL_CUDA_SPLIT=0: none) */
     int *att_count;
     cudaGraphExec_t *graphs;
@@ -499,10 +507,104 @@ fail:
     return -1;
 }
 
+/* Room for n penalty pairs (host and device). */
+static int pen_room(cuda_backend *cb, int n, sl_err *err)
+{
+    if (n <= cb->pen_cap)
+        return 0;
+    int cap = n < 2 * cb->pen_cap ? 2 * cb->pen_cap : n;
+    int32_t *ih = NULL, *id = NULL;
+    float *vh = NULL, *vd = NULL;
+    CK(cudaMallocHost((void **)&ih, (size_t)cap * 4), "pinned host memory");
+    CK(cudaMallocHost((void **)&vh, (size_t)cap * 4), "pinned host memory");
+    CK(cudaMalloc((void **)&id, (size_t)cap * 4), "penalty buffer");
+    CK(cudaMalloc((void **)&vd, (size_t)cap * 4), "penalty buffer");
+    if (cb->pen_cap) {
+        memcpy(ih, cb->pen_ids_host, (size_t)cb->pen_cap * 4);
+        memcpy(vh, cb->pen_vals_host, (size_t)cb->pen_cap * 4);
+    }
+    cudaFreeHost(cb->pen_ids_host);
+    cudaFreeHost(cb->pen_vals_host);
+    cudaFree(cb->pen_ids_dev);
+    cudaFree(cb->pen_vals_dev);
+    cb->pen_ids_host = ih;
+    cb->pen_vals_host = vh;
+    cb->pen_ids_dev = id;
+    cb->pen_vals_dev = vd;
+    cb->pen_cap = cap;
+    return 0;
+fail:
+    cudaFreeHost(ih);
+    cudaFreeHost(vh);
+    cudaFree(id);
+    cudaFree(vd);
+    return -1;
+}
+
+/* Fills the rows of sample_kernel from req (draws the uniforms) and uploads them; *n_pen:
+ * penalty pairs written. Each generated id becomes one pair, amount as sl_sample computes it. */
+static int prepare_sampling(cuda_backend *cb, const sl_sample_req *req, int n_steps, sl_err *err)
+{
+    if (!cb->smp_host) {
+        CK(cudaMallocHost((void **)&cb->smp_host, (size_t)cb->base.max_seqs * sizeof *cb->smp_host),
+           "pinned host memory");
+        CK(cudaMalloc((void **)&cb->smp_dev, (size_t)cb->base.max_seqs * sizeof *cb->smp_dev),
+           "sampling buffer");
+        CK(cudaMalloc((void **)&cb->prob, (size_t)cb->base.max_seqs * (size_t)cb->V * 4),
+           "sampling buffer");
+        cb->pen_count = calloc((size_t)cb->V, sizeof *cb->pen_count);
+        if (!cb->pen_count) {
+            sl_err_set(err, "out of memory");
+            goto fail;
+        }
+    }
+    int n_pen = 0;
+    for (int i = 0; i < n_steps; i++) {
+        const sl_sampling_params *p = req[i].params;
+        sl_cu_sample_row *r = &cb->smp_host[i];
+        *r = (sl_cu_sample_row){ 0 };
+        if (!p)
+            continue;
+        r->temperature = p->temperature;
+        r->top_p = p->top_p;
+        r->top_k = p->top_k;
+        if (!(p->temperature <= 0 || p->top_k == 1) && req[i].rng)
+            r->u = sl_rng_uniform(req[i].rng);
+        if ((p->presence_penalty == 0 && p->frequency_penalty == 0) || !req[i].gen || req[i].n_gen < 1)
+            continue;
+        if (pen_room(cb, n_pen + req[i].n_gen, err) < 0)
+            goto fail;
+        r->pen_off = n_pen;
+        const int32_t *g = req[i].gen;
+        for (int j = 0; j < req[i].n_gen; j++)
+            if (g[j] >= 0 && g[j] < cb->V)
+                cb->pen_count[g[j]]++;
+        for (int j = 0; j < req[i].n_gen; j++)
+            if (g[j] >= 0 && g[j] < cb->V && cb->pen_count[g[j]] > 0) {
+                cb->pen_ids_host[n_pen] = g[j];
+                cb->pen_vals_host[n_pen++] = p->frequency_penalty * (float)cb->pen_count[g[j]] +
+                                             p->presence_penalty;
+                cb->pen_count[g[j]] = 0;
+            }
+        r->pen_n = n_pen - r->pen_off;
+    }
+    CK(cudaMemcpyAsync(cb->smp_dev, cb->smp_host, (size_t)n_steps * sizeof *cb->smp_host,
+                       cudaMemcpyHostToDevice, cb->stream), "sampling upload");
+    if (n_pen) {
+        CK(cudaMemcpyAsync(cb->pen_ids_dev, cb->pen_ids_host, (size_t)n_pen * 4,
+                           cudaMemcpyHostToDevice, cb->stream), "sampling upload");
+        CK(cudaMemcpyAsync(cb->pen_vals_dev, cb->pen_vals_host, (size_t)n_pen * 4,
+                           cudaMemcpyHostToDevice, cb->stream), "sampling upload");
+    }
+    return 0;
+fail:
+    return -1;
+}
+
 /* The forward pass; logits (host, n_steps x vocab) or, when ids is set, the argmax of each
- * step's logits below limit. */
+ * step's logits below limit, or with req the token drawn from them. */
 static int run_forward(cuda_backend *cb, const sl_seq_step *steps, int n_steps, float *logits,
-                       int limit, int32_t *ids, sl_err *err)
+                       int limit, int32_t *ids, const sl_sample_req *req, sl_err *err)
 {
     int T, rc;
     if (check_steps(cb, steps, n_steps, &T, err) < 0)
@@ -513,6 +615,8 @@ static int run_forward(cuda_backend *cb, const sl_seq_step *steps, int n_steps, 
         return -1;
     if ((rc = take_blocks(cb, steps, n_steps, err)) < 0)
         return rc;
+    if (req && prepare_sampling(cb, req, n_steps, err) < 0)
+        return -1;
 
     /* meta: ids, pos, slot [T each], last row of each step [n_steps], then for prefill
      * attention the query tiles (first token, count) of up to 16 tokens of one step */
@@ -548,12 +652,16 @@ static int run_forward(cuda_backend *cb, const sl_seq_step *steps, int n_steps, 
                 cb->H % 8 == 0 && cb->Q % 8 == 0 && cb->I % 8 == 0;
     cb->prof_on = cb->profile;
     cb->prof_n = 0;
+    bool argmax_ids = ids && !req;
     if (cb->use_graphs && !cb->profile && T == n_steps)
-        rc = launch_graph(cb, T, &tok, ids != NULL, limit, err);
+        rc = launch_graph(cb, T, &tok, argmax_ids, limit, err);
     else
-        rc = launch_body(cb, T, n_steps, &tok, ids != NULL, limit, err);
+        rc = launch_body(cb, T, n_steps, &tok, argmax_ids, limit, err);
     if (rc < 0)
         goto fail;
+    if (req)
+        CKK(sl_cu_sample(s, cb->ids_dev, cb->logits, n_steps, cb->V, limit, cb->smp_dev,
+                         cb->pen_ids_dev, cb->pen_vals_dev, cb->prob), "sampling");
     if (ids)
         CK(cudaMemcpyAsync(ids, cb->ids_dev, (size_t)n_steps * 4, cudaMemcpyDeviceToHost, s),
            "ids download");
@@ -580,7 +688,7 @@ fail:
 static int cu_forward(sl_backend *b, const sl_seq_step *steps, int n_steps, float *logits,
                       sl_err *err)
 {
-    return run_forward((cuda_backend *)b, steps, n_steps, logits, 0, NULL, err);
+    return run_forward((cuda_backend *)b, steps, n_steps, logits, 0, NULL, NULL, err);
 }
 
 static int cu_forward_argmax(sl_backend *b, const sl_seq_step *steps, int n_steps, int limit,
@@ -589,7 +697,16 @@ static int cu_forward_argmax(sl_backend *b, const sl_seq_step *steps, int n_step
     cuda_backend *cb = (cuda_backend *)b;
     if (limit < 1 || limit > cb->V)
         limit = cb->V;
-    return run_forward(cb, steps, n_steps, NULL, limit, ids, err);
+    return run_forward(cb, steps, n_steps, NULL, limit, ids, NULL, err);
+}
+
+static int cu_forward_sample(sl_backend *b, const sl_seq_step *steps, int n_steps, int limit,
+                             const sl_sample_req *req, int32_t *ids, sl_err *err)
+{
+    cuda_backend *cb = (cuda_backend *)b;
+    if (limit < 1 || limit > cb->V)
+        limit = cb->V;
+    return run_forward(cb, steps, n_steps, NULL, limit, ids, req, err);
 }
 
 static void cu_release(sl_backend *b, int slot)
@@ -641,6 +758,14 @@ static void cu_destroy(sl_backend *b)
     cudaFree(cb->logits);
     cudaFree(cb->ids_dev);
     cudaFree(cb->att_part);
+    cudaFreeHost(cb->smp_host);
+    cudaFree(cb->smp_dev);
+    cudaFree(cb->prob);
+    cudaFreeHost(cb->pen_ids_host);
+    cudaFreeHost(cb->pen_vals_host);
+    cudaFree(cb->pen_ids_dev);
+    cudaFree(cb->pen_vals_dev);
+    free(cb->pen_count);
     cudaFree(cb->att_count);
     free(cb->bt_host);
     free(cb->slot_blocks);
@@ -654,7 +779,7 @@ static void cu_destroy(sl_backend *b)
 }
 
 static const sl_backend_ops cuda_ops = { "cuda", cu_forward, cu_release, cu_destroy,
-                                         cu_forward_argmax };
+                                         cu_forward_argmax, cu_forward_sample };
 
 /* Sizes the block pool from the memory left after weights and activations. */
 static int make_kv_cache(cuda_backend *cb, const sl_backend_opts *opts, sl_err *err)

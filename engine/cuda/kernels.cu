@@ -702,7 +702,7 @@ template <int T, bool NORM, int OUT>
 __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
 {
     constexpr int NR = (OUT == SL_FO_SWIGLU || OUT == SL_FO_QKV) ? 2 : 1;
-    constexpr int U = T <= 2 ? 8 : 4;       // 16-byte loads of each row in flight per lane
+    constexpr int U = T <= 2 && NR == 1 ? 8 : 4;     // 16-byte loads of each row in flight per lane
     extern __shared__ __align__(16) uint16_t xs[];       // NORM: the normalised input, [T][K]
     __shared__ float red[8][NR][T];
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, K = a.K, chunks = K / 8;
@@ -848,8 +848,11 @@ static cudaError_t fgemv_launch(const sl_cu_fgemv *a, size_t smem, sl_cu_stream 
            (long)a->n_units * 2 * ks <= 8L * 6 * sms)
         ks *= 2;
     int upb = 8 / ks, blocks = (a->n_units + upb - 1) / upb;
-    if (ks == 1 && blocks > per_sm * sms)
-        blocks = per_sm * sms;
+    if (ks == 1 && blocks > per_sm * sms) {
+        /* as many rounds for every warp, as far as the division allows */
+        int rounds = (blocks + per_sm * sms - 1) / (per_sm * sms);
+        blocks = (blocks + rounds - 1) / rounds;
+    }
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr[1];
     cfg.gridDim = dim3(blocks);
@@ -899,4 +902,333 @@ extern "C" int sl_cu_fgemv_run(sl_cu_stream s, const sl_cu_fgemv *a, int T)
     case 8: e = fgemv_in<8>(a, smem, s); break;
     }
     return e == cudaSuccess ? launched() : -1;
+}
+
+// ---- sampling (sl_sample's semantics, engine/model/sampling.c): one block per row ----
+//
+// Penalties, then greedy, or: top-k by a radix select on the logits' order-preserving keys,
+// probabilities exp((v - max) / temperature) into prob, top-p by a radix select on the
+// probabilities weighted by their mass, and the draw: u x total found by a scan over
+// contiguous per-thread segments (id order). Ties at a top-k or top-p boundary are kept
+// lowest id first, as sl_sample's sort does for top-p.
+
+#define SMP_THREADS 1024
+#define SMP_WARPS (SMP_THREADS / 32)
+
+__device__ __forceinline__ unsigned order_key(float v)
+{
+    unsigned u = __float_as_uint(v);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// Prefix sums over the block in thread order: thread i's range [*start, *end) of [0, *total);
+// the ranges tile it exactly (each end is the next start, bit for bit). Deterministic.
+__device__ void block_scan(double v, double *start, double *end, double *total)
+{
+    __shared__ double ws[SMP_WARPS + 1];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    double inc = v;
+    for (int o = 1; o < 32; o <<= 1) {
+        double n = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o)
+            inc += n;
+    }
+    double exc = __shfl_up_sync(0xffffffffu, inc, 1);
+    if (lane == 0)
+        exc = 0;
+    if (lane == 31)
+        ws[w] = inc;
+    __syncthreads();
+    if (w == 0) {
+        double x = ws[lane], xi = x;
+        for (int o = 1; o < 32; o <<= 1) {
+            double n = __shfl_up_sync(0xffffffffu, xi, o);
+            if (lane >= o)
+                xi += n;
+        }
+        double xe = __shfl_up_sync(0xffffffffu, xi, 1);
+        ws[lane] = lane ? xe : 0.0;
+        if (lane == 31)
+            ws[SMP_WARPS] = xi;
+    }
+    __syncthreads();
+    *start = lane ? ws[w] + exc : ws[w];
+    *end = lane < 31 ? ws[w] + inc : ws[w + 1];
+    *total = ws[SMP_WARPS];
+    __syncthreads();
+}
+
+__device__ double block_sum_d(double v)
+{
+    double a, b, t;
+    block_scan(v, &a, &b, &t);
+    return t;
+}
+
+// 16-bin radix step: for keys matching prefix under mask, the count (or mass) per digit at
+// shift; returns the digit where the running sum from the top reaches *rem, and lowers *rem
+// by what lies above that digit. Where rounding keeps the sum below *rem, the lowest
+// non-empty digit. *n_at: how many keys fall in the chosen digit.
+template <bool MASS>
+__device__ int radix_step(const float *vals, int n, unsigned prefix,
+                          unsigned mask, int shift, double *rem, int *n_at)
+{
+    __shared__ double ms[SMP_WARPS][16];
+    __shared__ int cs[SMP_WARPS][16];
+    __shared__ int pick;
+    __shared__ double rem_s;
+    __shared__ int nat_s;
+    double m[16];
+    int c[16];
+#pragma unroll
+    for (int b = 0; b < 16; b++) {
+        m[b] = 0;
+        c[b] = 0;
+    }
+    for (int i = threadIdx.x; i < n; i += SMP_THREADS) {
+        float v = vals[i];
+        unsigned k = MASS ? __float_as_uint(v) : order_key(v);
+        if (MASS && !(v > 0.0f))
+            continue;
+        if ((k & mask) != prefix)
+            continue;
+        unsigned d = (k >> shift) & 15u;
+#pragma unroll
+        for (int b = 0; b < 16; b++)
+            if (d == (unsigned)b) {
+                c[b]++;
+                if (MASS)
+                    m[b] += v;
+            }
+    }
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+#pragma unroll
+    for (int b = 0; b < 16; b++) {
+        for (int o = 16; o > 0; o >>= 1) {
+            c[b] += __shfl_xor_sync(0xffffffffu, c[b], o);
+            if (MASS)
+                m[b] += __shfl_xor_sync(0xffffffffu, m[b], o);
+        }
+        if (lane == 0) {
+            cs[w][b] = c[b];
+            ms[w][b] = m[b];
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double r = *rem, cum = 0;
+        int sel = -1, low = 0;
+        for (int b = 15; b >= 0; b--) {
+            int cb = 0;
+            double mb = 0;
+            for (int i = 0; i < SMP_WARPS; i++) {
+                cb += cs[i][b];
+                mb += ms[i][b];
+            }
+            if (cb == 0)
+                continue;
+            double x = MASS ? mb : (double)cb;
+            low = b;
+            nat_s = cb;
+            if (cum + x >= r) {
+                sel = b;
+                break;
+            }
+            cum += x;
+        }
+        if (sel < 0) {          // rounding: take everything down to the lowest digit
+            sel = low;
+            int cb = 0;
+            double mb = 0;
+            for (int i = 0; i < SMP_WARPS; i++) {
+                cb += cs[i][sel];
+                mb += ms[i][sel];
+            }
+            nat_s = cb;
+            cum -= MASS ? mb : (double)cb;
+        }
+        pick = sel;
+        rem_s = r - cum;
+    }
+    __syncthreads();
+    *rem = rem_s;
+    *n_at = nat_s;
+    int p = pick;
+    __syncthreads();
+    return p;
+}
+
+// Keys equal to tie_key (prob bits, or order keys) keep only the first `keep` in id order;
+// prob[i] = 0 for the rest. Segments: thread t owns ids [t * seg, (t + 1) * seg).
+__device__ void cut_ties(float *prob, const float *logits, int n, bool by_logit, unsigned tie_key,
+                         int keep)
+{
+    int seg = (n + SMP_THREADS - 1) / SMP_THREADS, a = threadIdx.x * seg, b = min(n, a + seg);
+    int mine = 0;
+    for (int i = a; i < b; i++) {
+        unsigned k = by_logit ? order_key(logits[i]) : __float_as_uint(prob[i]);
+        mine += k == tie_key && prob[i] > 0.0f;
+    }
+    double st, en, tot;
+    block_scan((double)mine, &st, &en, &tot);
+    int rank = (int)st;
+    for (int i = a; i < b; i++) {
+        unsigned k = by_logit ? order_key(logits[i]) : __float_as_uint(prob[i]);
+        if (k == tie_key && prob[i] > 0.0f) {
+            if (rank >= keep)
+                prob[i] = 0.0f;
+            rank++;
+        }
+    }
+    __syncthreads();
+}
+
+__global__ void __launch_bounds__(SMP_THREADS)
+sample_kernel(int32_t *ids, float *logits, int stride, int limit, const sl_cu_sample_row *rows,
+              const int32_t *pen_ids, const float *pen_vals, float *prob_all)
+{
+    __shared__ float bv[SMP_WARPS];
+    __shared__ int bi[SMP_WARPS];
+    __shared__ int result;
+    int row = blockIdx.x;
+    sl_cu_sample_row p = rows[row];
+    float *L = logits + (size_t)row * stride, *prob = prob_all + (size_t)row * limit;
+    for (int j = threadIdx.x; j < p.pen_n; j += SMP_THREADS) {
+        int id = pen_ids[p.pen_off + j];
+        if (id >= 0 && id < limit)
+            L[id] -= pen_vals[p.pen_off + j];
+    }
+    __syncthreads();
+    // argmax (lowest id on ties): greedy's answer and the softmax's max
+    float v = -INFINITY;
+    int idx = 0x7fffffff;
+    for (int i = threadIdx.x; i < limit; i += SMP_THREADS)
+        if (L[i] > v) {
+            v = L[i];
+            idx = i;
+        }
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (v2 > v || (v2 == v && i2 < idx)) {
+            v = v2;
+            idx = i2;
+        }
+    }
+    if ((threadIdx.x & 31) == 0) {
+        bv[threadIdx.x >> 5] = v;
+        bi[threadIdx.x >> 5] = idx;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        v = bv[0];
+        idx = bi[0];
+        for (int k = 1; k < SMP_WARPS; k++)
+            if (bv[k] > v || (bv[k] == v && bi[k] < idx)) {
+                v = bv[k];
+                idx = bi[k];
+            }
+        bv[0] = v;
+        result = idx == 0x7fffffff ? 0 : idx;
+    }
+    __syncthreads();
+    float M = bv[0];
+    if (p.temperature <= 0.0f || p.top_k == 1) {
+        if (threadIdx.x == 0)
+            ids[row] = result;
+        return;
+    }
+    // top-k: the k-th largest logit's key, and how many of its ties to keep
+    unsigned tk = 0;
+    int keep_k = 0, n_at = 0;
+    bool topk = p.top_k > 0 && p.top_k < limit;
+    if (topk) {
+        double rem = p.top_k;
+        unsigned mask = 0;
+        for (int shift = 28; shift >= 0; shift -= 4) {
+            int d = radix_step<false>(L, limit, tk, mask, shift, &rem, &n_at);
+            tk |= (unsigned)d << shift;
+            mask |= 15u << shift;
+        }
+        keep_k = (int)rem;
+    }
+    double local = 0;
+    for (int i = threadIdx.x; i < limit; i += SMP_THREADS) {
+        float x = L[i];
+        bool kept = !topk || order_key(x) >= tk;
+        prob[i] = kept ? expf((x - M) / p.temperature) : 0.0f;
+    }
+    __syncthreads();
+    if (topk && keep_k < n_at)
+        cut_ties(prob, L, limit, true, tk, keep_k);
+    for (int i = threadIdx.x; i < limit; i += SMP_THREADS)
+        local += prob[i];
+    double total = block_sum_d(local);
+    if (p.top_p > 0.0f && p.top_p < 1.0f) {
+        double rem = (double)p.top_p * total;
+        unsigned tp = 0, mask = 0;
+        for (int shift = 28; shift >= 0; shift -= 4) {
+            int d = radix_step<true>(prob, limit, tp, mask, shift, &rem, &n_at);
+            tp |= (unsigned)d << shift;
+            mask |= 15u << shift;
+        }
+        float pt = __uint_as_float(tp);
+        int keep_p = (int)ceil(rem / (double)pt);
+        keep_p = keep_p < 1 ? 1 : keep_p > n_at ? n_at : keep_p;
+        for (int i = threadIdx.x; i < limit; i += SMP_THREADS)
+            if (prob[i] < pt)
+                prob[i] = 0.0f;
+        __syncthreads();
+        if (keep_p < n_at)
+            cut_ties(prob, L, limit, false, tp, keep_p);
+    }
+    // the draw, in id order
+    int seg = (limit + SMP_THREADS - 1) / SMP_THREADS, a = threadIdx.x * seg, b = min(limit, a + seg);
+    double mine = 0;
+    int last_kept = -1;
+    for (int i = a; i < b; i++)
+        if (prob[i] > 0.0f) {
+            mine += prob[i];
+            last_kept = i;
+        }
+    double before, end, tot;
+    block_scan(mine, &before, &end, &tot);
+    double target = p.u * tot;
+    if (threadIdx.x == 0)
+        result = -1;
+    __syncthreads();
+    if (target >= before && target < end) {
+        double acc = before;
+        for (int i = a; i < b; i++) {
+            acc += prob[i];
+            if (prob[i] > 0.0f && target < acc) {
+                result = i;
+                break;
+            }
+        }
+        if (result < 0)
+            result = last_kept;
+    }
+    // nobody's range held it (rounding at the very top): the last kept id
+    int lk = last_kept;
+    for (int o = 16; o > 0; o >>= 1)
+        lk = max(lk, __shfl_xor_sync(0xffffffffu, lk, o));
+    if ((threadIdx.x & 31) == 0)
+        bi[threadIdx.x >> 5] = lk;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int r = result;
+        if (r < 0)
+            for (int k = 0; k < SMP_WARPS; k++)
+                r = max(r, bi[k]);
+        ids[row] = r < 0 ? 0 : r;
+    }
+}
+
+extern "C" int sl_cu_sample(sl_cu_stream s, int32_t *ids, float *logits, int R, int stride,
+                            int limit, const sl_cu_sample_row *rows, const int32_t *pen_ids,
+                            const float *pen_vals, float *prob)
+{
+    sample_kernel<<<R, SMP_THREADS, 0, s>>>(ids, logits, stride, limit, rows, pen_ids, pen_vals, prob);
+    return launched();
 }

@@ -107,6 +107,23 @@ int sl_cu_fgemv_run(sl_cu_stream s, const sl_cu_fgemv *a, int T);
 /* ids[r] = argmax of logits[r][0..limit) (lowest index on ties). */
 int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, int R, int stride, int limit);
 
+/* One row's sampling: sl_sampling_params' fields, u (uniform in [0, 1) from the sequence's
+ * rng; unused where greedy), and the penalties: pen_n (id, amount) pairs from pen_off,
+ * logits[id] -= amount, each id once. */
+typedef struct sl_cu_sample_row {
+    float temperature, top_p;
+    int top_k;
+    int pen_off, pen_n;
+    double u;
+} sl_cu_sample_row;
+
+/* ids[r] = the token sl_sample would draw from logits[r][0..limit) (modified in place) with
+ * rows[r] (same semantics, its own order of the candidates; ties at a top-k or top-p boundary
+ * kept lowest id first); prob: R x limit floats of scratch. */
+int sl_cu_sample(sl_cu_stream s, int32_t *ids, float *logits, int R, int stride, int limit,
+                 const sl_cu_sample_row *rows, const int32_t *pen_ids, const float *pen_vals,
+                 float *prob);
+
 #ifdef __cplusplus
 }
 #endif

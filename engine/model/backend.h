@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "model.h"
+#include "sampling.h"
 
 typedef struct sl_seq_step {
     int slot;               /* sequence slot, 0 .. max_seqs-1, owns its KV cache */
@@ -17,6 +18,16 @@ typedef struct sl_seq_step {
 } sl_seq_step;
 
 typedef struct sl_backend sl_backend;
+
+/* How forward_sample picks one step's token: params NULL means greedy; rng gets one draw
+ * where sl_sample would draw (not greedy); gen: the ids generated so far in the sequence
+ * (n_gen of them, repeats counted) for the presence/frequency penalties. */
+typedef struct sl_sample_req {
+    const sl_sampling_params *params;
+    sl_rng *rng;
+    const int32_t *gen;
+    int n_gen;
+} sl_sample_req;
 
 /* What forward returns when the paged KV cache has too few free blocks for the batch.
  * Nothing was changed: the caller may release a sequence (preemption) and try again. */
@@ -39,6 +50,13 @@ typedef struct sl_backend_ops {
      * on ties), and only the ids come back. Same refusals as forward. */
     int (*forward_argmax)(sl_backend *b, const sl_seq_step *steps, int n_steps, int limit,
                           int32_t *ids, sl_err *err);
+    /* Optional: forward, then sl_sample where the logits are: ids[i] = the token drawn for
+     * step i with req[i] from its logits over ids 0..limit-1 (same semantics; the same seed,
+     * params and inputs give the same ids on the same backend; ties at a top-k or top-p
+     * boundary are kept lowest id first). The rngs advance only when the forward runs (not
+     * on a refusal or SL_BACKEND_NO_BLOCKS). Same refusals as forward. */
+    int (*forward_sample)(sl_backend *b, const sl_seq_step *steps, int n_steps, int limit,
+                          const sl_sample_req *req, int32_t *ids, sl_err *err);
 } sl_backend_ops;
 
 struct sl_backend {

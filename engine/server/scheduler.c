@@ -357,10 +357,23 @@ again:
         budget -= chunk;
     }
 
-    if (greedy)
+    /* sampling on the backend where it can (ids only come back) */
+    bool on_backend = greedy || s->be->ops->forward_sample;
+    if (greedy) {
         rc = s->be->ops->forward_argmax(s->be, s->steps, n, s->tok_vocab, s->ids, &err);
-    else
+    } else if (s->be->ops->forward_sample) {
+        sl_sample_req *req = calloc((size_t)n, sizeof *req);
+        for (int k = 0; req && k < n; k++)
+            if (s->step_sample[k])
+                req[k] = (sl_sample_req){ &s->step_seq[k]->sampling, &s->step_seq[k]->rng,
+                                          s->step_seq[k]->gen, s->step_seq[k]->n_gen };
+        rc = req ? s->be->ops->forward_sample(s->be, s->steps, n, s->tok_vocab, req, s->ids, &err) : -1;
+        if (!req)
+            sl_err_set(&err, "out of memory");
+        free(req);
+    } else {
         rc = s->be->ops->forward(s->be, s->steps, n, s->logits, &err);
+    }
     if (rc == SL_BACKEND_NO_BLOCKS) {
         if (s->n_run > 1 && preempt_youngest(s) == 0)
             goto again;
@@ -386,7 +399,7 @@ again:
             seq->refill = NULL;
         }
         int32_t id;
-        if (greedy) {
+        if (on_backend) {
             id = s->ids[k];
         } else {
             float *logits = s->logits + (size_t)k * (size_t)s->vocab;

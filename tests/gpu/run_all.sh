@@ -3,9 +3,10 @@
 # binaries and these scripts carried in .gpu/ (see README, engine section):
 #   .gpu/bin/{sluice-engine,sluice-cuda-check,sluice-cuda-logits,sluice-bench-cuda}
 #   .gpu/gpu/*.py, .gpu/tok/{tokenizer.json,tokenizer_config.json}
-# Usage: run_all.sh [check] [compare15] [sanitize] [bench15] [ours15] [variants15] [nograph15]
+# Usage: run_all.sh [check] [sample] [sanitize] [sanitize-sample] [compare15] [bench15] [ours15] [variants15] [nograph15]
 #                   [profile15] [serve] [preempt] [compare7] [bench7]
-# ours15: sluice-bench-cuda alone; variants15: it again with the fused path or the
+# sample: sluice-cuda-sample (GPU sampling vs sl_sample, sampled decode at 1.5B, which
+# make a step before must have made); ours15: sluice-bench-cuda alone; variants15: it again with the fused path or the
 # flash-decoding split off, and with the fused path up to 8 tokens.
 # Logs go to $OUT (or /tmp/sluice-gpu).
 OUT=${OUT:-/tmp/sluice-gpu}
@@ -22,6 +23,8 @@ for s in $steps; do
     echo "=== $s"
     case $s in
     check) $G/bin/sluice-cuda-check tests/fixtures/tiny-qwen2 tests/fixtures/tiny-llama 2>&1 | tee "$OUT/check.txt"; rc=$((rc | PIPESTATUS[0])) ;;
+    sample) $G/bin/sluice-cuda-sample tests/fixtures/tiny-qwen2 /tmp/m1.5b 2>&1 | tee "$OUT/sample.txt"; rc=$((rc | PIPESTATUS[0])) ;;
+    sanitize-sample) SL_SAMPLE_DRAWS=50 compute-sanitizer --tool memcheck --leak-check full $G/bin/sluice-cuda-sample tests/fixtures/tiny-qwen2 > "$OUT/memcheck-sample.txt" 2>&1; r=$?; tail -4 "$OUT/memcheck-sample.txt"; rc=$((rc | r)) ;;
     sanitize) compute-sanitizer --tool memcheck --leak-check full $G/bin/sluice-cuda-check tests/fixtures/tiny-qwen2 > "$OUT/memcheck.txt" 2>&1; r=$?; tail -4 "$OUT/memcheck.txt"; rc=$((rc | r)) ;;
     compare15|compare7)
         sz=${s#compare}; sz=${sz/15/1.5}b; m=/tmp/m$sz
