@@ -381,7 +381,7 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
                                         cb->tile_n, cb->n_tiles), "attention");
         else
             CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                                cb->att_count), "attention");
+                                cb->att_count, 0), "attention");
         mark(cb, P_ATTN);
         if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->y, false, err) < 0)
             goto fail;
@@ -423,7 +423,7 @@ static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_er
         CKK(sl_cu_fgemv_run(s, &qkv, T), "fused qkv");
         mark(cb, P_QKV);
         CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                            cb->att_count), "attention");
+                            cb->att_count, cb->use_pdl), "attention");
         mark(cb, P_ATTN);
         sl_cu_fgemv o = { .W = w->o_w, .n_units = cb->H, .K = cb->Q, .x = cb->att,
                           .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl };

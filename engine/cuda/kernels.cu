@@ -212,6 +212,12 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
     int per = ((n + s_eff - 1) / s_eff + 31) & ~31;
     int k0 = min(n, sp * per), k1 = min(n, k0 + per);
     int kvh = h / (heads / kv.kv_heads);
+    // positions and the block table come from the host's upload: their loads may start
+    // before the kernel that writes q, K and V ends (programmatic dependent launch)
+    int c_first = k0 / 32 + w, p_first = c_first * 32 + lane;
+    size_t off_next = p_first < k1 ? cache_row(kv, slot, p_first) + (size_t)kvh * HD : 0;
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;");
     float scale = rsqrtf((float)HD);
     for (int i = threadIdx.x; i < HD; i += blockDim.x)
         q_s[i] = q[((size_t)t * heads + h) * HD + i] * scale;
@@ -222,10 +228,12 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
     for (int d = 0; d < DPL; d++)
         acc[d] = 0.0f;
     bool vlane = lane * DPL < HD;
-    for (int c = k0 / 32 + w; c * 32 < k1; c += ATT_WARPS) {
+    for (int c = c_first; c * 32 < k1; c += ATT_WARPS) {
         int p = c * 32 + lane;
         bool valid = p < k1;
-        size_t off = valid ? cache_row(kv, slot, p) + (size_t)kvh * HD : 0;
+        size_t off = off_next;
+        int pn = p + 32 * ATT_WARPS;       // the next chunk's row, looked up early
+        off_next = pn < k1 ? cache_row(kv, slot, pn) + (size_t)kvh * HD : 0;
         float sc = -INFINITY;
         if (valid) {
             const uint4 *kr = reinterpret_cast<const uint4 *>(kv.k + off);
@@ -351,20 +359,38 @@ extern "C" void sl_cu_attention_scratch(int head_dim, size_t *part_floats, size_
     *counters = (size_t)2 * sm_count();
 }
 
+template <int HD>
+static cudaError_t attention_launch(sl_cu_stream s, dim3 grid, bool pdl, uint16_t *out, const float *q,
+                                    const sl_cu_tok *tok, const sl_cu_kv *kv, int heads, int S,
+                                    float *part, int *count)
+{
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr[1];
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(ATT_WARPS * 32);
+    cfg.stream = s;
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, attention_kernel<HD>, out, q, *tok, *kv, heads, S, part, count);
+}
+
 extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
-                               const sl_cu_kv *kv, int T, int heads, float *part, int *count)
+                               const sl_cu_kv *kv, int T, int heads, float *part, int *count, int pdl)
 {
     int S = part && count ? att_splits(T, heads) : 1;
     dim3 grid(T, heads, S);
+    cudaError_t e;
     switch (kv->head_dim) {
-    case 16: attention_kernel<16><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
-    case 32: attention_kernel<32><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
-    case 64: attention_kernel<64><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
-    case 128: attention_kernel<128><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
-    case 256: attention_kernel<256><<<grid, ATT_WARPS * 32, 0, s>>>(out, q, *tok, *kv, heads, S, part, count); break;
+    case 16: e = attention_launch<16>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
+    case 32: e = attention_launch<32>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
+    case 64: e = attention_launch<64>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
+    case 128: e = attention_launch<128>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
+    case 256: e = attention_launch<256>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
     default: return -1;
     }
-    return launched();
+    return e == cudaSuccess ? launched() : -1;
 }
 
 // ---- flash-style prefill attention on the tensor cores (wmma, bf16 in, f32 accumulate) ----
@@ -650,7 +676,9 @@ __device__ __forceinline__ void unit_rows(const sl_cu_fgemv &a, int u, int *rows
 }
 
 template <int T, int OUT>
-__device__ __forceinline__ void fgemv_epilogue(const sl_cu_fgemv &a, int u, const float (*acc)[T])
+__device__ __forceinline__ void fgemv_epilogue(const sl_cu_fgemv &a, int u, const float (*acc)[T],
+                                               const int *posv, const size_t *atv, float b0, float b1,
+                                               float fr)
 {
 #pragma unroll
     for (int t = 0; t < T; t++) {
@@ -665,17 +693,13 @@ __device__ __forceinline__ void fgemv_epilogue(const sl_cu_fgemv &a, int u, cons
             static_cast<uint16_t *>(a.y)[(size_t)t * a.ld_y + u] = to_bf(g / (1.0f + expf(-g)) * up);
         } else {
             int hd = a.kv.head_dim, half = hd / 2, pairs = (a.heads + a.kv.kv_heads) * half;
-            int Q = a.heads * hd, KV = a.kv.kv_heads * hd, p = a.tok.pos[t];
-            size_t at = cache_row(a.kv, a.tok.slot[t], p);
+            int Q = a.heads * hd;
+            size_t at = atv[t];
             if (u < pairs) {
                 int h = u / half, d = u % half, base = h * hd;
-                float x1 = acc[0][t], x2 = acc[1][t];
-                if (a.bias) {
-                    x1 += bf(a.bias[base + d]);
-                    x2 += bf(a.bias[base + d + half]);
-                }
+                float x1 = acc[0][t] + b0, x2 = acc[1][t] + b1;
                 float sn, cs;
-                sincosf((float)p * a.inv_freq[d], &sn, &cs);
+                sincosf((float)posv[t] * fr, &sn, &cs);
                 float y1 = x1 * cs - x2 * sn, y2 = x2 * cs + x1 * sn;
                 if (h < a.heads) {
                     a.q_out[(size_t)t * Q + base + d] = y1;
@@ -686,11 +710,7 @@ __device__ __forceinline__ void fgemv_epilogue(const sl_cu_fgemv &a, int u, cons
                 }
             } else {
                 int j = 2 * (u - pairs);
-                float v0 = acc[0][t], v1 = acc[1][t];
-                if (a.bias) {
-                    v0 += bf(a.bias[Q + KV + j]);
-                    v1 += bf(a.bias[Q + KV + j + 1]);
-                }
+                float v0 = acc[0][t] + b0, v1 = acc[1][t] + b1;
                 a.kv.v[at + j] = to_bf(v0);
                 a.kv.v[at + j + 1] = to_bf(v1);
             }
@@ -712,6 +732,19 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
     int c0 = part * chunks / ks, c1 = (part + 1) * chunks / ks;
     int first = ks == 1 ? w * gridDim.x + blockIdx.x : blockIdx.x * upb + w / ks;
     int stride = ks == 1 ? gridDim.x * 8 : gridDim.x * upb;
+    // QKV: positions and cache rows come from the host's upload, not the kernel before
+    int posv[T];
+    size_t atv[T];
+#pragma unroll
+    for (int t = 0; t < T; t++) {
+        posv[t] = 0;
+        atv[t] = 0;
+        if constexpr (OUT == SL_FO_QKV)
+            if (lane == 0 && part == 0) {
+                posv[t] = a.tok.pos[t];
+                atv[t] = cache_row(a.kv, a.tok.slot[t], posv[t]);
+            }
+    }
     // the weights do not depend on the kernel before (programmatic dependent launch): start
     // pulling the first unit's rows into L2 while it finishes
     if (first < a.n_units) {
@@ -767,9 +800,20 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
 #pragma unroll
             for (int t = 0; t < T; t++)
                 acc[r][t] = 0.0f;
+        float b0 = 0.0f, b1 = 0.0f, fr = 0.0f;     // QKV: this unit's biases, RoPE frequency
         if (live) {
             int rows[NR];
             unit_rows<OUT>(a, u, rows);
+            if constexpr (OUT == SL_FO_QKV)
+                if (lane == 0 && part == 0) {
+                    int half = a.kv.head_dim / 2;
+                    if (a.bias) {
+                        b0 = bf(a.bias[rows[0]]);
+                        b1 = bf(a.bias[rows[1]]);
+                    }
+                    if (u < (a.heads + a.kv.kv_heads) * half)
+                        fr = a.inv_freq[u % half];
+                }
             const uint4 *wr[NR];
 #pragma unroll
             for (int r = 0; r < NR; r++)
@@ -830,7 +874,7 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
             __syncthreads();
         }
         if (live && part == 0 && lane == 0)
-            fgemv_epilogue<T, OUT>(a, u, acc);
+            fgemv_epilogue<T, OUT>(a, u, acc, posv, atv, b0, b1, fr);
     }
 }
 
@@ -978,7 +1022,7 @@ __device__ int radix_step(const float *vals, int n, unsigned prefix,
     __shared__ int pick;
     __shared__ double rem_s;
     __shared__ int nat_s;
-    double m[16];
+    float m[16];        // per thread in float (a few hundred terms), across threads in double
     int c[16];
 #pragma unroll
     for (int b = 0; b < 16; b++) {
@@ -994,24 +1038,24 @@ __device__ int radix_step(const float *vals, int n, unsigned prefix,
             continue;
         unsigned d = (k >> shift) & 15u;
 #pragma unroll
-        for (int b = 0; b < 16; b++)
-            if (d == (unsigned)b) {
-                c[b]++;
-                if (MASS)
-                    m[b] += v;
-            }
+        for (int b = 0; b < 16; b++) {
+            c[b] += d == (unsigned)b;
+            if (MASS)
+                m[b] += d == (unsigned)b ? v : 0.0f;
+        }
     }
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
 #pragma unroll
     for (int b = 0; b < 16; b++) {
+        double md = m[b];
         for (int o = 16; o > 0; o >>= 1) {
             c[b] += __shfl_xor_sync(0xffffffffu, c[b], o);
             if (MASS)
-                m[b] += __shfl_xor_sync(0xffffffffu, m[b], o);
+                md += __shfl_xor_sync(0xffffffffu, md, o);
         }
         if (lane == 0) {
             cs[w][b] = c[b];
-            ms[w][b] = m[b];
+            ms[w][b] = md;
         }
     }
     __syncthreads();

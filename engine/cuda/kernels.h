@@ -49,9 +49,10 @@ int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_t *bias, fl
  * out[t][heads][head_dim] (bf16). head_dim must be 16, 32, 64, 128 or 256. With part and
  * count (sizes from sl_cu_attention_scratch; count zeroed once, left zeroed), long contexts
  * are split over several blocks per (token, head) when T x heads is too few to fill the GPU
- * (flash-decoding); NULL: one block each. */
+ * (flash-decoding); NULL: one block each. pdl: launched as a programmatic dependent of the
+ * kernel before (as sl_cu_fgemv's). */
 int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
-                    const sl_cu_kv *kv, int T, int heads, float *part, int *count);
+                    const sl_cu_kv *kv, int T, int heads, float *part, int *count, int pdl);
 void sl_cu_attention_scratch(int head_dim, size_t *part_floats, size_t *counters);
 
 /* The same on the tensor cores for batches with prompt chunks: tile i is the tokens
