@@ -61,6 +61,8 @@ typedef struct cuda_backend {
     int pen_cap;
     int *pen_count;
     float *prob;
+    float *am_v;            /* argmax over several blocks a row: partials, counters */
+    int *am_i, *am_count;
     float *att_part;        /* flash-decoding partials and counters (SL_CUDA_SPLIT=0: none) */
     int *att_count;
     cudaGraphExec_t *graphs;
@@ -470,7 +472,8 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
             goto fail;
     }
     if (ids_mode)
-        CKK(sl_cu_argmax(s, cb->ids_dev, cb->logits, n_steps, cb->V, limit), "argmax");
+        CKK(sl_cu_argmax(s, cb->ids_dev, cb->logits, n_steps, cb->V, limit, cb->am_v, cb->am_i,
+                         cb->am_count), "argmax");
     mark(cb, P_HEAD);
     return 0;
 fail:
@@ -758,6 +761,9 @@ static void cu_destroy(sl_backend *b)
     cudaFree(cb->logits);
     cudaFree(cb->ids_dev);
     cudaFree(cb->att_part);
+    cudaFree(cb->am_v);
+    cudaFree(cb->am_i);
+    cudaFree(cb->am_count);
     cudaFreeHost(cb->smp_host);
     cudaFree(cb->smp_dev);
     cudaFree(cb->prob);
@@ -887,6 +893,11 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
         goto fail;
     CK(cudaMalloc((void **)&cb->logits, (size_t)opts->max_seqs * (size_t)cb->V * 4), "logits");
     CK(cudaMalloc((void **)&cb->ids_dev, (size_t)opts->max_seqs * 4), "ids");
+    size_t am = (size_t)opts->max_seqs * SL_CU_ARGMAX_SPLIT;
+    CK(cudaMalloc((void **)&cb->am_v, am * 4), "argmax scratch");
+    CK(cudaMalloc((void **)&cb->am_i, am * 4), "argmax scratch");
+    CK(cudaMalloc((void **)&cb->am_count, (size_t)opts->max_seqs * 4), "argmax scratch");
+    CK(cudaMemset(cb->am_count, 0, (size_t)opts->max_seqs * 4), "argmax scratch");
     if (!(sp && !strcmp(sp, "0"))) {
         size_t pf, nc;
         sl_cu_attention_scratch(hd, &pf, &nc);

@@ -605,14 +605,23 @@ extern "C" int sl_cu_swiglu(sl_cu_stream s, uint16_t *act, const uint16_t *gu, i
 
 // ---- argmax (greedy decoding on the GPU) ----
 
-__global__ void argmax_kernel(int32_t *ids, const float *logits, int stride, int limit)
+// One row over ARGMAX_SPLIT blocks when scratch is given (a row of 150k logits is too much
+// for one SM): each leaves its best (value, id), the last to finish picks among them in
+// block order.
+#define ARGMAX_SPLIT SL_CU_ARGMAX_SPLIT
+
+__global__ void argmax_kernel(int32_t *ids, const float *logits, int stride, int limit,
+                              float *part_v, int *part_i, int *count)
 {
     __shared__ float bv[32];
     __shared__ int bi[32];
+    __shared__ int last_s;
     const float *row = logits + (size_t)blockIdx.x * stride;
+    int parts = gridDim.y, per = (limit + parts - 1) / parts;
+    int lo = blockIdx.y * per, hi = min(limit, lo + per);
     float v = -INFINITY;
     int idx = 0x7fffffff;
-    for (int i = threadIdx.x; i < limit; i += blockDim.x)
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x)
         if (row[i] > v) {
             v = row[i];
             idx = i;
@@ -630,22 +639,44 @@ __global__ void argmax_kernel(int32_t *ids, const float *logits, int stride, int
         bi[threadIdx.x >> 5] = idx;
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-        v = bv[0];
-        idx = bi[0];
-        for (int k = 1; k < (int)blockDim.x / 32; k++)
-            if (bv[k] > v || (bv[k] == v && bi[k] < idx)) {
-                v = bv[k];
-                idx = bi[k];
+    if (threadIdx.x != 0)
+        return;
+    v = bv[0];
+    idx = bi[0];
+    for (int k = 1; k < (int)blockDim.x / 32; k++)
+        if (bv[k] > v || (bv[k] == v && bi[k] < idx)) {
+            v = bv[k];
+            idx = bi[k];
+        }
+    if (parts > 1) {
+        size_t at = (size_t)blockIdx.x * parts + blockIdx.y;
+        part_v[at] = v;
+        part_i[at] = idx;
+        __threadfence();
+        last_s = atomicAdd(&count[blockIdx.x], 1) == parts - 1;
+        if (!last_s)
+            return;
+        __threadfence();
+        v = -INFINITY;
+        idx = 0x7fffffff;
+        for (int k = 0; k < parts; k++) {
+            float v2 = __ldcg(part_v + (size_t)blockIdx.x * parts + k);
+            int i2 = __ldcg(part_i + (size_t)blockIdx.x * parts + k);
+            if (v2 > v || (v2 == v && i2 < idx)) {
+                v = v2;
+                idx = i2;
             }
-        ids[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
+        }
+        count[blockIdx.x] = 0;
     }
+    ids[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
 }
 
 extern "C" int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, int R, int stride,
-                            int limit)
+                            int limit, float *part_v, int *part_i, int *count)
 {
-    argmax_kernel<<<R, 1024, 0, s>>>(ids, logits, stride, limit);
+    dim3 grid(R, part_v && part_i && count ? ARGMAX_SPLIT : 1);
+    argmax_kernel<<<grid, 1024, 0, s>>>(ids, logits, stride, limit, part_v, part_i, count);
     return launched();
 }
 
@@ -759,15 +790,18 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
     asm volatile("griddepcontrol.launch_dependents;");
     const uint16_t *x = a.x;
     if constexpr (NORM) {
+        // 8 elements a thread at a time with 16-byte loads: one round trip for K <= 2048
         __shared__ float part_s[8][T];
         float ss[T];
 #pragma unroll
         for (int t = 0; t < T; t++) {
             ss[t] = 0.0f;
             const float4 *xr = reinterpret_cast<const float4 *>(a.xres + (size_t)t * K);
-            for (int i = threadIdx.x; i < K / 4; i += blockDim.x) {
-                float4 v = xr[i];
-                ss[t] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+#pragma unroll 2
+            for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+                float4 v0 = xr[2 * c], v1 = xr[2 * c + 1];
+                ss[t] += v0.x * v0.x + v0.y * v0.y + v0.z * v0.z + v0.w * v0.w +
+                         v1.x * v1.x + v1.y * v1.y + v1.z * v1.z + v1.w * v1.w;
             }
             ss[t] = warp_sum(ss[t]);
             if (lane == 0)
@@ -783,10 +817,23 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
                 s += part_s[i][t];
             inv[t] = rsqrtf(s / (float)K + a.eps);
         }
+#pragma unroll 2
+        for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+            uint4 nw = reinterpret_cast<const uint4 *>(a.norm_w)[c];
+            const unsigned wd[4] = { nw.x, nw.y, nw.z, nw.w };
 #pragma unroll
-        for (int t = 0; t < T; t++)
-            for (int i = threadIdx.x; i < K; i += blockDim.x)
-                xs[t * K + i] = to_bf(bf(a.norm_w[i]) * (a.xres[(size_t)t * K + i] * inv[t]));
+            for (int t = 0; t < T; t++) {
+                const float4 *xr = reinterpret_cast<const float4 *>(a.xres + (size_t)t * K);
+                float4 v0 = xr[2 * c], v1 = xr[2 * c + 1];
+                const float xv[8] = { v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w };
+                unsigned o[4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    o[j] = (unsigned)to_bf(__uint_as_float(wd[j] << 16) * (xv[2 * j] * inv[t])) |
+                           (unsigned)to_bf(__uint_as_float(wd[j] & 0xffff0000u) * (xv[2 * j + 1] * inv[t])) << 16;
+                reinterpret_cast<uint4 *>(xs + (size_t)t * K)[c] = make_uint4(o[0], o[1], o[2], o[3]);
+            }
+        }
         __syncthreads();
         x = xs;
     }

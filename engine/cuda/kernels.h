@@ -106,7 +106,11 @@ typedef struct sl_cu_fgemv {
 int sl_cu_fgemv_run(sl_cu_stream s, const sl_cu_fgemv *a, int T);
 
 /* ids[r] = argmax of logits[r][0..limit) (lowest index on ties). */
-int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, int R, int stride, int limit);
+int sl_cu_argmax(sl_cu_stream s, int32_t *ids, const float *logits, int R, int stride, int limit,
+                 float *part_v, int *part_i, int *count);
+/* Scratch for sl_cu_argmax over several blocks a row: part_v and part_i R x SL_CU_ARGMAX_SPLIT,
+ * count R (zeroed once, left zeroed); NULLs: one block a row. */
+#define SL_CU_ARGMAX_SPLIT 16
 
 /* One row's sampling: sl_sampling_params' fields, u (uniform in [0, 1) from the sequence's
  * rng; unused where greedy), and the penalties: pen_n (id, amount) pairs from pen_off,
