@@ -75,6 +75,17 @@ for s in $steps; do
         curl -s http://127.0.0.1:$port/v1/completions -H 'content-type: application/json' \
             -d '{"model":"m1.5b","prompt":"Hello, world","max_tokens":16,"temperature":0}' | tee -a "$OUT/serve.txt"
         echo
+        # sampled on the GPU: the same seed twice gives the same text, another seed another
+        for seed in 7 7 8; do
+            curl -s http://127.0.0.1:$port/v1/completions -H 'content-type: application/json' \
+                -d "{\"model\":\"m1.5b\",\"prompt\":\"Hello, world\",\"max_tokens\":24,\"temperature\":0.9,\"top_p\":0.9,\"presence_penalty\":0.5,\"seed\":$seed}" \
+                | python3 -c 'import json,sys;print(json.dumps(json.load(sys.stdin)["choices"][0]["text"]))'
+        done | tee /tmp/seeds.txt | tee -a "$OUT/serve.txt"
+        a=$(sed -n 1p /tmp/seeds.txt); b=$(sed -n 2p /tmp/seeds.txt); c=$(sed -n 3p /tmp/seeds.txt)
+        v="not ok"
+        [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ] && v=ok
+        [ "$v" = ok ] || rc=1
+        echo "$v - seeded sampling through the engine" | tee -a "$OUT/serve.txt"
         kill $pid; wait $pid
         tail -3 "$OUT/serve-engine.txt" ;;
     esac
