@@ -186,6 +186,63 @@ static void out_of_blocks_preempts_and_recomputes(void **state)
     sl_sched_free(s);
 }
 
+/* A backend with forward_sample: the scheduler hands it each sampled step's parameters,
+ * the sequence's rng and the ids generated so far, and takes its ids. */
+static struct {
+    int calls, bad;
+    int32_t gen_seen;      /* the longest generated list handed over */
+} smp;
+
+static int rec_sample(sl_backend *b, const sl_seq_step *steps, int n, int limit,
+                      const sl_sample_req *req, int32_t *ids, sl_err *err)
+{
+    float *logits = malloc((size_t)n * (size_t)b->model->cfg.vocab_size * sizeof *logits);
+    int rc = logits ? rec_forward(b, steps, n, logits, err) : -1;
+    free(logits);
+    if (rc < 0)
+        return rc;
+    smp.calls++;
+    for (int k = 0; k < n; k++) {
+        ids[k] = rec.token;
+        if (!req[k].params)
+            continue;       /* a prompt chunk that samples nothing */
+        if (req[k].params->temperature != 0.8f || req[k].params->presence_penalty != 0.5f ||
+            !req[k].rng || limit < 1 || (req[k].n_gen > 0 && !req[k].gen))
+            smp.bad++;
+        for (int i = 0; i < req[k].n_gen; i++)
+            smp.bad += req[k].gen[i] != rec.token;
+        if (req[k].n_gen > smp.gen_seen)
+            smp.gen_seen = req[k].n_gen;
+    }
+    return 0;
+}
+static const sl_backend_ops smp_ops = { "sampling", rec_forward, rec_release, rec_destroy, NULL,
+                                        rec_sample };
+
+static void sampled_on_the_backend_when_it_can(void **state)
+{
+    backend.ops = &smp_ops;
+    memset(&smp, 0, sizeof smp);
+    sl_sched *s = start(2, 512);
+    result r;
+    int32_t *prompt = malloc(5 * sizeof *prompt);
+    for (int i = 0; i < 5; i++)
+        prompt[i] = 100 + i;
+    sl_sampling_params sp = { .temperature = 0.8f, .top_p = 0.9f, .presence_penalty = 0.5f,
+                              .seed = 7, .has_seed = 1 };
+    memset(&r, 0, sizeof r);
+    sl_sched_submit(s, sl_seq_new(prompt, 5, 6, &sp, NULL, 0, &r));
+    result *rs[] = { &r };
+    wait_done(s, rs, 1);
+    sl_sched_free(s);
+    backend.ops = &rec_ops;
+    assert_string_equal(r.finish, "length");
+    assert_string_equal(r.text, "xxxxxx");
+    assert_int_equal(smp.calls, 6);
+    assert_int_equal(smp.bad, 0);
+    assert_int_equal(smp.gen_seen, 5);
+}
+
 static int setup(void **state)
 {
     char path[4096];
@@ -347,6 +404,7 @@ int main(void)
         cmocka_unit_test(eos_and_stop_strings_end_with_stop),
         cmocka_unit_test(cancel_frees_the_slot),
         cmocka_unit_test(out_of_blocks_preempts_and_recomputes),
+        cmocka_unit_test(sampled_on_the_backend_when_it_can),
     };
     return cmocka_run_group_tests_name("engine_scheduler", tests, setup, teardown);
 }
