@@ -1,7 +1,8 @@
 /* The CUDA backend: bf16 weights uploaded once, f32 residual stream, cuBLAS GEMMs with f32
- * accumulation for every linear (all tokens of the batch in one GEMM; o_proj and down_proj
- * add into the residual through beta = 1), own kernels for the rest (kernels.cu), and a
- * paged KV cache: SL_KV_BLOCK-token blocks from one free pool, a block table per slot. */
+ * accumulation for every linear (all tokens of the batch in one GEMM), own kernels for the
+ * rest (kernels.cu); decode batches of 1-2 tokens take the fused GEMVs instead (norm,
+ * RoPE/KV write, SwiGLU and residual adds inside them). A paged KV cache: SL_KV_BLOCK-token
+ * blocks from one free pool, a block table per slot. Sampling on the GPU (forward_sample). */
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -544,8 +545,8 @@ fail:
     return -1;
 }
 
-/* Fills the rows of sample_kernel from req (draws the uniforms) and uploads them; *n_pen:
- * penalty pairs written. Each generated id becomes one pair, amount as sl_sample computes it. */
+/* Fills the rows of sample_kernel from req (draws the uniforms) and uploads them with the
+ * penalty pairs: one per distinct generated id, amount as sl_sample computes it. */
 static int prepare_sampling(cuda_backend *cb, const sl_sample_req *req, int n_steps, sl_err *err)
 {
     if (!cb->smp_host) {

@@ -81,7 +81,8 @@ int sl_cu_gemv(sl_cu_stream s, void *y, int y_f32, const uint16_t *W, const uint
  *   write as sl_cu_qkv_rope does, q to q_out (f32 [T][heads][head_dim]); n_units =
  *   (heads + kv_heads) * head_dim / 2 + kv_heads * head_dim / 2.
  * With pdl, the launch may begin before the kernel before it ends (it prefetches weights,
- * then waits for it). K a multiple of 8 and T*K*2 bytes of shared memory at most SL_CU_FGEMV_MAX_SMEM (else -1). */
+ * then waits for it). K a multiple of 8 and T*K*2 bytes at most SL_CU_FGEMV_MAX_SMEM
+ * (else -1). */
 #define SL_CU_FGEMV_MAX_T 8
 #define SL_CU_FGEMV_MAX_SMEM 49152
 enum { SL_FO_BF16, SL_FO_F32, SL_FO_RESID, SL_FO_SWIGLU, SL_FO_QKV };
