@@ -271,17 +271,33 @@ static json_t *read_number(reader *r)
 
 static json_t *read_value(reader *r);
 
+/* After a member or an element: 1 on ',' (another follows), 0 on close (the container
+ * ends), -1 on anything else. */
+static int after_item(reader *r, char close)
+{
+    skip_ws(r);
+    if (r->p >= r->end || (*r->p != ',' && *r->p != close))
+        return -1;
+    return *r->p++ == ',';
+}
+
+/* Just after the opening bracket: true (and past it) when close follows at once. */
+static bool empty_container(reader *r, char close)
+{
+    r->p++;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return true;
+    }
+    return false;
+}
+
 static json_t *read_object(reader *r)
 {
     json_t *o = json_object();
-    if (!o)
-        return NULL;
-    r->p++;
-    skip_ws(r);
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
+    if (!o || empty_container(r, '}'))
         return o;
-    }
     for (;;) {
         skip_ws(r);
         if (r->p >= r->end || *r->p != '"')
@@ -315,19 +331,11 @@ static json_t *read_object(reader *r)
         }
         if (key != k && key != small)
             free(key);
-        if (!ok)
+        int more = ok ? after_item(r, '}') : -1;
+        if (more < 0)
             goto bail;
-        skip_ws(r);
-        if (r->p >= r->end)
-            goto bail;
-        if (*r->p == ',') {
-            r->p++;
-            continue;
-        }
-        if (*r->p != '}')
-            goto bail;
-        r->p++;
-        return o;
+        if (!more)
+            return o;
     }
 bail:
     json_decref(o);
@@ -337,30 +345,16 @@ bail:
 static json_t *read_array(reader *r)
 {
     json_t *a = json_array();
-    if (!a)
-        return NULL;
-    r->p++;
-    skip_ws(r);
-    if (r->p < r->end && *r->p == ']') {
-        r->p++;
+    if (!a || empty_container(r, ']'))
         return a;
-    }
     for (;;) {
         skip_ws(r);
         json_t *v = read_value(r);
-        if (!v || json_array_append_new(a, v) != 0)
+        int more = v && json_array_append_new(a, v) == 0 ? after_item(r, ']') : -1;
+        if (more < 0)
             goto bail;
-        skip_ws(r);
-        if (r->p >= r->end)
-            goto bail;
-        if (*r->p == ',') {
-            r->p++;
-            continue;
-        }
-        if (*r->p != ']')
-            goto bail;
-        r->p++;
-        return a;
+        if (!more)
+            return a;
     }
 bail:
     json_decref(a);
