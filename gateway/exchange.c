@@ -13,6 +13,9 @@
 #include "metrics_exchange.h"
 #include "openai_error.h"
 #include "circuit.h"
+#include "fmt_int.h"
+#include "json_dump.h"
+#include "json_parse.h"
 #include <event2/event.h>
 
 
@@ -50,17 +53,51 @@ void sl_ex_unref(sl_exchange *ex)
 
 /* ---- responses ---- */
 
+/* dst gets src, cut to fit */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* "req_" + 8 hex of the process prefix + 2 of the worker + 10 of the worker's counter */
+static void make_id(char *out, unsigned prefix, unsigned worker, unsigned long long n)
+{
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, "req_", 4);
+    char *p = out + 4;
+    for (int i = 7; i >= 0; i--)
+        *p++ = hex[(prefix >> (i * 4)) & 15];
+    *p++ = hex[(worker >> 4) & 15];
+    *p++ = hex[worker & 15];
+    if (n >> 40) { /* past 10 digits: as printf would, the whole number */
+        snprintf(p, 24, "%llx", n);
+        return;
+    }
+    for (int i = 9; i >= 0; i--)
+        *p++ = hex[(n >> (i * 4)) & 15];
+    *p = 0;
+}
+
 void sl_ex_add_common_headers(sl_exchange *ex)
 {
     sl_http_add_header(ex->conn, "x-sluice-request-id", ex->id);
     if (ex->target) {
         char v[512];
-        snprintf(v, sizeof v, "%s/%s", ex->target->upstream, ex->target->model);
+        size_t a = strlen(ex->target->upstream), b = strlen(ex->target->model);
+        if (a + b + 2 <= sizeof v) {
+            memcpy(v, ex->target->upstream, a);
+            v[a] = '/';
+            memcpy(v + a + 1, ex->target->model, b + 1);
+        } else {
+            snprintf(v, sizeof v, "%s/%s", ex->target->upstream, ex->target->model);
+        }
         sl_http_add_header(ex->conn, "x-sluice-upstream", v);
     }
     if (ex->n_failed) {
-        char n[16];
-        snprintf(n, sizeof n, "%d", ex->n_failed);
+        char n[SL_FMT_INT_MAX];
+        sl_fmt_int(n, ex->n_failed);
         sl_http_add_header(ex->conn, "x-sluice-fallback", n);
     }
 }
@@ -102,12 +139,13 @@ void sl_ex_respond_error(sl_exchange *ex, int status, const char *type, const ch
 
 void sl_ex_respond_json(sl_exchange *ex, int status, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT);
+    size_t n;
+    char *s = sl_json_dumps(body, &n);
     json_decref(body);
     if (!s) {
         sl_ex_respond_error_now(ex, 500, "api_error", "internal_error", NULL, "could not serialise the response");
     } else {
-        sl_ex_respond_raw(ex, status, "application/json", s, strlen(s));
+        sl_ex_respond_raw(ex, status, "application/json", s, n);
         free(s);
     }
     sl_ex_finish(ex);
@@ -307,7 +345,7 @@ static int parse_body(sl_exchange *ex)
                       "the request body is empty: send a JSON object");
         return -1;
     }
-    ex->body = json_loadb(ex->req->body, ex->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    ex->body = sl_json_loadb(ex->req->body, ex->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!ex->body) {
         char msg[512];
         snprintf(msg, sizeof msg, "could not parse the JSON body: %s (line %d, column %d)", jerr.text, jerr.line,
@@ -352,11 +390,10 @@ void sl_exchange_start(sl_worker *w, sl_http_conn *conn, sl_http_request *req)
     ex->req = req;
     ex->refs = 1;
     ex->pstate = calloc(ex->cfg->n_plugins + 1, sizeof *ex->pstate);
-    snprintf(ex->id, sizeof ex->id, "req_%08x%02x%010llx", w->id_prefix, w->index & 0xff,
-             (unsigned long long)++w->next_request);
-    snprintf(ex->method, sizeof ex->method, "%s", req->method);
-    snprintf(ex->path, sizeof ex->path, "%s", req->path);
-    snprintf(ex->client, sizeof ex->client, "%s", sl_http_peer(conn));
+    make_id(ex->id, w->id_prefix, (unsigned)w->index & 0xff, ++w->next_request);
+    copy_str(ex->method, sizeof ex->method, req->method);
+    copy_str(ex->path, sizeof ex->path, req->path);
+    copy_str(ex->client, sizeof ex->client, sl_http_peer(conn));
     sl_http_watch watch = {.on_drain = sl_proxy_client_drained, .on_close = client_gone, .arg = ex};
     sl_http_set_watch(conn, &watch);
     for (size_t i = 0; i < ex->cfg->n_plugins; i++)
@@ -457,11 +494,12 @@ void sl_ex_stream_begin(sl_exchange *ex) { sl_ex_client_stream_begin(ex); }
 
 void sl_ex_emit_event(sl_exchange *ex, const json_t *event)
 {
-    char *s = json_dumps(event, JSON_COMPACT);
+    size_t n;
+    char *s = sl_json_dumps(event, &n);
     if (!s)
         return;
     sl_ex_stream_write(ex, "data: ", 6);
-    sl_ex_stream_write(ex, s, strlen(s));
+    sl_ex_stream_write(ex, s, n);
     sl_ex_stream_write(ex, "\n\n", 2);
     free(s);
 }
@@ -491,8 +529,8 @@ const char *sl_resp_event_text(sl_resp_event *ev, size_t *len)
         return ev->text;
     }
     if (!ev->out && ev->json) {
-        ev->out = json_dumps(ev->json, JSON_COMPACT);
-        ev->out_len = ev->out ? strlen(ev->out) : 0;
+        ev->out_len = 0;
+        ev->out = sl_json_dumps(ev->json, &ev->out_len);
     }
     *len = ev->out_len;
     return ev->out;

@@ -16,6 +16,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "fmt_int.h"
 #include "openai_error.h"
 
 #define MAX_LINE 8192
@@ -703,7 +704,17 @@ void sl_http_add_header(sl_http_conn *c, const char *name, const char *value)
     /* refuse CR/LF in values: no response splitting through upstream data */
     if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
         return;
-    evbuffer_add_printf(c->extra_headers, "%s: %s\r\n", name, value);
+    size_t n = strlen(name), m = strlen(value);
+    char line[512];
+    if (n + m + 4 > sizeof line) {
+        evbuffer_add_printf(c->extra_headers, "%s: %s\r\n", name, value);
+        return;
+    }
+    memcpy(line, name, n);
+    memcpy(line + n, ": ", 2);
+    memcpy(line + n + 2, value, m);
+    memcpy(line + n + 2 + m, "\r\n", 2);
+    evbuffer_add(c->extra_headers, line, n + m + 4);
 }
 
 static void write_head(sl_http_conn *c, int status, const char *content_type, long long length)
@@ -714,19 +725,45 @@ static void write_head(sl_http_conn *c, int status, const char *content_type, lo
         keep = false;
     if (!keep)
         c->close_after = true;
-    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nServer: sluice\r\nDate: %s\r\n", c->req.minor ? 1 : 1, status,
-                        reason(status), http_date());
-    if (content_type)
-        evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+    /* one add for the fixed part: status line, Server, Date, Content-Type, framing, Connection */
+    char head[512];
+    size_t n = 0, ct = content_type ? strlen(content_type) : 0;
+    const char *why = reason(status), *date = http_date();
+    size_t wl = strlen(why), dl = strlen(date);
+    if (ct > 256)
+        ct = 0; /* written apart below */
+#define PUT(p, len) (memcpy(head + n, (p), (len)), n += (len))
+    PUT("HTTP/1.1 ", 9);
+    head[n++] = (char)('0' + status / 100 % 10);
+    head[n++] = (char)('0' + status / 10 % 10);
+    head[n++] = (char)('0' + status % 10);
+    head[n++] = ' ';
+    PUT(why, wl);
+    PUT("\r\nServer: sluice\r\nDate: ", 24);
+    PUT(date, dl);
+    PUT("\r\n", 2);
+    if (ct) {
+        PUT("Content-Type: ", 14);
+        PUT(content_type, ct);
+        PUT("\r\n", 2);
+    }
     if (length >= 0) {
-        if (status != 304) /* a 304 has no body; a length there would be the full one's */
-            evbuffer_add_printf(out, "Content-Length: %lld\r\n", length);
-    } else if (c->stream_chunked)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        if (status != 304) { /* a 304 has no body; a length there would be the full one's */
+            PUT("Content-Length: ", 16);
+            n += sl_fmt_int(head + n, length);
+            PUT("\r\n", 2);
+        }
+    } else if (c->stream_chunked) {
+        PUT("Transfer-Encoding: chunked\r\n", 28);
+    }
     if (!keep)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        PUT("Connection: close\r\n", 19);
     else if (c->req.minor == 0)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+        PUT("Connection: keep-alive\r\n", 24);
+#undef PUT
+    evbuffer_add(out, head, n);
+    if (content_type && !ct)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
     evbuffer_add_buffer(out, c->extra_headers);
     evbuffer_add(out, "\r\n", 2);
 }

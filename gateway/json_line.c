@@ -3,8 +3,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <utf8proc.h>
 #include <stdlib.h>
+#include <utf8proc.h>
+
+#include "fmt_int.h"
 
 static void put(sl_jline *j, const void *p, size_t n)
 {
@@ -62,14 +64,8 @@ static bool key(sl_jline *j, const char *k)
 
 static void put_int(sl_jline *j, long long v)
 {
-    char buf[24], *p = buf + sizeof buf;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do
-        *--p = (char)('0' + u % 10);
-    while ((u /= 10));
-    if (v < 0)
-        *--p = '-';
-    put(j, p, (size_t)(buf + sizeof buf - p));
+    char buf[SL_FMT_INT_MAX];
+    put(j, buf, sl_fmt_int(buf, v));
 }
 
 static int add_cb(const char *buffer, size_t size, void *data)

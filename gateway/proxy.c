@@ -10,6 +10,8 @@
 
 #include "circuit.h"
 #include "exchange_int.h"
+#include "json_dump.h"
+#include "json_parse.h"
 #include "log.h"
 #include "openai_error.h"
 #include "pool.h"
@@ -68,7 +70,7 @@ static bool note_usage(sl_exchange *ex, const char *json_text, size_t len)
 {
     if (!memmem(json_text, len, "\"usage\"", 7))
         return false;
-    json_t *o = json_loadb(json_text, len, 0, NULL);
+    json_t *o = sl_json_loadb(json_text, len, 0, NULL);
     bool usage_only = o && note_usage_json(ex, o);
     json_decref(o);
     return usage_only;
@@ -204,7 +206,7 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     size_t dlen = 0;
     char *data = sl_sse_data(event, len, &dlen);
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
-    json_t *json = !done && data && ex->want_events ? json_loadb(data, dlen, 0, NULL) : NULL;
+    json_t *json = !done && data && ex->want_events ? sl_json_loadb(data, dlen, 0, NULL) : NULL;
     if (done)
         ex->saw_done = true;
     else if (data && (json ? note_usage_json(ex, json) : note_usage(ex, data, dlen)) && !ex->client_wants_usage) {
@@ -312,7 +314,7 @@ void sl_proxy_client_drained(void *arg)
 
 static char *upstream_error_message(sl_exchange *ex, const char *body, size_t len)
 {
-    json_t *o = json_loadb(body, len, 0, NULL);
+    json_t *o = sl_json_loadb(body, len, 0, NULL);
     json_t *m = json_object_get(json_object_get(o, "error"), "message");
     if (!m)
         m = json_object_get(o, "message");
@@ -335,7 +337,7 @@ static void finish_buffered(sl_exchange *ex)
     int st = ex->up_status;
     bool is_json = strncasecmp(ctype, "application/json", 16) == 0;
     json_t *parsed = NULL;
-    if (is_json && st >= 200 && st < 300 && !(parsed = json_loadb(body ? body : "", len, 0, NULL))) {
+    if (is_json && st >= 200 && st < 300 && !(parsed = sl_json_loadb(body ? body : "", len, 0, NULL))) {
         /* a 200 the client cannot read is the upstream's failure, not a success to pass on */
         attempt_verdict(ex, 0);
         char msg[300];
@@ -390,7 +392,7 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
              * counts as cut below */
             size_t dlen = 0;
             char *data = sl_sse_data(rest, n, &dlen);
-            json_t *j = data ? json_loadb(data, dlen, 0, NULL) : NULL;
+            json_t *j = data ? sl_json_loadb(data, dlen, 0, NULL) : NULL;
             bool whole = j || (data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0);
             json_decref(j);
             free(data);
@@ -500,7 +502,8 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         }
         json_object_set_new(so, "include_usage", json_true());
     }
-    char *body = json_dumps(req, JSON_COMPACT);
+    size_t body_len = 0;
+    char *body = sl_json_dumps(req, &body_len);
     if (req != ex->body)
         json_decref(req);
     if (!body) {
@@ -510,7 +513,7 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     }
     sl_upstream_cbs cbs = {.on_headers = up_on_headers, .on_data = up_on_data, .on_done = up_on_done};
     ex->n_started++;
-    ex->up = sl_upstream_post(ex->w->upstream, &t, endpoint_path(ex->ep), body, strlen(body), &cbs, ex);
+    ex->up = sl_upstream_post(ex->w->upstream, &t, endpoint_path(ex->ep), body, body_len, &cbs, ex);
     free(body);
     if (!ex->up) {
         attempt_release(ex);

@@ -23,7 +23,10 @@
  * reservation and adds actual to used (+1 request); release drops it without charge. A
  * reservation not settled by its deadline (opts.resv_ttl_ms after it was made, default
  * 15 min: longer than any upstream timeout) is reclaimed by the next reserve/usage call of
- * that window, so a gateway that dies never leaks quota for longer than the TTL. A settle
+ * that window, so a gateway that dies never leaks quota for longer than the TTL; a reserve
+ * whose reply was lost (Redis stalled or the connection dropped after it was sent) is
+ * released by the gateway as soon as Redis answers again (redis: reservation ids are made
+ * by the gateway, so it can name the one it never heard about). A settle
  * that arrives after its reservation was reclaimed still charges actual (the usage
  * recorded is the usage served). Window ids come from wall-clock UTC (sl_window_id).
  * The deadline is measured on the store's clock (redis: TIME), so instances agree.

@@ -10,8 +10,11 @@
  * 0; so each worker thread of each instance may spend up to the limit: the guarantee is
  * traded for availability), rate allows, lookups answer from a stale cache entry. Settles are never lost in either mode: they are queued per
  * conn (up to 100000) and sent again on reconnect; one whose reply was lost with the
- * connection is replayed only if its reservation is still open. A connection that does not answer
- * within redis_timeout_ms (default 2 s) is dropped, failing what was in flight. */
+ * connection is replayed only if its reservation is still open. A reserve whose reply was
+ * lost may have been made: its id (made here, before sending) is queued the same way and
+ * the reservation, if Redis has it, is dropped on reconnect instead of holding tokens until
+ * its TTL. A connection that does not answer within redis_timeout_ms (default 2 s) is
+ * dropped, failing what was in flight. */
 #include "store_int.h"
 #include "store_redis_scripts.h"
 
@@ -23,6 +26,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libevent.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #define CACHE_SLOTS 1024
@@ -67,13 +71,14 @@ typedef struct rconn {
     rreq *fl_head, *fl_tail;        /* in flight, oldest first */
     bool closing;
     char last_error[160];
-    rreq *queued, **queued_tail;    /* settles waiting for the connection */
+    rreq *queued, **queued_tail;    /* settles and forgets waiting for the connection */
     size_t n_queued;
+    uint32_t id_prefix, id_next;    /* reservation ids: a random prefix per conn, a counter */
     lquota *local;
     kslot cache[CACHE_SLOTS];
 } rconn;
 
-typedef enum rkind { R_ISSUE, R_LOOKUP, R_LIST, R_REVOKE, R_RESERVE, R_SETTLE, R_USAGE, R_RATE } rkind;
+typedef enum rkind { R_ISSUE, R_LOOKUP, R_LIST, R_REVOKE, R_RESERVE, R_SETTLE, R_USAGE, R_RATE, R_FORGET } rkind;
 
 struct rreq {
     rreq *next;
@@ -154,6 +159,7 @@ static void script_head(rreq *r, int nkeys)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 static void req_fail(rreq *r, const char *why);
+static void to_forget(rreq *r, uint64_t id);
 
 static void req_send(rreq *r)
 {
@@ -276,15 +282,16 @@ static void queue_settle(rreq *r)
 {
     rconn *c = r->c;
     if (c->n_queued >= MAX_QUEUED) {
-        fprintf(stderr, "sluice: store: redis unreachable and %d settles queued; dropping usage of %s\n",
-                MAX_QUEUED, r->resv.consumer);
+        fprintf(stderr, "sluice: store: redis unreachable and %d settles queued; dropping %s of %s\n",
+                MAX_QUEUED, r->kind == R_FORGET ? "the release of a reserve whose reply was lost" : "usage",
+                r->resv.consumer);
         req_free(r);
         return;
     }
     /* Sent, but the connection went before the reply: it may have been applied. The replay
      * then charges only if the reservation is still there (a settle removes it), which is
      * exact as long as Redis is back before the reservation's TTL. */
-    if (r->sent_us && r->resv.id != 0 && !r->maybe_applied) {
+    if (r->kind == R_SETTLE && r->sent_us && r->resv.id != 0 && !r->maybe_applied) {
         r->maybe_applied = true;
         push(r, "1");
     }
@@ -374,13 +381,23 @@ static void req_fail(rreq *r, const char *why)
             r->cb.key(r->arg, SL_STORE_UNAVAILABLE, NULL, NULL, &err);
         break;
     }
-    case R_RESERVE:
+    case R_RESERVE: {
+        uint64_t sent_id = r->sent_us ? r->resv.id : 0;
         if (open) {
             reserve_locally(r);
         } else {
             r->cb.quota(r->arg, SL_STORE_UNAVAILABLE, NULL, NULL, &err);
         }
+        if (sent_id) {                      /* Redis may have made it: take it back later */
+            to_forget(r, sent_id);
+            queue_settle(r);
+            return;                         /* kept */
+        }
         break;
+    }
+    case R_FORGET:
+        queue_settle(r);
+        return;
     case R_SETTLE:
         if (r->cb.quota) {
             sl_quota_usage u;
@@ -417,7 +434,7 @@ static void req_error(rreq *r, const char *msg)
     case R_LIST:
         r->cb.keys(r->arg, SL_STORE_ERROR, NULL, 0, &err);
         break;
-    case R_RESERVE: case R_SETTLE: case R_USAGE:
+    case R_RESERVE: case R_SETTLE: case R_USAGE: case R_FORGET:
         if (r->cb.quota)
             r->cb.quota(r->arg, SL_STORE_ERROR, NULL, NULL, &err);
         else
@@ -479,8 +496,7 @@ static void req_done(rreq *r, const redisReply *a)
     case R_RESERVE: {
         bool ok = rint_at(a, 0) == 1;
         sl_usage_fill(&u, r->w, r->wid, r->limit, rint_at(a, 3), rint_at(a, 4), rint_at(a, 5));
-        r->resv.id = (uint64_t)rint_at(a, 1);
-        r->resv.amount = rint_at(a, 2);
+        r->resv.amount = rint_at(a, 2);     /* resv.id is ours, sent with the reserve */
         r->cb.quota(r->arg, ok ? SL_STORE_OK : SL_STORE_DENIED, ok ? &r->resv : NULL, &u, NULL);
         break;
     }
@@ -499,6 +515,11 @@ static void req_done(rreq *r, const redisReply *a)
         r->cb.rate(r->arg, rr.allowed ? SL_STORE_OK : SL_STORE_DENIED, &rr, NULL);
         break;
     }
+    case R_FORGET:
+        if (a && a->type == REDIS_REPLY_INTEGER && a->integer == 1)
+            fprintf(stderr, "sluice: store: a reservation of %s whose reply was lost with the connection was "
+                    "released\n", r->resv.consumer);
+        break;
     }
 }
 
@@ -679,6 +700,9 @@ static sl_store_conn *r_conn_open(sl_store *bs, struct event_base *base, sl_err 
     c->s = (rstore *)bs;
     c->backoff_ms = 100;
     c->queued_tail = &c->queued;
+    while (!c->id_prefix)
+        if (RAND_bytes((unsigned char *)&c->id_prefix, sizeof c->id_prefix) != 1)
+            c->id_prefix = (uint32_t)(sl_now_us() ^ (uintptr_t)c) | 1;
     struct timeval tick = {0, 250 * 1000};
     event_add(c->watch, &tick);
     rconnect(c);
@@ -804,6 +828,23 @@ static void quota_keys(rreq *r, const char *consumer, sl_window w, int64_t wid)
     push(r, "%sqz:%d:%lld:%s", p, (int)w, (long long)wid, consumer);
 }
 
+/* r (a reserve that was sent, whose reply never came) becomes the release of the
+ * reservation it may have made: sent on the next connection, answered to nobody. */
+static void to_forget(rreq *r, uint64_t id)
+{
+    for (int i = 0; i < r->argc; i++)
+        free(r->argv[i]);
+    r->argc = 0;
+    r->kind = R_FORGET;
+    r->script = SL_LUA_FORGET;
+    r->retried = false;
+    r->sent_us = 0;
+    r->cb.quota = NULL;
+    script_head(r, 2);
+    quota_keys(r, r->resv.consumer, r->resv.window, r->resv.window_id);
+    push(r, "%llu", (unsigned long long)id);
+}
+
 /* Seconds a window's keys live: to its end plus a day (total: forever). */
 static long long window_expire(sl_window w, int64_t wid)
 {
@@ -840,6 +881,9 @@ static void r_quota_reserve(sl_store_conn *bc, const char *consumer, sl_window w
     r->limit = limit;
     r->charge = max;
     r->cost = min;
+    /* unique among the conns of every gateway sharing this Redis: a random 32-bit prefix
+     * per conn and a counter (never 0, which means a local reservation) */
+    r->resv.id = (uint64_t)c->id_prefix << 32 | ++c->id_next;
     script_head(r, 2);
     quota_keys(r, consumer, w, wid);
     push(r, "%lld", (long long)limit);
@@ -847,6 +891,7 @@ static void r_quota_reserve(sl_store_conn *bc, const char *consumer, sl_window w
     push(r, "%lld", (long long)max);
     push(r, "%lld", (long long)c->s->base.resv_ttl_ms);
     push(r, "%lld", window_expire(w, wid));
+    push(r, "%llu", (unsigned long long)r->resv.id);
     req_send(r);
 }
 

@@ -1,8 +1,9 @@
 #include "store_redis_scripts.h"
 
 /* Reservations: q = hash {used, reserved, requests, seq}; qz = zset of "id:amount" by
- * deadline (ms on the Redis clock). Expired ones are reclaimed first. Few calls per
- * script: each redis.call costs about a microsecond inside Redis. */
+ * deadline (ms on the Redis clock), the id made by the gateway before it sends the reserve
+ * (so it can take back a reserve whose reply it never got). Expired ones are reclaimed
+ * first. Few calls per script: each redis.call costs about a microsecond inside Redis. */
 #define RECLAIM \
     "local t = redis.call('TIME')\n" \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
@@ -56,15 +57,15 @@ const char *const sl_redis_scripts[SL_LUA_COUNT] = {
         "if left <= 0 or left < mn then return {0, 0, 0, used, resv, reqs} end\n"
         "local take = mx\n"
         "if left < take then take = left end\n"
-        "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+        "local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
         "redis.call('HINCRBY', KEYS[1], 'reserved', take)\n"
-        "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), string.format('%d:%d', id, take))\n"
+        "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), string.format('%s:%d', ARGV[6], take))\n"
         "local ex = tonumber(ARGV[5])\n"
         "if ex > 0 then\n"
         "  redis.call('EXPIRE', KEYS[2], ex)\n"
-        "  if id == 1 then redis.call('EXPIRE', KEYS[1], ex) end\n"
+        "  if seq == 1 then redis.call('EXPIRE', KEYS[1], ex) end\n"
         "end\n"
-        "return {1, id, take, used, resv + take, reqs}\n",
+        "return {1, seq, take, used, resv + take, reqs}\n",
 
     /* ARGV[5] = '1': a replay that may already have been applied; it charges only while
      * its reservation is still open. A settle whose window key is gone (settled long after the window) recreates it:
@@ -89,6 +90,19 @@ const char *const sl_redis_scripts[SL_LUA_COUNT] = {
     [SL_LUA_USAGE] =
         RECLAIM
         "return {used, resv, reqs}\n",
+
+    /* A reserve whose reply was lost: drop its reservation if Redis made it (the amount is
+     * not known, so the member is found by its id; a window holds few open ones). */
+    [SL_LUA_FORGET] =
+        "local p = ARGV[1] .. ':'\n"
+        "for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do\n"
+        "  if string.sub(m, 1, #p) == p then\n"
+        "    redis.call('ZREM', KEYS[2], m)\n"
+        "    redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(string.sub(m, #p + 1)))\n"
+        "    return 1\n"
+        "  end\n"
+        "end\n"
+        "return 0\n",
 
     /* A leaky bucket per key: l = level (units), t = last update (us, Redis clock). Same
      * arithmetic as sl_bucket() in store.c. */

@@ -2,12 +2,14 @@
  * model with rate.per_model), atomic in the store (GCRA). Admission checks one request
  * and the prompt's tokens; the completion's tokens are added when the exchange ends. The
  * OpenAI x-ratelimit-* headers go on every response; a refusal is a 429 with Retry-After. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "config_int.h"
+#include "fmt_int.h"
 #include "log.h"
 #include "plugin.h"
 #include "store.h"
@@ -45,18 +47,17 @@ static void resume(rl_state *s, sl_step step)
     sl_ex_resume(s->ex, step);
 }
 
+/* what: "requests" or "tokens" */
 static void headers(sl_exchange *ex, const char *what, const sl_rate_result *r)
 {
-    char name[64], v[32];
-    snprintf(name, sizeof name, "x-ratelimit-limit-%s", what);
-    snprintf(v, sizeof v, "%lld", (long long)r->limit);
-    sl_ex_add_response_header(ex, name, v);
-    snprintf(name, sizeof name, "x-ratelimit-remaining-%s", what);
-    snprintf(v, sizeof v, "%lld", (long long)(r->remaining > 0 ? r->remaining : 0));
-    sl_ex_add_response_header(ex, name, v);
-    snprintf(name, sizeof name, "x-ratelimit-reset-%s", what);
-    snprintf(v, sizeof v, "%lldms", (long long)r->reset_ms);
-    sl_ex_add_response_header(ex, name, v);
+    bool req = what[0] == 'r';
+    char v[SL_FMT_INT_MAX + 2];
+    sl_fmt_int(v, (long long)r->limit);
+    sl_ex_add_response_header(ex, req ? "x-ratelimit-limit-requests" : "x-ratelimit-limit-tokens", v);
+    sl_fmt_int(v, (long long)(r->remaining > 0 ? r->remaining : 0));
+    sl_ex_add_response_header(ex, req ? "x-ratelimit-remaining-requests" : "x-ratelimit-remaining-tokens", v);
+    memcpy(v + sl_fmt_int(v, (long long)r->reset_ms), "ms", 3);
+    sl_ex_add_response_header(ex, req ? "x-ratelimit-reset-requests" : "x-ratelimit-reset-tokens", v);
 }
 
 /* Answers the exchange when the store says no; true when it did (then s is detached from

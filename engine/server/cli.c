@@ -27,6 +27,9 @@ void sl_cli_usage(FILE *f)
           "  --threads N                 CPU backend threads (default: every core)\n"
           "  --kv-cache-fraction F       CUDA: share of the GPU memory left after the weights\n"
           "                              that the paged KV cache takes, 0 < F <= 1 (default 0.9)\n"
+          "  --prefix-reuse on|off       keep an ended sequence's KV cache, so that a prompt\n"
+          "                              starting with the same 16+ tokens prefills only the\n"
+          "                              rest (default on)\n"
           "  --help, --version\n", f);
 }
 
@@ -72,7 +75,8 @@ int sl_cli_split_hostport(const char *addr, char *host, size_t cap, int *port, s
 sl_cli_result sl_cli_parse(int argc, char **argv, sl_cli *cli, sl_err *err)
 {
     *cli = (sl_cli){ .listen = "127.0.0.1:8000", .backend = SL_BACKEND_AUTO, .max_batch = 8,
-                     .step_tokens = 512, .kv_cache_fraction = 0.9f };
+                     .step_tokens = 512, .kv_cache_fraction = 0.9f,
+                     .prefix_reuse = true };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
@@ -133,6 +137,12 @@ sl_cli_result sl_cli_parse(int argc, char **argv, sl_cli *cli, sl_err *err)
                 return SL_CLI_ERROR;
             }
             cli->kv_cache_fraction = (float)f;
+        } else if (!strcmp(name, "--prefix-reuse")) {
+            if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+                sl_err_set(err, "--prefix-reuse must be on or off, got '%s'", v);
+                return SL_CLI_ERROR;
+            }
+            cli->prefix_reuse = !strcmp(v, "on");
         }
         else {
             sl_err_set(err, "unknown option '%s' (see --help)", name);

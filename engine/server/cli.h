@@ -2,6 +2,7 @@
 #ifndef SL_CLI_H
 #define SL_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "err.h"
@@ -18,6 +19,7 @@ typedef struct sl_cli {
     int step_tokens;
     int threads;                 /* 0: every core */
     float kv_cache_fraction;     /* CUDA: share of free GPU memory for the KV cache */
+    bool prefix_reuse;           /* ended sequences keep their KV cache for shared prefixes */
 } sl_cli;
 
 typedef enum sl_cli_result { SL_CLI_RUN, SL_CLI_HELP, SL_CLI_VERSION, SL_CLI_ERROR } sl_cli_result;

@@ -169,7 +169,8 @@ int main(int argc, char **argv)
     int32_t eos[16];
     int n_eos = collect_eos(model, tok, tmpl, eos, 16);
     sl_sched_opts so = { .max_batch = cli.max_batch, .max_len = max_len,
-                         .step_tokens = cli.step_tokens, .eos = eos, .n_eos = n_eos };
+                         .step_tokens = cli.step_tokens, .eos = eos, .n_eos = n_eos,
+                         .prefix_reuse = cli.prefix_reuse };
     if (!(sched = sl_sched_create(be, tok, &so, &err)))
         goto fail;
 
@@ -177,8 +178,9 @@ int main(int argc, char **argv)
         sl_err_set(&err, "out of memory");
         goto fail;
     }
-    fprintf(stderr, "sluice-engine %s: serving %s (%s backend, max batch %d, max model len %d)\n",
-            SL_VERSION, name, be->ops->name, cli.max_batch, max_len);
+    fprintf(stderr, "sluice-engine %s: serving %s (%s backend, max batch %d, max model len %d, "
+            "prefix reuse %s)\n", SL_VERSION, name, be->ops->name, cli.max_batch, max_len,
+            cli.prefix_reuse ? "on" : "off");
     sl_server_cfg sc = { .listen = cli.listen, .served_name = name, .max_model_len = max_len,
                          .tok = tok, .tmpl = tmpl, .sched = sched,
                          .completion_bos = completion_bos(cli.model_dir, tok, tmpl) };

@@ -54,9 +54,10 @@ static json_t *text_json(sl_text t)
 
 static json_t *usage_json(sl_usage u)
 {
-    return json_pack("{s:i, s:i, s:i}", "prompt_tokens", u.prompt_tokens,
+    return json_pack("{s:i, s:i, s:i, s:{s:i}}", "prompt_tokens", u.prompt_tokens,
                      "completion_tokens", u.completion_tokens,
-                     "total_tokens", u.prompt_tokens + u.completion_tokens);
+                     "total_tokens", u.prompt_tokens + u.completion_tokens,
+                     "prompt_tokens_details", "cached_tokens", u.cached_tokens);
 }
 
 static json_t *finish_json(const char *finish_reason)

@@ -19,6 +19,7 @@ typedef struct sl_resp_meta {
 typedef struct sl_usage {
     int prompt_tokens;
     int completion_tokens;
+    int cached_tokens;      /* of prompt_tokens, reused from the engine's prefix cache */
 } sl_usage;
 
 /* Fills id (random hex after the kind's prefix) and created. */

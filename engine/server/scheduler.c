@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prefix.h"
+
 struct sl_sched {
     sl_backend *be;
     const sl_tokenizer *tok;
@@ -39,12 +41,14 @@ struct sl_sched {
     bool *step_sample;
     int32_t *ids;
     bool hold_admission;           /* after a preemption, until a sequence retires */
+    sl_prefix *prefix;             /* what free slots' caches hold; NULL: reuse is off */
     double window_start;
     uint64_t window_tokens;
 
     /* statistics, under mu */
     int n_running;
     uint64_t prompt_tokens, generated_tokens, requests_done, preemptions;
+    uint64_t prompt_tokens_cached;
     double tps, tps_at;
     long long kv_tokens;
 };
@@ -144,11 +148,77 @@ static void post(sl_sched *s, sl_seq *seq, const char *text, size_t len, const c
     wake_http(s);
 }
 
+/* Scheduler thread, for a sequence that leaves its slot: with prefix reuse the slot keeps
+ * the tokens its cache holds (a prefill cut short holds what was prefilled; a decoding one
+ * the prompt and every generated token but the last, never fed back); else, or after an
+ * error (the cache is then unknown), the backend forgets it. */
+static void let_go(sl_sched *s, const sl_seq *seq, const char *finish)
+{
+    int rc = -1;
+    if (s->prefix && strcmp(finish, "error") != 0) {
+        if (seq->n_prefilled < seq->n_fill)
+            rc = sl_prefix_keep(s->prefix, seq->slot, seq->refill ? seq->refill : seq->prompt,
+                                seq->n_prefilled, NULL, 0);
+        else
+            rc = sl_prefix_keep(s->prefix, seq->slot, seq->prompt, seq->n_prompt, seq->gen,
+                                seq->n_gen - 1);
+    }
+    if (rc < 0 || sl_prefix_kept(s->prefix, seq->slot) == 0) {
+        if (s->prefix)
+            sl_prefix_drop(s->prefix, seq->slot);
+        s->be->ops->release(s->be, seq->slot);
+    }
+}
+
+/* Under mu, scheduler thread: the free slot for a sequence being admitted. With prefix
+ * reuse, the one whose kept tokens start its prompt (then only the rest is prefilled),
+ * else an unused one, else the least recently kept one, released first. */
+static int take_slot(sl_sched *s, sl_seq *seq)
+{
+    int i = s->n_free - 1, common = 0;
+    if (s->prefix) {
+        const int32_t *fill = seq->refill ? seq->refill : seq->prompt;
+        i = sl_prefix_best(s->prefix, s->free_slots, s->n_free, fill, seq->n_fill, &common);
+        if (i < 0)
+            i = sl_prefix_victim(s->prefix, s->free_slots, s->n_free);
+    }
+    int slot = s->free_slots[i];
+    s->free_slots[i] = s->free_slots[--s->n_free];
+    if (s->prefix) {
+        if (common == 0 && sl_prefix_kept(s->prefix, slot) > 0)
+            s->be->ops->release(s->be, slot);
+        sl_prefix_drop(s->prefix, slot);
+    }
+    seq->n_prefilled = common;
+    if (!seq->refill) {   /* a first admission, not a recompute after preemption */
+        seq->n_cached = common;
+        s->prompt_tokens_cached += (uint64_t)common;
+    }
+    return slot;
+}
+
+/* Scheduler thread, when the backend is out of blocks: the least recently kept cache of a
+ * free slot is released. -1 when no free slot keeps one. */
+static int release_oldest_kept(sl_sched *s)
+{
+    if (!s->prefix)
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    int i = sl_prefix_oldest(s->prefix, s->free_slots, s->n_free);
+    int slot = i < 0 ? -1 : s->free_slots[i];
+    pthread_mutex_unlock(&s->mu);
+    if (slot < 0)
+        return -1;
+    sl_prefix_drop(s->prefix, slot);
+    s->be->ops->release(s->be, slot);
+    return 0;
+}
+
 /* Scheduler thread: the sequence leaves the batch and its slot is free again. */
 static void retire(sl_sched *s, int i, const char *text, size_t len, const char *finish)
 {
     sl_seq *seq = s->run[i];
-    s->be->ops->release(s->be, seq->slot);
+    let_go(s, seq, finish);
     memmove(s->run + i, s->run + i + 1, (size_t)(s->n_run - i - 1) * sizeof *s->run);
     s->n_run--;
     pthread_mutex_lock(&s->mu);
@@ -219,7 +289,7 @@ static void admit_locked(sl_sched *s)
             }
             s->prompt_tokens += (uint64_t)seq->n_prompt;
         }
-        seq->slot = s->free_slots[--s->n_free];
+        seq->slot = take_slot(s, seq);
         s->run[s->n_run++] = seq;
     }
     s->n_running = s->n_run;
@@ -375,7 +445,7 @@ again:
         rc = s->be->ops->forward(s->be, s->steps, n, s->logits, &err);
     }
     if (rc == SL_BACKEND_NO_BLOCKS) {
-        if (s->n_run > 1 && preempt_youngest(s) == 0)
+        if (release_oldest_kept(s) == 0 || (s->n_run > 1 && preempt_youngest(s) == 0))
             goto again;
         fprintf(stderr, "sluice-engine: %s\n", err.msg);
         retire(s, 0, NULL, 0, "error");
@@ -495,6 +565,11 @@ sl_sched *sl_sched_create(sl_backend *backend, const sl_tokenizer *tok,
     if (opts->n_eos)
         memcpy(s->eos, opts->eos, (size_t)opts->n_eos * sizeof *s->eos);
     s->o.eos = s->eos;
+    if (opts->prefix_reuse &&
+        !(s->prefix = sl_prefix_new(mb, opts->prefix_min > 0 ? opts->prefix_min : 16))) {
+        sl_err_set(err, "out of memory allocating the prefix cache for %d sequences", mb);
+        goto fail;
+    }
     for (int i = 0; i < mb; i++)
         s->free_slots[s->n_free++] = mb - 1 - i;
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -546,6 +621,7 @@ void sl_sched_free(sl_sched *s)
     free(s->ids);
     free(s->logits);
     free(s->ready);
+    sl_prefix_free(s->prefix);
     free(s);
 }
 
@@ -599,7 +675,7 @@ void sl_sched_drain(sl_sched *s, sl_news_cb cb, void *arg)
         sl_seq *seq = seqs[i];
         bufs[i] = seq->out;
         news[i] = (sl_news){ .text = seq->out, .len = seq->n_out, .n_gen = seq->posted_gen,
-                             .done = seq->done, .finish = seq->finish };
+                             .n_cached = seq->n_cached, .done = seq->done, .finish = seq->finish };
         seq->out = NULL;
         seq->n_out = seq->cap_out = 0;
         seq->in_ready = false;
@@ -625,6 +701,7 @@ void sl_sched_stats_get(sl_sched *s, sl_sched_stats *st)
         .generated_tokens = s->generated_tokens,
         .requests_done = s->requests_done,
         .preemptions = s->preemptions,
+        .prompt_tokens_cached = s->prompt_tokens_cached,
         .tokens_per_s = now_s() - s->tps_at > 2.0 ? 0.0 : s->tps,
         .kv_tokens = s->kv_tokens,
         .kv_capacity = (long long)s->o.max_batch * s->o.max_len,

@@ -8,7 +8,12 @@
  * released and it waits at the head of the queue, to be recomputed (prompt + the tokens it
  * generated) when it is admitted again; no new sequence is admitted until one finishes.
  * Where the backend can pick greedy tokens itself (forward_argmax) and every sequence
- * sampled in a step is greedy without penalties, only the ids come back from it. */
+ * sampled in a step is greedy without penalties, only the ids come back from it.
+ * With prefix_reuse, a slot whose sequence ended keeps its KV cache (see prefix.h): a new
+ * prompt that starts with the same tokens takes that slot and prefills only the rest;
+ * kept caches are released least recently used first, when a slot is needed for another
+ * prompt or when the backend runs out of blocks (before any running sequence is
+ * preempted). */
 #ifndef SL_SCHED_H
 #define SL_SCHED_H
 
@@ -30,6 +35,8 @@ typedef struct sl_sched_opts {
     int step_tokens;        /* token budget of one forward call (decodes + prefill chunks) */
     const int32_t *eos;     /* ids that end a sequence */
     int n_eos;
+    bool prefix_reuse;      /* keep ended sequences' caches for prompts that share a prefix */
+    int prefix_min;         /* the shortest prefix reused (0: 16 tokens, one KV block) */
 } sl_sched_opts;
 
 /* One generation. The HTTP thread fills the first fields, submits it, and owns it again
@@ -62,6 +69,7 @@ typedef struct sl_seq {
     char *out;              /* text not yet taken */
     size_t n_out, cap_out;
     int posted_gen;         /* completion tokens so far */
+    int n_cached;           /* prompt tokens whose KV was reused, not computed */
     bool done;
     const char *finish;     /* "stop", "length", "error", "cancelled" */
     bool in_ready;
@@ -91,6 +99,7 @@ typedef struct sl_news {
     const char *text;
     size_t len;
     int n_gen;
+    int n_cached;           /* prompt tokens reused from a kept prefix */
     bool done;
     const char *finish;
 } sl_news;
@@ -100,6 +109,7 @@ void sl_sched_drain(sl_sched *s, sl_news_cb cb, void *arg);
 typedef struct sl_sched_stats {
     int queued, running, max_batch;
     uint64_t prompt_tokens, generated_tokens, requests_done, preemptions;
+    uint64_t prompt_tokens_cached;  /* of prompt_tokens, reused from a kept prefix */
     double tokens_per_s;          /* generated tokens per second over the last seconds */
     long long kv_tokens, kv_capacity;
 } sl_sched_stats;

@@ -199,7 +199,7 @@ static void split_text(exchange *ex, const sl_news *news, char *r, size_t *nr, c
 
 static void finish_stream(exchange *ex, const sl_news *news)
 {
-    sl_usage usage = { ex->n_prompt, news->n_gen };
+    sl_usage usage = { ex->n_prompt, news->n_gen, news->n_cached };
     if (!strcmp(news->finish, "error")) {
         sl_api_error e;
         sl_api_error_set(&e, 500, "api_error", "engine_error", NULL,
@@ -230,7 +230,7 @@ static void finish_whole(exchange *ex, const sl_news *news)
         send_error(ex->req, &e);
         return;
     }
-    sl_usage usage = { ex->n_prompt, news->n_gen };
+    sl_usage usage = { ex->n_prompt, news->n_gen, news->n_cached };
     sl_text content = { ex->content ? ex->content : "", ex->n_content };
     sl_text reasoning = { ex->mode == TEXT_SPLIT ? (ex->reasoning ? ex->reasoning : "") : NULL,
                           ex->n_reasoning };
@@ -490,6 +490,9 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         "# HELP sluice_engine_prompt_tokens_total Prompt tokens admitted.\n"
         "# TYPE sluice_engine_prompt_tokens_total counter\n"
         "sluice_engine_prompt_tokens_total{model=\"%s\"} %llu\n"
+        "# HELP sluice_engine_prompt_tokens_cached_total Prompt tokens whose KV cache was reused from an earlier sequence (prefix reuse), not computed.\n"
+        "# TYPE sluice_engine_prompt_tokens_cached_total counter\n"
+        "sluice_engine_prompt_tokens_cached_total{model=\"%s\"} %llu\n"
         "# HELP sluice_engine_generation_tokens_total Tokens generated.\n"
         "# TYPE sluice_engine_generation_tokens_total counter\n"
         "sluice_engine_generation_tokens_total{model=\"%s\"} %llu\n"
@@ -503,7 +506,8 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         "# TYPE sluice_engine_kv_cache_usage_ratio gauge\n"
         "sluice_engine_kv_cache_usage_ratio{model=\"%s\"} %.6f\n",
         m, st.queued, m, st.running, m, st.max_batch,
-        m, (unsigned long long)st.prompt_tokens, m, (unsigned long long)st.generated_tokens,
+        m, (unsigned long long)st.prompt_tokens, m, (unsigned long long)st.prompt_tokens_cached,
+        m, (unsigned long long)st.generated_tokens,
         m, (unsigned long long)st.requests_done, m, st.tokens_per_s,
         m, st.kv_capacity ? (double)st.kv_tokens / (double)st.kv_capacity : 0.0);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

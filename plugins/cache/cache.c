@@ -13,6 +13,8 @@
 #include <strings.h>
 
 #include "config.h"
+#include "json_dump.h"
+#include "json_parse.h"
 
 #define REDIS_MAX_ENTRY (8u << 20)
 
@@ -272,7 +274,7 @@ static const json_t *entry_usage(const json_t *entry)
 /* Serve a stored entry; false (nothing sent) when it cannot be read. */
 static bool replay(sl_exchange *ex, cache_state *s, const char *text, size_t len)
 {
-    json_t *entry = json_loadb(text, len, 0, NULL);
+    json_t *entry = sl_json_loadb(text, len, 0, NULL);
     json_t *body = json_object_get(entry, "body"), *chunks = json_object_get(entry, "stream");
     if (!json_is_object(body) && !json_is_array(chunks)) {
         json_decref(entry);
@@ -377,12 +379,12 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
  * else json serialised. */
 static void append_event(cache_state *s, const json_t *json, const char *text, size_t text_len)
 {
-    char *t = text ? NULL : json_dumps(json, JSON_COMPACT);
+    size_t n = text_len;
+    char *t = text ? NULL : sl_json_dumps(json, &n);
     if (!text && !t) {
         s->failed = true;
         return;
     }
-    size_t n = text ? text_len : strlen(t);
     if (!s->buf) {
         s->buf = open_memstream(&s->text, &s->len);
         if (s->buf)

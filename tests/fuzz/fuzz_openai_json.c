@@ -2,13 +2,16 @@
  * exchange does (object, model string, stream boolean), apply a model profile (defaults,
  * system-prompt merge, thinking prefill), add stream_options.include_usage as proxy.c does,
  * estimate prompt tokens and the completion cap (quota), compute the cache key, and turn a
- * body into replayed chunks and back (cache). The first byte picks the endpoint. */
+ * body into replayed chunks and back (cache). The first byte picks the endpoint. The body is
+ * also read and written by the gateway's own JSON reader/writer: both must agree with jansson. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
 
 #include "cache/cache.h"
+#include "json_dump.h"
+#include "json_parse.h"
 #include "profile.h"
 #include "token_count.h"
 
@@ -19,6 +22,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sl_endpoint ep = (sl_endpoint)(data[0] % 3); /* chat, completions, embeddings */
     json_error_t jerr;
     json_t *body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, &jerr);
+    /* the gateway's own reader and writer must agree with jansson's, value for value */
+    json_error_t ferr;
+    json_t *fast = sl_json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, &ferr);
+    if (!body != !fast || (!body && strcmp(jerr.text, ferr.text) != 0))
+        abort();
+    if (body) {
+        char *x = json_dumps(body, JSON_COMPACT), *y = sl_json_dumps(fast, NULL), *z = sl_json_dumps(body, NULL);
+        if (!x || !y || !z || strcmp(x, y) != 0 || strcmp(x, z) != 0 || !json_equal(body, fast))
+            abort();
+        free(x);
+        free(y);
+        free(z);
+    }
+    json_decref(fast);
     if (!body)
         return 0;
     json_t *model = json_object_get(body, "model");

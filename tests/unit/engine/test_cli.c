@@ -32,6 +32,7 @@ static void defaults(void **state)
     assert_int_equal(cli.max_model_len, 0);
     assert_int_equal(cli.threads, 0);
     assert_true(cli.kv_cache_fraction > 0.89f && cli.kv_cache_fraction < 0.91f);
+    assert_true(cli.prefix_reuse);
 }
 
 static void every_option(void **state)
@@ -53,6 +54,10 @@ static void every_option(void **state)
                            "--kv-cache-fraction", "0.5"), SL_CLI_RUN);
     assert_int_equal(cli.backend, SL_BACKEND_CUDA);
     assert_true(cli.kv_cache_fraction > 0.49f && cli.kv_cache_fraction < 0.51f);
+    assert_int_equal(parse(&cli, &err, 4, "--model", "d", "--prefix-reuse", "off"), SL_CLI_RUN);
+    assert_false(cli.prefix_reuse);
+    assert_int_equal(parse(&cli, &err, 3, "--model", "d", "--prefix-reuse=on"), SL_CLI_RUN);
+    assert_true(cli.prefix_reuse);
 }
 
 static void help_and_version(void **state)
@@ -81,6 +86,7 @@ static void errors(void **state)
     expect_error("--kv-cache-fraction wants a number in (0, 1]", parse(&cli, &err, 4, "--model", "d", "--kv-cache-fraction", "0"), &err);
     expect_error("--kv-cache-fraction wants", parse(&cli, &err, 4, "--model", "d", "--kv-cache-fraction", "1.5"), &err);
     expect_error("--kv-cache-fraction wants", parse(&cli, &err, 4, "--model", "d", "--kv-cache-fraction", "x"), &err);
+    expect_error("--prefix-reuse must be on or off, got 'yes'", parse(&cli, &err, 4, "--model", "d", "--prefix-reuse", "yes"), &err);
     expect_error("unknown option '--frobnicate'", parse(&cli, &err, 3, "--model", "d", "--frobnicate=1"), &err);
     expect_error("--listen needs a value", parse(&cli, &err, 3, "--model", "d", "--listen"), &err);
     expect_error("expected unix:PATH or HOST:PORT", parse(&cli, &err, 4, "--model", "d", "--listen", "8000"), &err);

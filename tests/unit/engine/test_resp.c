@@ -43,7 +43,7 @@ static void meta_ids(void **state)
 static void full_chat(void **state)
 {
     sl_resp_meta m = meta(SL_REQ_CHAT);
-    char *s = sl_resp_full(&m, (sl_text){"Hi \"you\"", 8}, (sl_text){0}, "stop", (sl_usage){5, 3});
+    char *s = sl_resp_full(&m, (sl_text){"Hi \"you\"", 8}, (sl_text){0}, "stop", (sl_usage){5, 3, 0});
     json_t *j = json_loads(s, 0, NULL);
     free(s);
     assert_non_null(j);
@@ -61,13 +61,16 @@ static void full_chat(void **state)
     assert_int_equal(json_integer_value(json_object_get(u, "prompt_tokens")), 5);
     assert_int_equal(json_integer_value(json_object_get(u, "completion_tokens")), 3);
     assert_int_equal(json_integer_value(json_object_get(u, "total_tokens")), 8);
+    /* OpenAI's shape: 0 when nothing was reused */
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"),
+                                                        "cached_tokens")), 0);
     json_decref(j);
 }
 
 static void full_chat_reasoning(void **state)
 {
     sl_resp_meta m = meta(SL_REQ_CHAT);
-    char *s = sl_resp_full(&m, (sl_text){"42", 2}, (sl_text){"think", 5}, "length", (sl_usage){1, 2});
+    char *s = sl_resp_full(&m, (sl_text){"42", 2}, (sl_text){"think", 5}, "length", (sl_usage){1, 2, 0});
     json_t *j = json_loads(s, 0, NULL);
     free(s);
     json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
@@ -79,7 +82,7 @@ static void full_chat_reasoning(void **state)
 static void full_completion(void **state)
 {
     sl_resp_meta m = meta(SL_REQ_COMPLETION);
-    char *s = sl_resp_full(&m, (sl_text){"abc", 3}, (sl_text){0}, "length", (sl_usage){1, 1});
+    char *s = sl_resp_full(&m, (sl_text){"abc", 3}, (sl_text){0}, "length", (sl_usage){1, 1, 0});
     json_t *j = json_loads(s, 0, NULL);
     free(s);
     assert_string_equal(json_string_value(json_object_get(j, "object")), "text_completion");
@@ -118,9 +121,12 @@ static void chunks(void **state)
 static void usage_chunk(void **state)
 {
     sl_resp_meta m = meta(SL_REQ_CHAT);
-    json_t *j = sse_json(sl_resp_usage_chunk(&m, (sl_usage){7, 9}));
+    json_t *j = sse_json(sl_resp_usage_chunk(&m, (sl_usage){7, 9, 4}));
     assert_int_equal(json_array_size(json_object_get(j, "choices")), 0);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"), "total_tokens")), 16);
+    json_t *u = json_object_get(j, "usage");
+    assert_int_equal(json_integer_value(json_object_get(u, "total_tokens")), 16);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"),
+                                                        "cached_tokens")), 4);
     json_decref(j);
 }
 

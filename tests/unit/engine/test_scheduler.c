@@ -1,6 +1,8 @@
 /* The scheduler with a recording backend: what goes into each forward call (continuous
- * batching, chunked prefill, the batch bound), and what comes out (length, eos, stop
- * strings, cancellation). Uses the real Qwen tokenizer from tests/node_modules. */
+ * batching, chunked prefill, the batch bound, prefix reuse), and what comes out (length,
+ * eos, stop strings, cancellation). Uses the real Qwen tokenizer from tests/node_modules.
+ * In "context" mode the backend is a toy model whose next token is a hash of every token
+ * its slot's cache holds, so a wrongly reused prefix changes the text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,10 +32,17 @@ static struct {
     int32_t eos;
     int eos_at;            /* say eos once a sequence reaches this many tokens (0: never) */
     pthread_mutex_t gate;  /* held by a test to pause the model */
+    pthread_cond_t resume;
+    int hold_at;           /* a forward call waits while n_calls >= hold_at (0: never) */
+    bool held;             /* one waits now */
     int kv_cap;            /* tokens the KV cache holds over all slots (0: no limit) */
     int cached[16];        /* per slot */
     int refused;           /* forward calls answered SL_BACKEND_NO_BLOCKS */
-} rec = { .mu = PTHREAD_MUTEX_INITIALIZER, .gate = PTHREAD_MUTEX_INITIALIZER };
+    bool context;          /* say a letter that hashes the slot's whole cache */
+    int32_t letters[26];
+    int32_t ctx[16][256];  /* per slot: the cached token ids */
+} rec = { .mu = PTHREAD_MUTEX_INITIALIZER, .gate = PTHREAD_MUTEX_INITIALIZER,
+        .resume = PTHREAD_COND_INITIALIZER };
 
 static sl_tokenizer *tok;
 static sl_model model;
@@ -43,21 +52,32 @@ static int rec_forward(sl_backend *b, const sl_seq_step *steps, int n, float *lo
     pthread_mutex_lock(&rec.gate);
     pthread_mutex_unlock(&rec.gate);
     pthread_mutex_lock(&rec.mu);
-    if (rec.kv_cap) {
-        int total = 0, after[16];
-        memcpy(after, rec.cached, sizeof after);
-        for (int k = 0; k < n; k++)
-            after[steps[k].slot] = steps[k].pos + steps[k].n_tokens;
-        for (int i = 0; i < 16; i++)
-            total += after[i];
-        if (total > rec.kv_cap) {
-            rec.refused++;
-            pthread_mutex_unlock(&rec.mu);
-            sl_err_set(err, "out of blocks");
-            return SL_BACKEND_NO_BLOCKS;
-        }
-        memcpy(rec.cached, after, sizeof after);
+    while (rec.hold_at && rec.n_calls >= rec.hold_at) {
+        rec.held = true;
+        pthread_cond_wait(&rec.resume, &rec.mu);
     }
+    rec.held = false;
+    int total = 0, after[16];
+    if (sl_backend_check_steps(b, rec.cached, steps, n, &total, err) < 0) {
+        pthread_mutex_unlock(&rec.mu);
+        return -1;
+    }
+    memcpy(after, rec.cached, sizeof after);
+    for (int k = 0; k < n; k++)
+        after[steps[k].slot] = steps[k].pos + steps[k].n_tokens;
+    total = 0;
+    for (int i = 0; i < 16; i++)
+        total += after[i];
+    if (rec.kv_cap && total > rec.kv_cap) {
+        rec.refused++;
+        pthread_mutex_unlock(&rec.mu);
+        sl_err_set(err, "out of blocks");
+        return SL_BACKEND_NO_BLOCKS;
+    }
+    memcpy(rec.cached, after, sizeof after);
+    for (int k = 0; k < n; k++)
+        memcpy(&rec.ctx[steps[k].slot][steps[k].pos], steps[k].tokens,
+               (size_t)steps[k].n_tokens * sizeof *steps[k].tokens);
     if (rec.n_calls < MAX_CALLS) {
         call *c = &rec.calls[rec.n_calls++];
         c->n_steps = n;
@@ -69,8 +89,16 @@ static int rec_forward(sl_backend *b, const sl_seq_step *steps, int n, float *lo
         float *l = logits + (size_t)k * (size_t)v;
         for (int i = 0; i < v; i++)
             l[i] = 0;
-        bool end = rec.eos_at && steps[k].pos + steps[k].n_tokens >= rec.eos_at;
-        l[end ? rec.eos : rec.token] = 100;
+        int upto = steps[k].pos + steps[k].n_tokens;
+        bool end = rec.eos_at && upto >= rec.eos_at;
+        int32_t say = rec.token;
+        if (rec.context) {
+            uint32_t h = 2166136261u;
+            for (int i = 0; i < upto; i++)
+                h = (h ^ (uint32_t)rec.ctx[steps[k].slot][i]) * 16777619u;
+            say = rec.letters[h % 26];
+        }
+        l[end ? rec.eos : say] = 100;
     }
     return 0;
 }
@@ -88,6 +116,7 @@ typedef struct result {
     char text[4096];
     size_t len;
     int n_gen;
+    int n_cached;
     bool done;
     char finish[16];
 } result;
@@ -100,6 +129,7 @@ static void on_news(sl_seq *seq, const sl_news *news, void *arg)
     r->len += news->len;
     r->text[r->len] = '\0';
     r->n_gen = news->n_gen;
+    r->n_cached = news->n_cached;
     if (news->done) {
         r->done = true;
         snprintf(r->finish, sizeof r->finish, "%s", news->finish);
@@ -135,9 +165,10 @@ static sl_seq *make_seq(int n_prompt, int max_tokens, const char *stop, result *
     return sl_seq_new(prompt, n_prompt, max_tokens, &sp, stops, stop ? 1 : 0, r);
 }
 
-static sl_sched *start(int max_batch, int step_tokens)
+static sl_sched *start_with(int max_batch, int step_tokens, bool prefix_reuse)
 {
     rec.n_calls = 0;
+    rec.context = false;
     rec.eos_at = 0;
     rec.kv_cap = 0;
     rec.refused = 0;
@@ -146,11 +177,16 @@ static sl_sched *start(int max_batch, int step_tokens)
     backend.max_len = 256;
     int32_t eos[] = { rec.eos };
     sl_sched_opts o = { .max_batch = max_batch, .max_len = 256, .step_tokens = step_tokens,
-                        .eos = eos, .n_eos = 1 };
+                        .eos = eos, .n_eos = 1, .prefix_reuse = prefix_reuse };
     sl_err err = {0};
     sl_sched *s = sl_sched_create(&backend, tok, &o, &err);
     assert_non_null(s);
     return s;
+}
+
+static sl_sched *start(int max_batch, int step_tokens)
+{
+    return start_with(max_batch, step_tokens, false);
 }
 
 /* Three sequences need 90 tokens of KV cache where 60 fit: the backend refuses, the
@@ -258,6 +294,11 @@ static int setup(void **state)
     model.cfg.vocab_size = (int)sl_tokenizer_vocab_size(tok);
     rec.token = sl_tokenizer_token_id(tok, "x");
     rec.eos = sl_tokenizer_token_id(tok, "<|im_end|>");
+    for (int i = 0; i < 26; i++) {
+        char letter[2] = { (char)('a' + i), 0 };
+        if ((rec.letters[i] = sl_tokenizer_token_id(tok, letter)) < 0)
+            return -1;
+    }
     return rec.token < 0 || rec.eos < 0 ? -1 : 0;
 }
 
@@ -394,6 +435,306 @@ static void cancel_frees_the_slot(void **state)
     sl_sched_free(s);
 }
 
+/* ---- prefix reuse: every scenario runs with reuse off and on, in context mode; the texts
+ * must be the same, and with reuse on the prompts skip what a kept cache holds. ---- */
+
+static sl_sched_stats last_stats;
+
+static void ids_from(int32_t *ids, int n, int base)
+{
+    for (int i = 0; i < n; i++)
+        ids[i] = base + i;
+}
+
+/* A result's text as token ids (context mode says one letter per token). */
+static int text_ids(const result *r, int32_t *ids)
+{
+    for (size_t i = 0; i < r->len; i++)
+        ids[i] = rec.letters[r->text[i] - 'a'];
+    return (int)r->len;
+}
+
+static int n_calls(void)
+{
+    pthread_mutex_lock(&rec.mu);
+    int n = rec.n_calls;
+    pthread_mutex_unlock(&rec.mu);
+    return n;
+}
+
+static sl_seq *seq_of(const int32_t *ids, int n, int max_tokens, result *r)
+{
+    int32_t *prompt = malloc((size_t)n * sizeof *prompt);
+    memcpy(prompt, ids, (size_t)n * sizeof *prompt);
+    sl_sampling_params sp = { .temperature = 0, .top_p = 1 };
+    const char *stops[] = { NULL };
+    memset(r, 0, sizeof *r);
+    return sl_seq_new(prompt, n, max_tokens, &sp, stops, 0, r);
+}
+
+/* One request alone; *first_pos: where its first forward step began. */
+static void run_one(sl_sched *s, const int32_t *ids, int n, int max_tokens, result *r, int *first_pos)
+{
+    int c0 = n_calls();
+    sl_sched_submit(s, seq_of(ids, n, max_tokens, r));
+    result *rs[] = { r };
+    wait_done(s, rs, 1);
+    *first_pos = rec.calls[c0].steps[0].pos;
+}
+
+typedef void (*scenario)(sl_sched *s, result *r, int *pos);
+
+/* Runs f with reuse off, then on; every result that was not cancelled must be the same. */
+static void off_and_on(scenario f, int max_batch, int step_tokens, int kv_cap, int n,
+                       result *off, int *pos_off, result *on, int *pos_on)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        sl_sched *s = start_with(max_batch, step_tokens, pass == 1);
+        rec.context = true;
+        rec.kv_cap = kv_cap;
+        f(s, pass ? on : off, pass ? pos_on : pos_off);
+        sl_sched_stats_get(s, &last_stats);
+        sl_sched_free(s);
+        rec.context = false;
+    }
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(on[i].finish, off[i].finish);
+        assert_int_equal(off[i].n_cached, 0);
+        assert_int_equal(pos_off[i], 0);
+        if (strcmp(on[i].finish, "cancelled") != 0) {
+            assert_string_equal(on[i].text, off[i].text);
+            assert_int_equal(on[i].n_gen, off[i].n_gen);
+        }
+    }
+}
+
+/* Turn 2 repeats turn 1's prompt and answer, then asks more: it reuses the prompt and
+ * every answer token but the last (which was never fed back). */
+static void multi_turn(sl_sched *s, result *r, int *pos)
+{
+    int32_t a[40], b[80];
+    ids_from(a, 40, 1000);
+    run_one(s, a, 40, 10, &r[0], &pos[0]);
+    memcpy(b, a, sizeof a);
+    int n = 40 + text_ids(&r[0], b + 40);
+    ids_from(b + n, 5, 3000);
+    run_one(s, b, n + 5, 10, &r[1], &pos[1]);
+}
+
+static void prefix_reuse_multi_turn(void **state)
+{
+    result off[2], on[2];
+    int pos_off[2], pos_on[2];
+    off_and_on(multi_turn, 2, 512, 0, 2, off, pos_off, on, pos_on);
+    assert_int_equal(on[0].n_gen, 10);
+    assert_int_equal(on[0].n_cached, 0);
+    assert_int_equal(on[1].n_cached, 49);
+    assert_int_equal(pos_on[1], 49);
+    assert_int_equal(last_stats.prompt_tokens_cached, 49);
+    assert_int_equal(last_stats.prompt_tokens, 40 + 55);
+}
+
+/* Two users' prompts share a 32-token system prompt and differ after it; a third shares
+ * only 10 tokens, under the 16 worth reusing. */
+static void shared_system_prompt(sl_sched *s, result *r, int *pos)
+{
+    int32_t p[48];
+    ids_from(p, 48, 1000);
+    run_one(s, p, 48, 6, &r[0], &pos[0]);
+    ids_from(p + 32, 16, 5000);
+    run_one(s, p, 48, 6, &r[1], &pos[1]);
+    ids_from(p + 10, 38, 7000);
+    run_one(s, p, 48, 6, &r[2], &pos[2]);
+}
+
+static void prefix_reuse_shared_system_prompt(void **state)
+{
+    result off[3], on[3];
+    int pos_off[3], pos_on[3];
+    off_and_on(shared_system_prompt, 1, 512, 0, 3, off, pos_off, on, pos_on);
+    assert_int_equal(on[0].n_cached, 0);
+    assert_int_equal(on[1].n_cached, 32);
+    assert_int_equal(pos_on[1], 32);
+    assert_int_equal(on[2].n_cached, 0);
+    assert_int_equal(pos_on[2], 0);
+}
+
+/* A prompt that is a strict prefix of the kept one (shorter after longer), the same prompt
+ * again (all but its last token reused), and a longer one after the shorter. */
+static void strict_prefix(sl_sched *s, result *r, int *pos)
+{
+    int32_t p[64];
+    ids_from(p, 64, 1000);
+    run_one(s, p, 48, 4, &r[0], &pos[0]);
+    run_one(s, p, 30, 4, &r[1], &pos[1]);
+    run_one(s, p, 30, 4, &r[2], &pos[2]);
+    run_one(s, p, 64, 4, &r[3], &pos[3]);
+}
+
+static void prefix_reuse_strict_prefix(void **state)
+{
+    result off[4], on[4];
+    int pos_off[4], pos_on[4];
+    off_and_on(strict_prefix, 1, 512, 0, 4, off, pos_off, on, pos_on);
+    assert_int_equal(on[1].n_cached, 29);
+    assert_int_equal(pos_on[1], 29);
+    assert_int_equal(on[2].n_cached, 29);
+    assert_int_equal(on[3].n_cached, 30);   /* the 30 shared, not the answer kept after them */
+    assert_int_equal(pos_on[3], 30);
+}
+
+/* The second prompt differs from the first at position 21, inside the second 16-token
+ * block; the third is the first again: the tail the second overwrote is recomputed. */
+static void diverge_mid_block(sl_sched *s, result *r, int *pos)
+{
+    int32_t p[45];
+    ids_from(p, 45, 1000);
+    run_one(s, p, 40, 5, &r[0], &pos[0]);
+    p[21] = 9999;
+    run_one(s, p, 45, 5, &r[1], &pos[1]);
+    p[21] = 1021;
+    run_one(s, p, 40, 5, &r[2], &pos[2]);
+}
+
+static void prefix_reuse_diverge_mid_block(void **state)
+{
+    result off[3], on[3];
+    int pos_off[3], pos_on[3];
+    off_and_on(diverge_mid_block, 1, 512, 0, 3, off, pos_off, on, pos_on);
+    assert_int_equal(on[1].n_cached, 21);
+    assert_int_equal(pos_on[1], 21);
+    assert_int_equal(on[2].n_cached, 21);
+    assert_string_equal(on[2].text, on[0].text);
+}
+
+/* Cancelled while decoding: the prompt and the tokens fed back stay reusable. Cancelled
+ * in the middle of a chunked prefill: the chunks done stay reusable. The cancel comes while
+ * forward call number `calls` + 1 of the sequence waits: that one still completes. */
+static void cancel_after(sl_sched *s, sl_seq *seq, int calls)
+{
+    pthread_mutex_lock(&rec.mu);
+    rec.hold_at = rec.n_calls + calls;
+    pthread_mutex_unlock(&rec.mu);
+    sl_sched_submit(s, seq);
+    for (bool held = false; !held;) {
+        struct pollfd p = { .fd = sl_sched_fd(s), .events = POLLIN };
+        poll(&p, 1, 10);
+        sl_sched_drain(s, on_news, NULL);
+        pthread_mutex_lock(&rec.mu);
+        held = rec.held;
+        pthread_mutex_unlock(&rec.mu);
+    }
+    sl_sched_cancel(s, seq);
+    pthread_mutex_lock(&rec.mu);
+    rec.hold_at = 0;
+    pthread_cond_broadcast(&rec.resume);
+    pthread_mutex_unlock(&rec.mu);
+}
+
+static void cancelled(sl_sched *s, result *r, int *pos)
+{
+    int32_t p[80];
+    ids_from(p, 80, 1000);
+    cancel_after(s, seq_of(p, 40, 200, &r[0]), 4);
+    result *rs[] = { &r[0] };
+    wait_done(s, rs, 1);
+    pos[0] = 0;
+    ids_from(p + 40, 8, 6000);
+    run_one(s, p, 48, 5, &r[1], &pos[1]);
+    /* step_tokens 8: prompts move 16 tokens a step */
+    ids_from(p, 80, 2000);
+    cancel_after(s, seq_of(p, 80, 5, &r[2]), 2);
+    rs[0] = &r[2];
+    wait_done(s, rs, 1);
+    pos[2] = 0;
+    run_one(s, p, 80, 5, &r[3], &pos[3]);
+}
+
+static void prefix_reuse_after_cancel(void **state)
+{
+    result off[4], on[4];
+    int pos_off[4], pos_on[4];
+    off_and_on(cancelled, 1, 8, 0, 4, off, pos_off, on, pos_on);
+    assert_string_equal(on[0].finish, "cancelled");
+    assert_int_equal(on[1].n_cached, 40);
+    assert_string_equal(on[2].finish, "cancelled");
+    assert_int_equal(on[0].n_gen, 3);      /* 3 prefill chunks, 2 decodes */
+    assert_int_equal(on[3].n_cached, 48);  /* three 16-token chunks */
+    assert_int_equal(pos_on[3], on[3].n_cached);
+}
+
+/* Three distinct prompts through two slots: the least recently kept cache goes first. */
+static void lru(sl_sched *s, result *r, int *pos)
+{
+    int32_t a[40], b[40], c[40];
+    ids_from(a, 40, 1000);
+    ids_from(b, 40, 2000);
+    ids_from(c, 40, 3000);
+    run_one(s, a, 40, 3, &r[0], &pos[0]);
+    run_one(s, b, 40, 3, &r[1], &pos[1]);   /* the unused slot, a stays */
+    run_one(s, a, 40, 3, &r[2], &pos[2]);   /* a again: reused */
+    run_one(s, c, 40, 3, &r[3], &pos[3]);   /* b is the older: it goes */
+    run_one(s, b, 40, 3, &r[4], &pos[4]);   /* gone; a goes now */
+    run_one(s, c, 40, 3, &r[5], &pos[5]);   /* c is still there */
+    run_one(s, a, 40, 3, &r[6], &pos[6]);
+}
+
+static void prefix_reuse_lru(void **state)
+{
+    result off[7], on[7];
+    int pos_off[7], pos_on[7];
+    off_and_on(lru, 2, 512, 0, 7, off, pos_off, on, pos_on);
+    int want[7] = { 0, 0, 39, 0, 0, 39, 0 };
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(on[i].n_cached, want[i]);
+    assert_int_equal(last_stats.prompt_tokens_cached, 78);
+}
+
+/* The backend runs out of blocks while a kept cache holds some: it is released, and no
+ * running sequence is preempted. */
+static void pressure(sl_sched *s, result *r, int *pos)
+{
+    int32_t a[40], b[40];
+    ids_from(a, 40, 1000);
+    ids_from(b, 40, 2000);
+    run_one(s, a, 40, 5, &r[0], &pos[0]);   /* keeps 44 tokens */
+    run_one(s, b, 40, 10, &r[1], &pos[1]);  /* 44 + 40 > 70 */
+}
+
+static void prefix_reuse_releases_kept_before_preempting(void **state)
+{
+    result off[2], on[2];
+    int pos_off[2], pos_on[2];
+    off_and_on(pressure, 3, 512, 70, 2, off, pos_off, on, pos_on);
+    assert_true(rec.refused > 0);
+    assert_int_equal(last_stats.preemptions, 0);
+    assert_int_equal(on[1].n_gen, 10);
+}
+
+/* Two copies of a kept prompt at once: one reuses the cache, the other computes it all
+ * (a cache is never shared by two running sequences). */
+static void twins(sl_sched *s, result *r, int *pos)
+{
+    int32_t a[40];
+    ids_from(a, 40, 1000);
+    run_one(s, a, 40, 3, &r[0], &pos[0]);
+    pthread_mutex_lock(&rec.gate);
+    sl_sched_submit(s, seq_of(a, 40, 3, &r[1]));
+    sl_sched_submit(s, seq_of(a, 40, 3, &r[2]));
+    pthread_mutex_unlock(&rec.gate);
+    result *rs[] = { &r[1], &r[2] };
+    wait_done(s, rs, 2);
+    pos[1] = pos[2] = 0;
+}
+
+static void prefix_reuse_one_sequence_per_cache(void **state)
+{
+    result off[3], on[3];
+    int pos_off[3], pos_on[3];
+    off_and_on(twins, 2, 512, 0, 3, off, pos_off, on, pos_on);
+    assert_int_equal(on[1].n_cached + on[2].n_cached, 39);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +746,14 @@ int main(void)
         cmocka_unit_test(cancel_frees_the_slot),
         cmocka_unit_test(out_of_blocks_preempts_and_recomputes),
         cmocka_unit_test(sampled_on_the_backend_when_it_can),
+        cmocka_unit_test(prefix_reuse_multi_turn),
+        cmocka_unit_test(prefix_reuse_shared_system_prompt),
+        cmocka_unit_test(prefix_reuse_strict_prefix),
+        cmocka_unit_test(prefix_reuse_diverge_mid_block),
+        cmocka_unit_test(prefix_reuse_after_cancel),
+        cmocka_unit_test(prefix_reuse_lru),
+        cmocka_unit_test(prefix_reuse_releases_kept_before_preempting),
+        cmocka_unit_test(prefix_reuse_one_sequence_per_cache),
     };
     return cmocka_run_group_tests_name("engine_scheduler", tests, setup, teardown);
 }

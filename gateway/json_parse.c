@@ -1,0 +1,422 @@
+#include "json_parse.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* jansson reads a byte at a time through a stream and grows a string buffer a byte at a
+ * time; on a 400-byte answer that was most of the parse. This parser reads the text once,
+ * hands strings without escapes straight from the input to jansson, and gives up (NULL,
+ * bail) on anything it does not handle itself: the caller then asks json_loadb, which
+ * produces the value or the error. A bail is never an answer, so only inputs jansson would
+ * accept in the same way come back from here. */
+
+#define MAX_DEPTH 1024
+
+typedef struct reader {
+    const unsigned char *p, *end;
+    int depth;
+    bool reject_duplicates;
+    char *scratch; /* decoded escaped strings */
+    size_t cap;
+} reader;
+
+static inline void skip_ws(reader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+        r->p++;
+}
+
+static bool reserve(reader *r, size_t need)
+{
+    if (need <= r->cap)
+        return true;
+    size_t cap = r->cap ? r->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *s = realloc(r->scratch, cap);
+    if (!s)
+        return false;
+    r->scratch = s;
+    r->cap = cap;
+    return true;
+}
+
+/* Length of the valid UTF-8 sequence at p (first byte >= 0x80), 0 when not valid (overlong,
+ * surrogate, past U+10FFFF, cut short): jansson refuses all of those. */
+size_t sl_utf8_seq_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0];
+    size_t n = (size_t)(end - p);
+    if (c >= 0xC2 && c <= 0xDF)
+        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static int hex4(const unsigned char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = p[i];
+        int d = c >= '0' && c <= '9' ? (int)(c - '0')
+              : c >= 'a' && c <= 'f' ? (int)(c - 'a' + 10)
+              : c >= 'A' && c <= 'F' ? (int)(c - 'A' + 10) : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static size_t put_utf8(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* The string whose opening quote r->p is on. *s points into the input where it has no
+ * escapes, else into r->scratch (valid until the next string). No NUL inside. */
+static bool read_string(reader *r, const char **s, size_t *n)
+{
+    const unsigned char *start = ++r->p, *p = start;
+    while (p < r->end) {
+        unsigned c = *p;
+        if (c == '"') {
+            *s = (const char *)start;
+            *n = (size_t)(p - start);
+            r->p = p + 1;
+            return true;
+        }
+        if (c == '\\')
+            break;
+        if (c < 0x20)
+            return false;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t k = sl_utf8_seq_len(p, r->end);
+        if (!k)
+            return false;
+        p += k;
+    }
+    if (p >= r->end)
+        return false;
+    /* escapes: decode from the start into scratch (each escape shrinks or keeps the length) */
+    if (!reserve(r, (size_t)(r->end - start)))
+        return false;
+    size_t o = (size_t)(p - start);
+    memcpy(r->scratch, start, o);
+    while (p < r->end) {
+        unsigned c = *p;
+        if (c == '"') {
+            *s = r->scratch;
+            *n = o;
+            r->p = p + 1;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c >= 0x80) {
+            size_t k = sl_utf8_seq_len(p, r->end);
+            if (!k)
+                return false;
+            memcpy(r->scratch + o, p, k);
+            o += k;
+            p += k;
+            continue;
+        }
+        if (c != '\\') {
+            r->scratch[o++] = (char)c;
+            p++;
+            continue;
+        }
+        if (r->end - p < 2)
+            return false;
+        char e = (char)p[1];
+        p += 2;
+        switch (e) {
+        case '"': r->scratch[o++] = '"'; break;
+        case '\\': r->scratch[o++] = '\\'; break;
+        case '/': r->scratch[o++] = '/'; break;
+        case 'b': r->scratch[o++] = '\b'; break;
+        case 'f': r->scratch[o++] = '\f'; break;
+        case 'n': r->scratch[o++] = '\n'; break;
+        case 'r': r->scratch[o++] = '\r'; break;
+        case 't': r->scratch[o++] = '\t'; break;
+        case 'u': {
+            int v = r->end - p >= 4 ? hex4(p) : -1;
+            if (v <= 0 || (v >= 0xDC00 && v <= 0xDFFF)) /* NUL or a lone low surrogate */
+                return false;
+            p += 4;
+            uint32_t cp = (uint32_t)v;
+            if (v >= 0xD800 && v <= 0xDBFF) {
+                int lo = r->end - p >= 6 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
+                if (lo < 0xDC00 || lo > 0xDFFF)
+                    return false;
+                p += 6;
+                cp = 0x10000 + (((uint32_t)v - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
+            }
+            o += put_utf8(r->scratch + o, cp); /* at most the 6 or 12 bytes of its escape */
+            break;
+        }
+        default: return false;
+        }
+    }
+    return false;
+}
+
+static bool decimal_point_is_dot(void)
+{
+    static int known; /* 0 unknown, 1 yes, 2 no; a race only repeats the same answer */
+    if (!known)
+        known = localeconv()->decimal_point[0] == '.' ? 1 : 2;
+    return known == 1;
+}
+
+static json_t *read_number(reader *r)
+{
+    const unsigned char *p = r->p, *start = p;
+    bool neg = false, real = false;
+    if (*p == '-') {
+        neg = true;
+        p++;
+    }
+    if (p >= r->end || *p < '0' || *p > '9')
+        return NULL;
+    const unsigned char *digits = p;
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < r->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    size_t n_int = (size_t)(p - digits);
+    if (p < r->end && *p == '.') {
+        real = true;
+        p++;
+        if (p >= r->end || *p < '0' || *p > '9')
+            return NULL;
+        while (p < r->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < r->end && (*p == 'e' || *p == 'E')) {
+        real = true;
+        p++;
+        if (p < r->end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= r->end || *p < '0' || *p > '9')
+            return NULL;
+        while (p < r->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < r->end && *p >= '0' && *p <= '9') /* "01": jansson refuses it */
+        return NULL;
+    r->p = p;
+    if (!real) {
+        if (n_int > 18)
+            return NULL; /* jansson's range check (too big integer) decides */
+        long long v = 0;
+        for (const unsigned char *d = digits; d < p; d++)
+            v = v * 10 + (*d - '0');
+        return json_integer(neg ? -v : v);
+    }
+    char buf[64];
+    size_t len = (size_t)(p - start);
+    if (len >= sizeof buf || !decimal_point_is_dot())
+        return NULL;
+    memcpy(buf, start, len);
+    buf[len] = 0;
+    errno = 0;
+    double v = strtod(buf, NULL);
+    if (errno == ERANGE)
+        return NULL; /* overflow is jansson's error; underflow its call */
+    return json_real(v);
+}
+
+static json_t *read_value(reader *r);
+
+/* After a member or an element: 1 on ',' (another follows), 0 on close (the container
+ * ends), -1 on anything else. */
+static int after_item(reader *r, char close)
+{
+    skip_ws(r);
+    if (r->p >= r->end || (*r->p != ',' && *r->p != close))
+        return -1;
+    return *r->p++ == ',';
+}
+
+/* Just after the opening bracket: true (and past it) when close follows at once. */
+static bool empty_container(reader *r, char close)
+{
+    r->p++;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return true;
+    }
+    return false;
+}
+
+static json_t *read_object(reader *r)
+{
+    json_t *o = json_object();
+    if (!o || empty_container(r, '}'))
+        return o;
+    for (;;) {
+        skip_ws(r);
+        if (r->p >= r->end || *r->p != '"')
+            goto bail;
+        const char *k;
+        size_t kn;
+        if (!read_string(r, &k, &kn))
+            goto bail;
+        char small[128], *key = (char *)k;
+        if (k == r->scratch) { /* the value may reuse scratch: keep the key apart */
+            key = kn < sizeof small ? small : malloc(kn + 1);
+            if (!key)
+                goto bail;
+            memcpy(key, k, kn);
+        }
+        skip_ws(r);
+        json_t *v = NULL;
+        bool ok = r->p < r->end && *r->p == ':';
+        if (ok) {
+            r->p++;
+            skip_ws(r);
+            v = read_value(r);
+        }
+        if (!v) {
+            ok = false;
+        } else if (r->reject_duplicates && json_object_getn(o, key, kn)) {
+            json_decref(v);
+            ok = false;
+        } else {
+            ok = json_object_setn_new_nocheck(o, key, kn, v) == 0; /* takes v, also on failure */
+        }
+        if (key != k && key != small)
+            free(key);
+        int more = ok ? after_item(r, '}') : -1;
+        if (more < 0)
+            goto bail;
+        if (!more)
+            return o;
+    }
+bail:
+    json_decref(o);
+    return NULL;
+}
+
+static json_t *read_array(reader *r)
+{
+    json_t *a = json_array();
+    if (!a || empty_container(r, ']'))
+        return a;
+    for (;;) {
+        skip_ws(r);
+        json_t *v = read_value(r);
+        int more = v && json_array_append_new(a, v) == 0 ? after_item(r, ']') : -1;
+        if (more < 0)
+            goto bail;
+        if (!more)
+            return a;
+    }
+bail:
+    json_decref(a);
+    return NULL;
+}
+
+static bool literal(reader *r, const char *word, size_t n)
+{
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+        return false;
+    r->p += n;
+    return true;
+}
+
+static json_t *read_value(reader *r)
+{
+    if (r->p >= r->end)
+        return NULL;
+    switch (*r->p) {
+    case '{':
+    case '[': {
+        if (++r->depth > MAX_DEPTH)
+            return NULL;
+        json_t *v = *r->p == '{' ? read_object(r) : read_array(r);
+        r->depth--;
+        return v;
+    }
+    case '"': {
+        const char *s;
+        size_t n;
+        return read_string(r, &s, &n) ? json_stringn_nocheck(s, n) : NULL;
+    }
+    case 't': return literal(r, "true", 4) ? json_true() : NULL;
+    case 'f': return literal(r, "false", 5) ? json_false() : NULL;
+    case 'n': return literal(r, "null", 4) ? json_null() : NULL;
+    default: return read_number(r);
+    }
+}
+
+json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)
+{
+    if (buf && (flags & ~(size_t)JSON_REJECT_DUPLICATES) == 0) {
+        reader r = {.p = (const unsigned char *)buf, .end = (const unsigned char *)buf + len,
+                    .reject_duplicates = flags & JSON_REJECT_DUPLICATES};
+        skip_ws(&r);
+        json_t *v = r.p < r.end && (*r.p == '{' || *r.p == '[') ? read_value(&r) : NULL;
+        if (v) {
+            skip_ws(&r);
+            if (r.p != r.end) {
+                json_decref(v);
+                v = NULL;
+            }
+        }
+        free(r.scratch);
+        if (v) {
+            if (error) {
+                memset(error, 0, sizeof *error);
+                error->line = error->column = -1;
+                strcpy(error->source, "<buffer>");
+            }
+            return v;
+        }
+    }
+    return json_loadb(buf, len, flags, error);
+}

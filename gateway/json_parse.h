@@ -1,0 +1,22 @@
+/* JSON text to jansson values, faster than json_loadb on the hot path (request bodies,
+ * upstream answers, SSE events). */
+#ifndef SL_JSON_PARSE_H
+#define SL_JSON_PARSE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* Same contract as json_loadb(buf, len, flags, error) for flags 0 and
+ * JSON_REJECT_DUPLICATES: the same value, or NULL with jansson's own error. Plain input
+ * (an object or array of ASCII or valid UTF-8 strings, \u escapes, integers of at most
+ * 18 digits, reals) is read by a one-pass parser; anything it does not handle itself,
+ * errors included, is read again by json_loadb, so the answer is always jansson's.
+ * The caller owns the returned reference (json_decref). */
+json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error);
+
+/* Length of the valid UTF-8 sequence that starts at p (*p >= 0x80) and ends by end; 0
+ * where jansson would refuse it (overlong, a surrogate, past U+10FFFF, cut short). */
+size_t sl_utf8_seq_len(const unsigned char *p, const unsigned char *end);
+
+#endif

@@ -1,0 +1,170 @@
+/* sl_json_loadb gives what json_loadb gives: the same value (same dump, keys in the same
+ * order) or NULL with the same error, on hand-picked texts and on many mutated ones; and
+ * sl_json_dumps writes what json_dumps(JSON_COMPACT) writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "json_dump.h"
+#include "json_parse.h"
+
+static void same_dump(const json_t *v)
+{
+    char *a = sl_json_dumps(v, NULL), *b = json_dumps(v, JSON_COMPACT);
+    if (!a || !b || strcmp(a, b) != 0)
+        fail_msg("sl_json_dumps %s, json_dumps %s", a ? a : "(null)", b ? b : "(null)");
+    free(a);
+    free(b);
+}
+
+static void same(const char *text, size_t len, size_t flags)
+{
+    json_error_t e1, e2;
+    json_t *a = sl_json_loadb(text, len, flags, &e1);
+    json_t *b = json_loadb(text, len, flags, &e2);
+    if (!a || !b) {
+        if (a || b)
+            fail_msg("%.*s: fast %s, jansson %s", (int)len, text, a ? "parsed" : "refused", b ? "parsed" : "refused");
+        assert_string_equal(e1.text, e2.text);
+        assert_int_equal(e1.line, e2.line);
+        assert_int_equal(e1.column, e2.column);
+        return;
+    }
+    char *da = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY), *db = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_non_null(da);
+    assert_non_null(db);
+    if (strcmp(da, db) != 0 || !json_equal(a, b))
+        fail_msg("%.*s: fast %s, jansson %s", (int)len, text, da, db);
+    if (json_is_object(b) || json_is_array(b))
+        same_dump(b);
+    free(da);
+    free(db);
+    json_decref(a);
+    json_decref(b);
+}
+
+static void same_both(const char *text)
+{
+    same(text, strlen(text), 0);
+    same(text, strlen(text), JSON_REJECT_DUPLICATES);
+}
+
+static const char *const cases[] = {
+    "{}", "[]", " {\n\t\"a\" : 1 } \r\n", "[1,2,3]", "[true,false,null]", "{\"a\":{\"b\":[{},[],\"\"]}}",
+    "{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello there\"}],\"temperature\":0,\"max_tokens\":64,\"stream\":false}",
+    "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello! How can I help you today?\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":9,\"total_tokens\":21}}",
+    /* numbers */
+    "[0,-0,1,-1,123456789012345678,-123456789012345678]", "[1234567890123456789]", "[99999999999999999999]",
+    "[-9223372036854775808]", "[9223372036854775807]", "[9223372036854775808]", "[0.5,-0.5,1e3,1E-3,2.5e+10,1.0]",
+    "[1e400]", "[-1e400]", "[1e-400]", "[01]", "[1.]", "[.5]", "[1e]", "[-]", "[+1]", "[1.5e+]", "[0x10]",
+    "[3.141592653589793238462643383279]", "[1.7976931348623157e308]",
+    /* strings */
+    "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]", "[\"\\u00e9\\u4f60\\u597d\"]", "[\"\\ud83d\\ude00\"]", "[\"\\ud83d\"]",
+    "[\"\\ude00\"]", "[\"\\ud83d\\u0041\"]", "[\"\\u0000\"]", "[\"a\\u0000b\"]", "[\"\\u00\"]", "[\"\\uzzzz\"]",
+    "[\"\\x\"]", "[\"tab\there\"]", "[\"caf\xc3\xa9 \xe4\xbd\xa0 \xf0\x9f\x98\x80\"]", "[\"\xc3\"]", "[\"\xc0\xaf\"]",
+    "[\"\xed\xa0\x80\"]", "[\"\xf4\x90\x80\x80\"]", "[\"\xff\"]", "[\"\xe0\x80\xaf\"]", "[\"unterminated]",
+    "{\"k\\u00e9y\":\"v\\n\",\"k\\u00e9y2\":{\"\\u0041\":\"\\u0042\"}}",
+    "{\"a\\u0000\":1}", "{\"a\":1,\"a\":2}", "{\"a\":1,\"b\":{\"a\":1,\"a\":2}}",
+    /* syntax */
+    "", " ", "1", "\"s\"", "null", "{", "[", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "[1 2]", "{a:1}",
+    "{\"a\":1}}", "{\"a\":1} x", "[truex]", "[nul]", "[True]", "{\"a\":1}\x00", "[1]\n\n[2]", "{'a':1}",
+};
+
+static void test_cases(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        same_both(cases[i]);
+    /* an embedded NUL byte, which strlen would hide */
+    same("[\"a\0b\"]", 7, 0);
+    same("{\"a\":1}\0", 8, 0);
+}
+
+static void test_depth(void **state)
+{
+    (void)state;
+    for (int depth = 1000; depth <= 2100; depth += 550) {
+        char *s = malloc((size_t)depth * 2 + 1);
+        memset(s, '[', (size_t)depth);
+        memset(s + depth, ']', (size_t)depth);
+        s[depth * 2] = 0;
+        same_both(s);
+        free(s);
+    }
+}
+
+/* Every text is a mutation of a seed: bytes replaced, dropped, or doubled. */
+static void test_mutations(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "{}[]\",:\\u0e-+.1aE \t\n\xc3\xa9\xed\xa0\x80\xf0\x9f\x98";
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    char buf[512];
+    for (int round = 0; round < 40000; round++) {
+        const char *seed = cases[round % 10];
+        size_t n = strlen(seed);
+        if (n >= sizeof buf / 2)
+            n = sizeof buf / 2;
+        memcpy(buf, seed, n);
+        int edits = 1 + round % 3;
+        for (int e = 0; e < edits && n > 0; e++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t at = (size_t)(x % n);
+            char c = alphabet[(x >> 32) % (sizeof alphabet - 1)];
+            switch ((x >> 40) % 3) {
+            case 0: buf[at] = c; break;
+            case 1: memmove(buf + at, buf + at + 1, n - at - 1); n--; break;
+            default: memmove(buf + at + 1, buf + at, n - at); buf[at] = c; n++; break;
+            }
+        }
+        same(buf, n, round & 1 ? JSON_REJECT_DUPLICATES : 0);
+    }
+}
+
+static void test_dump(void **state)
+{
+    (void)state;
+    static const double reals[] = {0.0, -0.0, 1.0, -1.5, 0.1, 1e21, 1e22, 1.5e-7, 1e-300, 123456789.0, 3.14159265358979,
+                                   1.7976931348623157e308, 5e-324, 100.0, 1e100};
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        json_t *a = json_pack("[f]", reals[i]);
+        same_dump(a);
+        json_decref(a);
+    }
+    char ctl[40];
+    for (int c = 1; c < 0x20; c++)
+        ctl[c - 1] = (char)c;
+    strcpy(ctl + 31, "\\\"/\x7f");
+    json_t *o = json_object();
+    json_object_set_new(o, ctl, json_string(ctl));
+    json_object_set_new(o, "caf\xc3\xa9", json_stringn("a\0b", 3));
+    json_object_set_new(o, "n", json_integer(-9223372036854775807LL - 1));
+    json_object_set_new(o, "e", json_object());
+    json_object_set_new(o, "l", json_pack("[[],{},null,true,false,\"\"]"));
+    same_dump(o);
+    json_decref(o);
+    /* a string jansson would not write (not UTF-8): both refuse */
+    json_t *bad = json_pack("[o]", json_stringn_nocheck("\xff", 1));
+    char *x = sl_json_dumps(bad, NULL), *y = json_dumps(bad, JSON_COMPACT);
+    assert_null(y);
+    assert_null(x);
+    json_decref(bad);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_dump),
+    };
+    return cmocka_run_group_tests_name("json_parse", tests, NULL, NULL);
+}
