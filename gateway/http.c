@@ -786,11 +786,22 @@ void sl_http_respond_error(sl_http_conn *c, int status, const char *type, const 
     free(body);
 }
 
+/* What was queued leaves once this callback is over (an active event: no epoll change, no
+ * wait), together with whatever else this callback queues: the head with the first events,
+ * every event of one upstream read, and the end of a stream that ended in the same read. */
+static void flush_soon(sl_http_conn *c)
+{
+    if (c->fd_direct >= 0 && !c->flush_pending) { /* TLS: the bufferevent writes by itself */
+        c->flush_pending = true;
+        event_active(c->flush, EV_TIMEOUT, 0);
+    }
+}
+
 void sl_http_stream_begin(sl_http_conn *c, int status, const char *content_type)
 {
     c->stream_chunked = c->req.minor == 1;
     write_head(c, status, content_type, -1);
-    flush_out(c); /* the head goes now: time to first byte */
+    flush_soon(c);
 }
 
 void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len)
@@ -812,12 +823,7 @@ void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len)
     } else {
         evbuffer_add(out, data, len);
     }
-    /* every event of one upstream read in one write, once this callback is over (an active
-     * event: no epoll change, no wait) */
-    if (c->fd_direct >= 0 && !c->flush_pending) {
-        c->flush_pending = true;
-        event_active(c->flush, EV_TIMEOUT, 0);
-    }
+    flush_soon(c);
 }
 
 void sl_http_stream_end(sl_http_conn *c)
