@@ -351,19 +351,21 @@ static void new_prompt_joins_running_decodes(void **state)
     pthread_mutex_lock(&rec.gate);
     sl_sched_submit(s, make_seq(4, 30, NULL, &a));
     pthread_mutex_unlock(&rec.gate);
-    /* let a decode a little, then b arrives */
+    /* let a decode a little, then b arrives while the model is paused (the gate is taken
+     * before the count is read: however long this thread is descheduled, a is still
+     * decoding when b comes, at most one call after the third) */
     while (1) {
+        pthread_mutex_lock(&rec.gate);
         pthread_mutex_lock(&rec.mu);
         int n = rec.n_calls;
         pthread_mutex_unlock(&rec.mu);
         if (n >= 3)
             break;
+        pthread_mutex_unlock(&rec.gate);
         struct pollfd p = { .fd = sl_sched_fd(s), .events = POLLIN };
         poll(&p, 1, 10);
         sl_sched_drain(s, on_news, NULL);
     }
-    /* the model pauses (at most one more call gets by) so that a is still decoding */
-    pthread_mutex_lock(&rec.gate);
     sl_sched_submit(s, make_seq(6, 3, NULL, &b));
     pthread_mutex_unlock(&rec.gate);
     wait_done(s, rs, 2);
