@@ -7,6 +7,7 @@
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 
+#include "access_log.h"
 #include "admin_keys.h"
 #include "admin_usage.h"
 #include "circuit.h"
@@ -37,6 +38,7 @@ struct sl_admin {
     sl_pool *pool;
     int (*reload)(void *arg, json_t **errors);
     void *reload_arg;
+    sl_access_log_writer *alog;     /* console files get lines there; not owned */
 };
 
 void sl_admin_json(sl_http_conn *c, int status, json_t *body)
@@ -75,8 +77,7 @@ static void on_request(sl_http_conn *c, sl_http_request *req, void *arg)
         return;
     }
     /* the page itself holds no secret: it asks the user for the admin token */
-    sl_static_answer ans;
-    if (sl_static_serve(a->cfg->console.files, SL_STATIC_ADMIN, c, req, &ans))
+    if (sl_static_serve(a->cfg->console.files, SL_STATIC_ADMIN, c, req, a->alog))
         return;
     if (!authorised(a, req)) {
         sl_http_add_header(c, "WWW-Authenticate", "Bearer");
@@ -234,6 +235,8 @@ void sl_admin_stop(sl_admin *a)
     a->http.draining = true;
     sl_http_close_idle(&a->http);
 }
+
+void sl_admin_set_access_log(sl_admin *a, sl_access_log_writer *log) { a->alog = log; }
 
 void sl_admin_free(sl_admin *a)
 {

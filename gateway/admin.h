@@ -24,6 +24,10 @@ sl_admin *sl_admin_new(struct event_base *base, sl_config *cfg, struct sl_store_
 struct sl_store_conn *sl_admin_store(sl_admin *a);
 struct sl_pool;
 void sl_admin_set_pool(sl_admin *a, struct sl_pool *pool);
+struct sl_access_log_writer;
+/* The console's files served here get access-log lines in log (a writer on the admin's
+ * loop, kept by the caller until sl_admin_free). */
+void sl_admin_set_access_log(sl_admin *a, struct sl_access_log_writer *log);
 /* POST /admin/v1/reload calls fn: 0 when the new config is in use, -1 with *errors. */
 void sl_admin_set_reload(sl_admin *a, int (*fn)(void *arg, json_t **errors), void *arg);
 struct sl_pool *sl_admin_pool(sl_admin *a);   /* NULL before the pool starts */

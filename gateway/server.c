@@ -45,6 +45,7 @@ typedef struct sl_server {
     sl_access_log *alog;
     struct event_base *main_base;
     sl_admin *admin;
+    sl_access_log_writer *admin_alog; /* the admin listener's lines (main thread) */
     sl_store *store;
     sl_pool *pool;
     sl_reloader *reloader;
@@ -56,23 +57,8 @@ typedef struct sl_server {
 static void on_request(sl_http_conn *c, sl_http_request *req, void *arg)
 {
     sl_worker *w = arg;
-    if (w->cfg->console.client && strncmp(req->path, "/console", 8) == 0) {
-        /* the request and the connection may be gone once answered: keep what the line needs */
-        char method[16], path[160], client[64];
-        snprintf(method, sizeof method, "%s", req->method);
-        snprintf(path, sizeof path, "%s", req->path);
-        snprintf(client, sizeof client, "%s", sl_http_peer(c));
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        sl_static_answer ans = {0};
-        if (sl_static_serve(w->cfg->console.files, SL_STATIC_CLIENT, c, req, &ans)) {
-            struct timespec t1;
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-            sl_access_log_static(w->alog, client, method, path, ans.status, ans.bytes, ms);
-            return;
-        }
-    }
+    if (w->cfg->console.client && sl_static_serve(w->cfg->console.files, SL_STATIC_CLIENT, c, req, w->alog))
+        return;
     sl_exchange_start(w, c, req);
 }
 
@@ -431,9 +417,12 @@ static void server_free(sl_server *s)
     free(s->ssl);
     free(s->fds);
     free(s->largs);
+    sl_admin_free(s->admin);
+    s->admin = NULL;
+    if (s->admin_alog)
+        sl_access_log_writer_free(s->admin_alog);
     sl_access_log_close(s->alog);
     sl_audit_close();
-    sl_admin_free(s->admin);
     sl_reloader_free(s->reloader);
     if (s->current)
         sl_config_unref(s->current);
@@ -522,6 +511,11 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         if (!(s->admin = sl_admin_new(s->main_base, cfg, s->admin_store, err)))
             goto fail;
         sl_admin_set_pool(s->admin, s->pool);
+        if (!(s->admin_alog = sl_access_log_writer_new(s->alog, s->main_base))) {
+            sl_err_set(err, "out of memory");
+            goto fail;
+        }
+        sl_admin_set_access_log(s->admin, s->admin_alog);
         int fd = bind_one(cfg->admin.listen, NULL, bound, sizeof bound, err);
         if (fd < 0)
             goto fail;

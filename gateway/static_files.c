@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <openssl/evp.h>
+
+#include "access_log.h"
 
 #define MAX_FILES 2048
 #define MAX_TOTAL_BYTES (64LL << 20)
@@ -246,6 +249,12 @@ static void security_headers(sl_http_conn *c)
 }
 
 /* Every answer goes through here: what was answered is noted for the access log. */
+/* What was answered, for the access log. */
+typedef struct sl_static_answer {
+    int status;
+    size_t bytes;
+} sl_static_answer;
+
 static void answer(sl_http_conn *c, sl_static_answer *out, int status, const char *type, const void *body,
                    size_t len)
 {
@@ -295,27 +304,31 @@ static bool etag_matches(const char *inm, const char *etag)
     return inm && (strcmp(inm, "*") == 0 || strstr(inm, etag));
 }
 
-bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn *c, const sl_http_request *req,
-                     sl_static_answer *out)
+static bool console_path(const char *path)
+{
+    size_t pl = sizeof PREFIX - 1;
+    return strncmp(path, PREFIX, pl) == 0 && (path[pl] == 0 || path[pl] == '/');
+}
+
+static void serve(const sl_static_files *f, sl_static_side side, sl_http_conn *c, const sl_http_request *req,
+                  sl_static_answer *out)
 {
     const char *path = req->path;
     size_t pl = sizeof PREFIX - 1;
-    if (!f || strncmp(path, PREFIX, pl) != 0 || (path[pl] != 0 && path[pl] != '/'))
-        return false;
     const char *home = side == SL_STATIC_ADMIN ? PREFIX "/admin" : PREFIX "/";
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
         sl_http_add_header(c, "Allow", "GET, HEAD");
         respond_text(c, out, 405, "the console answers GET and HEAD only\n");
-        return true;
+        return;
     }
     if (path[pl] == 0 || (side == SL_STATIC_ADMIN && strcmp(path + pl, "/") == 0)) {
         redirect(c, out, home);
-        return true;
+        return;
     }
     const char *rel = path + pl + 1;
     if (*rel && !plain_path(rel)) {
         respond_text(c, out, 400, "bad console path\n");
-        return true;
+        return;
     }
     char name[1024];
     const char *last = strrchr(rel, '/');
@@ -332,7 +345,7 @@ bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn
         respond_text(c, out, 404, side == SL_STATIC_CLIENT && strcmp(name, "admin.html") == 0
                                  ? "the admin page is served on the admin listener (admin.listen)\n"
                                  : "not found\n");
-        return true;
+        return;
     }
     security_headers(c);
     sl_http_add_header(c, "Cache-Control", s->immutable ? "public, max-age=31536000, immutable" : "no-cache");
@@ -341,5 +354,26 @@ bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn
         answer(c, out, 304, NULL, NULL, 0);
     else
         answer(c, out, 200, s->type, s->body, s->len);
+}
+
+bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn *c, const sl_http_request *req,
+                     sl_access_log_writer *log)
+{
+    if (!f || !console_path(req->path))
+        return false;
+    /* the request and the connection may be gone once answered: keep what the line needs */
+    char method[16], path[160], client[64];
+    snprintf(method, sizeof method, "%s", req->method);
+    snprintf(path, sizeof path, "%s", req->path);
+    snprintf(client, sizeof client, "%s", sl_http_peer(c));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sl_static_answer ans = {0};
+    serve(f, side, c, req, &ans);
+    if (log) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        sl_access_log_static(log, client, method, path, ans.status, ans.bytes, ms);
+    }
     return true;
 }

@@ -24,15 +24,12 @@ sl_static_files *sl_static_load(const char *dir, bool *missing, sl_err *err);
 void sl_static_free(sl_static_files *f);
 size_t sl_static_count(const sl_static_files *f);
 
-/* What sl_static_serve answered (for the access log). */
-typedef struct sl_static_answer {
-    int status;
-    size_t bytes;
-} sl_static_answer;
+struct sl_access_log_writer;
 
-/* Answer req when its path is /console or under /console/ and return true (out filled);
- * false (nothing sent) for any other path. f may be NULL (no console): false. */
+/* Answer req when its path is /console or under /console/ and return true, with a line in
+ * the access log when log is not NULL ("console": true, status, bytes, duration); false
+ * (nothing sent) for any other path. f may be NULL (no console): false. */
 bool sl_static_serve(const sl_static_files *f, sl_static_side side, sl_http_conn *c, const sl_http_request *req,
-                     sl_static_answer *out);
+                     struct sl_access_log_writer *log);
 
 #endif

@@ -127,6 +127,11 @@ get "$ADMIN_URL/console/"
 sl_is "/console/ on the admin listener goes to the admin page" "$HTTP_CODE:$(sl_header location)" "302:/console/admin"
 get "$ADMIN_URL/console/index.html"
 sl_is "no chat page on the admin listener" "$HTTP_CODE" 404
+# console files on the admin listener get access-log lines too (the main thread's writer)
+admin_line() { grep '"console":true' "$SL_TMP/access.log" 2>/dev/null | grep -m1 '"path":"/console/index.html"'; }
+sl_wait_for 5 admin_line >/dev/null
+sl_like "access log: a line for the admin listener's 404 of /console/index.html" "$(admin_line)" \
+    '"method":"GET","path":"/console/index.html","status":404,"duration_ms":[0-9.]+,"bytes":[0-9]+,"console":true'
 get "$ADMIN_URL$js"
 sl_is "assets on the admin listener too" "$HTTP_CODE" 200
 get "$ADMIN_URL/admin/v1/keys"
