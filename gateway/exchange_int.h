@@ -59,6 +59,7 @@ struct sl_exchange {
     /* the attempt in progress */
     sl_upstream_req *up;
     struct sl_engine_proc *engine;  /* the engine process serving it, for type: engine */
+    const struct sl_engine_proc *engine_refused; /* refused the connection: not picked again */
     int up_status;
     bool up_stream;                 /* the upstream answers with SSE */
     bool client_streaming;          /* the client has its 200 and stream head */

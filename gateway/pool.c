@@ -537,7 +537,7 @@ void sl_pool_apply(sl_pool *p, const sl_config *cfg)
     }
 }
 
-sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up)
+sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_engine_proc *avoid)
 {
     for (int tries = 0; p && tries < 4; tries++) {
         sl_engine_proc *best = NULL;
@@ -545,7 +545,7 @@ sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up)
         size_t n = atomic_load(&p->n);
         for (size_t i = 0; i < n; i++) {
             sl_engine_proc *e = &p->procs[i];
-            if (atomic_load(&e->state) != SL_ENGINE_READY || strcmp(e->upstream, up->name) != 0)
+            if (e == avoid || atomic_load(&e->state) != SL_ENGINE_READY || strcmp(e->upstream, up->name) != 0)
                 continue;
             int k = atomic_load(&e->outstanding);
             if (!best || k < best_n) {

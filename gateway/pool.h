@@ -61,8 +61,9 @@ void sl_pool_stop(sl_pool *p, long long grace_ms);
 void sl_pool_free(sl_pool *p);
 
 /* Any thread: the ready engine of upstream up with the fewest requests outstanding (its
- * count taken up), or NULL when none is ready. Give it back with sl_pool_release. */
-sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up);
+ * count taken up), never avoid (may be NULL), or NULL when none is ready. Give it back with
+ * sl_pool_release. */
+sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_engine_proc *avoid);
 void sl_pool_release(sl_engine_proc *e);
 
 /* Array of {index, pid, state, outstanding, restarts, socket} for upstream name (free

@@ -100,6 +100,7 @@ static void attempt_release(sl_exchange *ex)
 }
 
 static void try_next(sl_exchange *ex);
+static void launch(sl_exchange *ex, const sl_attempt *a);
 
 static void attempt_note(sl_exchange *ex, const char *outcome)
 {
@@ -375,10 +376,24 @@ static void finish_buffered(sl_exchange *ex)
     json_decref(rev.json);
 }
 
+/* An engine process that refused the connection has died and the main thread has not
+ * reaped it yet (or its socket is gone): the same attempt goes to another process of the
+ * same upstream, once, before it counts as the target's failure. */
+static bool retry_other_engine(sl_exchange *ex, const sl_engine_proc *refused, sl_upstream_result result)
+{
+    if (result != SL_UP_CONNECT_FAILED || !refused || ex->engine_refused || ex->cur >= ex->n_plan)
+        return false;
+    ex->engine_refused = refused;
+    attempt_note(ex, "engine process refused the connection: another process of the upstream");
+    launch(ex, &ex->plan[ex->cur]);
+    return true;
+}
+
 static void up_on_done(void *arg, sl_upstream_result result, const char *message)
 {
     sl_exchange *ex = arg;
     ex->up = NULL;
+    const sl_engine_proc *engine = ex->engine;
     attempt_release(ex);
     if (ex->finished)
         return;
@@ -408,7 +423,8 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
                 return;
         }
         if (result != SL_UP_OK && !ex->client_streaming) {
-            transport_failed(ex, result, message); /* nothing reached the client: fall back */
+            if (!retry_other_engine(ex, engine, result))
+                transport_failed(ex, result, message); /* nothing reached the client: fall back */
             return;
         }
         bool cut = result == SL_UP_OK && !ex->saw_done && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS);
@@ -438,7 +454,8 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
         return;
     }
     if (result != SL_UP_OK) {
-        transport_failed(ex, result, message);
+        if (!retry_other_engine(ex, engine, result))
+            transport_failed(ex, result, message);
         return;
     }
     finish_buffered(ex);
@@ -474,7 +491,7 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     const sl_upstream_conf *uc = a->target->up;
     sl_upstream_target t = {.base_url = uc->base_url, .conf = uc};
     if (uc->type == SL_UPSTREAM_ENGINE) {
-        ex->engine = sl_pool_pick(ex->w->pool, uc);
+        ex->engine = sl_pool_pick(ex->w->pool, uc, ex->engine_refused);
         if (!ex->engine) {
             char msg[300];
             snprintf(msg, sizeof msg, "no engine process of upstream %s is ready", uc->name);

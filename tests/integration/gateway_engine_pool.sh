@@ -118,6 +118,17 @@ sl_like "the new workers run with the new args" "$(tr '\0' ' ' </proc/"$(pids | 
 sl_http POST /v1/chat/completions '{"model":"noise","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
 sl_is "after the roll: served" "$HTTP_CODE" 200
 
+# ---- a worker that refuses connections while the pool still counts it ready (died and
+# not reaped yet, or its socket gone): the request goes to the other worker ----
+sock=$(workers | sl_json 'd[0]["socket"]')
+rm -f "$sock"
+codes=""
+for i in 1 2 3 4; do
+    sl_http POST /v1/chat/completions '{"model":"noise","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}'
+    codes="$codes$HTTP_CODE "
+done
+sl_is "a worker refusing connections: every request served by the other one" "$codes" "200 200 200 200 "
+
 pids_now=$(pids)
 kill -TERM "$GW_PID"; wait "$GW_PID"
 alive=0; for p in $pids_now; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
