@@ -46,6 +46,19 @@ __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
+// the warp's largest v and its index, lowest index on ties (every lane gets them)
+__device__ __forceinline__ void warp_argmax(float &v, int &idx)
+{
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (v2 > v || (v2 == v && i2 < idx)) {
+            v = v2;
+            idx = i2;
+        }
+    }
+}
+
 // ---- embedding gather ----
 
 __global__ void embed_kernel(float *x, const uint16_t *embed, const int32_t *ids, int H)
@@ -626,14 +639,7 @@ __global__ void argmax_kernel(int32_t *ids, const float *logits, int stride, int
             v = row[i];
             idx = i;
         }
-    for (int o = 16; o > 0; o >>= 1) {
-        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
-        int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
-        if (v2 > v || (v2 == v && i2 < idx)) {
-            v = v2;
-            idx = i2;
-        }
-    }
+    warp_argmax(v, idx);
     if ((threadIdx.x & 31) == 0) {
         bv[threadIdx.x >> 5] = v;
         bi[threadIdx.x >> 5] = idx;
@@ -1198,14 +1204,7 @@ sample_kernel(int32_t *ids, float *logits, int stride, int limit, const sl_cu_sa
             v = L[i];
             idx = i;
         }
-    for (int o = 16; o > 0; o >>= 1) {
-        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
-        int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
-        if (v2 > v || (v2 == v && i2 < idx)) {
-            v = v2;
-            idx = i2;
-        }
-    }
+    warp_argmax(v, idx);
     if ((threadIdx.x & 31) == 0) {
         bv[threadIdx.x >> 5] = v;
         bi[threadIdx.x >> 5] = idx;
