@@ -348,26 +348,26 @@ static void new_prompt_joins_running_decodes(void **state)
 {
     sl_sched *s = start(4, 512);
     result a, b, *rs[] = { &a, &b };
-    pthread_mutex_lock(&rec.gate);
+    /* a's fourth forward call (its third decode) waits until b is queued: b then joins a
+     * running decode. (Waiting on the call count from this thread instead raced: under CI
+     * load a could finish all 30 steps while this thread slept.) */
+    pthread_mutex_lock(&rec.mu);
+    rec.hold_at = 3;
+    pthread_mutex_unlock(&rec.mu);
     sl_sched_submit(s, make_seq(4, 30, NULL, &a));
-    pthread_mutex_unlock(&rec.gate);
-    /* let a decode a little, then b arrives while the model is paused (the gate is taken
-     * before the count is read: however long this thread is descheduled, a is still
-     * decoding when b comes, at most one call after the third) */
-    while (1) {
-        pthread_mutex_lock(&rec.gate);
-        pthread_mutex_lock(&rec.mu);
-        int n = rec.n_calls;
-        pthread_mutex_unlock(&rec.mu);
-        if (n >= 3)
-            break;
-        pthread_mutex_unlock(&rec.gate);
+    for (bool held = false; !held;) {
         struct pollfd p = { .fd = sl_sched_fd(s), .events = POLLIN };
         poll(&p, 1, 10);
         sl_sched_drain(s, on_news, NULL);
+        pthread_mutex_lock(&rec.mu);
+        held = rec.held;
+        pthread_mutex_unlock(&rec.mu);
     }
     sl_sched_submit(s, make_seq(6, 3, NULL, &b));
-    pthread_mutex_unlock(&rec.gate);
+    pthread_mutex_lock(&rec.mu);
+    rec.hold_at = 0;
+    pthread_cond_broadcast(&rec.resume);
+    pthread_mutex_unlock(&rec.mu);
     wait_done(s, rs, 2);
     assert_int_equal(a.n_gen, 30);
     assert_int_equal(b.n_gen, 3);
