@@ -14,6 +14,8 @@
 # Every request carries a unique prompt (wrk request()), for all targets alike.
 # Non-streaming: requests/s, p50, p99. Streaming: requests/s through wrk, and time to first
 # event (sequential, one keep-alive connection) through each proxy minus direct. Prints tables and the ratios.
+# CPU µs/req: user+system time of the target's processes (all threads, children) over the
+# wrk run, over the requests answered (the upstream's own time for direct).
 # Not a test: asserts nothing about speed.
 #
 # usage: tests/bench/gateway_bench.sh [BUILD_DIR]     (default build/)
@@ -64,6 +66,7 @@ CHUNK='{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000
 LAST='{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}'
 SSE="data: $CHUNK\n\ndata: $CHUNK\n\ndata: $CHUNK\n\ndata: $CHUNK\n\ndata: $CHUNK\n\ndata: $LAST\n\ndata: [DONE]\n\n"
 
+declare -A ROOT_PID # the process (tree) whose CPU time each target's requests cost
 start_nginx() { # NAME WORKERS HTTP-BLOCK
     local dir=$T/$1; mkdir -p "$dir/logs" "$dir/tmp"
     cat >"$dir/nginx.conf" <<EOF
@@ -82,6 +85,7 @@ $3
 }
 EOF
     "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" & PIDS+=($!)
+    ROOT_PID[$1]=$!
 }
 start_nginx upstream 1 "    server {
         listen 127.0.0.1:$UP_PORT;
@@ -99,7 +103,7 @@ wait_http "http://127.0.0.1:$NGX_PORT/" || { echo "gateway_bench: proxy nginx di
 have_pk=0
 if [ "${NO_PORTKEY:-0}" != 1 ]; then
     (cd "$PORTKEY_DIR" && NODE_ENV=production exec node node_modules/@portkey-ai/gateway/build/start-server.js --port="$PK_PORT" --headless) >"$T/portkey.log" 2>&1 &
-    PIDS+=($!)
+    PIDS+=($!); ROOT_PID[portkey]=$!
     if wait_http "http://127.0.0.1:$PK_PORT/"; then have_pk=1
     else echo "gateway_bench: portkey did not start:" >&2; tail -n 20 "$T/portkey.log" >&2; fi
 fi
@@ -128,7 +132,8 @@ plugins:
   - cache: { ttl: 1h, max_bytes: 64MiB }
   - route
 EOF
-${SLUICE_WRAP:-} "$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 & PIDS+=($!)
+${SLUICE_WRAP:-} "$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 & PIDS+=($!); ROOT_PID[sluice]=$!
+ROOT_PID[direct]=${ROOT_PID[upstream]}; ROOT_PID[nginx]=${ROOT_PID[proxy]}
 wait_http "http://127.0.0.1:$GW_PORT/v1/models" || { echo "gateway_bench: sluice did not start:" >&2; tail -n 20 "$T/sluice.log" >&2; exit 1; }
 KEY=$("$SLUICE" key -c "$T/sluice.yaml" issue --consumer bench 2>/dev/null)
 [ -n "$KEY" ] || { echo "gateway_bench: could not issue a key" >&2; exit 1; }
@@ -187,6 +192,19 @@ for t in "${TARGETS[@]}"; do
     for s in 0 1; do check "$t" "$s" || echo "gateway_bench: $t (stream=$s) does not answer with the upstream's body" >&2; done
 done
 
+cpu_ticks() { # PID: "user system" clock ticks of the process and its descendants (all threads)
+    local pids=($1) i=0 u=0 k=0 st c
+    while ((i < ${#pids[@]})); do
+        for c in $(cat /proc/${pids[i]}/task/*/children 2>/dev/null); do pids+=("$c"); done
+        i=$((i + 1))
+    done
+    for c in "${pids[@]}"; do
+        st=$(cat "/proc/$c/stat" 2>/dev/null) || continue
+        st=${st##*) }; set -- $st
+        u=$((u + ${12})); k=$((k + ${13}))
+    done
+    echo "$u $k"
+}
 run_wrk() { # TARGET STREAM ROUND
     local t=$1 s=$2 r=$3 f=$T/$1.$2.$3
     if [ "$r" = 1 ]; then
@@ -194,10 +212,17 @@ run_wrk() { # TARGET STREAM ROUND
         "$WRK" -t"$THREADS" -c"$CONNS" -d2s -s "$T/$t.$s.lua" "$(url_of "$t")" >/dev/null 2>&1
     fi
     lua_of "$t" "$s" >"$T/$t.$s.lua" # a new nonce: the warm-up's prompts are not sent again
+    local c0 c1
+    c0=$(cpu_ticks "${ROOT_PID[$t]}")
     "$WRK" -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s "$T/$t.$s.lua" "$(url_of "$t")" >"$f" 2>&1
-    "$PY" - "$t" "$s" "$f" >>"$T/results" <<'PY'
+    c1=$(cpu_ticks "${ROOT_PID[$t]}")
+    "$PY" - "$t" "$s" "$f" $c0 $c1 "$(getconf CLK_TCK)" >>"$T/results" <<'PY'
 import re, sys
 name, s, t = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+u0, k0, u1, k1, hz = map(int, sys.argv[4:9])
+n = re.search(r"(\d+) requests in", t)
+n = int(n.group(1)) if n else 0
+cpu = lambda a, b: "%.1f" % ((b - a) / hz * 1e6 / n) if n else "nan"
 ms = lambda v, u: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[u]
 rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
 p = {q: re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m)\b" % q, t, re.M) for q in ("50", "99")}
@@ -205,7 +230,8 @@ non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
 sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
 err = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
 if rps and all(p.values()):
-    print(name, s, rps.group(1), "%.3f" % ms(*p["50"].groups()), "%.3f" % ms(*p["99"].groups()), err)
+    print(name, s, rps.group(1), "%.3f" % ms(*p["50"].groups()), "%.3f" % ms(*p["99"].groups()), err,
+          cpu(u0, u1), cpu(k0, k1))
 PY
 }
 ttfb() { # TARGET: TTFB_N sequential streamed requests on one keep-alive connection; the time
@@ -269,8 +295,8 @@ echo "# sluice's cache over the runs: ${misses:-0} misses, ${hits:-0} hits (ever
 import statistics, sys
 res, tt = {}, {}
 for line in open(sys.argv[1]):
-    name, s, rps, p50, p99, err = line.split()
-    res.setdefault((name, s), []).append((float(rps), float(p50), float(p99), int(err)))
+    name, s, rps, p50, p99, err, us, sy = line.split()
+    res.setdefault((name, s), []).append((float(rps), float(p50), float(p99), int(err), float(us), float(sy)))
 for line in open(sys.argv[2]):
     name, ms = line.split()
     tt.setdefault(name, []).append(float(ms))
@@ -283,16 +309,17 @@ def q(v, p):
     return v[min(len(v) - 1, int(p / 100 * len(v)))]
 for s, title in (("0", "non-streaming"), ("1", "streaming (6 events + [DONE])")):
     print(f"\n## {title}")
-    print("| %-20s | %10s | %15s | %8s | %8s | %6s |" % ("target", "req/s", "rounds min-max", "p50 ms", "p99 ms", "errors"))
-    print("|%s|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 12, "-" * 17, "-" * 10, "-" * 10, "-" * 8))
+    print("| %-20s | %10s | %15s | %8s | %8s | %6s | %13s |" % ("target", "req/s", "rounds min-max", "p50 ms", "p99 ms",
+          "errors", "CPU µs/req u+s"))
+    print("|%s|%s|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 12, "-" * 17, "-" * 10, "-" * 10, "-" * 8, "-" * 15))
     for n in names:
         k = (n, s)
         if k not in res:
-            print("| %-20s | %10s | %15s | %8s | %8s | %6s |" % (labels[n], "n/a", "", "n/a", "n/a", "n/a"))
+            print("| %-20s | %10s | %15s | %8s | %8s | %6s | %13s |" % (labels[n], "n/a", "", "n/a", "n/a", "n/a", ""))
             continue
         rs = [r[0] for r in res[k]]
-        print("| %-20s | %10.0f | %15s | %8.2f | %8.2f | %6d |" % (labels[n], med(k, 0), "%.0f-%.0f" % (min(rs), max(rs)),
-              med(k, 1), med(k, 2), sum(r[3] for r in res[k])))
+        print("| %-20s | %10.0f | %15s | %8.2f | %8.2f | %6d | %13s |" % (labels[n], med(k, 0), "%.0f-%.0f" % (min(rs), max(rs)),
+              med(k, 1), med(k, 2), sum(r[3] for r in res[k]), "%.1f+%.1f" % (med(k, 4), med(k, 5))))
     sl, ng, pk = med(("sluice", s), 0), med(("nginx", s), 0), med(("portkey", s), 0)
     print("sluice/nginx requests/s: %s   sluice/portkey requests/s: %s" % (
         "%.2f" % (sl / ng) if sl and ng else "n/a", "%.1f" % (sl / pk) if sl and pk else "n/a"))
