@@ -84,10 +84,25 @@ void sl_log(sl_log_level level, const char *fmt, ...)
 
 void sl_log_timestamp(char out[SL_LOG_TS_SIZE])
 {
+    /* one a request (access log): the date and time are formatted once a second per thread */
+    static _Thread_local time_t sec = -1;
+    static _Thread_local char head[SL_LOG_TS_SIZE];
+    static _Thread_local size_t head_len;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(out, SL_LOG_TS_SIZE, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, SL_LOG_TS_SIZE - n, ".%03ldZ", now.tv_nsec / 1000000);
+    if (now.tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        head_len = strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &tm);
+        sec = now.tv_sec;
+    }
+    long ms = now.tv_nsec / 1000000;
+    memcpy(out, head, head_len);
+    char *p = out + head_len;
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    *p++ = 'Z';
+    *p = '\0';
 }

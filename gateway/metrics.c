@@ -1,4 +1,5 @@
 #include "metrics.h"
+#include "fmt_int.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -162,9 +163,16 @@ static bool labels(char *out, size_t cap, size_t n, ...)
     bool ok = true;
     for (size_t k = 0; k < n && ok; k++) {
         const char *name = va_arg(ap, const char *), *v = va_arg(ap, const char *);
-        int w = snprintf(out + o, cap - o, "%s%s=\"", k ? "," : "", name);
-        ok = w > 0 && (size_t)w < cap - o;
-        o += ok ? (size_t)w : 0;
+        size_t nl = strlen(name);
+        ok = o + nl + 3 < cap;
+        if (ok) {
+            if (k)
+                out[o++] = ',';
+            memcpy(out + o, name, nl);
+            o += nl;
+            out[o++] = '=';
+            out[o++] = '"';
+        }
         for (const char *p = v ? v : ""; ok && *p; p++) {
             const char *esc = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : NULL;
             size_t l = esc ? 2 : 1;
@@ -228,8 +236,8 @@ static void observe_itl(const char *lbl, const sl_metrics_itl *t)
 
 void sl_metrics_record(const sl_metrics_sample *m)
 {
-    char l[1024], status[16];
-    snprintf(status, sizeof status, "%d", m->status);
+    char l[1024], status[SL_FMT_INT_MAX];
+    sl_fmt_int(status, m->status);
     if (labels(l, sizeof l, 4, "consumer", m->consumer, "model", m->model, "upstream", m->upstream, "status", status))
         add(lookup(F_REQUESTS, l), 0, 1);
     if (labels(l, sizeof l, 2, "consumer", m->consumer, "model", m->model)) {

@@ -5,6 +5,7 @@
  * back to their conn's event loop through an eventfd. Usage records are batched the same
  * way, so a kill -9 may lose the last flush period of usage (never an issued key that a
  * client saw). The journal is replayed and compacted (snapshot) on open. */
+#include "fmt_int.h"
 #include "store_int.h"
 #include "store_journal.h"
 
@@ -144,10 +145,21 @@ static int rec_revoke(sl_jbuf *b, const char *id, int64_t when)
 static int rec_usage(sl_jbuf *b, const char *consumer, sl_window w, int64_t wid, int64_t used,
                      int64_t requests)
 {
+    /* one a request: written without printf */
     char p[SL_JOURNAL_MAX_RECORD];
-    int n = snprintf(p, sizeof p, "U%c%s%c%d%c%lld%c%lld%c%lld", SEP, consumer, SEP, (int)w, SEP,
-                     (long long)wid, SEP, (long long)used, SEP, (long long)requests);
-    return sl_jbuf_record(b, p, (size_t)n);
+    size_t cl = strlen(consumer), n = 0;
+    if (cl + 4 * SL_FMT_INT_MAX + 8 > sizeof p)
+        return -1;
+    p[n++] = 'U';
+    p[n++] = SEP;
+    memcpy(p + n, consumer, cl);
+    n += cl;
+    const long long v[] = {(long long)w, (long long)wid, (long long)used, (long long)requests};
+    for (size_t i = 0; i < 4; i++) {
+        p[n++] = SEP;
+        n += sl_fmt_int(p + n, v[i]);
+    }
+    return sl_jbuf_record(b, p, n);
 }
 
 /* ---- tables (caller holds the shard lock) ---- */

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "config_int.h"
+#include "fmt_int.h"
 #include "log.h"
 #include "plugin.h"
 #include "store.h"
@@ -78,8 +79,8 @@ static void reserved(void *arg, sl_store_status st, const sl_quota_resv *r, cons
             json_object_set_new(body, key, json_integer(cap));
             s->cap = cap;
         }
-        char left[32];
-        snprintf(left, sizeof left, "%lld", (long long)(u ? u->remaining : 0));
+        char left[SL_FMT_INT_MAX];
+        sl_fmt_int(left, (long long)(u ? u->remaining : 0));
         sl_ex_add_response_header(ex, "x-sluice-quota-remaining", left);
         sl_ex_log_field(ex, "quota_reserved", json_integer(r->amount));
         sl_ex_resume(ex, SL_STEP_CONTINUE);
