@@ -39,6 +39,8 @@ typedef struct sl_upstream_conf {
     char *model_dir;
     char *served_model_name;    /* default: basename of model_dir */
     int workers;                /* default 1 */
+    int prefix_affinity;        /* a conversation's worker may carry this many more requests
+                                   than the least busy one and still get it; 0 = off (default 4) */
     int **gpus;                 /* workers lists of GPU ids, or NULL */
     int *n_gpus;
     char *backend;              /* auto | cuda | cpu */

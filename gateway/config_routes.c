@@ -110,7 +110,7 @@ static const char **model_names(const sl_config *c)
 static const char *const openai_keys[] = {"type", "base_url", "api_key_env", "headers", "timeouts",
                                           "pool_size", NULL};
 static const char *const engine_keys[] = {"type", "model", "served_model_name", "workers", "gpus",
-                                          "backend", "args", NULL};
+                                          "backend", "args", "prefix_affinity", NULL};
 static const char *const timeout_keys[] = {"connect", "first_byte", "total", "stream_idle", NULL};
 
 static int parse_headers(sl_upstream_conf *u, const sl_ynode *n, sl_diag *d)
@@ -232,6 +232,7 @@ static int parse_engine(sl_upstream_conf *u, const sl_ynode *n, sl_diag *d)
     char w[512];
     int rc = sl_ymap_check_keys(n, engine_keys, d), backend = 0;
     u->workers = 1;
+    u->prefix_affinity = 4;
     if (!sl_ymap_get(n, "model")) {
         sl_diag_add(d, n, "%smodel is missing (the model folder, like /models/DeepSeek-R1-Distill-Qwen-7B)",
                     sl_cfg_where(n, w, sizeof w));
@@ -253,6 +254,7 @@ static int parse_engine(sl_upstream_conf *u, const sl_ynode *n, sl_diag *d)
             return -1;
     }
     rc |= sl_cfg_int32(n, "workers", d, 1, 1024, &u->workers);
+    rc |= sl_cfg_int32(n, "prefix_affinity", d, 0, 100000, &u->prefix_affinity);
     const sl_ynode *g = sl_ymap_get(n, "gpus");
     if (g && !sl_ynode_is_null(g))
         rc |= parse_gpus(u, g, sl_ymap_get(n, "workers") != NULL, d);

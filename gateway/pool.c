@@ -537,7 +537,18 @@ void sl_pool_apply(sl_pool *p, const sl_config *cfg)
     }
 }
 
-sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_engine_proc *avoid)
+/* A worker's rank for an affinity key (rendezvous hashing): the key's highest-ranked worker
+ * stays its worker while workers come and go, and keys spread evenly. By the worker's
+ * index, which its restarts and replacements keep. */
+static uint64_t rank(uint64_t affinity, int index)
+{
+    uint64_t x = affinity ^ ((uint64_t)(index + 1) * 0x9E3779B97F4A7C15ULL);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_engine_proc *avoid, uint64_t affinity)
 {
     for (int tries = 0; p && tries < 4; tries++) {
         sl_engine_proc *best = NULL;
@@ -555,6 +566,23 @@ sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_en
         }
         if (!best)
             return NULL;
+        if (affinity && up->prefix_affinity > 0) { /* the key's worker, unless it is too busy */
+            uint64_t top = 0;
+            sl_engine_proc *pref = NULL;
+            for (size_t i = 0; i < n; i++) {
+                sl_engine_proc *e = &p->procs[i];
+                if (e == avoid || atomic_load(&e->state) != SL_ENGINE_READY || strcmp(e->upstream, up->name) != 0 ||
+                    atomic_load(&e->outstanding) > best_n + up->prefix_affinity)
+                    continue;
+                uint64_t r = rank(affinity, e->index);
+                if (!pref || r > top) {
+                    pref = e;
+                    top = r;
+                }
+            }
+            if (pref)
+                best = pref;
+        }
         atomic_fetch_add(&best->outstanding, 1);
         /* the main thread may have retired or reused the slot meanwhile: it reuses one
          * only when nothing is outstanding, so after our count it stays what we see now */

@@ -4,7 +4,8 @@
  * /health before routing to one, restarts a crashed one with exponential backoff, and at
  * shutdown stops them after the gateway's own requests have drained. A worker dies with the
  * gateway (PR_SET_PDEATHSIG), so no engine outlives it. Worker threads pick the ready
- * engine with the fewest requests outstanding. On reload the pool follows the new config:
+ * engine with the fewest requests outstanding, or a conversation's own one (prefix
+ * affinity, see sl_pool_pick). On reload the pool follows the new config:
  * a process whose worker went away is drained (no new requests; stopped once its last one
  * is done); one whose launch settings changed keeps serving until its replacement answers
  * /health, then drains. */
@@ -13,6 +14,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
 
@@ -60,10 +62,13 @@ void sl_pool_apply(sl_pool *p, const sl_config *cfg);
 void sl_pool_stop(sl_pool *p, long long grace_ms);
 void sl_pool_free(sl_pool *p);
 
-/* Any thread: the ready engine of upstream up with the fewest requests outstanding (its
- * count taken up), never avoid (may be NULL), or NULL when none is ready. Give it back with
- * sl_pool_release. */
-sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_engine_proc *avoid);
+/* Any thread: a ready engine of upstream up (its count taken up), never avoid (may be
+ * NULL), or NULL when none is ready. Without an affinity key (0) or with the upstream's
+ * prefix_affinity at 0: the one with the fewest requests outstanding. With a key: the key's
+ * own worker (rendezvous hashing over worker indexes) among those with at most
+ * prefix_affinity more outstanding than the fewest, so that a conversation's later turns
+ * find its earlier ones in that engine's prefix cache. Give it back with sl_pool_release. */
+sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_engine_proc *avoid, uint64_t affinity);
 void sl_pool_release(sl_engine_proc *e);
 
 /* Array of {index, pid, state, outstanding, restarts, socket} for upstream name (free

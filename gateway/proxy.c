@@ -472,6 +472,44 @@ static const char *endpoint_path(sl_endpoint ep)
     }
 }
 
+/* The affinity key of a request to an engine: its leading system (or developer) messages
+ * and the first message after them, which a conversation's later turns repeat (requests
+ * that share only a system prompt still spread), or the start of a completion prompt.
+ * 0: none. */
+static uint64_t prefix_key(const json_t *req, sl_endpoint ep)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    const char *text = NULL;
+    size_t len = 0;
+    char *owned = NULL;
+    if (ep == SL_EP_CHAT) {
+        json_t *msgs = json_object_get(req, "messages");
+        if (!json_is_array(msgs) || json_array_size(msgs) == 0)
+            return 0;
+        json_t *head = json_array();
+        for (size_t i = 0; i < json_array_size(msgs); i++) {
+            json_t *m = json_array_get(msgs, i);
+            json_array_append(head, m);
+            const char *role = json_string_value(json_object_get(m, "role"));
+            if (!role || (strcmp(role, "system") != 0 && strcmp(role, "developer") != 0))
+                break;
+        }
+        text = owned = sl_json_dumps(head, &len);
+        json_decref(head);
+    } else if (ep == SL_EP_COMPLETIONS) {
+        json_t *prompt = json_object_get(req, "prompt");
+        if (json_is_string(prompt)) {
+            text = json_string_value(prompt);
+            len = json_string_length(prompt);
+            len = len < 512 ? len : 512;
+        }
+    }
+    for (size_t i = 0; text && i < len; i++)
+        h = (h ^ (unsigned char)text[i]) * 1099511628211ULL;
+    free(owned);
+    return text && len ? (h ? h : 1) : 0;
+}
+
 /* Send the request to plan[cur]. */
 static void launch(sl_exchange *ex, const sl_attempt *a)
 {
@@ -491,7 +529,8 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     const sl_upstream_conf *uc = a->target->up;
     sl_upstream_target t = {.base_url = uc->base_url, .conf = uc};
     if (uc->type == SL_UPSTREAM_ENGINE) {
-        ex->engine = sl_pool_pick(ex->w->pool, uc, ex->engine_refused);
+        uint64_t key = uc->prefix_affinity > 0 ? prefix_key(ex->body, ex->ep) : 0;
+        ex->engine = sl_pool_pick(ex->w->pool, uc, ex->engine_refused, key);
         if (!ex->engine) {
             char msg[300];
             snprintf(msg, sizeof msg, "no engine process of upstream %s is ready", uc->name);
