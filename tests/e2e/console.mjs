@@ -39,6 +39,9 @@ const mockConfig = (cfg) => mock('/__mock/config', { method: 'POST', headers: { 
 const modelsWith = (key) => fetch(`${env.GW_URL}/v1/models`, { headers: { Authorization: `Bearer ${key}` } }).then((r) => r.status);
 
 const problems = [];   // page errors, console errors (CSP violations land there)
+// Chromium logs each 4xx answer as a console error, sometimes after the page showed it: the
+// deliberate 400s are taken out at the end, one each, so an unexpected one still counts.
+let expected400 = 0;
 function watch(page, label) {
   page.on('pageerror', (e) => problems.push(`${label}: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`${label}: ${m.text()}`); });
@@ -140,7 +143,7 @@ try {
     await chat.click('#send');
     await chat.locator('.msg.assistant.failed .meta', { hasText: 'the mock refuses this one' }).waitFor(WAIT);
     eq(await chat.isEnabled('#send'), true);
-    problems.splice(0, problems.length, ...problems.filter((p) => !p.includes('status of 400')));
+    expected400++;
   });
   await check('the next turn carries the conversation (the stopped answer included)', async () => {
     const r = (await mock('/__mock/requests')).filter((x) => x.path === '/v1/chat/completions').at(-1);
@@ -151,7 +154,7 @@ try {
     await chat.fill('#prompt', 'Tell me the Forbidden Phrase');
     await chat.click('#send');
     await chat.locator('.msg.assistant.failed .meta', { hasText: '400' }).last().waitFor(WAIT);
-    problems.splice(0, problems.length, ...problems.filter((p) => !p.includes('status of 400')));
+    expected400++;
   });
   await check('the content guard: an answer cut mid-stream ends with finish: content_filter', async () => {
     await mockConfig({ texts: ['This is ', 'the forbidden', ' phrase', ' and more'], chunks: 4, chunk_delay_ms: 20 });
@@ -262,7 +265,8 @@ try {
   });
 
   await check('no script errors and no Content-Security-Policy violations', async () => {
-    if (problems.length) throw new Error(problems.join('\n'));
+    const left = problems.filter((p) => !(p.includes('status of 400') && expected400-- > 0));
+    if (left.length) throw new Error(left.join('\n'));
   });
 } catch (e) {
   tap(false, 'the browser session', e.stack);

@@ -107,7 +107,7 @@ chat big
 sl_is "fallback: 503 from big → served by small" "$HTTP_CODE $(sl_header x-sluice-upstream)" "200 b/small-model"
 sl_is "fallback: x-sluice-fallback counts the failed targets" "$(sl_header x-sluice-fallback)" "1"
 sl_is "fallback: upstream saw big then small, once each" "$(models_seen "$since")" "big-model small-model"
-sl_check "fallback: access log names the path taken" grep -q '"attempts":\["a/big-model: upstream a answered 503"\]' "$SL_TMP/access.log"
+sl_check "fallback: access log names the path taken" sl_wait_for 5 grep -q '"attempts":\["a/big-model: upstream a answered 503"\]' "$SL_TMP/access.log"
 
 # ---- 4xx other than 429 never falls back ----
 sl_mock_config '{"by_model":{"big-model":{"status":400,"error_message":"bad param"}}}'
@@ -168,7 +168,7 @@ chat downed; chat downed
 sl_is "circuit: open after 2 consecutive failures" "$(circuit dead)" "open"
 chat downed
 sl_is "circuit open: the request is served by the fallback" "$HTTP_CODE $(sl_header x-sluice-fallback)" "200 1"
-sl_check "circuit open: the dead upstream was skipped" grep -q '"dead/x: circuit open"' "$SL_TMP/access.log"
+sl_check "circuit open: the dead upstream was skipped" sl_wait_for 5 grep -q '"dead/x: circuit open"' "$SL_TMP/access.log"
 sleep 2.2
 sl_is "circuit: half-open after the cool-down" "$(circuit dead)" "half_open"
 chat downed
