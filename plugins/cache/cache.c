@@ -15,6 +15,7 @@
 #include "config.h"
 #include "json_dump.h"
 #include "json_parse.h"
+#include "strbuf.h"
 
 #define REDIS_MAX_ENTRY (8u << 20)
 
@@ -38,9 +39,9 @@ typedef struct cache_state {
     bool stream, saw_usage, saw_finish, saw_data;
     json_t *head;                   /* id, object, created, model of the first event */
     size_t n_events, limit;
-    FILE *buf;                      /* the entry's text being written */
-    char *text;
-    size_t len;
+    sl_strbuf text;                 /* the entry being written (a growing string: an
+                                       open_memstream zeroed 8 KiB a request) */
+    bool started;
 } cache_state;
 
 extern const sl_plugin sl_plugin_cache;
@@ -234,9 +235,7 @@ static void state_free(cache_state *s)
 {
     if (!s)
         return;
-    if (s->buf)
-        fclose(s->buf);
-    free(s->text);
+    free(s->text.s);
     json_decref(s->head);
     free(s);
 }
@@ -385,17 +384,14 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
         s->failed = true;
         return;
     }
-    if (!s->buf) {
-        s->buf = open_memstream(&s->text, &s->len);
-        if (s->buf)
-            fputs(s->stream ? "{\"stream\":[" : "{\"body\":", s->buf);
-    }
-    if (!s->buf || (size_t)ftell(s->buf) + n + 16 > s->limit) {
+    const char *open = s->stream ? "{\"stream\":[" : "{\"body\":";
+    if (s->text.len + n + 16 > s->limit ||
+        (!s->started && sl_strbuf_add(&s->text, open, strlen(open)) < 0) ||
+        (s->stream && s->n_events && sl_strbuf_add(&s->text, ",", 1) < 0) ||
+        sl_strbuf_add(&s->text, text ? text : t, n) < 0) {
         s->failed = true;
     } else {
-        if (s->stream && s->n_events)
-            fputc(',', s->buf);
-        fwrite(text ? text : t, 1, n, s->buf);
+        s->started = true;
         s->n_events++;
     }
     free(t);
@@ -443,7 +439,7 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
 static const char *finish_entry(sl_exchange *ex, cache_state *s)
 {
     bool whole = sl_ex_endpoint(ex) == SL_EP_EMBEDDINGS ? s->saw_data : s->saw_finish;
-    if (!s->buf || s->failed || !s->n_events || !whole)
+    if (!s->started || s->failed || !s->n_events || !whole)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
         /* the core hid the usage chunk from this client before the hooks: keep it anyway */
@@ -453,10 +449,10 @@ static const char *finish_entry(sl_exchange *ex, cache_state *s)
         append_event(s, chunk, NULL, 0);
         json_decref(chunk);
     }
-    fputs(s->stream ? "]}" : "}", s->buf);
-    bool ok = fclose(s->buf) == 0;
-    s->buf = NULL;
-    return ok && !s->failed ? s->text : NULL;
+    const char *close = s->stream ? "]}" : "}";
+    if (s->failed || sl_strbuf_add(&s->text, close, strlen(close)) < 0)
+        return NULL;
+    return s->text.s;
 }
 
 static void cache_on_complete(sl_exchange *ex, void *conf)
@@ -468,9 +464,9 @@ static void cache_on_complete(sl_exchange *ex, void *conf)
     sl_ex_set_plugin_state(ex, &sl_plugin_cache, NULL);
     const char *text = s->capture && sl_ex_complete(ex) ? finish_entry(ex, s) : NULL;
     if (text && c->redis)
-        sl_cache_redis_set(sl_ex_base(ex), c->redis_url, s->key, text, s->len, c->ttl_ms);
+        sl_cache_redis_set(sl_ex_base(ex), c->redis_url, s->key, text, s->text.len, c->ttl_ms);
     else if (text)
-        sl_cache_mem_put(c->mem, s->key, text, s->len, c->ttl_ms, sl_cache_now_ms());
+        sl_cache_mem_put(c->mem, s->key, text, s->text.len, c->ttl_ms, sl_cache_now_ms());
     state_free(s);
 }
 
