@@ -1,4 +1,5 @@
 #include "json_dump.h"
+#include "json_plain.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -8,6 +9,17 @@
 #include "fmt_int.h"
 #include "json_parse.h"
 
+const unsigned char sl_json_plain_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
 static int put_string(sl_strbuf *b, const char *s, size_t len)
 {
     if (sl_strbuf_reserve(b, len + 2) < 0)
@@ -15,11 +27,10 @@ static int put_string(sl_strbuf *b, const char *s, size_t len)
     b->s[b->len++] = '"';
     const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p;
     while (p < end) {
+        p += sl_json_plain_run((const char *)p, (size_t)(end - p), false);
+        if (p == end)
+            break;
         unsigned c = *p;
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            p++;
-            continue;
-        }
         if (c >= 0x80) {
             size_t k = sl_utf8_seq_len(p, end);
             if (!k)

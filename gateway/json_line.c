@@ -7,6 +7,7 @@
 #include <utf8proc.h>
 
 #include "fmt_int.h"
+#include "json_plain.h"
 
 static void put(sl_jline *j, const void *p, size_t n)
 {
@@ -19,11 +20,10 @@ static void put_string(sl_jline *j, const char *s, size_t len)
     put(j, "\"", 1);
     size_t run = 0, i = 0;
     while (i < len) {
+        i += sl_json_plain_run(s + i, len - i, false);
+        if (i == len)
+            break;
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            continue;
-        }
         if (c >= 0x80) { /* keep whole valid sequences, replace broken ones */
             utf8proc_int32_t cp;
             utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);

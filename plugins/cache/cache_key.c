@@ -1,6 +1,7 @@
 /* The cache key: canonical JSON of what decides the response, hashed with SHA-256. Two
  * requests that differ only in key order, whitespace or number spelling share a key. */
 #include "cache.h"
+#include "json_plain.h"
 #include "strbuf.h"
 
 #include <math.h>
@@ -54,9 +55,10 @@ static void put_string(canon_out *o, const char *s, size_t len)
     out_char(o, '"');
     size_t run = 0; /* bytes that need no escape, written in one go */
     for (size_t i = 0; i < len; i++) {
+        i += sl_json_plain_run(s + i, len - i, true);
+        if (i == len)
+            break;
         unsigned char c = (unsigned char)s[i];
-        if (c != '"' && c != '\\' && c >= 0x20)
-            continue;
         out_bytes(o, s + run, i - run);
         run = i + 1;
         char esc[8];
