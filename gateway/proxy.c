@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "circuit.h"
+#include "str_copy.h"
 #include "exchange_int.h"
 #include "json_dump.h"
 #include "json_parse.h"
@@ -256,8 +257,8 @@ static void up_on_headers(void *arg, int status, const char *ctype, const char *
     sl_exchange *ex = arg;
     ex->up_status = status;
     ex->ttfb_ms = sl_ex_ms_since(&ex->t0);
-    snprintf(ex->up_content_type, sizeof ex->up_content_type, "%s", ctype ? ctype : "");
-    snprintf(ex->retry_after, sizeof ex->retry_after, "%s", retry_after ? retry_after : "");
+    sl_str_put(ex->up_content_type, sizeof ex->up_content_type, 0, ctype ? ctype : "");
+    sl_str_put(ex->retry_after, sizeof ex->retry_after, 0, retry_after ? retry_after : "");
     ex->retry_after_ms = retry_after ? strtoll(retry_after, NULL, 10) * 1000 : 0;
     unsigned cls = failure_class(SL_UP_OK, status);
     if (cls && next_delay(ex, cls) >= 0) {

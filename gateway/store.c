@@ -115,11 +115,22 @@ fail:
 
 void sl_store_key_lookup(sl_store_conn *c, const char *key, sl_store_key_cb cb, void *arg)
 {
+    sl_store_key_lookup_hashed(c, key, NULL, NULL, cb, arg);
+}
+
+void sl_store_key_lookup_hashed(sl_store_conn *c, const char *key, const char *secret, const char *hashed,
+                                sl_store_key_cb cb, void *arg)
+{
     sl_err err = {{0}};
     char hash[SL_KEY_HASH_SIZE];
     if (!sl_key_well_formed(key)) {
         sl_err_set(&err, "not a sluice key");
         cb(arg, SL_STORE_NOT_FOUND, NULL, NULL, &err);
+        return;
+    }
+    if (hashed && secret && strlen(secret) == c->store->secret_len &&
+        memcmp(secret, c->store->secret, c->store->secret_len) == 0) {
+        c->store->vt->key_lookup(c, hashed, cb, arg);
         return;
     }
     if (sl_key_hash(c->store->secret, c->store->secret_len, key, hash, &err) < 0) {

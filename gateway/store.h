@@ -125,6 +125,10 @@ void sl_store_key_issue(sl_store_conn *c, const char *consumer, const char *name
  * is seen by every instance within 1 s). Keys declared in the config by hash are not in
  * the store: check sl_key_declared_consumer first. */
 void sl_store_key_lookup(sl_store_conn *c, const char *key, sl_store_key_cb cb, void *arg);
+/* The same, with the key's hash already made with secret (the store's own secret, or the
+ * hash is made again): one HMAC a request instead of two. */
+void sl_store_key_lookup_hashed(sl_store_conn *c, const char *key, const char *secret, const char *hashed,
+                                sl_store_key_cb cb, void *arg);
 /* Keys of consumer (NULL = all), oldest first. */
 void sl_store_key_list(sl_store_conn *c, const char *consumer, sl_store_keys_cb cb, void *arg);
 /* Revoke by public id. Revoking twice is OK (keeps the first time). */

@@ -8,6 +8,7 @@
 #include "fmt_int.h"
 #include "store_int.h"
 #include "store_journal.h"
+#include "str_copy.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -600,7 +601,7 @@ static void m_quota_reserve(sl_store_conn *bc, const char *consumer, sl_window w
     }
     sl_usage_fill(&u, w, q->wid, limit, q->used, q->reserved, q->requests);
     pthread_mutex_unlock(&sh->mu);
-    snprintf(r.consumer, sizeof r.consumer, "%s", consumer);
+    sl_str_put(r.consumer, sizeof r.consumer, 0, consumer);
     r.window = w;
     r.window_id = u.window_id;
     cb(arg, st, st == SL_STORE_OK ? &r : NULL, &u, NULL);

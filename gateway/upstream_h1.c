@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "fmt_int.h"
 #include "strbuf.h"
 #include "upstream_int.h"
 
@@ -725,8 +726,8 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
     x->total_timer = evtimer_new(c->base, total_timeout_cb, x);
 
     /* the request, head and body, in one buffer for one send() */
-    char clen[32];
-    snprintf(clen, sizeof clen, "%zu", len);
+    char clen[SL_FMT_INT_MAX];
+    sl_fmt_int(clen, (long long)len);
     const char *parts[] = {"POST ", prefix, path, " HTTP/1.1\r\nHost: ", NULL /* host */,
                            "\r\nUser-Agent: sluice/0.1\r\nAccept: */*\r\nContent-Type: application/json\r\n"
                            "Content-Length: ", clen, "\r\n"};

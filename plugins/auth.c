@@ -138,15 +138,16 @@ static sl_step auth_on_request(sl_exchange *ex, void *conf)
     }
     if (sl_key_well_formed(cred)) {
         const sl_config *cfg = sl_ex_config(ex);
-        if (cfg->store.secret && cfg->consumers) {
-            char hash[SL_KEY_HASH_SIZE];
-            if (sl_key_hash(cfg->store.secret, strlen(cfg->store.secret), cred, hash, NULL) == 0) {
-                const char *declared = sl_key_declared_consumer(cfg, hash);
-                if (declared)
-                    return admit(ex, declared);
-            }
+        char hash[SL_KEY_HASH_SIZE];
+        bool hashed = false;
+        if (cfg->store.secret && cfg->consumers &&
+            sl_key_hash(cfg->store.secret, strlen(cfg->store.secret), cred, hash, NULL) == 0) {
+            hashed = true;
+            const char *declared = sl_key_declared_consumer(cfg, hash);
+            if (declared)
+                return admit(ex, declared);
         }
-        sl_store_key_lookup(sl_ex_store(ex), cred, lookup_done, ex);
+        sl_store_key_lookup_hashed(sl_ex_store(ex), cred, cfg->store.secret, hashed ? hash : NULL, lookup_done, ex);
         return SL_STEP_PENDING;
     }
     if (sl_jwt_looks_like(cred))

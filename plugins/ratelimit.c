@@ -13,6 +13,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "store.h"
+#include "str_copy.h"
 #include "token_count.h"
 
 extern const sl_plugin sl_plugin_ratelimit;
@@ -102,7 +103,7 @@ static void tokens_checked(void *arg, sl_store_status st, const sl_rate_result *
 static void check_tokens(rl_state *s)
 {
     char k[320];
-    snprintf(k, sizeof k, "tpm:%s", s->key);
+    sl_str_put(k, sizeof k, sl_str_put(k, sizeof k, 0, "tpm:"), s->key);
     sl_store_rate(sl_ex_store(s->ex), k, s->cc->tpm, s->prompt > 0 ? s->prompt : 1, SL_RATE_CHECK, tokens_checked, s);
 }
 
@@ -139,15 +140,16 @@ static sl_step rl_on_request(sl_exchange *ex, void *conf)
     s->ex = ex;
     s->cc = cc;
     if (cc->rate_per_model)
-        snprintf(s->key, sizeof s->key, "%s:%s", cc->name, sl_ex_model(ex));
+        sl_str_put(s->key, sizeof s->key, sl_str_put(s->key, sizeof s->key, sl_str_put(s->key, sizeof s->key, 0, cc->name), ":"),
+                   sl_ex_model(ex));
     else
-        snprintf(s->key, sizeof s->key, "%s", cc->name);
+        sl_str_put(s->key, sizeof s->key, 0, cc->name);
     s->prompt = sl_token_estimate_prompt(rc->tok, ep, sl_ex_body(ex));
     sl_ex_set_plugin_state(ex, &sl_plugin_ratelimit, s);
     s->pending = true;
     if (cc->rpm > 0) {
         char k[320];
-        snprintf(k, sizeof k, "rpm:%s", s->key);
+        sl_str_put(k, sizeof k, sl_str_put(k, sizeof k, 0, "rpm:"), s->key);
         sl_store_rate(sl_ex_store(ex), k, cc->rpm, 1, SL_RATE_CHECK, requests_checked, s);
     } else {
         check_tokens(s);
@@ -177,7 +179,7 @@ static void rl_on_complete(sl_exchange *ex, void *conf)
     const json_t *ct = json_object_get(sl_ex_usage(ex), "completion_tokens");
     if (s->cc->tpm > 0 && json_is_integer(ct) && json_integer_value(ct) > 0) {
         char k[320];
-        snprintf(k, sizeof k, "tpm:%s", s->key);
+        sl_str_put(k, sizeof k, sl_str_put(k, sizeof k, 0, "tpm:"), s->key);
         sl_store_rate(sl_ex_store(ex), k, s->cc->tpm, json_integer_value(ct), SL_RATE_ADD, ignore_rate, NULL);
     }
     free(s);

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "json_dump.h"
 #include "json_parse.h"
+#include "str_copy.h"
 #include "strbuf.h"
 
 #define REDIS_MAX_ENTRY (8u << 20)
@@ -357,7 +358,7 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
     if (c->redis)
         snprintf(s->key, sizeof s->key, "%scache:%s", c->redis_prefix, hex);
     else
-        snprintf(s->key, sizeof s->key, "%s", hex);
+        sl_str_put(s->key, sizeof s->key, 0, hex);
     sl_ex_set_plugin_state(ex, &sl_plugin_cache, s);
 
     if (c->redis) {

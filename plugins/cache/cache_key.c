@@ -1,6 +1,7 @@
 /* The cache key: canonical JSON of what decides the response, hashed with SHA-256. Two
  * requests that differ only in key order, whitespace or number spelling share a key. */
 #include "cache.h"
+#include "fmt_int.h"
 #include "json_plain.h"
 #include "strbuf.h"
 
@@ -86,7 +87,7 @@ static void put_number(canon_out *o, double d)
         return;
     }
     if (d == floor(d) && fabs(d) < 9.2e18) {
-        snprintf(buf, sizeof buf, "%lld", (long long)d);
+        sl_fmt_int(buf, (long long)d);
     } else {
         for (int prec = 15; prec <= 17; prec++) { /* shortest that reads back exactly */
             snprintf(buf, sizeof buf, "%.*g", prec, d);
@@ -158,7 +159,7 @@ static int put_value(canon_out *o, const json_t *v)
         put_string(o, json_string_value(v), json_string_length(v));
         return 0;
     case JSON_INTEGER:
-        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        sl_fmt_int(buf, (long long)json_integer_value(v));
         out_str(o, buf);
         return 0;
     case JSON_REAL:
