@@ -52,8 +52,11 @@ static void put_string(sl_jline *j, const char *s, size_t len)
 /* The key and its colon, or false when the key is to be left out. */
 static bool key(sl_jline *j, const char *k)
 {
-    if (j->skip && json_object_get(j->skip, k))
+    if (j->n_skip < 0 && j->skip && json_object_get(j->skip, k))
         return false;
+    for (int i = 0; i < j->n_skip; i++)
+        if (strcmp(j->skip_keys[i], k) == 0)
+            return false;
     if (j->any)
         put(j, ",", 1);
     j->any = true;
@@ -114,6 +117,16 @@ static void put_value(sl_jline *j, const json_t *v)
 void sl_jline_open(sl_jline *j, sl_strbuf *b, const json_t *skip)
 {
     *j = (sl_jline){.b = b, .skip = skip};
+    if (skip && json_object_size(skip) > sizeof j->skip_keys / sizeof j->skip_keys[0]) {
+        j->n_skip = -1;
+    } else if (skip) {
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)skip, k, v) {
+            (void)v;
+            j->skip_keys[j->n_skip++] = k;
+        }
+    }
     put(j, "{", 1);
 }
 
@@ -157,11 +170,14 @@ void sl_jline_value(sl_jline *j, const char *k, const json_t *v)
 void sl_jline_fields(sl_jline *j, const json_t *obj)
 {
     const json_t *skip = j->skip;
+    int n_skip = j->n_skip;
     const char *k;
     json_t *v;
     j->skip = NULL;
+    j->n_skip = 0;
     json_object_foreach((json_t *)obj, k, v) sl_jline_value(j, k, v);
     j->skip = skip;
+    j->n_skip = n_skip;
 }
 
 void sl_jline_close(sl_jline *j) { put(j, "}", 1); }

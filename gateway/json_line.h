@@ -15,6 +15,8 @@
 typedef struct sl_jline {
     sl_strbuf *b;
     const json_t *skip;
+    const char *skip_keys[8];   /* skip's keys when it has few: compared, not hashed */
+    int n_skip;                 /* -1: look them up in skip */
     bool any;           /* a field was written: the next one needs a comma */
     bool failed;        /* an allocation failed: the line must not be used */
 } sl_jline;

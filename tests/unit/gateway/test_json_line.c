@@ -100,12 +100,42 @@ static void plugin_fields_replace_fixed_ones(void **state)
     json_decref(logged);
 }
 
+/* More plugin fields than are compared one by one: looked up in the object instead. */
+static void many_plugin_fields_replace_fixed_ones(void **state)
+{
+    (void)state;
+    sl_strbuf sb = {0}, *b = &sb;
+    json_t *logged = json_object();
+    char k[16];
+    for (int i = 0; i < 12; i++) {
+        snprintf(k, sizeof k, "f%d", i);
+        json_object_set_new(logged, k, json_integer(i));
+    }
+    json_object_set_new(logged, "status", json_integer(7));
+    sl_jline j;
+    sl_jline_open(&j, b, logged);
+    sl_jline_int(&j, "status", 200); /* left out */
+    sl_jline_int(&j, "bytes", 5);
+    sl_jline_fields(&j, logged);
+    sl_jline_close(&j);
+    char *text;
+    json_t *v = parse(b, &text);
+    assert_int_equal(json_object_size(v), 14);
+    assert_int_equal(json_integer_value(json_object_get(v, "status")), 7);
+    assert_int_equal(json_integer_value(json_object_get(v, "f11")), 11);
+    assert_null(strstr(text, "200"));
+    free(text);
+    json_decref(v);
+    json_decref(logged);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(values_read_back),
         cmocka_unit_test(broken_utf8_still_json),
         cmocka_unit_test(plugin_fields_replace_fixed_ones),
+        cmocka_unit_test(many_plugin_fields_replace_fixed_ones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
