@@ -11,6 +11,7 @@
 #include "json_line.h"
 #include "log.h"
 #include "metrics_exchange.h"
+#include "str_copy.h"
 #include "openai_error.h"
 #include "circuit.h"
 #include "fmt_int.h"
@@ -53,13 +54,6 @@ void sl_ex_unref(sl_exchange *ex)
 
 /* ---- responses ---- */
 
-/* dst gets src, cut to fit */
-static void copy_str(char *dst, size_t size, const char *src)
-{
-    size_t n = strnlen(src, size - 1);
-    memcpy(dst, src, n);
-    dst[n] = 0;
-}
 
 /* "req_" + 8 hex of the process prefix + 2 of the worker + 10 of the worker's counter */
 static void make_id(char *out, unsigned prefix, unsigned worker, unsigned long long n)
@@ -391,9 +385,9 @@ void sl_exchange_start(sl_worker *w, sl_http_conn *conn, sl_http_request *req)
     ex->refs = 1;
     ex->pstate = calloc(ex->cfg->n_plugins + 1, sizeof *ex->pstate);
     make_id(ex->id, w->id_prefix, (unsigned)w->index & 0xff, ++w->next_request);
-    copy_str(ex->method, sizeof ex->method, req->method);
-    copy_str(ex->path, sizeof ex->path, req->path);
-    copy_str(ex->client, sizeof ex->client, sl_http_peer(conn));
+    sl_str_put(ex->method, sizeof ex->method, 0, req->method);
+    sl_str_put(ex->path, sizeof ex->path, 0, req->path);
+    sl_str_put(ex->client, sizeof ex->client, 0, sl_http_peer(conn));
     sl_http_watch watch = {.on_drain = sl_proxy_client_drained, .on_close = client_gone, .arg = ex};
     sl_http_set_watch(conn, &watch);
     for (size_t i = 0; i < ex->cfg->n_plugins; i++)

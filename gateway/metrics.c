@@ -1,5 +1,4 @@
 #include "metrics.h"
-#include "fmt_int.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -7,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "fmt_int.h"
 
 enum { COUNTER, HISTOGRAM };
 

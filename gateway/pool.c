@@ -548,6 +548,12 @@ static uint64_t rank(uint64_t affinity, int index)
     return x ^ (x >> 31);
 }
 
+/* Ready, of upstream up, and not the one to avoid. */
+static bool pickable(sl_engine_proc *e, const sl_upstream_conf *up, const sl_engine_proc *avoid)
+{
+    return e != avoid && atomic_load(&e->state) == SL_ENGINE_READY && strcmp(e->upstream, up->name) == 0;
+}
+
 sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_engine_proc *avoid, uint64_t affinity)
 {
     for (int tries = 0; p && tries < 4; tries++) {
@@ -556,7 +562,7 @@ sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_en
         size_t n = atomic_load(&p->n);
         for (size_t i = 0; i < n; i++) {
             sl_engine_proc *e = &p->procs[i];
-            if (e == avoid || atomic_load(&e->state) != SL_ENGINE_READY || strcmp(e->upstream, up->name) != 0)
+            if (!pickable(e, up, avoid))
                 continue;
             int k = atomic_load(&e->outstanding);
             if (!best || k < best_n) {
@@ -571,8 +577,7 @@ sl_engine_proc *sl_pool_pick(sl_pool *p, const sl_upstream_conf *up, const sl_en
             sl_engine_proc *pref = NULL;
             for (size_t i = 0; i < n; i++) {
                 sl_engine_proc *e = &p->procs[i];
-                if (e == avoid || atomic_load(&e->state) != SL_ENGINE_READY || strcmp(e->upstream, up->name) != 0 ||
-                    atomic_load(&e->outstanding) > best_n + up->prefix_affinity)
+                if (!pickable(e, up, avoid) || atomic_load(&e->outstanding) > best_n + up->prefix_affinity)
                     continue;
                 uint64_t r = rank(affinity, e->index);
                 if (!pref || r > top) {

