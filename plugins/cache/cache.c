@@ -38,7 +38,7 @@ typedef struct cache_state {
     bool capture;                   /* a miss: keep what the upstream answers */
     bool failed;                    /* not storable (too big, an error event, not JSON) */
     bool stream, saw_usage, saw_finish, saw_data;
-    json_t *head;                   /* id, object, created, model of the first event */
+    json_t *head;                   /* id, object, created, model of a stream's first event */
     size_t n_events, limit;
     sl_strbuf text;                 /* the entry being written (a growing string: an
                                        open_memstream zeroed 8 KiB a request) */
@@ -418,7 +418,7 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
         return SL_EVENT_PASS;
     }
     s->stream = ev->stream;
-    if (!s->head) { /* for a usage chunk made up later */
+    if (ev->stream && !s->head) { /* for a usage chunk made up later (streams only) */
         s->head = json_object();
         static const char *const copied[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
         for (size_t i = 0; s->head && copied[i]; i++) {
