@@ -36,7 +36,7 @@ void sl_ex_unref(sl_exchange *ex)
     if (--ex->refs > 0)
         return;
     json_decref(ex->body);
-    json_decref(ex->log);
+    sl_log_fields_free(&ex->log);
     json_decref(ex->usage);
     json_decref(ex->attempt_log);
     free(ex->plan);
@@ -154,7 +154,7 @@ static void log_line(sl_exchange *ex)
     if (!b)
         return;
     sl_jline j;
-    sl_jline_open(&j, b, ex->log); /* what plugins logged wins over these */
+    sl_jline_open(&j, b, &ex->log); /* what plugins logged wins over these */
     sl_access_log_head(&j, ex->client, ex->method, ex->path, ex->status, sl_ex_ms_since(&ex->t0), ex->bytes_out);
     sl_jline_str(&j, "request_id", ex->id);
     sl_jline_str(&j, "consumer", ex->consumer);
@@ -180,8 +180,7 @@ static void log_line(sl_exchange *ex)
         sl_jline_int(&j, "fallback", ex->n_failed);
         sl_jline_value(&j, "attempts", ex->attempt_log);
     }
-    if (ex->log)
-        sl_jline_fields(&j, ex->log);
+    sl_jline_fields(&j, &ex->log);
     sl_jline_close(&j);
     sl_access_log_end(ex->w->alog, !j.failed);
 }
@@ -383,6 +382,7 @@ void sl_exchange_start(sl_worker *w, sl_http_conn *conn, sl_http_request *req)
     ex->conn = conn;
     ex->req = req;
     ex->refs = 1;
+    sl_log_fields_init(&ex->log);
     ex->pstate = calloc(ex->cfg->n_plugins + 1, sizeof *ex->pstate);
     make_id(ex->id, w->id_prefix, (unsigned)w->index & 0xff, ++w->next_request);
     sl_str_put(ex->method, sizeof ex->method, 0, req->method);
@@ -475,12 +475,10 @@ void sl_ex_set_plugin_state(sl_exchange *ex, const sl_plugin *p, void *state)
 
 void sl_ex_log_field(sl_exchange *ex, const char *key, json_t *value)
 {
-    if (!ex->log)
-        ex->log = json_object();
-    json_object_set_new(ex->log, key, value);
+    sl_log_fields_set(&ex->log, key, value);
 }
 
-const json_t *sl_ex_log_get(const sl_exchange *ex, const char *key) { return json_object_get(ex->log, key); }
+const json_t *sl_ex_log_get(const sl_exchange *ex, const char *key) { return sl_log_fields_get(&ex->log, key); }
 const json_t *sl_ex_usage(const sl_exchange *ex) { return ex->usage; }
 bool sl_ex_client_wants_usage(const sl_exchange *ex) { return ex->client_wants_usage; }
 

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "exchange.h"
+#include "log_fields.h"
 #include "metrics.h"
 #include "sse.h"
 
@@ -34,7 +35,7 @@ struct sl_exchange {
     bool sync_resumed;
     sl_step sync_step;
     void **pstate;
-    json_t *log;
+    sl_log_fields log;              /* what plugins logged (sl_ex_log_field) */
 
     bool finished;
     bool altered;

@@ -15,10 +15,30 @@ static void put(sl_jline *j, const void *p, size_t n)
         j->failed = true;
 }
 
+/* A whole plain string in quotes, with one copy. */
+static void put_quoted(sl_jline *j, const char *s, size_t len)
+{
+    if (j->failed || sl_strbuf_reserve(j->b, len + 2) < 0) {
+        j->failed = true;
+        return;
+    }
+    char *p = j->b->s + j->b->len;
+    *p++ = '"';
+    memcpy(p, s, len);
+    p[len] = '"';
+    p[len + 1] = 0;
+    j->b->len += len + 2;
+}
+
 static void put_string(sl_jline *j, const char *s, size_t len)
 {
+    size_t i = sl_json_plain_run(s, len, false);
+    if (i == len) {
+        put_quoted(j, s, len);
+        return;
+    }
     put(j, "\"", 1);
-    size_t run = 0, i = 0;
+    size_t run = 0;
     while (i < len) {
         i += sl_json_plain_run(s + i, len - i, false);
         if (i == len)
@@ -49,18 +69,36 @@ static void put_string(sl_jline *j, const char *s, size_t len)
     put(j, "\"", 1);
 }
 
-/* The key and its colon, or false when the key is to be left out. */
-static bool key(sl_jline *j, const char *k)
+/* The key and its colon (after a comma if needed), or false when the key is to be left
+ * out. A plain key (the usual case) goes in with one copy. */
+static bool key(sl_jline *j, const char *k, size_t len)
 {
-    if (j->n_skip < 0 && j->skip && json_object_get(j->skip, k))
+    if (j->skip && j->skip->n && sl_log_fields_getn(j->skip, k, len))
         return false;
-    for (int i = 0; i < j->n_skip; i++)
-        if (strcmp(j->skip_keys[i], k) == 0)
-            return false;
-    if (j->any)
-        put(j, ",", 1);
+    bool comma = j->any;
     j->any = true;
-    put_string(j, k, strlen(k));
+    if (j->failed)
+        return true;
+    if (sl_json_plain_run(k, len, false) == len) {
+        if (sl_strbuf_reserve(j->b, len + 4) < 0) {
+            j->failed = true;
+            return true;
+        }
+        char *p = j->b->s + j->b->len;
+        if (comma)
+            *p++ = ',';
+        *p++ = '"';
+        memcpy(p, k, len);
+        p += len;
+        *p++ = '"';
+        *p++ = ':';
+        *p = 0;
+        j->b->len = (size_t)(p - j->b->s);
+        return true;
+    }
+    if (comma)
+        put(j, ",", 1);
+    put_string(j, k, len);
     put(j, ":", 1);
     return true;
 }
@@ -114,70 +152,55 @@ static void put_value(sl_jline *j, const json_t *v)
     }
 }
 
-void sl_jline_open(sl_jline *j, sl_strbuf *b, const json_t *skip)
+void sl_jline_open(sl_jline *j, sl_strbuf *b, const sl_log_fields *skip)
 {
     *j = (sl_jline){.b = b, .skip = skip};
-    if (skip && json_object_size(skip) > sizeof j->skip_keys / sizeof j->skip_keys[0]) {
-        j->n_skip = -1;
-    } else if (skip) {
-        const char *k;
-        const json_t *v;
-        json_object_foreach((json_t *)skip, k, v) {
-            (void)v;
-            j->skip_keys[j->n_skip++] = k;
-        }
-    }
     put(j, "{", 1);
 }
 
-void sl_jline_str(sl_jline *j, const char *k, const char *v)
+void sl_jline_strk(sl_jline *j, const char *k, size_t klen, const char *v)
 {
-    if (v && key(j, k))
+    if (v && key(j, k, klen))
         put_string(j, v, strlen(v));
 }
 
-void sl_jline_int(sl_jline *j, const char *k, long long v)
+void sl_jline_intk(sl_jline *j, const char *k, size_t klen, long long v)
 {
-    if (key(j, k))
+    if (key(j, k, klen))
         put_int(j, v);
 }
 
-void sl_jline_ms(sl_jline *j, const char *k, double ms)
+void sl_jline_msk(sl_jline *j, const char *k, size_t klen, double ms)
 {
-    if (!key(j, k))
+    if (!key(j, k, klen))
         return;
     if (!isfinite(ms) || ms < 0)
         ms = 0;
     long long us = llround(ms * 1000.0);
-    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0};
+    char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10)};
     put_int(j, us / 1000);
-    put(j, ".", 1);
-    put(j, frac, 3);
+    put(j, frac, 4);
 }
 
-void sl_jline_bool(sl_jline *j, const char *k, bool v)
+void sl_jline_boolk(sl_jline *j, const char *k, size_t klen, bool v)
 {
-    if (key(j, k))
+    if (key(j, k, klen))
         put(j, v ? "true" : "false", v ? 4 : 5);
 }
 
-void sl_jline_value(sl_jline *j, const char *k, const json_t *v)
+void sl_jline_valuek(sl_jline *j, const char *k, size_t klen, const json_t *v)
 {
-    if (v && key(j, k))
+    if (v && key(j, k, klen))
         put_value(j, v);
 }
 
-void sl_jline_fields(sl_jline *j, const json_t *obj)
+void sl_jline_fields(sl_jline *j, const sl_log_fields *fields)
 {
-    const json_t *skip = j->skip;
-    int n_skip = j->n_skip;
-    const char *k;
-    json_t *v;
+    const sl_log_fields *skip = j->skip;
     j->skip = NULL;
-    j->n_skip = 0;
-    json_object_foreach((json_t *)obj, k, v) sl_jline_value(j, k, v);
+    for (size_t i = 0; fields && i < fields->n; i++)
+        sl_jline_valuek(j, fields->f[i].key, fields->f[i].len, fields->f[i].value);
     j->skip = skip;
-    j->n_skip = n_skip;
 }
 
 void sl_jline_close(sl_jline *j) { put(j, "}", 1); }

@@ -26,7 +26,7 @@ static const char *model_label(const sl_exchange *ex)
  * upstream's usage. */
 static long long tokens(const sl_exchange *ex, const char *key)
 {
-    const json_t *v = json_object_get(ex->log, key);
+    const json_t *v = sl_log_fields_get(&ex->log, key);
     if (!json_is_integer(v) && ex->usage)
         v = json_object_get(ex->usage, key);
     return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
@@ -46,7 +46,7 @@ void sl_metrics_exchange(const sl_exchange *ex)
         .ttft_s = ex->ttft_ms > 0 ? ex->ttft_ms / 1000.0 : -1,
         .itl = ex->up_stream ? &ex->itl : NULL,
     };
-    const json_t *cache = json_object_get(ex->log, "cache");
+    const json_t *cache = sl_log_fields_get(&ex->log, "cache");
     m.cache = json_is_string(cache) ? json_string_value(cache) : NULL;
     if (m.cache && strcmp(m.cache, "hit") != 0 && strcmp(m.cache, "miss") != 0)
         m.cache = "bypass";
@@ -54,7 +54,7 @@ void sl_metrics_exchange(const sl_exchange *ex)
         m.fallback_from = model;
         m.fallback_to = ex->upstream_ok && ex->model ? ex->model->name : "none";
     }
-    const json_t *g = json_object_get(ex->log, "guard");
+    const json_t *g = sl_log_fields_get(&ex->log, "guard");
     const json_t *stage = json_object_get(g, "stage"), *rule = json_object_get(g, "rule");
     if (json_is_string(stage) && json_is_string(rule)) {
         m.guard_stage = json_string_value(stage);

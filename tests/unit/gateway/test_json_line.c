@@ -83,12 +83,16 @@ static void plugin_fields_replace_fixed_ones(void **state)
 {
     (void)state;
     sl_strbuf sb = {0}, *b = &sb;
-    json_t *logged = json_pack("{s:i, s:s}", "prompt_tokens", 7, "cache", "hit");
+    sl_log_fields logged;
+    sl_log_fields_init(&logged);
+    sl_log_fields_set(&logged, "prompt_tokens", json_integer(6));
+    sl_log_fields_set(&logged, "cache", json_string("hit"));
+    sl_log_fields_set(&logged, "prompt_tokens", json_integer(7)); /* replaced, keeps its place */
     sl_jline j;
-    sl_jline_open(&j, b, logged);
+    sl_jline_open(&j, b, &logged);
     sl_jline_int(&j, "status", 200);
     sl_jline_int(&j, "prompt_tokens", 99); /* left out: the plugin's 7 wins */
-    sl_jline_fields(&j, logged);
+    sl_jline_fields(&j, &logged);
     sl_jline_close(&j);
     char *text;
     json_t *v = parse(b, &text);
@@ -96,38 +100,49 @@ static void plugin_fields_replace_fixed_ones(void **state)
     assert_int_equal(json_integer_value(json_object_get(v, "prompt_tokens")), 7);
     assert_string_equal(json_string_value(json_object_get(v, "cache")), "hit");
     assert_null(strstr(text, "99"));
+    assert_non_null(strstr(text, "\"status\":200,\"prompt_tokens\":7,\"cache\":\"hit\"}"));
     free(text);
     json_decref(v);
-    json_decref(logged);
+    sl_log_fields_free(&logged);
 }
 
-/* More plugin fields than are compared one by one: looked up in the object instead. */
+/* More plugin fields than the list holds inline, keys past its inline key space, and a key
+ * that needs escaping. */
 static void many_plugin_fields_replace_fixed_ones(void **state)
 {
     (void)state;
     sl_strbuf sb = {0}, *b = &sb;
-    json_t *logged = json_object();
-    char k[16];
+    sl_log_fields logged;
+    sl_log_fields_init(&logged);
+    char k[64];
     for (int i = 0; i < 12; i++) {
-        snprintf(k, sizeof k, "f%d", i);
-        json_object_set_new(logged, k, json_integer(i));
+        snprintf(k, sizeof k, "f%d_a_rather_long_field_name_to_fill_the_keys", i);
+        sl_log_fields_set(&logged, k, json_integer(i));
     }
-    json_object_set_new(logged, "status", json_integer(7));
+    sl_log_fields_set(&logged, "status", json_integer(7));
+    sl_log_fields_set(&logged, "q\"uote", json_true());
+    sl_log_fields_set(&logged, "f3_a_rather_long_field_name_to_fill_the_keys", json_integer(33));
+    sl_log_fields_set(&logged, "ignored", NULL);
+    assert_int_equal(json_integer_value(sl_log_fields_get(&logged, "f11_a_rather_long_field_name_to_fill_the_keys")), 11);
+    assert_null(sl_log_fields_get(&logged, "f1"));
     sl_jline j;
-    sl_jline_open(&j, b, logged);
+    sl_jline_open(&j, b, &logged);
     sl_jline_int(&j, "status", 200); /* left out */
     sl_jline_int(&j, "bytes", 5);
-    sl_jline_fields(&j, logged);
+    sl_jline_fields(&j, &logged);
     sl_jline_close(&j);
     char *text;
     json_t *v = parse(b, &text);
-    assert_int_equal(json_object_size(v), 14);
+    assert_int_equal(json_object_size(v), 15);
     assert_int_equal(json_integer_value(json_object_get(v, "status")), 7);
-    assert_int_equal(json_integer_value(json_object_get(v, "f11")), 11);
+    assert_int_equal(json_integer_value(json_object_get(v, "f11_a_rather_long_field_name_to_fill_the_keys")), 11);
+    assert_int_equal(json_integer_value(json_object_get(v, "f3_a_rather_long_field_name_to_fill_the_keys")), 33);
+    assert_true(json_is_true(json_object_get(v, "q\"uote")));
+    assert_null(json_object_get(v, "ignored"));
     assert_null(strstr(text, "200"));
     free(text);
     json_decref(v);
-    json_decref(logged);
+    sl_log_fields_free(&logged);
 }
 
 int main(void)
