@@ -323,11 +323,13 @@ static json_t *read_object(reader *r)
         }
         if (!v) {
             ok = false;
-        } else if (r->reject_duplicates && json_object_getn(o, key, kn)) {
-            json_decref(v);
-            ok = false;
         } else {
+            /* a duplicate key replaces the value and leaves the size: the bail lets
+             * json_loadb report it (one hash lookup a key instead of two) */
+            size_t size = json_object_size(o);
             ok = json_object_setn_new_nocheck(o, key, kn, v) == 0; /* takes v, also on failure */
+            if (ok && r->reject_duplicates && json_object_size(o) == size)
+                ok = false;
         }
         if (key != k && key != small)
             free(key);
