@@ -308,16 +308,28 @@ uint64_t sl_store_hash(const char *s, size_t n)
 
 /* ---- windows ---- */
 
+/* year * 12 + month (0-11) of a UTC time, as gmtime_r gives it, in arithmetic (H. Hinnant's
+ * civil_from_days): gmtime_r ran once a request for a monthly quota. */
+static int64_t month_id(time_t now)
+{
+    int64_t t = (int64_t)now, days = t / 86400 - (t % 86400 < 0);
+    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;                                    /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                  /* [0, 11], from March */
+    int64_t m = mp < 10 ? mp + 2 : mp - 10;                            /* [0, 11], from January */
+    int64_t y = yoe + era * 400 + (m < 2);
+    return y * 12 + m;
+}
+
 int64_t sl_window_id(sl_window w, time_t now)
 {
-    struct tm tm;
     switch (w) {
     case SL_WINDOW_MINUTE: return (int64_t)now / 60;
     case SL_WINDOW_HOUR: return (int64_t)now / 3600;
     case SL_WINDOW_DAY: return (int64_t)now / 86400;
-    case SL_WINDOW_MONTH:
-        gmtime_r(&now, &tm);
-        return (int64_t)(tm.tm_year + 1900) * 12 + tm.tm_mon;
+    case SL_WINDOW_MONTH: return month_id(now);
     default: return 0;
     }
 }

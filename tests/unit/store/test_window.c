@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "store.h"
@@ -34,6 +35,26 @@ static void months_have_their_lengths(void **state)
     assert_int_equal(sl_window_id(SL_WINDOW_MONTH, feb - 1), 2028 * 12 + 0);
 }
 
+/* The month id is arithmetic: it agrees with gmtime_r on both sides of every month's first
+ * second from 1900 to 2199, and at steps through the years around them. */
+static void month_ids_agree_with_gmtime(void **state)
+{
+    (void)state;
+    for (int y = 1900; y < 2200; y++)
+        for (int m = 0; m < 12; m++) {
+            struct tm first = {.tm_year = y - 1900, .tm_mon = m, .tm_mday = 1};
+            time_t t = timegm(&first);
+            assert_int_equal(sl_window_id(SL_WINDOW_MONTH, t), (int64_t)y * 12 + m);
+            assert_int_equal(sl_window_id(SL_WINDOW_MONTH, t - 1), (int64_t)y * 12 + m - 1);
+        }
+    for (int64_t t = -4000000000LL; t < 8000000000LL; t += 86399 * 7 + 13) {
+        time_t x = (time_t)t;
+        struct tm tm;
+        gmtime_r(&x, &tm);
+        assert_int_equal(sl_window_id(SL_WINDOW_MONTH, x), (int64_t)(tm.tm_year + 1900) * 12 + tm.tm_mon);
+    }
+}
+
 static void window_names_parse(void **state)
 {
     sl_window w;
@@ -52,6 +73,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(windows_roll_over_at_utc_boundaries),
         cmocka_unit_test(months_have_their_lengths),
+        cmocka_unit_test(month_ids_agree_with_gmtime),
         cmocka_unit_test(window_names_parse),
     };
     return cmocka_run_group_tests_name("store_window", tests, NULL, NULL);
