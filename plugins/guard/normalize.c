@@ -103,14 +103,25 @@ int sl_guard_normalize(sl_guard_norm *n, const char *text, size_t len)
         return -1;
     size_t i = 0;
     while (i < len) {
-        if (t[i] < 0x80 && (i + 1 == len || t[i + 1] < 0x80)) { /* ASCII, no mark follows */
-            if ((n->len + 2 > n->cap || n->len + 2 > n->map_cap) && reserve(n, n->len + 1) < 0)
-                return -1;
-            uint8_t c = t[i];
-            n->s[n->len] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-            n->map[n->len++] = (uint32_t)i;
-            i++;
-            continue;
+        if (t[i] < 0x80) { /* a run of ASCII: each byte that no mark follows, lower-cased */
+            size_t e = i + 1;
+            while (e < len && t[e] < 0x80)
+                e++;
+            size_t stop = e < len ? e - 1 : e; /* the run's last byte may take a mark after it */
+            if (stop > i) {
+                if (reserve(n, n->len + (stop - i)) < 0)
+                    return -1;
+                char *o = n->s + n->len;
+                uint32_t *m = n->map + n->len;
+                for (size_t k = i; k < stop; k++) {
+                    uint8_t c = t[k];
+                    *o++ = (char)((unsigned)(c - 'A') < 26u ? c + 32 : c);
+                    *m++ = (uint32_t)k;
+                }
+                n->len += stop - i;
+                i = stop;
+                continue;
+            }
         }
         size_t us = i, ncp = 1;
         int32_t cp;
