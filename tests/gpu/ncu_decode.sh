@@ -1,21 +1,23 @@
 #!/bin/bash
 # Per-kernel GPU times of one batch-1 decode step (graph nodes profiled one by one, no cache
 # flush, clocks as found) and the whole graph's time, with Nsight Compute:
-#   ncu_decode.sh MODEL_DIR   (the fused path; SL_CUDA_FUSED=0 in the environment: the other)
+#   ncu_decode.sh MODEL_DIR   (the fused path; SL_CUDA_FUSED=0 in the environment: the other;
+#   BIN=DIR: another build's sluice-bench-cuda, TAG=NAME: the log names)
 G=.gpu
+B=${BIN:-$G/bin}
 OUT=${OUT:-/tmp/sluice-gpu}
 m=$1
 tag=${SL_CUDA_FUSED:+unfused}
-tag=${tag:-fused}
-per=$([ "$tag" = fused ] && echo 143 || echo 256)
+tag=${tag:-fused}${TAG:+-$TAG}
+per=$([ -z "$SL_CUDA_FUSED" ] && echo 143 || echo 256)
 export SL_BENCH_QUICK=1
 ncu --graph-profiling node --cache-control none --clock-control none --csv \
     --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
     --launch-skip $((per * 20)) --launch-count $per \
-    $G/bin/sluice-bench-cuda $m > "$OUT/ncu-$tag.csv" 2> "$OUT/ncu-$tag.err"
+    $B/sluice-bench-cuda $m > "$OUT/ncu-$tag.csv" 2> "$OUT/ncu-$tag.err"
 ncu --graph-profiling graph --cache-control none --clock-control none --csv \
     --metrics gpu__time_duration.sum --launch-skip 400 --launch-count 4 \
-    $G/bin/sluice-bench-cuda $m > "$OUT/ncu-graph-$tag.csv" 2>> "$OUT/ncu-$tag.err"
+    $B/sluice-bench-cuda $m > "$OUT/ncu-graph-$tag.csv" 2>> "$OUT/ncu-$tag.err"
 python3 - "$OUT/ncu-$tag.csv" "$OUT/ncu-graph-$tag.csv" <<'PY'
 import csv, sys, collections
 def rows(p):
