@@ -54,6 +54,12 @@ typedef struct cuda_backend {
                              * (SL_CUDA_FUSED=N, 0: off; default 2 up to hidden 2048, else 0) */
     bool fused;             /* this call takes it */
     bool use_pdl;           /* its GEMVs launched as programmatic dependents (SL_CUDA_PDL=0: off) */
+    int att_min;            /* decode attention: keys a block at least (SL_CUDA_ATT_MIN) */
+    size_t pf_gu;           /* fused path: bytes of gate/up weights pulled into L2 by the
+                             * attention launch (SL_CUDA_L2PF=MB, 0: none) */
+    int pf_next;            /* down_proj prefetches the next layer's QKV weights (SL_CUDA_PF_NEXT) */
+    int skip;               /* measurement only (SL_CUDA_SKIP): fused-path launches left out,
+                             * bits qkv 1, attention 2, o_proj 4, gate/up 8, down 16 */
     /* forward_sample: per-row parameters and penalty pairs (pinned host, device), the
      * host's count of each id while it dedupes a sequence's penalties, probabilities */
     sl_cu_sample_row *smp_host, *smp_dev;
@@ -384,7 +390,7 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
                                         cb->tile_n, cb->n_tiles), "attention");
         else
             CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                                cb->att_count, 0), "attention");
+                                cb->att_count, cb->att_min > 256 ? cb->att_min : 256, 0, NULL), "attention");
         mark(cb, P_ATTN);
         if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->y, false, err) < 0)
             goto fail;
@@ -413,6 +419,13 @@ static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_er
     const sl_model_config *c = &cb->base.model->cfg;
     cudaStream_t s = cb->stream;
     int half = cb->hd / 2;
+    size_t H = (size_t)cb->H;
+    /* gate/up rows are read unit by unit from the first (a unit: row u and row I + u): the
+     * first pf_gu bytes of that order go to L2 while QKV, attention and o_proj leave DRAM
+     * mostly idle */
+    size_t gu_rows = cb->pf_gu / (4 * H);
+    if (gu_rows > (size_t)cb->I)
+        gu_rows = (size_t)cb->I;
     for (int l = 0; l < cb->L; l++) {
         const cu_layer *w = &cb->layers[l];
         size_t layer_off = (size_t)l * (size_t)cb->n_blocks * SL_KV_BLOCK * (size_t)cb->KV;
@@ -423,23 +436,34 @@ static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_er
                             .out = SL_FO_QKV, .bias = w->qkv_b, .q_out = cb->q, .tok = *tok,
                             .kv = kv, .inv_freq = cb->inv_freq, .heads = c->num_heads,
                             .pdl = cb->use_pdl };
-        CKK(sl_cu_fgemv_run(s, &qkv, T), "fused qkv");
+        if (!(cb->skip & 1))
+            CKK(sl_cu_fgemv_run(s, &qkv, T), "fused qkv");
         mark(cb, P_QKV);
-        CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                            cb->att_count, cb->use_pdl), "attention");
+        sl_cu_pf pf = { { w->gu_w, w->gu_w + (size_t)cb->I * H }, { gu_rows * H * 2, gu_rows * H * 2 } };
+        if (!(cb->skip & 2))
+            CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
+                                cb->att_count, cb->att_min, cb->use_pdl, &pf), "attention");
         mark(cb, P_ATTN);
         sl_cu_fgemv o = { .W = w->o_w, .n_units = cb->H, .K = cb->Q, .x = cb->att,
                           .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl };
-        CKK(sl_cu_fgemv_run(s, &o, T), "fused o_proj");
+        if (!(cb->skip & 4))
+            CKK(sl_cu_fgemv_run(s, &o, T), "fused o_proj");
         mark(cb, P_O);
         sl_cu_fgemv gu = { .W = w->gu_w, .n_units = cb->I, .K = cb->H, .xres = cb->x,
                            .norm_w = w->post_norm, .eps = c->rms_norm_eps, .out = SL_FO_SWIGLU,
                            .y = cb->act, .ld_y = cb->I, .pdl = cb->use_pdl };
-        CKK(sl_cu_fgemv_run(s, &gu, T), "fused gate_up");
+        if (!(cb->skip & 8))
+            CKK(sl_cu_fgemv_run(s, &gu, T), "fused gate_up");
         mark(cb, P_GU);
         sl_cu_fgemv down = { .W = w->down_w, .n_units = cb->H, .K = cb->I, .x = cb->act,
                              .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl };
-        CKK(sl_cu_fgemv_run(s, &down, T), "fused down");
+        if (cb->pf_next && l + 1 < cb->L) {
+            const cu_layer *nx = &cb->layers[l + 1];
+            down.pf = (sl_cu_pf){ { nx->qkv_w, nx->o_w },
+                                  { H * (size_t)(cb->Q + 2 * cb->KV) * 2, cb->pf_next > 1 ? H * (size_t)cb->Q * 2 : 0 } };
+        }
+        if (!(cb->skip & 16))
+            CKK(sl_cu_fgemv_run(s, &down, T), "fused down");
         mark(cb, P_DOWN);
     }
     return 0;
@@ -872,6 +896,12 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     cb->use_gemv = !(gv && !strcmp(gv, "0"));
     const char *fu = getenv("SL_CUDA_FUSED"), *sp = getenv("SL_CUDA_SPLIT"), *pdl = getenv("SL_CUDA_PDL");
     cb->use_pdl = !(pdl && !strcmp(pdl, "0"));
+    const char *amk = getenv("SL_CUDA_ATT_MIN"), *l2 = getenv("SL_CUDA_L2PF"), *nx = getenv("SL_CUDA_PF_NEXT"),
+               *sk = getenv("SL_CUDA_SKIP");
+    cb->att_min = amk ? atoi(amk) : 64;
+    cb->pf_gu = (size_t)(l2 ? atoi(l2) : 16) << 20;
+    cb->pf_next = nx ? atoi(nx) : 0;
+    cb->skip = sk ? atoi(sk) : 0;
     /* measured on an H100 at batch 1: the fused path wins at the 1.5B shape (hidden 1536:
      * 548 vs 508 tokens/s) and loses at 7B (hidden 3584: 162 vs 173), where the plain GEMV
      * already streams the longer rows near the copy rate */
