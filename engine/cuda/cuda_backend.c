@@ -55,9 +55,12 @@ typedef struct cuda_backend {
     bool fused;             /* this call takes it */
     bool use_pdl;           /* its GEMVs launched as programmatic dependents (SL_CUDA_PDL=0: off) */
     int att_min;            /* decode attention: keys a block at least (SL_CUDA_ATT_MIN) */
-    size_t pf_gu;           /* fused path: bytes of gate/up weights pulled into L2 by the
-                             * attention launch (SL_CUDA_L2PF=MB, 0: none) */
-    int pf_next;            /* down_proj prefetches the next layer's QKV weights (SL_CUDA_PF_NEXT) */
+    bool early;             /* fused path: each launch lets the next one start once all its
+                             * blocks run, before they wait (SL_CUDA_EARLY) */
+    int att_u, att_uf;      /* decode attention: steps of loads in flight a warp, unfused
+                             * (SL_CUDA_ATT_U) and fused path (SL_CUDA_ATT_UF): 2, 4 or 8 */
+    int ks[5];              /* fused GEMVs qkv, o, gate/up, down, lm_head: warps splitting K a
+                             * unit (SL_CUDA_KS=q,o,gu,down,head; 0: the kernel's rule) */
     int skip;               /* measurement only (SL_CUDA_SKIP): fused-path launches left out,
                              * bits qkv 1, attention 2, o_proj 4, gate/up 8, down 16 */
     /* forward_sample: per-row parameters and penalty pairs (pinned host, device), the
@@ -390,7 +393,8 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
                                         cb->tile_n, cb->n_tiles), "attention");
         else
             CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                                cb->att_count, cb->att_min > 256 ? cb->att_min : 256, 0, NULL), "attention");
+                                cb->att_count, cb->att_min > 256 ? cb->att_min : 256, 0, 0, cb->att_u),
+                "attention");
         mark(cb, P_ATTN);
         if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->y, false, err) < 0)
             goto fail;
@@ -419,13 +423,6 @@ static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_er
     const sl_model_config *c = &cb->base.model->cfg;
     cudaStream_t s = cb->stream;
     int half = cb->hd / 2;
-    size_t H = (size_t)cb->H;
-    /* gate/up rows are read unit by unit from the first (a unit: row u and row I + u): the
-     * first pf_gu bytes of that order go to L2 while QKV, attention and o_proj leave DRAM
-     * mostly idle */
-    size_t gu_rows = cb->pf_gu / (4 * H);
-    if (gu_rows > (size_t)cb->I)
-        gu_rows = (size_t)cb->I;
     for (int l = 0; l < cb->L; l++) {
         const cu_layer *w = &cb->layers[l];
         size_t layer_off = (size_t)l * (size_t)cb->n_blocks * SL_KV_BLOCK * (size_t)cb->KV;
@@ -435,33 +432,30 @@ static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_er
                             .K = cb->H, .xres = cb->x, .norm_w = w->in_norm, .eps = c->rms_norm_eps,
                             .out = SL_FO_QKV, .bias = w->qkv_b, .q_out = cb->q, .tok = *tok,
                             .kv = kv, .inv_freq = cb->inv_freq, .heads = c->num_heads,
-                            .pdl = cb->use_pdl };
+                            .pdl = cb->use_pdl, .ks = cb->ks[0], .early = cb->early };
         if (!(cb->skip & 1))
             CKK(sl_cu_fgemv_run(s, &qkv, T), "fused qkv");
         mark(cb, P_QKV);
-        sl_cu_pf pf = { { w->gu_w, w->gu_w + (size_t)cb->I * H }, { gu_rows * H * 2, gu_rows * H * 2 } };
         if (!(cb->skip & 2))
             CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                                cb->att_count, cb->att_min, cb->use_pdl, &pf), "attention");
+                                cb->att_count, cb->att_min, cb->use_pdl, cb->early, cb->att_uf), "attention");
         mark(cb, P_ATTN);
         sl_cu_fgemv o = { .W = w->o_w, .n_units = cb->H, .K = cb->Q, .x = cb->att,
-                          .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl };
+                          .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl,
+                          .ks = cb->ks[1], .early = cb->early };
         if (!(cb->skip & 4))
             CKK(sl_cu_fgemv_run(s, &o, T), "fused o_proj");
         mark(cb, P_O);
         sl_cu_fgemv gu = { .W = w->gu_w, .n_units = cb->I, .K = cb->H, .xres = cb->x,
                            .norm_w = w->post_norm, .eps = c->rms_norm_eps, .out = SL_FO_SWIGLU,
-                           .y = cb->act, .ld_y = cb->I, .pdl = cb->use_pdl };
+                           .y = cb->act, .ld_y = cb->I, .pdl = cb->use_pdl,
+                           .ks = cb->ks[2], .early = cb->early };
         if (!(cb->skip & 8))
             CKK(sl_cu_fgemv_run(s, &gu, T), "fused gate_up");
         mark(cb, P_GU);
         sl_cu_fgemv down = { .W = w->down_w, .n_units = cb->H, .K = cb->I, .x = cb->act,
-                             .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl };
-        if (cb->pf_next && l + 1 < cb->L) {
-            const cu_layer *nx = &cb->layers[l + 1];
-            down.pf = (sl_cu_pf){ { nx->qkv_w, nx->o_w },
-                                  { H * (size_t)(cb->Q + 2 * cb->KV) * 2, cb->pf_next > 1 ? H * (size_t)cb->Q * 2 : 0 } };
-        }
+                             .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl,
+                             .ks = cb->ks[3], .early = cb->early };
         if (!(cb->skip & 16))
             CKK(sl_cu_fgemv_run(s, &down, T), "fused down");
         mark(cb, P_DOWN);
@@ -486,7 +480,8 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
             goto fail;
         sl_cu_fgemv head = { .W = cb->lm_head, .n_units = cb->V, .K = cb->H, .xres = cb->x,
                              .norm_w = cb->final_norm, .eps = c->rms_norm_eps, .out = SL_FO_F32,
-                             .y = cb->logits, .ld_y = cb->V, .pdl = cb->use_pdl };
+                             .y = cb->logits, .ld_y = cb->V, .pdl = cb->use_pdl,
+                             .ks = cb->ks[4], .early = cb->early };
         CKK(sl_cu_fgemv_run(s, &head, T), "fused lm_head");
     } else {
         if (run_layers(cb, T, tok, err) < 0)
@@ -896,12 +891,16 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     cb->use_gemv = !(gv && !strcmp(gv, "0"));
     const char *fu = getenv("SL_CUDA_FUSED"), *sp = getenv("SL_CUDA_SPLIT"), *pdl = getenv("SL_CUDA_PDL");
     cb->use_pdl = !(pdl && !strcmp(pdl, "0"));
-    const char *amk = getenv("SL_CUDA_ATT_MIN"), *l2 = getenv("SL_CUDA_L2PF"), *nx = getenv("SL_CUDA_PF_NEXT"),
-               *sk = getenv("SL_CUDA_SKIP");
+    const char *amk = getenv("SL_CUDA_ATT_MIN"), *ea = getenv("SL_CUDA_EARLY"),
+               *sk = getenv("SL_CUDA_SKIP"), *au = getenv("SL_CUDA_ATT_U"),
+               *auf = getenv("SL_CUDA_ATT_UF"), *ks = getenv("SL_CUDA_KS");
     cb->att_min = amk ? atoi(amk) : 64;
-    cb->pf_gu = (size_t)(l2 ? atoi(l2) : 16) << 20;
-    cb->pf_next = nx ? atoi(nx) : 0;
+    cb->early = ea && !strcmp(ea, "1");
     cb->skip = sk ? atoi(sk) : 0;
+    cb->att_u = au ? atoi(au) : 2;
+    cb->att_uf = auf ? atoi(auf) : 8;
+    if (ks)
+        sscanf(ks, "%d,%d,%d,%d,%d", &cb->ks[0], &cb->ks[1], &cb->ks[2], &cb->ks[3], &cb->ks[4]);
     /* measured on an H100 at batch 1: the fused path wins at the 1.5B shape (hidden 1536:
      * 548 vs 508 tokens/s) and loses at 7B (hidden 3584: 162 vs 173), where the plain GEMV
      * already streams the longer rows near the copy rate */

@@ -168,29 +168,6 @@ extern "C" int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_
     return launched();
 }
 
-// ---- L2 prefetch of weights a later kernel reads ----
-//
-// The blocks of a launch share the regions of pf (cp.async.bulk.prefetch, 4 KB an
-// instruction); nothing waits for them. Kernels issue it before griddepcontrol.wait, so that
-// DRAM streams the next bandwidth-bound kernel's weights while latency-bound ones run.
-
-__device__ __forceinline__ void l2_prefetch(const sl_cu_pf &pf, unsigned blk, unsigned nblk)
-{
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        size_t n = pf.bytes[r] & ~(size_t)15;
-        if (!n)
-            continue;
-        const char *p = static_cast<const char *>(pf.p[r]);
-        size_t per = ((n + nblk - 1) / nblk + 4095) & ~(size_t)4095;
-        size_t a = (size_t)blk * per, b = min(n, a + per);
-        for (size_t o = a + (size_t)threadIdx.x * 4096; o < b; o += (size_t)blockDim.x * 4096) {
-            unsigned sz = (unsigned)min((size_t)4096, b - o);
-            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + o), "r"(sz) : "memory");
-        }
-    }
-}
-
 // ---- attention for decode: one block of ATT_WARPS warps per (token, head, key range) ----
 //
 // A key row is read by LPK = head_dim / 8 lanes (8 dims, 16 bytes of K and of V each), so a
@@ -199,7 +176,6 @@ __device__ __forceinline__ void l2_prefetch(const sl_cu_pf &pf, unsigned blk, un
 // (exp2, log2e folded into q); the groups meet by shuffles, the warps in shared memory.
 
 #define ATT_WARPS 8
-#define ATT_U 8
 
 // Flash-decoding: with split S > 1, blockIdx.z takes one of S ranges of keys (at least
 // min_keys each, fewer ranges for short contexts: decided at run time so that a captured
@@ -208,18 +184,18 @@ __device__ __forceinline__ void l2_prefetch(const sl_cu_pf &pf, unsigned blk, un
 
 #define ATT_SPLIT_MAX 16
 
-template <int HD>
-__global__ void __launch_bounds__(ATT_WARPS * 32)
+template <int HD, int ATT_U>
+__global__ void __launch_bounds__(ATT_WARPS * 32, ATT_U <= 2 ? 4 : ATT_U <= 4 ? 3 : 1)
 attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int heads, int S,
-                 int min_keys, float *part, int *count, sl_cu_pf pf)
+                 int min_keys, float *part, int *count, int early)
 {
     constexpr int LPK = HD / 8;        // lanes a key
     constexpr int KPS = 32 / LPK;      // keys a warp step
     __shared__ float acc_s[ATT_WARPS][HD];
     __shared__ float m_s[ATT_WARPS], l_s[ATT_WARPS];
     __shared__ int last_s;
-    l2_prefetch(pf, (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x,
-                gridDim.x * gridDim.y * gridDim.z);
+    if (early)
+        asm volatile("griddepcontrol.launch_dependents;");
     int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     int g = lane / LPK, gl = lane % LPK;
     int n = tok.pos[t] + 1, slot = tok.slot[t];
@@ -249,7 +225,8 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
         }
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;");
+    if (!early)
+        asm volatile("griddepcontrol.launch_dependents;");
 #pragma unroll
     for (int i = 0; i < ATT_U; i++)
         if (wk0 + i * KPS + g == n - 1) {
@@ -419,10 +396,10 @@ extern "C" void sl_cu_attention_scratch(int head_dim, size_t *part_floats, size_
     *counters = (size_t)2 * sm_count();
 }
 
-template <int HD>
+template <int HD, int U>
 static cudaError_t attention_launch(sl_cu_stream s, dim3 grid, bool pdl, uint16_t *out, const float *q,
                                     const sl_cu_tok *tok, const sl_cu_kv *kv, int heads, int S,
-                                    int min_keys, float *part, int *count, const sl_cu_pf *pf)
+                                    int min_keys, float *part, int *count, int early)
 {
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr[1];
@@ -433,14 +410,25 @@ static cudaError_t attention_launch(sl_cu_stream s, dim3 grid, bool pdl, uint16_
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = pdl ? 1 : 0;
-    sl_cu_pf none = {};
-    return cudaLaunchKernelEx(&cfg, attention_kernel<HD>, out, q, *tok, *kv, heads, S, min_keys,
-                              part, count, pf ? *pf : none);
+    return cudaLaunchKernelEx(&cfg, attention_kernel<HD, U>, out, q, *tok, *kv, heads, S, min_keys,
+                              part, count, early);
+}
+
+template <int HD>
+static cudaError_t attention_u(int unroll, sl_cu_stream s, dim3 grid, bool pdl, uint16_t *out,
+                               const float *q, const sl_cu_tok *tok, const sl_cu_kv *kv, int heads,
+                               int S, int min_keys, float *part, int *count, int early)
+{
+    switch (unroll) {
+    case 2: return attention_launch<HD, 2>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early);
+    case 4: return attention_launch<HD, 4>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early);
+    default: return attention_launch<HD, 8>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early);
+    }
 }
 
 extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
                                const sl_cu_kv *kv, int T, int heads, float *part, int *count,
-                               int min_keys, int pdl, const sl_cu_pf *pf)
+                               int min_keys, int pdl, int early, int unroll)
 {
     int S = part && count ? att_splits(T, heads) : 1;
     dim3 grid(T, heads, S);
@@ -448,11 +436,11 @@ extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, co
         min_keys = 8;
     cudaError_t e;
     switch (kv->head_dim) {
-    case 16: e = attention_launch<16>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, pf); break;
-    case 32: e = attention_launch<32>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, pf); break;
-    case 64: e = attention_launch<64>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, pf); break;
-    case 128: e = attention_launch<128>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, pf); break;
-    case 256: e = attention_launch<256>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, pf); break;
+    case 16: e = attention_u<16>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
+    case 32: e = attention_u<32>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
+    case 64: e = attention_u<64>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
+    case 128: e = attention_u<128>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
+    case 256: e = attention_u<256>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
     default: return -1;
     }
     return e == cudaSuccess ? launched() : -1;
@@ -835,7 +823,8 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
     int c0 = part * chunks / ks, c1 = (part + 1) * chunks / ks;
     int first = ks == 1 ? w * gridDim.x + blockIdx.x : blockIdx.x * upb + w / ks;
     int stride = ks == 1 ? gridDim.x * 8 : gridDim.x * upb;
-    l2_prefetch(a.pf, blockIdx.x, gridDim.x);
+    if (a.early)
+        asm volatile("griddepcontrol.launch_dependents;");
     // QKV: positions and cache rows come from the host's upload, not the kernel before
     int posv[T];
     size_t atv[T];
@@ -864,7 +853,8 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
                 asm volatile("prefetch.global.L2 [%0];" ::"l"(a.W + (size_t)rows[r] * K + 8 * c));
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;");
+    if (!a.early)
+        asm volatile("griddepcontrol.launch_dependents;");
     const uint16_t *x = a.x;
     if constexpr (NORM) {
         // 8 elements a thread at a time with 16-byte loads: one round trip for K <= 2048
@@ -1019,16 +1009,37 @@ static cudaError_t fgemv_launch(const sl_cu_fgemv *a, size_t smem, sl_cu_stream 
                                                                    256, smem) != cudaSuccess ||
                     per_sm < 1))
         per_sm = 1;
-    int sms = sm_count(), chunks = a->K / 8, ks = 1;
-    /* few rows: split K so that enough loads are in flight, in one wave of the grid (the
-     * blocks that fit at once: a second wave would repeat the whole latency chain) */
-    while (ks < 8 && (long)a->n_units * ks < 32L * sms && chunks / (2 * ks) >= 16 &&
-           (long)a->n_units * 2 * ks <= 8L * per_sm * sms)
-        ks *= 2;
+    int sms = sm_count(), slots = per_sm * sms, chunks = a->K / 8, ks = 1;
+    int nr = a->out == SL_FO_SWIGLU || a->out == SL_FO_QKV ? 2 : 1;
+    double bytes = (double)a->n_units * nr * a->K * 2;
+    if (a->ks == 1 || a->ks == 2 || a->ks == 4 || a->ks == 8) {
+        ks = a->ks;
+    } else if (bytes >= 16e6) {
+        /* bandwidth-bound: the fewest K splits that give the busiest SM at most 10% more
+         * units than the mean (the blocks of a wave land one an SM, then a second: with
+         * whole units a warp, an SM that gets two blocks streams twice what one with one
+         * does; measured at 1.5B, down_proj 1536 rows: 192 blocks -> 256 of 6 rows split
+         * over 4 warps, 602 -> 658 tokens/s; gate/up 224 -> 249 blocks, +17) */
+        for (ks = 1; ks < 8; ks *= 2) {
+            int upb = 8 / ks, items = (a->n_units + upb - 1) / upb;
+            int rounds = (items + slots - 1) / slots, blocks = (items + rounds - 1) / rounds;
+            int on_sm = (blocks + sms - 1) / sms;
+            double busiest = (double)(on_sm < per_sm ? on_sm : per_sm) * rounds * upb;
+            if (busiest <= 1.1 * a->n_units / sms || chunks / (2 * ks) < 16)
+                break;
+        }
+    } else {
+        /* latency-bound, few rows: split K so that enough loads are in flight, in one wave
+         * of the grid (a second wave would repeat the whole latency chain); at 1.5B, QKV
+         * (1024 units) is faster whole (663 -> 670 tokens/s) */
+        while (ks < 8 && (long)a->n_units * ks < 4L * sms && chunks / (2 * ks) >= 16 &&
+               (long)a->n_units * 2 * ks <= 8L * slots)
+            ks *= 2;
+    }
     int upb = 8 / ks, blocks = (a->n_units + upb - 1) / upb;
-    if (ks == 1 && blocks > per_sm * sms) {
+    if (blocks > slots) {
         /* as many rounds for every warp, as far as the division allows */
-        int rounds = (blocks + per_sm * sms - 1) / (per_sm * sms);
+        int rounds = (blocks + slots - 1) / slots;
         blocks = (blocks + rounds - 1) / rounds;
     }
     cudaLaunchConfig_t cfg = {};

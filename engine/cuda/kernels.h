@@ -45,14 +45,6 @@ int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_t *bias, fl
                    const sl_cu_tok *tok, const sl_cu_kv *kv, const float *inv_freq, int T,
                    int heads);
 
-/* Regions of weights to pull into L2 ahead of the kernel that reads them (bytes 0: none);
- * the blocks of the launch that carries it share the work, before they wait for the kernel
- * before them. */
-typedef struct sl_cu_pf {
-    const void *p[2];
-    size_t bytes[2];
-} sl_cu_pf;
-
 /* Causal attention of every token over its slot's cache, positions 0..pos[t]:
  * out[t][heads][head_dim] (bf16). head_dim must be 16, 32, 64, 128 or 256. With part and
  * count (sizes from sl_cu_attention_scratch; count zeroed once, left zeroed), contexts of
@@ -60,10 +52,12 @@ typedef struct sl_cu_pf {
  * too few to fill the GPU (flash-decoding); NULL: one block each. pdl: launched as a
  * programmatic dependent of the kernel before (as sl_cu_fgemv's), which then may write
  * only each token's own cache row (decode: one token a sequence): the rows before it are
- * read before that kernel ends. pf: L2 prefetch (NULL: none). */
+ * read before that kernel ends. early (with pdl): the kernel after may launch as soon as
+ * every block of this one runs (else once they all passed the wait). unroll: steps of key
+ * loads in flight a warp (2, 4 or 8: fewer registers, more blocks an SM). */
 int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
                     const sl_cu_kv *kv, int T, int heads, float *part, int *count, int min_keys,
-                    int pdl, const sl_cu_pf *pf);
+                    int pdl, int early, int unroll);
 void sl_cu_attention_scratch(int head_dim, size_t *part_floats, size_t *counters);
 
 /* The same on the tensor cores for batches with prompt chunks: tile i is the tokens
@@ -114,7 +108,9 @@ typedef struct sl_cu_fgemv {
     sl_cu_kv kv;
     const float *inv_freq;
     int heads;
-    sl_cu_pf pf;                 /* L2 prefetch for a later kernel, issued first */
+    int early;                   /* with pdl: the kernel after may launch once every block
+                                  * of this one runs, before they wait */
+    int ks;                      /* warps that split K a unit (1, 2, 4, 8; 0: chosen here) */
 } sl_cu_fgemv;
 int sl_cu_fgemv_run(sl_cu_stream s, const sl_cu_fgemv *a, int T);
 
