@@ -55,8 +55,6 @@ typedef struct cuda_backend {
     bool fused;             /* this call takes it */
     bool use_pdl;           /* its GEMVs launched as programmatic dependents (SL_CUDA_PDL=0: off) */
     int att_min;            /* decode attention: keys a block at least (SL_CUDA_ATT_MIN) */
-    bool early;             /* fused path: each launch lets the next one start once all its
-                             * blocks run, before they wait (SL_CUDA_EARLY) */
     int att_u, att_uf;      /* decode attention: steps of loads in flight a warp, unfused
                              * (SL_CUDA_ATT_U) and fused path (SL_CUDA_ATT_UF): 2, 4 or 8 */
     int ks[5];              /* fused GEMVs qkv, o, gate/up, down, lm_head: warps splitting K a
@@ -73,6 +71,9 @@ typedef struct cuda_backend {
     float *prob;
     float *am_v;            /* argmax over several blocks a row: partials, counters */
     int *am_i, *am_count;
+    bool head_am;           /* fused path: the argmax in the LM head's launch (SL_CUDA_HEAD_AM) */
+    unsigned long long *hk; /* its keys (SL_CU_FGEMV_MAX_T) and counter, zeroed */
+    int *hk_count;
     float *att_part;        /* flash-decoding partials and counters (SL_CUDA_SPLIT=0: none) */
     int *att_count;
     cudaGraphExec_t *graphs;
@@ -393,7 +394,7 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
                                         cb->tile_n, cb->n_tiles), "attention");
         else
             CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                                cb->att_count, cb->att_min > 256 ? cb->att_min : 256, 0, 0, cb->att_u),
+                                cb->att_count, cb->att_min > 256 ? cb->att_min : 256, 0, cb->att_u),
                 "attention");
         mark(cb, P_ATTN);
         if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->y, false, err) < 0)
@@ -432,30 +433,30 @@ static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_er
                             .K = cb->H, .xres = cb->x, .norm_w = w->in_norm, .eps = c->rms_norm_eps,
                             .out = SL_FO_QKV, .bias = w->qkv_b, .q_out = cb->q, .tok = *tok,
                             .kv = kv, .inv_freq = cb->inv_freq, .heads = c->num_heads,
-                            .pdl = cb->use_pdl, .ks = cb->ks[0], .early = cb->early };
+                            .pdl = cb->use_pdl, .ks = cb->ks[0] };
         if (!(cb->skip & 1))
             CKK(sl_cu_fgemv_run(s, &qkv, T), "fused qkv");
         mark(cb, P_QKV);
         if (!(cb->skip & 2))
             CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                                cb->att_count, cb->att_min, cb->use_pdl, cb->early, cb->att_uf), "attention");
+                                cb->att_count, cb->att_min, cb->use_pdl, cb->att_uf), "attention");
         mark(cb, P_ATTN);
         sl_cu_fgemv o = { .W = w->o_w, .n_units = cb->H, .K = cb->Q, .x = cb->att,
                           .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl,
-                          .ks = cb->ks[1], .early = cb->early };
+                          .ks = cb->ks[1] };
         if (!(cb->skip & 4))
             CKK(sl_cu_fgemv_run(s, &o, T), "fused o_proj");
         mark(cb, P_O);
         sl_cu_fgemv gu = { .W = w->gu_w, .n_units = cb->I, .K = cb->H, .xres = cb->x,
                            .norm_w = w->post_norm, .eps = c->rms_norm_eps, .out = SL_FO_SWIGLU,
                            .y = cb->act, .ld_y = cb->I, .pdl = cb->use_pdl,
-                           .ks = cb->ks[2], .early = cb->early };
+                           .ks = cb->ks[2] };
         if (!(cb->skip & 8))
             CKK(sl_cu_fgemv_run(s, &gu, T), "fused gate_up");
         mark(cb, P_GU);
         sl_cu_fgemv down = { .W = w->down_w, .n_units = cb->H, .K = cb->I, .x = cb->act,
                              .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl,
-                             .ks = cb->ks[3], .early = cb->early };
+                             .ks = cb->ks[3] };
         if (!(cb->skip & 16))
             CKK(sl_cu_fgemv_run(s, &down, T), "fused down");
         mark(cb, P_DOWN);
@@ -472,6 +473,7 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
 {
     cudaStream_t s = cb->stream;
     const sl_model_config *c = &cb->base.model->cfg;
+    bool am_done = false;
     mark(cb, -1);
     CKK(sl_cu_embed(s, cb->x, cb->embed, tok->ids, T, cb->H), "embed");
     mark(cb, P_EMBED);
@@ -481,7 +483,14 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
         sl_cu_fgemv head = { .W = cb->lm_head, .n_units = cb->V, .K = cb->H, .xres = cb->x,
                              .norm_w = cb->final_norm, .eps = c->rms_norm_eps, .out = SL_FO_F32,
                              .y = cb->logits, .ld_y = cb->V, .pdl = cb->use_pdl,
-                             .ks = cb->ks[4], .early = cb->early };
+                             .ks = cb->ks[4] };
+        if (ids_mode && cb->head_am && n_steps == T) {
+            head.am_key = cb->hk;
+            head.am_count = cb->hk_count;
+            head.am_ids = cb->ids_dev;
+            head.am_limit = limit;
+            am_done = true;
+        }
         CKK(sl_cu_fgemv_run(s, &head, T), "fused lm_head");
     } else {
         if (run_layers(cb, T, tok, err) < 0)
@@ -491,7 +500,7 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
         if (gemm(cb, cb->lm_head, cb->V, cb->H, cb->xn, n_steps, cb->logits, true, err) < 0)
             goto fail;
     }
-    if (ids_mode)
+    if (ids_mode && !am_done)
         CKK(sl_cu_argmax(s, cb->ids_dev, cb->logits, n_steps, cb->V, limit, cb->am_v, cb->am_i,
                          cb->am_count), "argmax");
     mark(cb, P_HEAD);
@@ -784,6 +793,8 @@ static void cu_destroy(sl_backend *b)
     cudaFree(cb->am_v);
     cudaFree(cb->am_i);
     cudaFree(cb->am_count);
+    cudaFree(cb->hk);
+    cudaFree(cb->hk_count);
     cudaFreeHost(cb->smp_host);
     cudaFree(cb->smp_dev);
     cudaFree(cb->prob);
@@ -891,11 +902,12 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     cb->use_gemv = !(gv && !strcmp(gv, "0"));
     const char *fu = getenv("SL_CUDA_FUSED"), *sp = getenv("SL_CUDA_SPLIT"), *pdl = getenv("SL_CUDA_PDL");
     cb->use_pdl = !(pdl && !strcmp(pdl, "0"));
-    const char *amk = getenv("SL_CUDA_ATT_MIN"), *ea = getenv("SL_CUDA_EARLY"),
+    const char *amk = getenv("SL_CUDA_ATT_MIN"),
                *sk = getenv("SL_CUDA_SKIP"), *au = getenv("SL_CUDA_ATT_U"),
                *auf = getenv("SL_CUDA_ATT_UF"), *ks = getenv("SL_CUDA_KS");
     cb->att_min = amk ? atoi(amk) : 64;
-    cb->early = ea && !strcmp(ea, "1");
+    const char *ham = getenv("SL_CUDA_HEAD_AM");
+    cb->head_am = !(ham && !strcmp(ham, "0"));
     cb->skip = sk ? atoi(sk) : 0;
     cb->att_u = au ? atoi(au) : 2;
     cb->att_uf = auf ? atoi(auf) : 8;
@@ -931,6 +943,10 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     CK(cudaMalloc((void **)&cb->am_i, am * 4), "argmax scratch");
     CK(cudaMalloc((void **)&cb->am_count, (size_t)opts->max_seqs * 4), "argmax scratch");
     CK(cudaMemset(cb->am_count, 0, (size_t)opts->max_seqs * 4), "argmax scratch");
+    CK(cudaMalloc((void **)&cb->hk, SL_CU_FGEMV_MAX_T * sizeof *cb->hk), "argmax scratch");
+    CK(cudaMemset(cb->hk, 0, SL_CU_FGEMV_MAX_T * sizeof *cb->hk), "argmax scratch");
+    CK(cudaMalloc((void **)&cb->hk_count, 4), "argmax scratch");
+    CK(cudaMemset(cb->hk_count, 0, 4), "argmax scratch");
     if (!(sp && !strcmp(sp, "0"))) {
         size_t pf, nc;
         sl_cu_attention_scratch(hd, &pf, &nc);

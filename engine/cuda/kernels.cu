@@ -187,15 +187,13 @@ extern "C" int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_
 template <int HD, int ATT_U>
 __global__ void __launch_bounds__(ATT_WARPS * 32, ATT_U <= 2 ? 4 : ATT_U <= 4 ? 3 : 1)
 attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int heads, int S,
-                 int min_keys, float *part, int *count, int early)
+                 int min_keys, float *part, int *count)
 {
     constexpr int LPK = HD / 8;        // lanes a key
     constexpr int KPS = 32 / LPK;      // keys a warp step
     __shared__ float acc_s[ATT_WARPS][HD];
     __shared__ float m_s[ATT_WARPS], l_s[ATT_WARPS];
     __shared__ int last_s;
-    if (early)
-        asm volatile("griddepcontrol.launch_dependents;");
     int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     int g = lane / LPK, gl = lane % LPK;
     int n = tok.pos[t] + 1, slot = tok.slot[t];
@@ -225,8 +223,7 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
         }
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    if (!early)
-        asm volatile("griddepcontrol.launch_dependents;");
+    asm volatile("griddepcontrol.launch_dependents;");
 #pragma unroll
     for (int i = 0; i < ATT_U; i++)
         if (wk0 + i * KPS + g == n - 1) {
@@ -399,7 +396,7 @@ extern "C" void sl_cu_attention_scratch(int head_dim, size_t *part_floats, size_
 template <int HD, int U>
 static cudaError_t attention_launch(sl_cu_stream s, dim3 grid, bool pdl, uint16_t *out, const float *q,
                                     const sl_cu_tok *tok, const sl_cu_kv *kv, int heads, int S,
-                                    int min_keys, float *part, int *count, int early)
+                                    int min_keys, float *part, int *count)
 {
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr[1];
@@ -411,24 +408,24 @@ static cudaError_t attention_launch(sl_cu_stream s, dim3 grid, bool pdl, uint16_
     cfg.attrs = attr;
     cfg.numAttrs = pdl ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, attention_kernel<HD, U>, out, q, *tok, *kv, heads, S, min_keys,
-                              part, count, early);
+                              part, count);
 }
 
 template <int HD>
 static cudaError_t attention_u(int unroll, sl_cu_stream s, dim3 grid, bool pdl, uint16_t *out,
                                const float *q, const sl_cu_tok *tok, const sl_cu_kv *kv, int heads,
-                               int S, int min_keys, float *part, int *count, int early)
+                               int S, int min_keys, float *part, int *count)
 {
     switch (unroll) {
-    case 2: return attention_launch<HD, 2>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early);
-    case 4: return attention_launch<HD, 4>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early);
-    default: return attention_launch<HD, 8>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early);
+    case 2: return attention_launch<HD, 2>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
+    case 4: return attention_launch<HD, 4>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
+    default: return attention_launch<HD, 8>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
     }
 }
 
 extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
                                const sl_cu_kv *kv, int T, int heads, float *part, int *count,
-                               int min_keys, int pdl, int early, int unroll)
+                               int min_keys, int pdl, int unroll)
 {
     int S = part && count ? att_splits(T, heads) : 1;
     dim3 grid(T, heads, S);
@@ -436,11 +433,11 @@ extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, co
         min_keys = 8;
     cudaError_t e;
     switch (kv->head_dim) {
-    case 16: e = attention_u<16>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
-    case 32: e = attention_u<32>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
-    case 64: e = attention_u<64>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
-    case 128: e = attention_u<128>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
-    case 256: e = attention_u<256>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count, early); break;
+    case 16: e = attention_u<16>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
+    case 32: e = attention_u<32>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
+    case 64: e = attention_u<64>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
+    case 128: e = attention_u<128>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
+    case 256: e = attention_u<256>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
     default: return -1;
     }
     return e == cudaSuccess ? launched() : -1;
@@ -813,7 +810,9 @@ template <int T, bool NORM, int OUT>
 __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
 {
     constexpr int NR = (OUT == SL_FO_SWIGLU || OUT == SL_FO_QKV) ? 2 : 1;
-    constexpr int U = T <= 2 && NR == 1 ? 8 : 4;     // 16-byte loads of each row in flight per lane
+    // 16-byte loads of each row in flight per lane (QKV at one token: a whole row of 1536
+    // before the wait)
+    constexpr int U = T <= 2 && NR == 1 ? 8 : OUT == SL_FO_QKV && T == 1 ? 6 : 4;
     extern __shared__ __align__(16) uint16_t xs[];       // NORM: the normalised input, [T][K]
     __shared__ float red[8][NR][T];
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, K = a.K, chunks = K / 8;
@@ -823,8 +822,6 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
     int c0 = part * chunks / ks, c1 = (part + 1) * chunks / ks;
     int first = ks == 1 ? w * gridDim.x + blockIdx.x : blockIdx.x * upb + w / ks;
     int stride = ks == 1 ? gridDim.x * 8 : gridDim.x * upb;
-    if (a.early)
-        asm volatile("griddepcontrol.launch_dependents;");
     // QKV: positions and cache rows come from the host's upload, not the kernel before
     int posv[T];
     size_t atv[T];
@@ -842,6 +839,11 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
     // first batch of loads goes out while it finishes, the rest of the first unit's rows
     // start into L2; from then on each batch's loads go out before the batch before it is
     // summed (across units too)
+    // SL_FO_F32 with am_key: lane 0's best (order key << 32 | ~unit) of each token
+    unsigned long long best[T];
+#pragma unroll
+    for (int t = 0; t < T; t++)
+        best[t] = 0;
     uint4 wv[U][NR];
     int rows[NR];
     if (first < a.n_units) {
@@ -852,9 +854,13 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
             for (int c = c0 + lane + 32 * U; c < c1; c += 32)
                 asm volatile("prefetch.global.L2 [%0];" ::"l"(a.W + (size_t)rows[r] * K + 8 * c));
     }
+    // the norm weights too (one 16-byte chunk a thread for K <= 2048)
+    uint4 nw0 = make_uint4(0, 0, 0, 0);
+    if constexpr (NORM)
+        if ((int)threadIdx.x < chunks)
+            nw0 = reinterpret_cast<const uint4 *>(a.norm_w)[threadIdx.x];
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    if (!a.early)
-        asm volatile("griddepcontrol.launch_dependents;");
+    asm volatile("griddepcontrol.launch_dependents;");
     const uint16_t *x = a.x;
     if constexpr (NORM) {
         // 8 elements a thread at a time with 16-byte loads: one round trip for K <= 2048
@@ -886,7 +892,7 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
         }
 #pragma unroll 2
         for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
-            uint4 nw = reinterpret_cast<const uint4 *>(a.norm_w)[c];
+            uint4 nw = c == (int)threadIdx.x ? nw0 : reinterpret_cast<const uint4 *>(a.norm_w)[c];
             const unsigned wd[4] = { nw.x, nw.y, nw.z, nw.w };
 #pragma unroll
             for (int t = 0; t < T; t++) {
@@ -996,9 +1002,51 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
                     }
             __syncthreads();
         }
-        if (live && part == 0 && lane == 0)
+        if (live && part == 0 && lane == 0) {
             fgemv_epilogue<T, OUT>(a, u, acc, posv, atv, b0, b1, fr);
+            if constexpr (OUT == SL_FO_F32)
+                if (a.am_key && u < a.am_limit)
+#pragma unroll
+                    for (int t = 0; t < T; t++) {
+                        float v = acc[0][t];
+                        unsigned b = __float_as_uint(v);
+                        b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+                        unsigned long long key = (unsigned long long)b << 32 | (0xffffffffu - (unsigned)u);
+                        if (v == v && key > best[t])
+                            best[t] = key;
+                    }
+        }
     }
+    if constexpr (OUT == SL_FO_F32)
+        if (a.am_key) {
+            // the block's best, one atomicMax a token; the last block to finish takes the ids
+            __shared__ unsigned long long bk[8][T];
+            if (lane == 0)
+#pragma unroll
+                for (int t = 0; t < T; t++)
+                    bk[w][t] = best[t];
+            __syncthreads();
+            if (threadIdx.x == 0) {
+#pragma unroll
+                for (int t = 0; t < T; t++) {
+                    unsigned long long m = 0;
+                    for (int i = 0; i < 8; i++)
+                        m = bk[i][t] > m ? bk[i][t] : m;
+                    if (m)
+                        atomicMax(a.am_key + t, m);
+                }
+                __threadfence();
+                if (atomicAdd(a.am_count, 1) == (int)gridDim.x - 1) {
+                    __threadfence();
+#pragma unroll
+                    for (int t = 0; t < T; t++) {
+                        unsigned long long k = atomicExch(a.am_key + t, 0ull);
+                        a.am_ids[t] = k ? (int32_t)(0xffffffffu - (unsigned)(k & 0xffffffffu)) : 0;
+                    }
+                    *a.am_count = 0;
+                }
+            }
+        }
 }
 
 template <int T, bool NORM, int OUT>
