@@ -55,8 +55,6 @@ typedef struct cuda_backend {
     bool fused;             /* this call takes it */
     bool use_pdl;           /* its GEMVs launched as programmatic dependents (SL_CUDA_PDL=0: off) */
     int att_min;            /* decode attention: keys a block at least (SL_CUDA_ATT_MIN) */
-    int att_u, att_uf;      /* decode attention: steps of loads in flight a warp, unfused
-                             * (SL_CUDA_ATT_U) and fused path (SL_CUDA_ATT_UF): 2, 4 or 8 */
     int ks[5];              /* fused GEMVs qkv, o, gate/up, down, lm_head: warps splitting K a
                              * unit (SL_CUDA_KS=q,o,gu,down,head; 0: the kernel's rule) */
     int skip;               /* measurement only (SL_CUDA_SKIP): fused-path launches left out,
@@ -71,8 +69,8 @@ typedef struct cuda_backend {
     float *prob;
     float *am_v;            /* argmax over several blocks a row: partials, counters */
     int *am_i, *am_count;
-    bool head_am;           /* fused path: the argmax in the LM head's launch (SL_CUDA_HEAD_AM) */
-    unsigned long long *hk; /* its keys (SL_CU_FGEMV_MAX_T) and counter, zeroed */
+    unsigned long long *hk; /* fused path: the LM head's argmax keys (SL_CU_FGEMV_MAX_T) and
+                             * counter, zeroed */
     int *hk_count;
     float *att_part;        /* flash-decoding partials and counters (SL_CUDA_SPLIT=0: none) */
     int *att_count;
@@ -394,7 +392,7 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
                                         cb->tile_n, cb->n_tiles), "attention");
         else
             CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                                cb->att_count, cb->att_min > 256 ? cb->att_min : 256, 0, cb->att_u),
+                                cb->att_count, cb->att_min > 256 ? cb->att_min : 256, 0, 2),
                 "attention");
         mark(cb, P_ATTN);
         if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->y, false, err) < 0)
@@ -439,7 +437,7 @@ static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_er
         mark(cb, P_QKV);
         if (!(cb->skip & 2))
             CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                                cb->att_count, cb->att_min, cb->use_pdl, cb->att_uf), "attention");
+                                cb->att_count, cb->att_min, cb->use_pdl, 4), "attention");
         mark(cb, P_ATTN);
         sl_cu_fgemv o = { .W = w->o_w, .n_units = cb->H, .K = cb->Q, .x = cb->att,
                           .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl,
@@ -484,7 +482,7 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
                              .norm_w = cb->final_norm, .eps = c->rms_norm_eps, .out = SL_FO_F32,
                              .y = cb->logits, .ld_y = cb->V, .pdl = cb->use_pdl,
                              .ks = cb->ks[4] };
-        if (ids_mode && cb->head_am && n_steps == T) {
+        if (ids_mode && n_steps == T) {
             head.am_key = cb->hk;
             head.am_count = cb->hk_count;
             head.am_ids = cb->ids_dev;
@@ -903,14 +901,9 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     const char *fu = getenv("SL_CUDA_FUSED"), *sp = getenv("SL_CUDA_SPLIT"), *pdl = getenv("SL_CUDA_PDL");
     cb->use_pdl = !(pdl && !strcmp(pdl, "0"));
     const char *amk = getenv("SL_CUDA_ATT_MIN"),
-               *sk = getenv("SL_CUDA_SKIP"), *au = getenv("SL_CUDA_ATT_U"),
-               *auf = getenv("SL_CUDA_ATT_UF"), *ks = getenv("SL_CUDA_KS");
+               *sk = getenv("SL_CUDA_SKIP"), *ks = getenv("SL_CUDA_KS");
     cb->att_min = amk ? atoi(amk) : 64;
-    const char *ham = getenv("SL_CUDA_HEAD_AM");
-    cb->head_am = !(ham && !strcmp(ham, "0"));
     cb->skip = sk ? atoi(sk) : 0;
-    cb->att_u = au ? atoi(au) : 2;
-    cb->att_uf = auf ? atoi(auf) : 8;
     if (ks)
         sscanf(ks, "%d,%d,%d,%d,%d", &cb->ks[0], &cb->ks[1], &cb->ks[2], &cb->ks[3], &cb->ks[4]);
     /* measured on an H100 at batch 1: the fused path wins at the 1.5B shape (hidden 1536:

@@ -185,7 +185,7 @@ extern "C" int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_
 #define ATT_SPLIT_MAX 16
 
 template <int HD, int ATT_U>
-__global__ void __launch_bounds__(ATT_WARPS * 32, ATT_U <= 2 ? 4 : ATT_U <= 4 ? 3 : 1)
+__global__ void __launch_bounds__(ATT_WARPS * 32, ATT_U <= 2 ? 4 : 3)
 attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int heads, int S,
                  int min_keys, float *part, int *count)
 {
@@ -416,11 +416,9 @@ static cudaError_t attention_u(int unroll, sl_cu_stream s, dim3 grid, bool pdl, 
                                const float *q, const sl_cu_tok *tok, const sl_cu_kv *kv, int heads,
                                int S, int min_keys, float *part, int *count)
 {
-    switch (unroll) {
-    case 2: return attention_launch<HD, 2>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
-    case 4: return attention_launch<HD, 4>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
-    default: return attention_launch<HD, 8>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
-    }
+    if (unroll <= 2)
+        return attention_launch<HD, 2>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
+    return attention_launch<HD, 4>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
 }
 
 extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,

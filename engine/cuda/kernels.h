@@ -52,8 +52,9 @@ int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_t *bias, fl
  * too few to fill the GPU (flash-decoding); NULL: one block each. pdl: launched as a
  * programmatic dependent of the kernel before (as sl_cu_fgemv's), which then may write
  * only each token's own cache row (decode: one token a sequence): the rows before it are
- * read before that kernel ends. unroll: steps of key
- * loads in flight a warp (2, 4 or 8: fewer registers, more blocks an SM). */
+ * read before that kernel ends. unroll: steps of key loads in flight a warp, 2 (64 registers,
+ * 4 blocks an SM: many sequences) or 4 (80, 3 blocks: it shares SMs with the QKV GEMV before
+ * it under pdl). */
 int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
                     const sl_cu_kv *kv, int T, int heads, float *part, int *count, int min_keys,
                     int pdl, int unroll);
