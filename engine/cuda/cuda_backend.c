@@ -950,6 +950,11 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     int step = opts->max_step_tokens > 0 ? opts->max_step_tokens : 2048 + opts->max_seqs;
     if (ensure_acts(cb, step, err) < 0 || make_kv_cache(cb, opts, err) < 0)
         goto fail;
+    /* the cudaMemsets above (KV cache, block table, counters) run on the legacy default
+     * stream, asynchronously to the host, and cb->stream does not wait for it
+     * (cudaStreamNonBlocking): a first forward call could write K/V rows or block-table
+     * entries that a late memset then zeroes */
+    CK(cudaDeviceSynchronize(), "backend setup");
     return &cb->base;
 fail:
     cu_destroy(&cb->base);
