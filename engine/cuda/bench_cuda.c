@@ -112,12 +112,15 @@ int main(int argc, char **argv)
         toks[i] = rand_tok(V);
     double dec[4] = { 0 }, ttft[3] = { 0 };
     const char *prof = getenv("SL_CUDA_PROFILE"), *quick = getenv("SL_BENCH_QUICK");
-    /* SL_BENCH_QUICK=1: batch-1 decode only (under a profiler) */
-    bool profile = (prof && !strcmp(prof, "1")) || (quick && !strcmp(quick, "1"));
+    /* SL_BENCH_QUICK=B: decode at batch B (1, 8, 32 or 128) only (under a profiler, A/B runs) */
+    int only = quick ? atoi(quick) : 0;
+    bool profile = (prof && !strcmp(prof, "1")) || only > 0;
+    if (profile && only < 1)
+        only = 1;
 
     for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
         int B = batches[bi];
-        if (profile && B != 1)
+        if (profile && B != only)
             continue;
         for (int i = 0; i < B; i++)
             st[i] = (sl_seq_step){ i, toks + (size_t)i * PROMPT, PROMPT, 0 };

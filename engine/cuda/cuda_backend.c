@@ -54,6 +54,11 @@ typedef struct cuda_backend {
                              * (SL_CUDA_FUSED=N, 0: off; default 2 up to hidden 2048, else 0) */
     bool fused;             /* this call takes it */
     bool use_pdl;           /* its GEMVs launched as programmatic dependents (SL_CUDA_PDL=0: off) */
+    int att_min;            /* decode attention: keys a block at least (SL_CUDA_ATT_MIN) */
+    int ks[5];              /* fused GEMVs qkv, o, gate/up, down, lm_head: warps splitting K a
+                             * unit (SL_CUDA_KS=q,o,gu,down,head; 0: the kernel's rule) */
+    int skip;               /* measurement only (SL_CUDA_SKIP): fused-path launches left out,
+                             * bits qkv 1, attention 2, o_proj 4, gate/up 8, down 16 */
     /* forward_sample: per-row parameters and penalty pairs (pinned host, device), the
      * host's count of each id while it dedupes a sequence's penalties, probabilities */
     sl_cu_sample_row *smp_host, *smp_dev;
@@ -64,6 +69,9 @@ typedef struct cuda_backend {
     float *prob;
     float *am_v;            /* argmax over several blocks a row: partials, counters */
     int *am_i, *am_count;
+    unsigned long long *hk; /* fused path: the LM head's argmax keys (SL_CU_FGEMV_MAX_T) and
+                             * counter, zeroed */
+    int *hk_count;
     float *att_part;        /* flash-decoding partials and counters (SL_CUDA_SPLIT=0: none) */
     int *att_count;
     cudaGraphExec_t *graphs;
@@ -384,7 +392,8 @@ static int run_layers(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_err *err
                                         cb->tile_n, cb->n_tiles), "attention");
         else
             CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                                cb->att_count, 0), "attention");
+                                cb->att_count, cb->att_min > 256 ? cb->att_min : 256, 0, 2),
+                "attention");
         mark(cb, P_ATTN);
         if (gemm(cb, w->o_w, cb->H, cb->Q, cb->att, T, cb->y, false, err) < 0)
             goto fail;
@@ -422,24 +431,32 @@ static int run_layers_fused(cuda_backend *cb, int T, const sl_cu_tok *tok, sl_er
                             .K = cb->H, .xres = cb->x, .norm_w = w->in_norm, .eps = c->rms_norm_eps,
                             .out = SL_FO_QKV, .bias = w->qkv_b, .q_out = cb->q, .tok = *tok,
                             .kv = kv, .inv_freq = cb->inv_freq, .heads = c->num_heads,
-                            .pdl = cb->use_pdl };
-        CKK(sl_cu_fgemv_run(s, &qkv, T), "fused qkv");
+                            .pdl = cb->use_pdl, .ks = cb->ks[0] };
+        if (!(cb->skip & 1))
+            CKK(sl_cu_fgemv_run(s, &qkv, T), "fused qkv");
         mark(cb, P_QKV);
-        CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
-                            cb->att_count, cb->use_pdl), "attention");
+        if (!(cb->skip & 2))
+            CKK(sl_cu_attention(s, cb->att, cb->q, tok, &kv, T, c->num_heads, cb->att_part,
+                                cb->att_count, cb->att_min, cb->use_pdl, 4), "attention");
         mark(cb, P_ATTN);
         sl_cu_fgemv o = { .W = w->o_w, .n_units = cb->H, .K = cb->Q, .x = cb->att,
-                          .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl };
-        CKK(sl_cu_fgemv_run(s, &o, T), "fused o_proj");
+                          .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl,
+                          .ks = cb->ks[1] };
+        if (!(cb->skip & 4))
+            CKK(sl_cu_fgemv_run(s, &o, T), "fused o_proj");
         mark(cb, P_O);
         sl_cu_fgemv gu = { .W = w->gu_w, .n_units = cb->I, .K = cb->H, .xres = cb->x,
                            .norm_w = w->post_norm, .eps = c->rms_norm_eps, .out = SL_FO_SWIGLU,
-                           .y = cb->act, .ld_y = cb->I, .pdl = cb->use_pdl };
-        CKK(sl_cu_fgemv_run(s, &gu, T), "fused gate_up");
+                           .y = cb->act, .ld_y = cb->I, .pdl = cb->use_pdl,
+                           .ks = cb->ks[2] };
+        if (!(cb->skip & 8))
+            CKK(sl_cu_fgemv_run(s, &gu, T), "fused gate_up");
         mark(cb, P_GU);
         sl_cu_fgemv down = { .W = w->down_w, .n_units = cb->H, .K = cb->I, .x = cb->act,
-                             .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl };
-        CKK(sl_cu_fgemv_run(s, &down, T), "fused down");
+                             .out = SL_FO_RESID, .y = cb->x, .ld_y = cb->H, .pdl = cb->use_pdl,
+                             .ks = cb->ks[3] };
+        if (!(cb->skip & 16))
+            CKK(sl_cu_fgemv_run(s, &down, T), "fused down");
         mark(cb, P_DOWN);
     }
     return 0;
@@ -454,6 +471,7 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
 {
     cudaStream_t s = cb->stream;
     const sl_model_config *c = &cb->base.model->cfg;
+    bool am_done = false;
     mark(cb, -1);
     CKK(sl_cu_embed(s, cb->x, cb->embed, tok->ids, T, cb->H), "embed");
     mark(cb, P_EMBED);
@@ -462,7 +480,15 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
             goto fail;
         sl_cu_fgemv head = { .W = cb->lm_head, .n_units = cb->V, .K = cb->H, .xres = cb->x,
                              .norm_w = cb->final_norm, .eps = c->rms_norm_eps, .out = SL_FO_F32,
-                             .y = cb->logits, .ld_y = cb->V, .pdl = cb->use_pdl };
+                             .y = cb->logits, .ld_y = cb->V, .pdl = cb->use_pdl,
+                             .ks = cb->ks[4] };
+        if (ids_mode && n_steps == T) {
+            head.am_key = cb->hk;
+            head.am_count = cb->hk_count;
+            head.am_ids = cb->ids_dev;
+            head.am_limit = limit;
+            am_done = true;
+        }
         CKK(sl_cu_fgemv_run(s, &head, T), "fused lm_head");
     } else {
         if (run_layers(cb, T, tok, err) < 0)
@@ -472,7 +498,7 @@ static int launch_body(cuda_backend *cb, int T, int n_steps, const sl_cu_tok *to
         if (gemm(cb, cb->lm_head, cb->V, cb->H, cb->xn, n_steps, cb->logits, true, err) < 0)
             goto fail;
     }
-    if (ids_mode)
+    if (ids_mode && !am_done)
         CKK(sl_cu_argmax(s, cb->ids_dev, cb->logits, n_steps, cb->V, limit, cb->am_v, cb->am_i,
                          cb->am_count), "argmax");
     mark(cb, P_HEAD);
@@ -765,6 +791,8 @@ static void cu_destroy(sl_backend *b)
     cudaFree(cb->am_v);
     cudaFree(cb->am_i);
     cudaFree(cb->am_count);
+    cudaFree(cb->hk);
+    cudaFree(cb->hk_count);
     cudaFreeHost(cb->smp_host);
     cudaFree(cb->smp_dev);
     cudaFree(cb->prob);
@@ -872,6 +900,12 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     cb->use_gemv = !(gv && !strcmp(gv, "0"));
     const char *fu = getenv("SL_CUDA_FUSED"), *sp = getenv("SL_CUDA_SPLIT"), *pdl = getenv("SL_CUDA_PDL");
     cb->use_pdl = !(pdl && !strcmp(pdl, "0"));
+    const char *amk = getenv("SL_CUDA_ATT_MIN"),
+               *sk = getenv("SL_CUDA_SKIP"), *ks = getenv("SL_CUDA_KS");
+    cb->att_min = amk ? atoi(amk) : 64;
+    cb->skip = sk ? atoi(sk) : 0;
+    if (ks)
+        sscanf(ks, "%d,%d,%d,%d,%d", &cb->ks[0], &cb->ks[1], &cb->ks[2], &cb->ks[3], &cb->ks[4]);
     /* measured on an H100 at batch 1: the fused path wins at the 1.5B shape (hidden 1536:
      * 548 vs 508 tokens/s) and loses at 7B (hidden 3584: 162 vs 173), where the plain GEMV
      * already streams the longer rows near the copy rate */
@@ -902,6 +936,10 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     CK(cudaMalloc((void **)&cb->am_i, am * 4), "argmax scratch");
     CK(cudaMalloc((void **)&cb->am_count, (size_t)opts->max_seqs * 4), "argmax scratch");
     CK(cudaMemset(cb->am_count, 0, (size_t)opts->max_seqs * 4), "argmax scratch");
+    CK(cudaMalloc((void **)&cb->hk, SL_CU_FGEMV_MAX_T * sizeof *cb->hk), "argmax scratch");
+    CK(cudaMemset(cb->hk, 0, SL_CU_FGEMV_MAX_T * sizeof *cb->hk), "argmax scratch");
+    CK(cudaMalloc((void **)&cb->hk_count, 4), "argmax scratch");
+    CK(cudaMemset(cb->hk_count, 0, 4), "argmax scratch");
     if (!(sp && !strcmp(sp, "0"))) {
         size_t pf, nc;
         sl_cu_attention_scratch(hd, &pf, &nc);
@@ -912,6 +950,11 @@ sl_backend *sl_backend_cuda_create(const sl_model *m, const sl_backend_opts *opt
     int step = opts->max_step_tokens > 0 ? opts->max_step_tokens : 2048 + opts->max_seqs;
     if (ensure_acts(cb, step, err) < 0 || make_kv_cache(cb, opts, err) < 0)
         goto fail;
+    /* the cudaMemsets above (KV cache, block table, counters) run on the legacy default
+     * stream, asynchronously to the host, and cb->stream does not wait for it
+     * (cudaStreamNonBlocking): a first forward call could write K/V rows or block-table
+     * entries that a late memset then zeroes */
+    CK(cudaDeviceSynchronize(), "backend setup");
     return &cb->base;
 fail:
     cu_destroy(&cb->base);

@@ -168,126 +168,147 @@ extern "C" int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_
     return launched();
 }
 
-// ---- attention: one block of ATT_WARPS warps per (token, head) ----
+// ---- attention for decode: one block of ATT_WARPS warps per (token, head, key range) ----
 //
-// Each warp takes chunks of 32 keys in turn (lane = key for the scores, lane = dims for
-// the values) with an online softmax; the warps' partial results merge at the end.
+// A key row is read by LPK = head_dim / 8 lanes (8 dims, 16 bytes of K and of V each), so a
+// warp takes 32 / LPK keys a step and ATT_U steps' loads are in flight at once. Each warp
+// takes a contiguous share of its block's keys with an online softmax per lane group
+// (exp2, log2e folded into q); the groups meet by shuffles, the warps in shared memory.
 
 #define ATT_WARPS 8
 
-// acc += p[j] * V[key j][this lane's dims]; p and the row offsets live one per lane.
-template <int HD, int DPL>
-__device__ __forceinline__ void pv_step(float *acc, const uint16_t *v, float pr, size_t off,
-                                        int j, int lane, bool vlane)
-{
-    float pj = __shfl_sync(0xffffffffu, pr, j);
-    size_t oj = __shfl_sync(0xffffffffu, (unsigned long long)off, j);
-    if (!vlane)
-        return;
-    const uint16_t *vr = v + oj + lane * DPL;
-    if constexpr (DPL == 4) {
-        uint2 u = *reinterpret_cast<const uint2 *>(vr);
-        acc[0] += pj * __uint_as_float(u.x << 16);
-        acc[1] += pj * __uint_as_float(u.x & 0xffff0000u);
-        acc[2] += pj * __uint_as_float(u.y << 16);
-        acc[3] += pj * __uint_as_float(u.y & 0xffff0000u);
-    } else {
-#pragma unroll
-        for (int d = 0; d < DPL; d++)
-            acc[d] += pj * bf(vr[d]);
-    }
-}
+// Flash-decoding: with split S > 1, blockIdx.z takes one of S ranges of keys (at least
+// min_keys each, fewer ranges for short contexts: decided at run time so that a captured
+// graph serves every length) and leaves its unnormalised partial (o, m, l) in part; the last
+// block of a (token, head) to finish merges them in range order and resets the counter.
 
-// Flash-decoding: with split S > 1, blockIdx.z takes one of S ranges of keys (multiples of
-// 32, at least ATT_SPLIT_MIN keys each, fewer ranges for short contexts: decided at run time
-// so that a captured graph serves every length) and leaves its unnormalised partial
-// (o, m, l) in part; the last block of a (token, head) to finish merges them in range
-// order and resets the counter.
-
-#define ATT_SPLIT_MIN 256
 #define ATT_SPLIT_MAX 16
 
-template <int HD>
-__global__ void __launch_bounds__(ATT_WARPS * 32)
+template <int HD, int ATT_U>
+__global__ void __launch_bounds__(ATT_WARPS * 32, ATT_U <= 2 ? 4 : 3)
 attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int heads, int S,
-                 float *part, int *count)
+                 int min_keys, float *part, int *count)
 {
-    constexpr int DPL = HD >= 32 ? HD / 32 : 1;     // value dims per lane
-    __shared__ float q_s[HD];
+    constexpr int LPK = HD / 8;        // lanes a key
+    constexpr int KPS = 32 / LPK;      // keys a warp step
     __shared__ float acc_s[ATT_WARPS][HD];
     __shared__ float m_s[ATT_WARPS], l_s[ATT_WARPS];
     __shared__ int last_s;
     int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    int g = lane / LPK, gl = lane % LPK;
     int n = tok.pos[t] + 1, slot = tok.slot[t];
-    int s_eff = min(S, (n + ATT_SPLIT_MIN - 1) / ATT_SPLIT_MIN);
+    int s_eff = min(S, (n + min_keys - 1) / min_keys);
     if (sp >= s_eff)
         return;
-    int per = ((n + s_eff - 1) / s_eff + 31) & ~31;
+    int per = ((n + s_eff - 1) / s_eff + 7) & ~7;
     int k0 = min(n, sp * per), k1 = min(n, k0 + per);
+    int per_w = ((k1 - k0 + ATT_WARPS - 1) / ATT_WARPS + KPS - 1) / KPS * KPS;
+    int wk0 = min(k1, k0 + w * per_w), wk1 = min(k1, wk0 + per_w);
     int kvh = h / (heads / kv.kv_heads);
-    // positions and the block table come from the host's upload: their loads may start
-    // before the kernel that writes q, K and V ends (programmatic dependent launch)
-    int c_first = k0 / 32 + w, p_first = c_first * 32 + lane;
-    size_t off_next = p_first < k1 ? cache_row(kv, slot, p_first) + (size_t)kvh * HD : 0;
+    size_t dim0 = (size_t)kvh * HD + gl * 8;
+    uint4 kf[ATT_U], vf[ATT_U];
+#pragma unroll
+    for (int i = 0; i < ATT_U; i++)
+        kf[i] = vf[i] = make_uint4(0, 0, 0, 0);
+    // keys before this token's position were written by earlier forward calls: their loads
+    // may start before the kernel that writes this token's K and V (and q) ends (programmatic
+    // dependent launch: decode, one token a sequence); the token's own row comes after
+#pragma unroll
+    for (int i = 0; i < ATT_U; i++) {
+        int p = wk0 + i * KPS + g;
+        if (p < wk1 && p < n - 1) {
+            size_t off = cache_row(kv, slot, p) + dim0;
+            kf[i] = *reinterpret_cast<const uint4 *>(kv.k + off);
+            vf[i] = *reinterpret_cast<const uint4 *>(kv.v + off);
+        }
+    }
     asm volatile("griddepcontrol.wait;" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;");
-    float scale = rsqrtf((float)HD);
-    for (int i = threadIdx.x; i < HD; i += blockDim.x)
-        q_s[i] = q[((size_t)t * heads + h) * HD + i] * scale;
-    __syncthreads();
-
-    float m = -INFINITY, l = 0.0f, acc[DPL];
 #pragma unroll
-    for (int d = 0; d < DPL; d++)
+    for (int i = 0; i < ATT_U; i++)
+        if (wk0 + i * KPS + g == n - 1) {
+            size_t off = cache_row(kv, slot, n - 1) + dim0;
+            kf[i] = *reinterpret_cast<const uint4 *>(kv.k + off);
+            vf[i] = *reinterpret_cast<const uint4 *>(kv.v + off);
+        }
+    float qr[8];
+    {
+        const float4 *qp = reinterpret_cast<const float4 *>(q + ((size_t)t * heads + h) * HD + gl * 8);
+        float4 a = qp[0], b = qp[1];
+        float sc = rsqrtf((float)HD) * 1.4426950408889634f;
+        qr[0] = a.x * sc; qr[1] = a.y * sc; qr[2] = a.z * sc; qr[3] = a.w * sc;
+        qr[4] = b.x * sc; qr[5] = b.y * sc; qr[6] = b.z * sc; qr[7] = b.w * sc;
+    }
+    float m = -INFINITY, l = 0.0f, acc[8];
+#pragma unroll
+    for (int d = 0; d < 8; d++)
         acc[d] = 0.0f;
-    bool vlane = lane * DPL < HD;
-    for (int c = c_first; c * 32 < k1; c += ATT_WARPS) {
-        int p = c * 32 + lane;
-        bool valid = p < k1;
-        size_t off = off_next;
-        int pn = p + 32 * ATT_WARPS;       // the next chunk's row, looked up early
-        off_next = pn < k1 ? cache_row(kv, slot, pn) + (size_t)kvh * HD : 0;
-        float sc = -INFINITY;
-        if (valid) {
-            const uint4 *kr = reinterpret_cast<const uint4 *>(kv.k + off);
-            float dot = 0.0f;
+    for (int base = wk0; base < wk1; base += KPS * ATT_U) {
+        if (base != wk0)
 #pragma unroll
-            for (int i = 0; i < HD / 8; i++) {
-                uint4 u = kr[i];
-                const unsigned wd[4] = { u.x, u.y, u.z, u.w };
-#pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    dot += q_s[i * 8 + 2 * j] * __uint_as_float(wd[j] << 16);
-                    dot += q_s[i * 8 + 2 * j + 1] * __uint_as_float(wd[j] & 0xffff0000u);
+            for (int i = 0; i < ATT_U; i++) {
+                int p = base + i * KPS + g;
+                if (p < wk1) {
+                    size_t off = cache_row(kv, slot, p) + dim0;
+                    kf[i] = *reinterpret_cast<const uint4 *>(kv.k + off);
+                    vf[i] = *reinterpret_cast<const uint4 *>(kv.v + off);
                 }
             }
-            sc = dot;
+        float s[ATT_U], mx = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < ATT_U; i++) {
+            const unsigned wd[4] = { kf[i].x, kf[i].y, kf[i].z, kf[i].w };
+            float d = 0.0f;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                d += qr[2 * j] * __uint_as_float(wd[j] << 16);
+                d += qr[2 * j + 1] * __uint_as_float(wd[j] & 0xffff0000u);
+            }
+#pragma unroll
+            for (int o = LPK / 2; o > 0; o >>= 1)
+                d += __shfl_xor_sync(0xffffffffu, d, o);
+            s[i] = base + i * KPS + g < wk1 ? d : -INFINITY;
+            mx = fmaxf(mx, s[i]);
         }
-        float m_new = fmaxf(m, warp_max(sc));
-        float pr = valid ? expf(sc - m_new) : 0.0f;
-        float corr = expf(m - m_new);
-        l = l * corr + warp_sum(pr);
+        float m_new = fmaxf(m, mx);
+        float corr = m == -INFINITY ? 0.0f : exp2f(m - m_new);
+        l *= corr;
 #pragma unroll
-        for (int d = 0; d < DPL; d++)
+        for (int d = 0; d < 8; d++)
             acc[d] *= corr;
-        int keys = min(32, k1 - c * 32);
-        if (keys == 32) {
 #pragma unroll
-            for (int j = 0; j < 32; j++)
-                pv_step<HD, DPL>(acc, kv.v, pr, off, j, lane, vlane);
-        } else {
-            for (int j = 0; j < keys; j++)
-                pv_step<HD, DPL>(acc, kv.v, pr, off, j, lane, vlane);
+        for (int i = 0; i < ATT_U; i++) {
+            float pr = s[i] == -INFINITY ? 0.0f : exp2f(s[i] - m_new);
+            l += pr;
+            const unsigned vd[4] = { vf[i].x, vf[i].y, vf[i].z, vf[i].w };
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                acc[2 * j] += pr * __uint_as_float(vd[j] << 16);
+                acc[2 * j + 1] += pr * __uint_as_float(vd[j] & 0xffff0000u);
+            }
         }
         m = m_new;
     }
-    if (vlane)
+    // the lane groups of the warp meet: every group ends with the warp's (m, l, acc)
 #pragma unroll
-        for (int d = 0; d < DPL; d++)
-            acc_s[w][lane * DPL + d] = acc[d];
-    if (lane == 0) {
-        m_s[w] = m;
-        l_s[w] = l;
+    for (int o = LPK; o < 32; o <<= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o), l2 = __shfl_xor_sync(0xffffffffu, l, o);
+        float M = fmaxf(m, m2);
+        float f1 = m == -INFINITY ? 0.0f : exp2f(m - M), f2 = m2 == -INFINITY ? 0.0f : exp2f(m2 - M);
+        l = l * f1 + l2 * f2;
+#pragma unroll
+        for (int d = 0; d < 8; d++)
+            acc[d] = acc[d] * f1 + __shfl_xor_sync(0xffffffffu, acc[d], o) * f2;
+        m = M;
+    }
+    if (g == 0) {
+#pragma unroll
+        for (int d = 0; d < 8; d++)
+            acc_s[w][gl * 8 + d] = acc[d];
+        if (gl == 0) {
+            m_s[w] = m;
+            l_s[w] = l;
+        }
     }
     __syncthreads();
     float M = -INFINITY;
@@ -297,7 +318,7 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
     float L = 0.0f, f[ATT_WARPS];
 #pragma unroll
     for (int i = 0; i < ATT_WARPS; i++) {
-        f[i] = l_s[i] > 0.0f ? expf(m_s[i] - M) : 0.0f;
+        f[i] = l_s[i] > 0.0f ? exp2f(m_s[i] - M) : 0.0f;
         L += l_s[i] * f[i];
     }
     size_t th = (size_t)t * heads + h;
@@ -341,14 +362,14 @@ attention_kernel(uint16_t *out, const float *q, sl_cu_tok tok, sl_cu_kv kv, int 
     for (int i = 0; i < s_eff; i++) {
         float li = __ldcg(p0 + i * (HD + 2) + HD + 1);
         if (li > 0.0f)
-            LL += li * expf(__ldcg(p0 + i * (HD + 2) + HD) - MM);
+            LL += li * exp2f(__ldcg(p0 + i * (HD + 2) + HD) - MM);
     }
     for (int d = threadIdx.x; d < HD; d += blockDim.x) {
         float o = 0.0f;
         for (int i = 0; i < s_eff; i++) {
             float li = __ldcg(p0 + i * (HD + 2) + HD + 1);
             if (li > 0.0f)
-                o += __ldcg(p0 + i * (HD + 2) + d) * expf(__ldcg(p0 + i * (HD + 2) + HD) - MM);
+                o += __ldcg(p0 + i * (HD + 2) + d) * exp2f(__ldcg(p0 + i * (HD + 2) + HD) - MM);
         }
         out[th * HD + d] = to_bf(o / LL);
     }
@@ -372,10 +393,10 @@ extern "C" void sl_cu_attention_scratch(int head_dim, size_t *part_floats, size_
     *counters = (size_t)2 * sm_count();
 }
 
-template <int HD>
+template <int HD, int U>
 static cudaError_t attention_launch(sl_cu_stream s, dim3 grid, bool pdl, uint16_t *out, const float *q,
                                     const sl_cu_tok *tok, const sl_cu_kv *kv, int heads, int S,
-                                    float *part, int *count)
+                                    int min_keys, float *part, int *count)
 {
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr[1];
@@ -386,21 +407,35 @@ static cudaError_t attention_launch(sl_cu_stream s, dim3 grid, bool pdl, uint16_
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = pdl ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, attention_kernel<HD>, out, q, *tok, *kv, heads, S, part, count);
+    return cudaLaunchKernelEx(&cfg, attention_kernel<HD, U>, out, q, *tok, *kv, heads, S, min_keys,
+                              part, count);
+}
+
+template <int HD>
+static cudaError_t attention_u(int unroll, sl_cu_stream s, dim3 grid, bool pdl, uint16_t *out,
+                               const float *q, const sl_cu_tok *tok, const sl_cu_kv *kv, int heads,
+                               int S, int min_keys, float *part, int *count)
+{
+    if (unroll <= 2)
+        return attention_launch<HD, 2>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
+    return attention_launch<HD, 4>(s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count);
 }
 
 extern "C" int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
-                               const sl_cu_kv *kv, int T, int heads, float *part, int *count, int pdl)
+                               const sl_cu_kv *kv, int T, int heads, float *part, int *count,
+                               int min_keys, int pdl, int unroll)
 {
     int S = part && count ? att_splits(T, heads) : 1;
     dim3 grid(T, heads, S);
+    if (min_keys < 8)
+        min_keys = 8;
     cudaError_t e;
     switch (kv->head_dim) {
-    case 16: e = attention_launch<16>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
-    case 32: e = attention_launch<32>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
-    case 64: e = attention_launch<64>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
-    case 128: e = attention_launch<128>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
-    case 256: e = attention_launch<256>(s, grid, pdl, out, q, tok, kv, heads, S, part, count); break;
+    case 16: e = attention_u<16>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
+    case 32: e = attention_u<32>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
+    case 64: e = attention_u<64>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
+    case 128: e = attention_u<128>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
+    case 256: e = attention_u<256>(unroll, s, grid, pdl, out, q, tok, kv, heads, S, min_keys, part, count); break;
     default: return -1;
     }
     return e == cudaSuccess ? launched() : -1;
@@ -755,11 +790,27 @@ __device__ __forceinline__ void fgemv_epilogue(const sl_cu_fgemv &a, int u, cons
     }
 }
 
+// One batch of a unit's weight loads: U 16-byte chunks of each of its rows from chunk cb,
+// 32 apart (one lane's share).
+template <int U, int NR>
+__device__ __forceinline__ void fgemv_load(uint4 (*wv)[NR], const uint16_t *W, const int *rows, int K,
+                                           int cb, int c1)
+{
+#pragma unroll
+    for (int i = 0; i < U; i++)
+#pragma unroll
+        for (int r = 0; r < NR; r++)
+            if (cb + 32 * i < c1)
+                wv[i][r] = __ldcs(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * K) + cb + 32 * i);
+}
+
 template <int T, bool NORM, int OUT>
 __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
 {
     constexpr int NR = (OUT == SL_FO_SWIGLU || OUT == SL_FO_QKV) ? 2 : 1;
-    constexpr int U = T <= 2 && NR == 1 ? 8 : 4;     // 16-byte loads of each row in flight per lane
+    // 16-byte loads of each row in flight per lane (QKV at one token: a whole row of 1536
+    // before the wait)
+    constexpr int U = T <= 2 && NR == 1 ? 8 : OUT == SL_FO_QKV && T == 1 ? 6 : 4;
     extern __shared__ __align__(16) uint16_t xs[];       // NORM: the normalised input, [T][K]
     __shared__ float red[8][NR][T];
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, K = a.K, chunks = K / 8;
@@ -782,16 +833,30 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
                 atv[t] = cache_row(a.kv, a.tok.slot[t], posv[t]);
             }
     }
-    // the weights do not depend on the kernel before (programmatic dependent launch): start
-    // pulling the first unit's rows into L2 while it finishes
+    // the weights do not depend on the kernel before (programmatic dependent launch): the
+    // first batch of loads goes out while it finishes, the rest of the first unit's rows
+    // start into L2; from then on each batch's loads go out before the batch before it is
+    // summed (across units too)
+    // SL_FO_F32 with am_key: lane 0's best (order key << 32 | ~unit) of each token
+    unsigned long long best[T];
+#pragma unroll
+    for (int t = 0; t < T; t++)
+        best[t] = 0;
+    uint4 wv[U][NR];
+    int rows[NR];
     if (first < a.n_units) {
-        int rows[NR];
         unit_rows<OUT>(a, first, rows);
+        fgemv_load<U, NR>(wv, a.W, rows, K, c0 + lane, c1);
 #pragma unroll
         for (int r = 0; r < NR; r++)
-            for (int c = c0 + lane; c < c1; c += 32)
+            for (int c = c0 + lane + 32 * U; c < c1; c += 32)
                 asm volatile("prefetch.global.L2 [%0];" ::"l"(a.W + (size_t)rows[r] * K + 8 * c));
     }
+    // the norm weights too (one 16-byte chunk a thread for K <= 2048)
+    uint4 nw0 = make_uint4(0, 0, 0, 0);
+    if constexpr (NORM)
+        if ((int)threadIdx.x < chunks)
+            nw0 = reinterpret_cast<const uint4 *>(a.norm_w)[threadIdx.x];
     asm volatile("griddepcontrol.wait;" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;");
     const uint16_t *x = a.x;
@@ -825,7 +890,7 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
         }
 #pragma unroll 2
         for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
-            uint4 nw = reinterpret_cast<const uint4 *>(a.norm_w)[c];
+            uint4 nw = c == (int)threadIdx.x ? nw0 : reinterpret_cast<const uint4 *>(a.norm_w)[c];
             const unsigned wd[4] = { nw.x, nw.y, nw.z, nw.w };
 #pragma unroll
             for (int t = 0; t < T; t++) {
@@ -855,8 +920,6 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
                 acc[r][t] = 0.0f;
         float b0 = 0.0f, b1 = 0.0f, fr = 0.0f;     // QKV: this unit's biases, RoPE frequency
         if (live) {
-            int rows[NR];
-            unit_rows<OUT>(a, u, rows);
             if constexpr (OUT == SL_FO_QKV)
                 if (lane == 0 && part == 0) {
                     int half = a.kv.head_dim / 2;
@@ -867,18 +930,20 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
                     if (u < (a.heads + a.kv.kv_heads) * half)
                         fr = a.inv_freq[u % half];
                 }
-            const uint4 *wr[NR];
-#pragma unroll
-            for (int r = 0; r < NR; r++)
-                wr[r] = reinterpret_cast<const uint4 *>(a.W + (size_t)rows[r] * K);
             for (int cb = c0 + lane; cb < c1; cb += 32 * U) {
-                uint4 wv[U][NR];
-#pragma unroll
-                for (int i = 0; i < U; i++)
+                // the next batch: the rest of this unit, else the next unit's first
+                uint4 wn[U][NR];
+                int nrows[NR];
+                bool same = cb + 32 * U < c1;
+                if (same) {
 #pragma unroll
                     for (int r = 0; r < NR; r++)
-                        if (cb + 32 * i < c1)
-                            wv[i][r] = __ldcs(wr[r] + cb + 32 * i);
+                        nrows[r] = rows[r];
+                    fgemv_load<U, NR>(wn, a.W, nrows, K, cb + 32 * U, c1);
+                } else if (u + stride < a.n_units) {
+                    unit_rows<OUT>(a, u + stride, nrows);
+                    fgemv_load<U, NR>(wn, a.W, nrows, K, c0 + lane, c1);
+                }
 #pragma unroll
                 for (int i = 0; i < U; i++) {
                     if (cb + 32 * i >= c1)
@@ -899,6 +964,15 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
                         }
                     }
                 }
+#pragma unroll
+                for (int i = 0; i < U; i++)
+#pragma unroll
+                    for (int r = 0; r < NR; r++)
+                        wv[i][r] = wn[i][r];
+                if (!same)
+#pragma unroll
+                    for (int r = 0; r < NR; r++)
+                        rows[r] = nrows[r];
             }
         }
 #pragma unroll
@@ -926,9 +1000,51 @@ __global__ void __launch_bounds__(256) fgemv_kernel(sl_cu_fgemv a, int ks)
                     }
             __syncthreads();
         }
-        if (live && part == 0 && lane == 0)
+        if (live && part == 0 && lane == 0) {
             fgemv_epilogue<T, OUT>(a, u, acc, posv, atv, b0, b1, fr);
+            if constexpr (OUT == SL_FO_F32)
+                if (a.am_key && u < a.am_limit)
+#pragma unroll
+                    for (int t = 0; t < T; t++) {
+                        float v = acc[0][t];
+                        unsigned b = __float_as_uint(v);
+                        b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+                        unsigned long long key = (unsigned long long)b << 32 | (0xffffffffu - (unsigned)u);
+                        if (v == v && key > best[t])
+                            best[t] = key;
+                    }
+        }
     }
+    if constexpr (OUT == SL_FO_F32)
+        if (a.am_key) {
+            // the block's best, one atomicMax a token; the last block to finish takes the ids
+            __shared__ unsigned long long bk[8][T];
+            if (lane == 0)
+#pragma unroll
+                for (int t = 0; t < T; t++)
+                    bk[w][t] = best[t];
+            __syncthreads();
+            if (threadIdx.x == 0) {
+#pragma unroll
+                for (int t = 0; t < T; t++) {
+                    unsigned long long m = 0;
+                    for (int i = 0; i < 8; i++)
+                        m = bk[i][t] > m ? bk[i][t] : m;
+                    if (m)
+                        atomicMax(a.am_key + t, m);
+                }
+                __threadfence();
+                if (atomicAdd(a.am_count, 1) == (int)gridDim.x - 1) {
+                    __threadfence();
+#pragma unroll
+                    for (int t = 0; t < T; t++) {
+                        unsigned long long k = atomicExch(a.am_key + t, 0ull);
+                        a.am_ids[t] = k ? (int32_t)(0xffffffffu - (unsigned)(k & 0xffffffffu)) : 0;
+                    }
+                    *a.am_count = 0;
+                }
+            }
+        }
 }
 
 template <int T, bool NORM, int OUT>
@@ -939,15 +1055,37 @@ static cudaError_t fgemv_launch(const sl_cu_fgemv *a, size_t smem, sl_cu_stream 
                                                                    256, smem) != cudaSuccess ||
                     per_sm < 1))
         per_sm = 1;
-    int sms = sm_count(), chunks = a->K / 8, ks = 1;
-    /* few rows: split K so that enough loads are in flight, one pass of the grid */
-    while (ks < 8 && (long)a->n_units * ks < 32L * sms && chunks / (2 * ks) >= 16 &&
-           (long)a->n_units * 2 * ks <= 8L * 6 * sms)
-        ks *= 2;
+    int sms = sm_count(), slots = per_sm * sms, chunks = a->K / 8, ks = 1;
+    int nr = a->out == SL_FO_SWIGLU || a->out == SL_FO_QKV ? 2 : 1;
+    double bytes = (double)a->n_units * nr * a->K * 2;
+    if (a->ks == 1 || a->ks == 2 || a->ks == 4 || a->ks == 8) {
+        ks = a->ks;
+    } else if (bytes >= 16e6) {
+        /* bandwidth-bound: the fewest K splits that give the busiest SM at most 10% more
+         * units than the mean (the blocks of a wave land one an SM, then a second: with
+         * whole units a warp, an SM that gets two blocks streams twice what one with one
+         * does; measured at 1.5B, down_proj 1536 rows: 192 blocks -> 256 of 6 rows split
+         * over 4 warps, 602 -> 658 tokens/s; gate/up 224 -> 249 blocks, +17) */
+        for (ks = 1; ks < 8; ks *= 2) {
+            int upb = 8 / ks, items = (a->n_units + upb - 1) / upb;
+            int rounds = (items + slots - 1) / slots, blocks = (items + rounds - 1) / rounds;
+            int on_sm = (blocks + sms - 1) / sms;
+            double busiest = (double)(on_sm < per_sm ? on_sm : per_sm) * rounds * upb;
+            if (busiest <= 1.1 * a->n_units / sms || chunks / (2 * ks) < 16)
+                break;
+        }
+    } else {
+        /* latency-bound, few rows: split K so that enough loads are in flight, in one wave
+         * of the grid (a second wave would repeat the whole latency chain); at 1.5B, QKV
+         * (1024 units) is faster whole (663 -> 670 tokens/s) */
+        while (ks < 8 && (long)a->n_units * ks < 4L * sms && chunks / (2 * ks) >= 16 &&
+               (long)a->n_units * 2 * ks <= 8L * slots)
+            ks *= 2;
+    }
     int upb = 8 / ks, blocks = (a->n_units + upb - 1) / upb;
-    if (ks == 1 && blocks > per_sm * sms) {
+    if (blocks > slots) {
         /* as many rounds for every warp, as far as the division allows */
-        int rounds = (blocks + per_sm * sms - 1) / (per_sm * sms);
+        int rounds = (blocks + slots - 1) / slots;
         blocks = (blocks + rounds - 1) / rounds;
     }
     cudaLaunchConfig_t cfg = {};

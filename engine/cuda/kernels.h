@@ -47,12 +47,17 @@ int sl_cu_qkv_rope(sl_cu_stream s, const uint16_t *qkv, const uint16_t *bias, fl
 
 /* Causal attention of every token over its slot's cache, positions 0..pos[t]:
  * out[t][heads][head_dim] (bf16). head_dim must be 16, 32, 64, 128 or 256. With part and
- * count (sizes from sl_cu_attention_scratch; count zeroed once, left zeroed), long contexts
- * are split over several blocks per (token, head) when T x heads is too few to fill the GPU
- * (flash-decoding); NULL: one block each. pdl: launched as a programmatic dependent of the
- * kernel before (as sl_cu_fgemv's). */
+ * count (sizes from sl_cu_attention_scratch; count zeroed once, left zeroed), contexts of
+ * more than min_keys keys are split over several blocks per (token, head) when T x heads is
+ * too few to fill the GPU (flash-decoding); NULL: one block each. pdl: launched as a
+ * programmatic dependent of the kernel before (as sl_cu_fgemv's), which then may write
+ * only each token's own cache row (decode: one token a sequence): the rows before it are
+ * read before that kernel ends. unroll: steps of key loads in flight a warp, 2 (64 registers,
+ * 4 blocks an SM: many sequences) or 4 (80, 3 blocks: it shares SMs with the QKV GEMV before
+ * it under pdl). */
 int sl_cu_attention(sl_cu_stream s, uint16_t *out, const float *q, const sl_cu_tok *tok,
-                    const sl_cu_kv *kv, int T, int heads, float *part, int *count, int pdl);
+                    const sl_cu_kv *kv, int T, int heads, float *part, int *count, int min_keys,
+                    int pdl, int unroll);
 void sl_cu_attention_scratch(int head_dim, size_t *part_floats, size_t *counters);
 
 /* The same on the tensor cores for batches with prompt chunks: tile i is the tokens
@@ -103,6 +108,14 @@ typedef struct sl_cu_fgemv {
     sl_cu_kv kv;
     const float *inv_freq;
     int heads;
+    /* SL_FO_F32 only, am_key set: also am_ids[t] = the argmax of y[t][0..am_limit) (lowest
+     * index on ties, NaN never), as sl_cu_argmax: am_key (T cells) and am_count zeroed
+     * once, left zeroed */
+    unsigned long long *am_key;
+    int *am_count;
+    int32_t *am_ids;
+    int am_limit;
+    int ks;                      /* warps that split K a unit (1, 2, 4, 8; 0: chosen here) */
 } sl_cu_fgemv;
 int sl_cu_fgemv_run(sl_cu_stream s, const sl_cu_fgemv *a, int T);
 

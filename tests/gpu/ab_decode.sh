@@ -32,7 +32,7 @@ q() { timeout 60 env SL_BENCH_QUICK=1 "$@" 2>&1 | awk -F'|' '$2+0 == 1 && $3+0 >
 for r in 1 2 3; do
     left $((LIM - 300)) && echo "batch 1 tokens/s: base $(q $A/sluice-bench-cuda $M) new $(q $B/sluice-bench-cuda $M); $(el) s" | tee -a "$L"
 done
-for v in ${VARIANTS:-SL_CUDA_L2PF=0 SL_CUDA_L2PF=32 SL_CUDA_ATT_MIN=32 SL_CUDA_ATT_MIN=256 SL_CUDA_PF_NEXT=1}; do
+for v in ${VARIANTS:-SL_CUDA_KS=0,0,0,8,0 SL_CUDA_KS=0,0,4,0,0 SL_CUDA_ATT_MIN=32 SL_CUDA_ATT_MIN=128 SL_CUDA_PDL=0}; do
     left $((LIM - 280)) && echo "new $v: $(q env $v $B/sluice-bench-cuda $M); $(el) s" | tee -a "$L"
 done
 if left $((LIM - 200)); then

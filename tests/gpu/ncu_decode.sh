@@ -9,7 +9,7 @@ OUT=${OUT:-/tmp/sluice-gpu}
 m=$1
 tag=${SL_CUDA_FUSED:+unfused}
 tag=${tag:-fused}${TAG:+-$TAG}
-per=$([ -z "$SL_CUDA_FUSED" ] && echo 143 || echo 256)
+per=$([ -z "$SL_CUDA_FUSED" ] && echo 142 || echo 256)
 export SL_BENCH_QUICK=1
 ncu --graph-profiling node --cache-control none --clock-control none --csv \
     --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
