@@ -14,7 +14,9 @@
  * lost may have been made: its id (made here, before sending) is queued the same way and
  * the reservation, if Redis has it, is dropped on reconnect instead of holding tokens until
  * its TTL. A connection that does not answer within redis_timeout_ms (default 2 s) is
- * dropped, failing what was in flight. */
+ * dropped, failing what was in flight; so is one whose Redis answers that it runs nothing
+ * yet (LOADING after a restart, BUSY, MASTERDOWN): those commands were not run, and a
+ * settle among them waits in the queue for the next connection. */
 #include "store_int.h"
 #include "store_redis_scripts.h"
 
@@ -539,6 +541,12 @@ static void unlink_flight(rreq *r)
     r->in_flight = false;
 }
 
+/* Error replies that mean "not now" rather than "no": LOADING, BUSY, MASTERDOWN. */
+static bool not_serving(const char *msg)
+{
+    return strncmp(msg, "LOADING", 7) == 0 || strncmp(msg, "BUSY", 4) == 0 || strncmp(msg, "MASTERDOWN", 10) == 0;
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     rreq *r = priv;
@@ -550,6 +558,19 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (!a) {
         req_fail(r, r->c->last_error[0] ? r->c->last_error : "connection lost");
+        return;
+    }
+    if (a->type == REDIS_REPLY_ERROR && not_serving(a->str)) {
+        /* Redis answers but runs nothing yet (a restart still loading its data, a script
+         * that will not end): the command was not run, so it goes the way of one that never
+         * left (a settle is queued, not dropped, and carries no "may have been applied"),
+         * and the connection is made again with backoff: the queue follows then. */
+        rconn *c = r->c;
+        snprintf(c->last_error, sizeof c->last_error, "%s", a->str);
+        r->sent_us = 0;
+        req_fail(r, c->last_error); /* r may be freed there */
+        if (c->ac == ac)
+            redisAsyncDisconnect(ac); /* once the replies in flight are in */
         return;
     }
     if (a->type == REDIS_REPLY_ERROR && r->script >= 0 && !r->retried &&
