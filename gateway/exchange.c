@@ -490,9 +490,7 @@ void sl_ex_emit_event(sl_exchange *ex, const json_t *event)
     char *s = sl_json_dumps(event, &n);
     if (!s)
         return;
-    sl_ex_stream_write(ex, "data: ", 6);
-    sl_ex_stream_write(ex, s, n);
-    sl_ex_stream_write(ex, "\n\n", 2);
+    sl_ex_stream_write_data(ex, s, n);
     free(s);
 }
 

@@ -92,6 +92,8 @@ void sl_ex_respond_raw(sl_exchange *ex, int status, const char *ctype, const cha
 void sl_ex_respond_error_now(sl_exchange *ex, int status, const char *type, const char *code, const char *param,
                              const char *message);
 void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len);
+/* "data: " json "\n\n" as one write. */
+void sl_ex_stream_write_data(sl_exchange *ex, const char *json, size_t len);
 /* Begin the client's SSE response (200) if not begun. */
 void sl_ex_client_stream_begin(sl_exchange *ex);
 void sl_ex_end_stream(sl_exchange *ex);

@@ -22,14 +22,26 @@
 
 /* ---- writing to the client ---- */
 
-void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len)
+static void stream_writev(sl_exchange *ex, const sl_http_piece *parts, size_t n, size_t len)
 {
     if (!ex->conn || !ex->client_streaming)
         return;
-    sl_http_stream_write(ex->conn, data, len);
+    sl_http_stream_writev(ex->conn, parts, n);
     if (ex->ttft_ms <= 0)
         ex->ttft_ms = sl_ex_ms_since(&ex->t0);
     ex->bytes_out += len;
+}
+
+void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len)
+{
+    sl_http_piece one = {data, len};
+    stream_writev(ex, &one, 1, len);
+}
+
+void sl_ex_stream_write_data(sl_exchange *ex, const char *json, size_t len)
+{
+    sl_http_piece parts[3] = {{"data: ", 6}, {json, len}, {"\n\n", 2}};
+    stream_writev(ex, parts, 3, len + 8);
 }
 
 void sl_ex_client_stream_begin(sl_exchange *ex)
@@ -231,9 +243,7 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
         size_t n = 0;
         const char *s = rev.edited ? sl_resp_event_text(&rev, &n) : NULL;
         if (s) {
-            sl_ex_stream_write(ex, "data: ", 6);
-            sl_ex_stream_write(ex, s, n);
-            sl_ex_stream_write(ex, "\n\n", 2);
+            sl_ex_stream_write_data(ex, s, n);
         } else {
             sl_ex_stream_write(ex, event, len);
         }
@@ -441,9 +451,7 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
             attempt_note(ex, msg);
             size_t len;
             char *err = sl_openai_error_json("api_error", timeout ? "upstream_timeout" : "upstream_error", NULL, msg, &len);
-            sl_ex_stream_write(ex, "data: ", 6);
-            sl_ex_stream_write(ex, err, len);
-            sl_ex_stream_write(ex, "\n\n", 2);
+            sl_ex_stream_write_data(ex, err, len);
             free(err);
             ex->error_code = timeout ? "upstream_timeout" : "upstream_error";
             sl_ex_stream_write(ex, "data: [DONE]\n\n", 14);
