@@ -512,6 +512,54 @@ void sl_resp_event_edit(sl_resp_event *ev)
     ev->out = NULL;
 }
 
+/* The json serialised as it stands, where that is known without serialising it: the
+ * upstream's text while unedited and compact, or the text kept since the last edit (made
+ * by sl_resp_event_text or by a splice). NULL otherwise. */
+static const char *exact_text(const sl_resp_event *ev, size_t *len)
+{
+    if (ev->edited ? !ev->out : !(ev->compact && ev->text))
+        return NULL;
+    *len = ev->edited ? ev->out_len : ev->text_len;
+    return ev->edited ? ev->out : ev->text;
+}
+
+/* text with holder's member key (a string, was) holding s instead; NULL where that cannot
+ * be told from the text alone: "key":"was" is not in it exactly once. */
+static char *splice_string(const char *text, size_t tlen, const char *key, const json_t *was, const char *s,
+                           size_t len, size_t *out_len)
+{
+    sl_strbuf pat = {0}, b = {0};
+    size_t key_part = 0;
+    const char *at = NULL;
+    if (sl_json_dump_string(&pat, key, strlen(key)) == 0 && sl_strbuf_add(&pat, ":", 1) == 0 &&
+        (key_part = pat.len, sl_json_dump_string(&pat, json_string_value(was), json_string_length(was)) == 0))
+        at = memmem(text, tlen, pat.s, pat.len);
+    /* once: then it is holder's member, since the text is the json serialised */
+    if (at && !memmem(at + 1, tlen - (size_t)(at + 1 - text), pat.s, pat.len)) {
+        size_t head = (size_t)(at - text) + key_part, tail = (size_t)(at - text) + pat.len;
+        if (sl_strbuf_reserve(&b, tlen - pat.len + key_part + len + 2) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
+            sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + tail, tlen - tail) < 0) {
+            free(b.s);
+            b.s = NULL;
+        }
+    }
+    free(pat.s);
+    *out_len = b.len;
+    return b.s;
+}
+
+void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key, const char *s, size_t len)
+{
+    size_t tlen = 0, out_len = 0;
+    const char *text = exact_text(ev, &tlen);
+    const json_t *was = json_object_get(holder, key);
+    char *out = text && json_is_string(was) ? splice_string(text, tlen, key, was, s, len, &out_len) : NULL;
+    json_object_set_new(holder, key, json_stringn(s, len));
+    sl_resp_event_edit(ev);
+    ev->out = out;
+    ev->out_len = out_len;
+}
+
 const char *sl_resp_event_text(sl_resp_event *ev, size_t *len)
 {
     if (!ev->edited && ev->text) {

@@ -147,6 +147,8 @@ int sl_json_dump(sl_strbuf *b, const json_t *v)
     return -1;
 }
 
+int sl_json_dump_string(sl_strbuf *b, const char *s, size_t len) { return put_string(b, s, len); }
+
 char *sl_json_dumps(const json_t *v, size_t *len)
 {
     sl_strbuf b = {0};

@@ -220,7 +220,8 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     size_t dlen = 0;
     char *data = sl_sse_data(event, len, &dlen);
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
-    json_t *json = !done && data && ex->want_events ? sl_json_loadb(data, dlen, 0, NULL) : NULL;
+    bool compact = false;
+    json_t *json = !done && data && ex->want_events ? sl_json_loadb_compact(data, dlen, 0, NULL, &compact) : NULL;
     if (done)
         ex->saw_done = true;
     else if (data && (json ? note_usage_json(ex, json) : note_usage(ex, data, dlen)) && !ex->client_wants_usage) {
@@ -237,7 +238,7 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
         return;
     }
     sl_resp_event rev = {.json = json, .stream = true, .done = done, .status = ex->up_status, .text = data,
-                         .text_len = dlen};
+                         .text_len = dlen, .compact = compact};
     sl_event_action act = run_event_hooks(ex, &rev);
     if (act != SL_EVENT_DROP) {
         size_t n = 0;

@@ -405,13 +405,13 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
             if (!json_is_object(holder)) {
                 holder = json_object();
                 json_object_set_new(p->choice, "delta", holder);
+                sl_resp_event_edit(ev);
             }
             json_t *was = json_object_get(holder, fields[p->field]);
             if (json_is_string(was) && json_string_length(was) == p->len &&
                 (p->len == 0 || memcmp(json_string_value(was), p->out, p->len) == 0))
                 continue; /* all of it may go out now: unchanged */
-            json_object_set_new(holder, fields[p->field], json_stringn(p->out ? p->out : "", p->len));
-            sl_resp_event_edit(ev);
+            sl_resp_event_set_string(ev, holder, fields[p->field], p->out ? p->out : "", p->len);
         }
     } else {
         audit_block(ex, c, &hit, "response");
