@@ -105,7 +105,8 @@ static void ref_set(const text_ref *r, json_t *v)
 
 static json_t *chunk_from(const json_t *tmpl)
 {
-    json_t *o = json_deep_copy(tmpl);
+    /* a shallow copy: the template's values (strings, numbers) are shared, never changed */
+    json_t *o = json_copy((json_t *)tmpl);
     json_object_set_new(o, "choices", json_array());
     return o;
 }
