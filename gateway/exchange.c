@@ -17,6 +17,7 @@
 #include "fmt_int.h"
 #include "json_dump.h"
 #include "json_parse.h"
+#include "token_count.h"
 #include <event2/event.h>
 
 
@@ -290,6 +291,8 @@ static void run_chain(sl_exchange *ex)
 
 void sl_ex_resume(sl_exchange *ex, sl_step step)
 {
+    if (ex->body_taken_at == ex->chain_pos + 1)
+        ex->body_gen++; /* the step that took the body may have changed it while it waited */
     if (ex->in_hook) {
         ex->sync_resumed = true;
         ex->sync_step = step;
@@ -424,7 +427,23 @@ const char *sl_ex_request_id(const sl_exchange *ex) { return ex->id; }
 const struct sl_config *sl_ex_config(const sl_exchange *ex) { return ex->cfg; }
 struct event_base *sl_ex_base(const sl_exchange *ex) { return ex->w->base; }
 struct sl_store_conn *sl_ex_store(const sl_exchange *ex) { return ex->w->store; }
-json_t *sl_ex_body(sl_exchange *ex) { return ex->body; }
+json_t *sl_ex_body(sl_exchange *ex)
+{
+    ex->body_gen++; /* whoever holds it may change it */
+    ex->body_taken_at = ex->chain_pos + 1;
+    return ex->body;
+}
+
+int64_t sl_ex_prompt_estimate(sl_exchange *ex, const struct sl_tokenizer *tok)
+{
+    if (!ex->prompt_est.valid || ex->prompt_est.tok != tok || ex->prompt_est.gen != ex->body_gen) {
+        ex->prompt_est.tokens = sl_token_estimate_prompt(tok, ex->ep, ex->body);
+        ex->prompt_est.tok = tok;
+        ex->prompt_est.gen = ex->body_gen;
+        ex->prompt_est.valid = true;
+    }
+    return ex->prompt_est.tokens;
+}
 bool sl_ex_stream(const sl_exchange *ex) { return ex->stream; }
 const char *sl_ex_model(const sl_exchange *ex) { return ex->model ? ex->model->name : ex->model_name; }
 const char *sl_ex_consumer(const sl_exchange *ex) { return ex->consumer; }

@@ -556,6 +556,8 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         req = json_deep_copy(ex->body);
         sl_profile_apply(&a->model->profile, ex->ep, req);
     }
+    if (req == ex->body)
+        ex->body_gen++; /* changed below */
     json_object_set_new(req, "model", json_string(a->target->model));
     if (ex->stream && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)) {
         /* usage at the end of every stream, for accounting; hidden again from clients
