@@ -1,4 +1,5 @@
 #include "json_parse.h"
+#include "json_plain.h"
 
 #include <errno.h>
 #include <locale.h>
@@ -120,6 +121,10 @@ static bool read_string(reader *r, const char **s, size_t *n)
 {
     const unsigned char *start = ++r->p, *p = start;
     while (p < r->end) {
+        /* plain ASCII four bytes a step; stops at '"', '\\', a control byte or from 0x80 */
+        p += sl_json_plain_run((const char *)p, (size_t)(r->end - p), false);
+        if (p >= r->end)
+            break;
         unsigned c = *p;
         if (c == '"') {
             *s = (const char *)start;
@@ -131,10 +136,6 @@ static bool read_string(reader *r, const char **s, size_t *n)
             break;
         if (c < 0x20)
             return false;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
         size_t k = sl_utf8_seq_len(p, r->end);
         if (!k)
             return false;
