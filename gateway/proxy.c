@@ -282,8 +282,11 @@ static void up_on_headers(void *arg, int status, const char *ctype, const char *
         attempt_failed(ex, cls, 502, "api_error", "upstream_error", msg);
         return;
     }
-    if (status == 200 && ctype && strncasecmp(ctype, "text/event-stream", 17) == 0)
+    if (status == 200 && ctype && strncasecmp(ctype, "text/event-stream", 17) == 0) {
         ex->up_stream = true;
+        if (!ex->sse.pending)
+            sl_sse_init(&ex->sse);
+    }
 }
 
 static void up_on_data(void *arg, const char *data, size_t len)
@@ -530,8 +533,7 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     ex->saw_done = false;
     ex->retry_after_ms = 0;
     ex->up_content_type[0] = ex->retry_after[0] = 0;
-    sl_sse_free(&ex->sse);
-    sl_sse_init(&ex->sse);
+    sl_sse_free(&ex->sse); /* made again when the answer turns out to be a stream */
     if (!ex->resp)
         ex->resp = evbuffer_new();
     evbuffer_drain(ex->resp, evbuffer_get_length(ex->resp));
