@@ -573,7 +573,10 @@ void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key
     const char *text = exact_text(ev, &tlen);
     const json_t *was = json_object_get(holder, key);
     char *out = text && json_is_string(was) ? splice_string(text, tlen, key, was, s, len, &out_len) : NULL;
-    json_object_set_new(holder, key, json_stringn(s, len));
+    if (json_object_set_new(holder, key, json_stringn(s, len)) < 0) {
+        free(out); /* not set (out of memory, not UTF-8): the json decides what goes out */
+        out = NULL;
+    }
     sl_resp_event_edit(ev);
     ev->out = out;
     ev->out_len = out_len;
