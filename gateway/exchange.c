@@ -17,6 +17,7 @@
 #include "fmt_int.h"
 #include "json_dump.h"
 #include "json_parse.h"
+#include "token_count.h"
 #include <event2/event.h>
 
 
@@ -290,6 +291,8 @@ static void run_chain(sl_exchange *ex)
 
 void sl_ex_resume(sl_exchange *ex, sl_step step)
 {
+    if (ex->body_taken_at == ex->chain_pos + 1)
+        ex->body_gen++; /* the step that took the body may have changed it while it waited */
     if (ex->in_hook) {
         ex->sync_resumed = true;
         ex->sync_step = step;
@@ -424,7 +427,23 @@ const char *sl_ex_request_id(const sl_exchange *ex) { return ex->id; }
 const struct sl_config *sl_ex_config(const sl_exchange *ex) { return ex->cfg; }
 struct event_base *sl_ex_base(const sl_exchange *ex) { return ex->w->base; }
 struct sl_store_conn *sl_ex_store(const sl_exchange *ex) { return ex->w->store; }
-json_t *sl_ex_body(sl_exchange *ex) { return ex->body; }
+json_t *sl_ex_body(sl_exchange *ex)
+{
+    ex->body_gen++; /* whoever holds it may change it */
+    ex->body_taken_at = ex->chain_pos + 1;
+    return ex->body;
+}
+
+int64_t sl_ex_prompt_estimate(sl_exchange *ex, const struct sl_tokenizer *tok)
+{
+    if (!ex->prompt_est.valid || ex->prompt_est.tok != tok || ex->prompt_est.gen != ex->body_gen) {
+        ex->prompt_est.tokens = sl_token_estimate_prompt(tok, ex->ep, ex->body);
+        ex->prompt_est.tok = tok;
+        ex->prompt_est.gen = ex->body_gen;
+        ex->prompt_est.valid = true;
+    }
+    return ex->prompt_est.tokens;
+}
 bool sl_ex_stream(const sl_exchange *ex) { return ex->stream; }
 const char *sl_ex_model(const sl_exchange *ex) { return ex->model ? ex->model->name : ex->model_name; }
 const char *sl_ex_consumer(const sl_exchange *ex) { return ex->consumer; }
@@ -490,9 +509,7 @@ void sl_ex_emit_event(sl_exchange *ex, const json_t *event)
     char *s = sl_json_dumps(event, &n);
     if (!s)
         return;
-    sl_ex_stream_write(ex, "data: ", 6);
-    sl_ex_stream_write(ex, s, n);
-    sl_ex_stream_write(ex, "\n\n", 2);
+    sl_ex_stream_write_data(ex, s, n);
     free(s);
 }
 
@@ -512,6 +529,57 @@ void sl_resp_event_edit(sl_resp_event *ev)
     ev->edited = true;
     free(ev->out);
     ev->out = NULL;
+}
+
+/* The json serialised as it stands, where that is known without serialising it: the
+ * upstream's text while unedited and compact, or the text kept since the last edit (made
+ * by sl_resp_event_text or by a splice). NULL otherwise. */
+static const char *exact_text(const sl_resp_event *ev, size_t *len)
+{
+    if (ev->edited ? !ev->out : !(ev->compact && ev->text))
+        return NULL;
+    *len = ev->edited ? ev->out_len : ev->text_len;
+    return ev->edited ? ev->out : ev->text;
+}
+
+/* text with holder's member key (a string, was) holding s instead; NULL where that cannot
+ * be told from the text alone: "key":"was" is not in it exactly once. */
+static char *splice_string(const char *text, size_t tlen, const char *key, const json_t *was, const char *s,
+                           size_t len, size_t *out_len)
+{
+    sl_strbuf pat = {0}, b = {0};
+    size_t key_part = 0;
+    const char *at = NULL;
+    if (sl_json_dump_string(&pat, key, strlen(key)) == 0 && sl_strbuf_add(&pat, ":", 1) == 0 &&
+        (key_part = pat.len, sl_json_dump_string(&pat, json_string_value(was), json_string_length(was)) == 0))
+        at = memmem(text, tlen, pat.s, pat.len);
+    /* once: then it is holder's member, since the text is the json serialised */
+    if (at && !memmem(at + 1, tlen - (size_t)(at + 1 - text), pat.s, pat.len)) {
+        size_t head = (size_t)(at - text) + key_part, tail = (size_t)(at - text) + pat.len;
+        if (sl_strbuf_reserve(&b, tlen - pat.len + key_part + len + 2) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
+            sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + tail, tlen - tail) < 0) {
+            free(b.s);
+            b.s = NULL;
+        }
+    }
+    free(pat.s);
+    *out_len = b.len;
+    return b.s;
+}
+
+void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key, const char *s, size_t len)
+{
+    size_t tlen = 0, out_len = 0;
+    const char *text = exact_text(ev, &tlen);
+    const json_t *was = json_object_get(holder, key);
+    char *out = text && json_is_string(was) ? splice_string(text, tlen, key, was, s, len, &out_len) : NULL;
+    if (json_object_set_new(holder, key, json_stringn(s, len)) < 0) {
+        free(out); /* not set (out of memory, not UTF-8): the json decides what goes out */
+        out = NULL;
+    }
+    sl_resp_event_edit(ev);
+    ev->out = out;
+    ev->out_len = out_len;
 }
 
 const char *sl_resp_event_text(sl_resp_event *ev, size_t *len)

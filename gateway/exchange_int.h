@@ -23,6 +23,16 @@ struct sl_exchange {
     char client[64];
     sl_endpoint ep;
     json_t *body;
+    /* the body may have changed since: bumped when a plugin takes it (sl_ex_body) and when
+     * a step that took it resumes (it may have changed it in between) */
+    unsigned body_gen;
+    size_t body_taken_at;           /* chain_pos + 1 of the last sl_ex_body, 0: none */
+    struct {                        /* the last prompt estimate (sl_ex_prompt_estimate) */
+        const struct sl_tokenizer *tok;
+        unsigned gen;
+        bool valid;
+        int64_t tokens;
+    } prompt_est;
     bool stream;
     char *model_name;               /* as the client asked */
     const sl_model_conf *model;     /* of the attempt in progress */
@@ -92,6 +102,8 @@ void sl_ex_respond_raw(sl_exchange *ex, int status, const char *ctype, const cha
 void sl_ex_respond_error_now(sl_exchange *ex, int status, const char *type, const char *code, const char *param,
                              const char *message);
 void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len);
+/* "data: " json "\n\n" as one write. */
+void sl_ex_stream_write_data(sl_exchange *ex, const char *json, size_t len);
 /* Begin the client's SSE response (200) if not begun. */
 void sl_ex_client_stream_begin(sl_exchange *ex);
 void sl_ex_end_stream(sl_exchange *ex);

@@ -804,26 +804,50 @@ void sl_http_stream_begin(sl_http_conn *c, int status, const char *content_type)
     flush_soon(c);
 }
 
-void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len)
+void sl_http_stream_writev(sl_http_conn *c, const sl_http_piece *parts, size_t n)
 {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += parts[i].len;
     if (!len)
         return;
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    /* the chunk (size line, data, CRLF) put together here and added at once when it is
+     * small: one evbuffer_add (a lock, a callback check) instead of one a piece */
+    char buf[2048];
+    char *p = buf + 20, *q = p; /* the size line is written backwards from p */
     if (c->stream_chunked) {
-        char size[24], *p = size + sizeof size - 2; /* the chunk size in hex, CRLF */
-        p[0] = '\r';
-        p[1] = '\n';
+        *q++ = '\r';
+        *q++ = '\n';
         size_t v = len;
         do
             *--p = "0123456789abcdef"[v & 15];
         while ((v >>= 4));
-        evbuffer_add(out, p, (size_t)(size + sizeof size - p));
-        evbuffer_add(out, data, len);
-        evbuffer_add(out, "\r\n", 2);
+    }
+    if (len <= sizeof buf - 24) {
+        for (size_t i = 0; i < n; i++) {
+            memcpy(q, parts[i].data, parts[i].len);
+            q += parts[i].len;
+        }
+        if (c->stream_chunked) {
+            *q++ = '\r';
+            *q++ = '\n';
+        }
+        evbuffer_add(out, p, (size_t)(q - p));
     } else {
-        evbuffer_add(out, data, len);
+        evbuffer_add(out, p, (size_t)(q - p));
+        for (size_t i = 0; i < n; i++)
+            evbuffer_add(out, parts[i].data, parts[i].len);
+        if (c->stream_chunked)
+            evbuffer_add(out, "\r\n", 2);
     }
     flush_soon(c);
+}
+
+void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len)
+{
+    sl_http_piece one = {data, len};
+    sl_http_stream_writev(c, &one, 1);
 }
 
 void sl_http_stream_end(sl_http_conn *c)

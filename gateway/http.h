@@ -76,6 +76,12 @@ void sl_http_respond_error(sl_http_conn *c, int status, const char *type, const 
 /* A streamed response (chunked for HTTP/1.1, close-delimited for 1.0). */
 void sl_http_stream_begin(sl_http_conn *c, int status, const char *content_type);
 void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len);
+/* The pieces one after another, as one write (one chunk when chunked). */
+typedef struct sl_http_piece {
+    const void *data;
+    size_t len;
+} sl_http_piece;
+void sl_http_stream_writev(sl_http_conn *c, const sl_http_piece *parts, size_t n);
 void sl_http_stream_end(sl_http_conn *c);
 /* Bytes written but not yet sent to the client. */
 size_t sl_http_pending(const sl_http_conn *c);

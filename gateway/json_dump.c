@@ -26,6 +26,15 @@ static int put_string(sl_strbuf *b, const char *s, size_t len)
         return -1;
     b->s[b->len++] = '"';
     const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p;
+    size_t plain = sl_json_plain_run(s, len, false);
+    if (plain == len) { /* the usual string: nothing to escape, room reserved above */
+        memcpy(b->s + b->len, s, len);
+        b->len += len;
+        b->s[b->len++] = '"';
+        b->s[b->len] = 0;
+        return 0;
+    }
+    p += plain;
     while (p < end) {
         p += sl_json_plain_run((const char *)p, (size_t)(end - p), false);
         if (p == end)
@@ -108,13 +117,13 @@ int sl_json_dump(sl_strbuf *b, const json_t *v)
     case JSON_OBJECT: {
         if (sl_strbuf_add(b, "{", 1) < 0)
             return -1;
-        const char *k;
-        size_t klen;
-        json_t *x;
+        /* the iterator itself (json_object_keylen_foreach goes from key to iterator and
+         * back three times a member) */
         bool first = true;
-        json_object_keylen_foreach((json_t *)v, k, klen, x) {
-            if ((!first && sl_strbuf_add(b, ",", 1) < 0) || put_string(b, k, klen) < 0 ||
-                sl_strbuf_add(b, ":", 1) < 0 || sl_json_dump(b, x) < 0)
+        for (void *it = json_object_iter((json_t *)v); it; it = json_object_iter_next((json_t *)v, it)) {
+            if ((!first && sl_strbuf_add(b, ",", 1) < 0) ||
+                put_string(b, json_object_iter_key(it), json_object_iter_key_len(it)) < 0 ||
+                sl_strbuf_add(b, ":", 1) < 0 || sl_json_dump(b, json_object_iter_value(it)) < 0)
                 return -1;
             first = false;
         }
@@ -137,6 +146,8 @@ int sl_json_dump(sl_strbuf *b, const json_t *v)
     }
     return -1;
 }
+
+int sl_json_dump_string(sl_strbuf *b, const char *s, size_t len) { return put_string(b, s, len); }
 
 char *sl_json_dumps(const json_t *v, size_t *len)
 {

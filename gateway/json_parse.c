@@ -1,4 +1,5 @@
 #include "json_parse.h"
+#include "json_plain.h"
 
 #include <errno.h>
 #include <locale.h>
@@ -20,14 +21,19 @@ typedef struct reader {
     const unsigned char *p, *end;
     int depth;
     bool reject_duplicates;
+    bool compact; /* so far the text is what sl_json_dumps writes of the value read */
     char *scratch; /* decoded escaped strings */
     size_t cap;
 } reader;
 
 static inline void skip_ws(reader *r)
 {
-    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
-        r->p++;
+    if (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t')) {
+        r->compact = false;
+        do
+            r->p++;
+        while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'));
+    }
 }
 
 static bool reserve(reader *r, size_t need)
@@ -115,6 +121,10 @@ static bool read_string(reader *r, const char **s, size_t *n)
 {
     const unsigned char *start = ++r->p, *p = start;
     while (p < r->end) {
+        /* plain ASCII four bytes a step; stops at '"', '\\', a control byte or from 0x80 */
+        p += sl_json_plain_run((const char *)p, (size_t)(r->end - p), false);
+        if (p >= r->end)
+            break;
         unsigned c = *p;
         if (c == '"') {
             *s = (const char *)start;
@@ -126,10 +136,6 @@ static bool read_string(reader *r, const char **s, size_t *n)
             break;
         if (c < 0x20)
             return false;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
         size_t k = sl_utf8_seq_len(p, r->end);
         if (!k)
             return false;
@@ -137,6 +143,7 @@ static bool read_string(reader *r, const char **s, size_t *n)
     }
     if (p >= r->end)
         return false;
+    r->compact = false; /* an escape the writer may write otherwise (\/, \u0041) */
     /* escapes: decode from the start into scratch (each escape shrinks or keeps the length) */
     if (!reserve(r, (size_t)(r->end - start)))
         return false;
@@ -254,8 +261,11 @@ static json_t *read_number(reader *r)
         long long v = 0;
         for (const unsigned char *d = digits; d < p; d++)
             v = v * 10 + (*d - '0');
+        if (neg && !v)
+            r->compact = false; /* -0 is written 0 */
         return json_integer(neg ? -v : v);
     }
+    r->compact = false; /* a real is written as %.17g */
     char buf[64];
     size_t len = (size_t)(p - start);
     if (len >= sizeof buf || !decimal_point_is_dot())
@@ -328,8 +338,11 @@ static json_t *read_object(reader *r)
              * json_loadb report it (one hash lookup a key instead of two) */
             size_t size = json_object_size(o);
             ok = json_object_setn_new_nocheck(o, key, kn, v) == 0; /* takes v, also on failure */
-            if (ok && r->reject_duplicates && json_object_size(o) == size)
-                ok = false;
+            if (ok && json_object_size(o) == size) {
+                r->compact = false; /* the writer writes the key once */
+                if (r->reject_duplicates)
+                    ok = false;
+            }
         }
         if (key != k && key != small)
             free(key);
@@ -398,9 +411,16 @@ static json_t *read_value(reader *r)
 
 json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)
 {
+    return sl_json_loadb_compact(buf, len, flags, error, NULL);
+}
+
+json_t *sl_json_loadb_compact(const char *buf, size_t len, size_t flags, json_error_t *error, bool *compact)
+{
+    if (compact)
+        *compact = false;
     if (buf && (flags & ~(size_t)JSON_REJECT_DUPLICATES) == 0) {
         reader r = {.p = (const unsigned char *)buf, .end = (const unsigned char *)buf + len,
-                    .reject_duplicates = flags & JSON_REJECT_DUPLICATES};
+                    .reject_duplicates = flags & JSON_REJECT_DUPLICATES, .compact = true};
         skip_ws(&r);
         json_t *v = r.p < r.end && (*r.p == '{' || *r.p == '[') ? read_value(&r) : NULL;
         if (v) {
@@ -412,6 +432,8 @@ json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *e
         }
         free(r.scratch);
         if (v) {
+            if (compact)
+                *compact = r.compact;
             if (error) {
                 memset(error, 0, sizeof *error);
                 error->line = error->column = -1;

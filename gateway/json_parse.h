@@ -3,6 +3,7 @@
 #ifndef SL_JSON_PARSE_H
 #define SL_JSON_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -14,6 +15,11 @@
  * errors included, is read again by json_loadb, so the answer is always jansson's.
  * The caller owns the returned reference (json_decref). */
 json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error);
+
+/* The same, and *compact (may be NULL) true when buf is byte for byte what sl_json_dumps
+ * writes of the value (no white space, no escape in a string, no real, no -0, no duplicate
+ * key); false when not, or not known (the text went to json_loadb). */
+json_t *sl_json_loadb_compact(const char *buf, size_t len, size_t flags, json_error_t *error, bool *compact);
 
 /* Length of the valid UTF-8 sequence that starts at p (*p >= 0x80) and ends by end; 0
  * where jansson would refuse it (overlong, a surrogate, past U+10FFFF, cut short). */

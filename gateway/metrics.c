@@ -192,9 +192,8 @@ static bool labels(char *out, size_t cap, size_t n, ...)
     return ok;
 }
 
-static void observe(int fam, const char *lbl, double v)
+static void observe(series *s, int fam, double v)
 {
-    series *s = lookup(fam, lbl);
     if (!s)
         return;
     const family *f = &families[fam];
@@ -220,13 +219,17 @@ void sl_metrics_itl_event(sl_metrics_itl *t, double now_ms)
     t->last_ms = now_ms;
 }
 
-/* Adds a whole stream's gaps to this thread's ITL series. */
-static void observe_itl(const char *lbl, const sl_metrics_itl *t)
+static uint64_t itl_total(const sl_metrics_itl *t)
 {
     uint64_t total = 0;
     for (size_t i = 0; i <= SL_METRICS_ITL_BUCKETS; i++)
         total += t->n[i];
-    series *s = total ? lookup(F_ITL, lbl) : NULL;
+    return total;
+}
+
+/* Adds a whole stream's gaps to this thread's ITL series. */
+static void observe_itl(series *s, const sl_metrics_itl *t)
+{
     if (!s)
         return;
     for (size_t i = 0; i <= SL_METRICS_ITL_BUCKETS; i++)
@@ -235,30 +238,90 @@ static void observe_itl(const char *lbl, const sl_metrics_itl *t)
     add(s, SL_METRICS_ITL_BUCKETS + 1, (uint64_t)(t->sum_s * 1e6 + 0.5));
 }
 
+/* The series of the last request's consumer, model, upstream and status, per thread: a
+ * worker mostly sees the same ones again, and comparing them costs less than rendering the
+ * labels and looking them up. Series live as long as the process. Each is looked up when
+ * first needed, as before (a series shows on /metrics once made). */
+static _Thread_local struct {
+    char key[512];              /* consumer, model, upstream, NUL after each, then status */
+    size_t len;                 /* 0: none */
+    series *s[N_FAMILIES];      /* NULL: not looked up yet for this key */
+} recent;
+
+static size_t put_key(char *key, size_t o, size_t cap, const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (!o || o + n + 1 > cap)
+        return 0;
+    memcpy(key + o, v ? v : "", n);
+    key[o + n] = 0;
+    return o + n + 1;
+}
+
+/* recent.s for m's labels (cleared when they differ from the last), or NULL when they are
+ * too long to keep. */
+static series **recent_for(const sl_metrics_sample *m)
+{
+    char key[sizeof recent.key];
+    size_t o = sizeof m->status;
+    memcpy(key, &m->status, o);
+    o = put_key(key, put_key(key, put_key(key, o, sizeof key, m->consumer), sizeof key, m->model), sizeof key,
+                m->upstream);
+    if (!o)
+        return NULL;
+    if (o != recent.len || memcmp(key, recent.key, o) != 0) {
+        memcpy(recent.key, key, o);
+        recent.len = o;
+        memset(recent.s, 0, sizeof recent.s);
+    }
+    return recent.s;
+}
+
 void sl_metrics_record(const sl_metrics_sample *m)
 {
+    series *none[N_FAMILIES] = {0}, **s = recent_for(m);
+    if (!s)
+        s = none;
     char l[1024], status[SL_FMT_INT_MAX];
-    sl_fmt_int(status, m->status);
-    if (labels(l, sizeof l, 4, "consumer", m->consumer, "model", m->model, "upstream", m->upstream, "status", status))
-        add(lookup(F_REQUESTS, l), 0, 1);
-    if (labels(l, sizeof l, 2, "consumer", m->consumer, "model", m->model)) {
-        if (m->prompt_tokens > 0)
-            add(lookup(F_PROMPT, l), 0, (uint64_t)m->prompt_tokens);
-        if (m->completion_tokens > 0)
-            add(lookup(F_COMPLETION, l), 0, (uint64_t)m->completion_tokens);
+    if (!s[F_REQUESTS]) {
+        sl_fmt_int(status, m->status);
+        if (labels(l, sizeof l, 4, "consumer", m->consumer, "model", m->model, "upstream", m->upstream, "status",
+                   status))
+            s[F_REQUESTS] = lookup(F_REQUESTS, l);
     }
-    if (labels(l, sizeof l, 1, "model", m->model)) {
-        if (m->duration_s >= 0)
-            observe(F_DURATION, l, m->duration_s);
-        if (m->ttft_s >= 0)
-            observe(F_TTFT, l, m->ttft_s);
-        if (m->itl)
-            observe_itl(l, m->itl);
+    add(s[F_REQUESTS], 0, 1);
+    bool two = false; /* l holds consumer and model */
+    if (m->prompt_tokens > 0 && !s[F_PROMPT] && (two = labels(l, sizeof l, 2, "consumer", m->consumer, "model", m->model)))
+        s[F_PROMPT] = lookup(F_PROMPT, l);
+    if (m->prompt_tokens > 0)
+        add(s[F_PROMPT], 0, (uint64_t)m->prompt_tokens);
+    if (m->completion_tokens > 0 && !s[F_COMPLETION] &&
+        (two || labels(l, sizeof l, 2, "consumer", m->consumer, "model", m->model)))
+        s[F_COMPLETION] = lookup(F_COMPLETION, l);
+    if (m->completion_tokens > 0)
+        add(s[F_COMPLETION], 0, (uint64_t)m->completion_tokens);
+    bool need_itl = m->itl && itl_total(m->itl);
+    if (((m->duration_s >= 0 && !s[F_DURATION]) || (m->ttft_s >= 0 && !s[F_TTFT]) || (need_itl && !s[F_ITL])) &&
+        labels(l, sizeof l, 1, "model", m->model)) {
+        if (m->duration_s >= 0 && !s[F_DURATION])
+            s[F_DURATION] = lookup(F_DURATION, l);
+        if (m->ttft_s >= 0 && !s[F_TTFT])
+            s[F_TTFT] = lookup(F_TTFT, l);
+        if (need_itl && !s[F_ITL])
+            s[F_ITL] = lookup(F_ITL, l);
     }
+    if (m->duration_s >= 0)
+        observe(s[F_DURATION], F_DURATION, m->duration_s);
+    if (m->ttft_s >= 0)
+        observe(s[F_TTFT], F_TTFT, m->ttft_s);
+    if (need_itl)
+        observe_itl(s[F_ITL], m->itl);
     if (m->cache) {
         int fam = strcmp(m->cache, "hit") == 0 ? F_CACHE_HITS : strcmp(m->cache, "miss") == 0 ? F_CACHE_MISSES
                                                                                              : F_CACHE_BYPASSES;
-        add(lookup(fam, ""), 0, 1);
+        if (!s[fam])
+            s[fam] = lookup(fam, "");
+        add(s[fam], 0, 1);
     }
     if (m->fallback_from && labels(l, sizeof l, 2, "from", m->fallback_from, "to", m->fallback_to))
         add(lookup(F_FALLBACKS, l), 0, 1);

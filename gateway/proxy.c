@@ -22,14 +22,26 @@
 
 /* ---- writing to the client ---- */
 
-void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len)
+static void stream_writev(sl_exchange *ex, const sl_http_piece *parts, size_t n, size_t len)
 {
     if (!ex->conn || !ex->client_streaming)
         return;
-    sl_http_stream_write(ex->conn, data, len);
+    sl_http_stream_writev(ex->conn, parts, n);
     if (ex->ttft_ms <= 0)
         ex->ttft_ms = sl_ex_ms_since(&ex->t0);
     ex->bytes_out += len;
+}
+
+void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len)
+{
+    sl_http_piece one = {data, len};
+    stream_writev(ex, &one, 1, len);
+}
+
+void sl_ex_stream_write_data(sl_exchange *ex, const char *json, size_t len)
+{
+    sl_http_piece parts[3] = {{"data: ", 6}, {json, len}, {"\n\n", 2}};
+    stream_writev(ex, parts, 3, len + 8);
 }
 
 void sl_ex_client_stream_begin(sl_exchange *ex)
@@ -208,7 +220,8 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     size_t dlen = 0;
     char *data = sl_sse_data(event, len, &dlen);
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
-    json_t *json = !done && data && ex->want_events ? sl_json_loadb(data, dlen, 0, NULL) : NULL;
+    bool compact = false;
+    json_t *json = !done && data && ex->want_events ? sl_json_loadb_compact(data, dlen, 0, NULL, &compact) : NULL;
     if (done)
         ex->saw_done = true;
     else if (data && (json ? note_usage_json(ex, json) : note_usage(ex, data, dlen)) && !ex->client_wants_usage) {
@@ -225,15 +238,13 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
         return;
     }
     sl_resp_event rev = {.json = json, .stream = true, .done = done, .status = ex->up_status, .text = data,
-                         .text_len = dlen};
+                         .text_len = dlen, .compact = compact};
     sl_event_action act = run_event_hooks(ex, &rev);
     if (act != SL_EVENT_DROP) {
         size_t n = 0;
         const char *s = rev.edited ? sl_resp_event_text(&rev, &n) : NULL;
         if (s) {
-            sl_ex_stream_write(ex, "data: ", 6);
-            sl_ex_stream_write(ex, s, n);
-            sl_ex_stream_write(ex, "\n\n", 2);
+            sl_ex_stream_write_data(ex, s, n);
         } else {
             sl_ex_stream_write(ex, event, len);
         }
@@ -271,8 +282,11 @@ static void up_on_headers(void *arg, int status, const char *ctype, const char *
         attempt_failed(ex, cls, 502, "api_error", "upstream_error", msg);
         return;
     }
-    if (status == 200 && ctype && strncasecmp(ctype, "text/event-stream", 17) == 0)
+    if (status == 200 && ctype && strncasecmp(ctype, "text/event-stream", 17) == 0) {
         ex->up_stream = true;
+        if (!ex->sse.pending)
+            sl_sse_init(&ex->sse);
+    }
 }
 
 static void up_on_data(void *arg, const char *data, size_t len)
@@ -441,9 +455,7 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
             attempt_note(ex, msg);
             size_t len;
             char *err = sl_openai_error_json("api_error", timeout ? "upstream_timeout" : "upstream_error", NULL, msg, &len);
-            sl_ex_stream_write(ex, "data: ", 6);
-            sl_ex_stream_write(ex, err, len);
-            sl_ex_stream_write(ex, "\n\n", 2);
+            sl_ex_stream_write_data(ex, err, len);
             free(err);
             ex->error_code = timeout ? "upstream_timeout" : "upstream_error";
             sl_ex_stream_write(ex, "data: [DONE]\n\n", 14);
@@ -521,8 +533,7 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     ex->saw_done = false;
     ex->retry_after_ms = 0;
     ex->up_content_type[0] = ex->retry_after[0] = 0;
-    sl_sse_free(&ex->sse);
-    sl_sse_init(&ex->sse);
+    sl_sse_free(&ex->sse); /* made again when the answer turns out to be a stream */
     if (!ex->resp)
         ex->resp = evbuffer_new();
     evbuffer_drain(ex->resp, evbuffer_get_length(ex->resp));
@@ -547,6 +558,8 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         req = json_deep_copy(ex->body);
         sl_profile_apply(&a->model->profile, ex->ep, req);
     }
+    if (req == ex->body)
+        ex->body_gen++; /* changed below */
     json_object_set_new(req, "model", json_string(a->target->model));
     if (ex->stream && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)) {
         /* usage at the end of every stream, for accounting; hidden again from clients

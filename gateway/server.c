@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <curl/curl.h>
@@ -145,6 +146,32 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
     sl_config_unref(old);
 }
 
+/* The main thread wakes a worker (eventfd: a counter, never full in practice; a failed
+ * write means the counter is non-zero already, so the worker wakes anyway). */
+static void wake(sl_worker *w)
+{
+    uint64_t one = 1;
+    if (write(w->wake_fd, &one, sizeof one) < 0) {
+        /* EAGAIN only: see above */
+    }
+}
+
+/* On the worker's thread: whatever the main thread left for it. */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    sl_worker *w = arg;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0) {
+        /* EAGAIN: nothing counted (woken twice for one write) */
+    }
+    reload_cb(-1, 0, w);
+    if (atomic_load(&w->drain_asked) && !w->draining) {
+        w->draining = true;
+        drain_cb(-1, 0, w);
+    }
+}
+
 static bool same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
 
 /* What a reload cannot change while running: say so, keep the running value. */
@@ -184,7 +211,7 @@ static void apply_config(void *arg, sl_config *cfg)
             sl_config_unref(w->pending_cfg);
         w->pending_cfg = sl_config_ref(cfg);
         pthread_mutex_unlock(&w->pending_mu);
-        event_active(w->reload_ev, 0, 0);
+        wake(w);
     }
     if (s->admin)
         sl_admin_set_config(s->admin, cfg);
@@ -360,8 +387,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         sl_admin_set_ready(s->admin, false);
         sl_admin_stop(s->admin);
     }
-    for (int i = 0; i < s->n_workers; i++)
-        event_active(s->workers[i].drain_ev, 0, 0);
+    for (int i = 0; i < s->n_workers; i++) {
+        atomic_store(&s->workers[i].drain_asked, true);
+        wake(&s->workers[i]);
+    }
     event_base_loopexit(s->main_base, NULL);
 }
 
@@ -395,12 +424,12 @@ static void server_free(sl_server *s)
             sl_upstream_client_free(w->upstream);
         if (w->store)
             sl_store_conn_close(w->store);
-        if (w->drain_ev)
-            event_free(w->drain_ev);
+        if (w->wake_ev) {
+            event_free(w->wake_ev);
+            close(w->wake_fd);
+        }
         if (w->drain_timer)
             event_free(w->drain_timer);
-        if (w->reload_ev)
-            event_free(w->reload_ev);
         if (w->pending_cfg)
             sl_config_unref(w->pending_cfg);
         if (w->base)
@@ -537,24 +566,35 @@ int sl_server_run(sl_config *cfg, sl_err *err)
         w->server = s;
         w->cfg = sl_config_ref(cfg);
         w->id_prefix = prefix;
-        w->base = event_base_new();
+        /* no lock: only this worker's thread touches its base once it runs (see worker.h) */
+        struct event_config *ec = event_config_new();
+        if (ec && event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK) == 0)
+            w->base = event_base_new_with_config(ec);
+        if (ec)
+            event_config_free(ec);
         if (!w->base) {
             sl_err_set(err, "cannot create an event loop");
             goto fail;
         }
         set_limits(w, cfg);
         pthread_mutex_init(&w->pending_mu, NULL);
-        w->reload_ev = event_new(w->base, -1, 0, reload_cb, w);
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->wake_fd >= 0 && !(w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w)))
+            close(w->wake_fd);
+        if (w->wake_ev && event_add(w->wake_ev, NULL) < 0) {
+            event_free(w->wake_ev);
+            w->wake_ev = NULL;
+            close(w->wake_fd);
+        }
         w->http = (sl_http_server_ctx){.base = w->base, .limits = &w->limits, .on_request = on_request, .arg = w};
         w->upstream = sl_upstream_client_new(w->base);
         w->pool = s->pool;
         if (!(w->store = sl_store_conn_open(s->store, w->base, err)))
             goto fail;
         w->alog = sl_access_log_writer_new(s->alog, w->base);
-        w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
         w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check, w);
         w->listeners = calloc(nl, sizeof *w->listeners);
-        if (!w->upstream || !w->alog || !w->drain_ev || !w->drain_timer || !w->listeners || !w->reload_ev) {
+        if (!w->upstream || !w->alog || !w->wake_ev || !w->drain_timer || !w->listeners) {
             sl_err_set(err, "out of memory");
             goto fail;
         }

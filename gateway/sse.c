@@ -20,19 +20,36 @@ void sl_sse_free(sl_sse *s)
 
 void sl_sse_feed(sl_sse *s, const char *data, size_t len) { evbuffer_add(s->pending, data, len); }
 
-/* An event ends at "\n\n", "\r\n\r\n" or "\r\r"; return the offset just past it, or 0. */
+static const unsigned char *find_byte(const unsigned char *p, const unsigned char *end, int c)
+{
+    const unsigned char *q = memchr(p, c, (size_t)(end - p));
+    return q ? q : end;
+}
+
+/* An event ends at "\n\n", "\r\n\r\n" or "\r\r"; return the offset just past it, or 0.
+ * Only the line ends are looked at (memchr to the next '\n' and the next '\r'). */
 static size_t find_end(const unsigned char *p, size_t n, size_t from)
 {
-    size_t i = from ? from - 1 : 0;
-    for (; i < n; i++) {
+    const unsigned char *end = p + n, *at = p + (from ? from - 1 : 0);
+    const unsigned char *nl = NULL, *cr = NULL; /* the next of each from at (end: none) */
+    while (at < end) {
+        if (!nl || nl < at)
+            nl = find_byte(at, end, '\n');
+        if (!cr || cr < at)
+            cr = find_byte(at, end, '\r');
+        at = nl < cr ? nl : cr;
+        if (at == end)
+            return 0;
+        size_t i = (size_t)(at - p);
         if (p[i] == '\n') {
             if (i + 1 < n && p[i + 1] == '\n')
                 return i + 2;
             if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
                 return i + 3;
-        } else if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\r') {
+        } else if (i + 1 < n && p[i + 1] == '\r') {
             return i + 2;
         }
+        at++;
     }
     return 0;
 }
@@ -80,9 +97,12 @@ char *sl_sse_data(const char *event, size_t len, size_t *data_len)
     bool any = false;
     const char *p = event, *end = event + len;
     while (p < end) {
-        const char *eol = p;
-        while (eol < end && *eol != '\n' && *eol != '\r')
-            eol++;
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        const char *cr = memchr(p, '\r', (size_t)(eol - p));
+        if (cr)
+            eol = cr;
         if (eol - p >= 5 && memcmp(p, "data:", 5) == 0) {
             const char *v = p + 5;
             if (v < eol && *v == ' ')

@@ -23,6 +23,11 @@ int64_t sl_token_count(const struct sl_tokenizer *tok, const char *text, size_t 
  * messages (and tools) as JSON text, or prompt / input. */
 int64_t sl_token_estimate_prompt(const struct sl_tokenizer *tok, sl_endpoint ep, const json_t *body);
 
+/* sl_token_estimate_prompt of the exchange's request body, worked out once for both the
+ * rate limit and the quota: again only where the tokenizer differs or a plugin may have
+ * changed the body since (it took it with sl_ex_body). */
+int64_t sl_ex_prompt_estimate(sl_exchange *ex, const struct sl_tokenizer *tok);
+
 /* The completion cap the request asks for (max_completion_tokens, max_tokens), or 0. */
 int64_t sl_token_request_cap(const json_t *body);
 

@@ -5,6 +5,8 @@
 #define SL_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "access_log.h"
@@ -29,10 +31,15 @@ typedef struct sl_worker {
     struct sl_store_conn *store;      /* this thread's handle on the store */
     struct sl_pool *pool;             /* engine processes (shared; see pool.h) */
     sl_access_log_writer *alog;
-    struct event *drain_ev;           /* made active by the main thread on SIGTERM */
-    struct event *reload_ev;          /* made active by the main thread after a reload */
+    /* The main thread's only way in (a reload, SIGTERM): an eventfd the worker watches, so
+     * nothing on the worker's base is touched from another thread and the base needs no
+     * lock (EVENT_BASE_FLAG_NOLOCK). */
+    int wake_fd;
+    struct event *wake_ev;
+    atomic_bool drain_asked;          /* SIGTERM: set by the main thread */
+    bool draining;                    /* the worker has begun to drain */
     pthread_mutex_t pending_mu;
-    sl_config *pending_cfg;           /* handed over by the main thread, taken by reload_ev */
+    sl_config *pending_cfg;           /* handed over by the main thread, taken on the wake */
     struct event *drain_timer;
     long long drain_deadline_ms;
     uint64_t next_request;

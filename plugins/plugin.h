@@ -41,6 +41,8 @@ typedef struct sl_resp_event {
     char *out;          /* json serialised since the last edit (sl_resp_event_text); the
                            gateway frees it */
     size_t out_len;
+    bool compact;       /* text is byte for byte the serialised json as parsed (the gateway
+                           sets it; sl_resp_event_set_string splices into it) */
 } sl_resp_event;
 
 /* A plugin changed (or replaced) ev->json. */
@@ -49,6 +51,11 @@ void sl_resp_event_edit(sl_resp_event *ev);
  * once and kept until the next edit (so plugins and the gateway share one). NULL when json
  * is NULL or cannot be serialised. */
 const char *sl_resp_event_text(sl_resp_event *ev, size_t *len);
+/* holder[key] = the string s (len bytes), and the edit made: holder is an object inside
+ * ev->json. Where the key held a string already and the event's text is known to be its
+ * serialised json, the new text is that text with the one string replaced, not the whole
+ * json serialised again. */
+void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key, const char *s, size_t len);
 
 typedef enum sl_event_action {
     SL_EVENT_PASS,      /* send it (re-serialised if ev->edited) */

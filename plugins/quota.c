@@ -128,8 +128,8 @@ static sl_step quota_on_request(sl_exchange *ex, void *conf)
     }
     s->conf = qc;
     s->ex = ex;
+    s->prompt_est = sl_ex_prompt_estimate(ex, qc->tok); /* before sl_ex_body: ratelimit's may serve */
     const json_t *body = sl_ex_body(ex);
-    s->prompt_est = sl_token_estimate_prompt(qc->tok, ep, body);
     if (ep != SL_EP_EMBEDDINGS) {
         s->cap = sl_token_request_cap(body);
         const sl_model_conf *m = sl_config_model(sl_ex_config(ex), sl_ex_model(ex));

@@ -144,7 +144,7 @@ static sl_step rl_on_request(sl_exchange *ex, void *conf)
                    sl_ex_model(ex));
     else
         sl_str_put(s->key, sizeof s->key, 0, cc->name);
-    s->prompt = sl_token_estimate_prompt(rc->tok, ep, sl_ex_body(ex));
+    s->prompt = sl_ex_prompt_estimate(ex, rc->tok);
     sl_ex_set_plugin_state(ex, &sl_plugin_ratelimit, s);
     s->pending = true;
     if (cc->rpm > 0) {

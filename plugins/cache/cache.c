@@ -398,11 +398,11 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
     free(t);
 }
 
-static void note_finish(cache_state *s, const json_t *json)
+static void note_finish(cache_state *s, const json_t *choices)
 {
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(json, "choices"), i, c)
+    json_array_foreach(choices, i, c)
         if (json_is_string(json_object_get(c, "finish_reason")))
             s->saw_finish = true;
 }
@@ -427,9 +427,15 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
                 json_object_set(s->head, copied[i], v);
         }
     }
-    note_finish(s, ev->json);
-    s->saw_data |= json_is_array(json_object_get(ev->json, "data"));
-    s->saw_usage |= ev->stream && sl_cache_is_usage_chunk(ev->json);
+    /* what makes the entry whole: embeddings' data, else a finish_reason */
+    json_t *choices = json_object_get(ev->json, "choices");
+    if (sl_ex_endpoint(ex) == SL_EP_EMBEDDINGS)
+        s->saw_data |= json_is_array(json_object_get(ev->json, "data"));
+    else
+        note_finish(s, choices);
+    /* sl_cache_is_usage_chunk, with the choices already in hand and looked at first */
+    s->saw_usage |= ev->stream && (!choices || json_array_size(choices) == 0) &&
+                    json_is_object(json_object_get(ev->json, "usage"));
     size_t n = 0;
     const char *text = sl_resp_event_text(ev, &n); /* shared with what goes to the client */
     append_event(s, ev->json, text, n);
@@ -444,9 +450,9 @@ static const char *finish_entry(sl_exchange *ex, cache_state *s)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
         /* the core hid the usage chunk from this client before the hooks: keep it anyway */
-        json_t *chunk = json_deep_copy(s->head);
+        json_t *chunk = json_copy(s->head); /* shallow: serialised, then dropped */
         json_object_set_new(chunk, "choices", json_array());
-        json_object_set_new(chunk, "usage", json_deep_copy(sl_ex_usage(ex)));
+        json_object_set(chunk, "usage", (json_t *)sl_ex_usage(ex));
         append_event(s, chunk, NULL, 0);
         json_decref(chunk);
     }

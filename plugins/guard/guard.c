@@ -105,7 +105,8 @@ static void ref_set(const text_ref *r, json_t *v)
 
 static json_t *chunk_from(const json_t *tmpl)
 {
-    json_t *o = json_deep_copy(tmpl);
+    /* a shallow copy: the template's values (strings, numbers) are shared, never changed */
+    json_t *o = json_copy((json_t *)tmpl);
     json_object_set_new(o, "choices", json_array());
     return o;
 }
@@ -296,6 +297,7 @@ static json_t *make_template(const json_t *ev)
 /* The text that may go out for one field of one choice of this event. */
 typedef struct piece {
     json_t *choice;
+    json_t *holder, *was;   /* the delta (or choice) and the field's value as scanned */
     int index, field;
     char *out;
     size_t len;
@@ -386,7 +388,8 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
                 continue;
             }
             piece *p = &pieces[np++];
-            *p = (piece){.choice = ch, .index = index, .field = f, .had_field = json_is_string(v)};
+            *p = (piece){.choice = ch, .holder = holder, .was = v, .index = index, .field = f,
+                         .had_field = json_is_string(v)};
             sl_guard_feed r = sl_guard_stream_feed(&fs->st, json_is_string(v) ? json_string_value(v) : "",
                                                    json_string_length(v), final, &p->out, &p->len, &hit);
             fs->finished = final;
@@ -401,17 +404,22 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
             piece *p = &pieces[k];
             if (!p->had_field && !p->out)
                 continue;
-            json_t *holder = chat ? json_object_get(p->choice, "delta") : p->choice;
+            /* holder and was as scanned (no piece changes another's: one a choice and
+             * field), unless there was no delta: one may have been made for a piece before */
+            json_t *holder = p->holder, *was = p->was;
             if (!json_is_object(holder)) {
-                holder = json_object();
-                json_object_set_new(p->choice, "delta", holder);
+                holder = json_object_get(p->choice, "delta");
+                if (!json_is_object(holder)) {
+                    holder = json_object();
+                    json_object_set_new(p->choice, "delta", holder);
+                    sl_resp_event_edit(ev);
+                }
+                was = json_object_get(holder, fields[p->field]);
             }
-            json_t *was = json_object_get(holder, fields[p->field]);
             if (json_is_string(was) && json_string_length(was) == p->len &&
                 (p->len == 0 || memcmp(json_string_value(was), p->out, p->len) == 0))
                 continue; /* all of it may go out now: unchanged */
-            json_object_set_new(holder, fields[p->field], json_stringn(p->out ? p->out : "", p->len));
-            sl_resp_event_edit(ev);
+            sl_resp_event_set_string(ev, holder, fields[p->field], p->out ? p->out : "", p->len);
         }
     } else {
         audit_block(ex, c, &hit, "response");

@@ -24,6 +24,8 @@ static void same_dump(const json_t *v)
     free(b);
 }
 
+static size_t n_compact; /* texts said compact */
+
 static void same(const char *text, size_t len, size_t flags)
 {
     json_error_t e1, e2;
@@ -44,6 +46,16 @@ static void same(const char *text, size_t len, size_t flags)
         fail_msg("%.*s: fast %s, jansson %s", (int)len, text, da, db);
     if (json_is_object(b) || json_is_array(b))
         same_dump(b);
+    /* compact: the text is the dump of what was read, byte for byte */
+    bool compact = false;
+    json_t *c = sl_json_loadb_compact(text, len, flags, NULL, &compact);
+    assert_non_null(c);
+    char *dc = sl_json_dumps(c, NULL);
+    if (compact && (!dc || strlen(dc) != len || memcmp(dc, text, len) != 0))
+        fail_msg("%.*s: said compact, dumps as %s", (int)len, text, dc ? dc : "(null)");
+    n_compact += compact;
+    free(dc);
+    json_decref(c);
     free(da);
     free(db);
     json_decref(a);
@@ -85,6 +97,23 @@ static void test_cases(void **state)
     /* an embedded NUL byte, which strlen would hide */
     same("[\"a\0b\"]", 7, 0);
     same("{\"a\":1}\0", 8, 0);
+    /* said compact only where it is */
+    static const char *const compact[] = {"{}", "[1,-2,\"\xc3\xa9/\x7f\"]", "{\"a\":{\"b\":[{},[],\"\"]},\"c\":null}"};
+    static const char *const loose[] = {"{ }", "[-0]", "[1.0]", "[\"\\/\"]", "{\"a\":1,\"a\":2}", "[1] ", "[1e2]"};
+    for (size_t i = 0; i < sizeof compact / sizeof compact[0]; i++) {
+        bool yes = false;
+        json_t *v = sl_json_loadb_compact(compact[i], strlen(compact[i]), 0, NULL, &yes);
+        assert_non_null(v);
+        assert_true(yes);
+        json_decref(v);
+    }
+    for (size_t i = 0; i < sizeof loose / sizeof loose[0]; i++) {
+        bool yes = true;
+        json_t *v = sl_json_loadb_compact(loose[i], strlen(loose[i]), 0, NULL, &yes);
+        assert_non_null(v);
+        assert_false(yes);
+        json_decref(v);
+    }
 }
 
 static void test_depth(void **state)

@@ -183,6 +183,35 @@ static void inter_token_gaps_of_a_stream(void **state)
     free(text);
 }
 
+/* One thread, label sets taking turns (the thread keeps the last one's series): each
+ * count goes to its own series; a series first needed on a repeat is made then. */
+static void label_sets_in_turn(void **state)
+{
+    (void)state;
+    sl_metrics_sample a = sample("turn-a", "turn", 200), b = sample("turn-b", "turn", 200),
+                      c = sample("turn-a", "turn", 429), d = sample("turn-a", "turn2", 200);
+    a.prompt_tokens = -1; /* the first time: no prompt series yet */
+    sl_metrics_record(&a);
+    a.prompt_tokens = 10;
+    const sl_metrics_sample *order[] = {&a, &a, &b, &a, &c, &c, &d, &a, &b};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        sl_metrics_record(order[i]);
+    d.upstream = NULL; /* as "" */
+    sl_metrics_record(&d);
+    char *text = render();
+    assert_line(text, "sluice_requests_total{consumer=\"turn-a\",model=\"turn\",upstream=\"up1\",status=\"200\"} 5");
+    assert_line(text, "sluice_requests_total{consumer=\"turn-b\",model=\"turn\",upstream=\"up1\",status=\"200\"} 2");
+    assert_line(text, "sluice_requests_total{consumer=\"turn-a\",model=\"turn\",upstream=\"up1\",status=\"429\"} 2");
+    assert_line(text, "sluice_requests_total{consumer=\"turn-a\",model=\"turn2\",upstream=\"up1\",status=\"200\"} 1");
+    assert_line(text, "sluice_requests_total{consumer=\"turn-a\",model=\"turn2\",upstream=\"\",status=\"200\"} 1");
+    assert_line(text, "sluice_prompt_tokens_total{consumer=\"turn-a\",model=\"turn\"} 60");
+    assert_line(text, "sluice_completion_tokens_total{consumer=\"turn-a\",model=\"turn\"} 21");
+    assert_line(text, "sluice_prompt_tokens_total{consumer=\"turn-b\",model=\"turn\"} 20");
+    assert_line(text, "sluice_request_duration_seconds_count{model=\"turn\"} 9");
+    assert_line(text, "sluice_request_duration_seconds_count{model=\"turn2\"} 2");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +221,7 @@ int main(void)
         cmocka_unit_test(histogram_buckets_are_cumulative),
         cmocka_unit_test(optional_parts_count_only_when_present),
         cmocka_unit_test(inter_token_gaps_of_a_stream),
+        cmocka_unit_test(label_sets_in_turn),
     };
     return cmocka_run_group_tests_name("gateway_metrics", tests, NULL, NULL);
 }

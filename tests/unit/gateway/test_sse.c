@@ -1,6 +1,7 @@
 /* SSE splitting: events come out whole whatever the TCP chunking. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -87,12 +88,105 @@ static void incomplete_tail_is_rest(void **state)
     sl_sse_free(&s);
 }
 
+/* The byte-at-a-time forms the splitter had: the events and data of random streams of
+ * line ends and a few letters, fed in random pieces, are theirs. */
+static size_t ref_end(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n') {
+            if (i + 1 < n && p[i + 1] == '\n')
+                return i + 2;
+            if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
+                return i + 3;
+        } else if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\r') {
+            return i + 2;
+        }
+    }
+    return 0;
+}
+
+static size_t ref_data(const char *ev, size_t len, char *out)
+{
+    size_t n = 0;
+    bool any = false;
+    const char *p = ev, *end = ev + len;
+    while (p < end) {
+        const char *eol = p;
+        while (eol < end && *eol != '\n' && *eol != '\r')
+            eol++;
+        if (eol - p >= 5 && memcmp(p, "data:", 5) == 0) {
+            const char *v = p + 5;
+            if (v < eol && *v == ' ')
+                v++;
+            if (any)
+                out[n++] = '\n';
+            memcpy(out + n, v, (size_t)(eol - v));
+            n += (size_t)(eol - v);
+            any = true;
+        }
+        p = eol;
+        if (p < end && *p == '\r')
+            p++;
+        if (p < end && *p == '\n')
+            p++;
+    }
+    return any ? n : (size_t)-1;
+}
+
+static void same_as_byte_at_a_time(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "\n\n\r\r\ndata: x{}";
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    char buf[200], ref[200];
+    for (int round = 0; round < 20000; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t len = (size_t)(x % sizeof buf);
+        for (size_t i = 0; i < len; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[i] = alphabet[(x >> 20) % (sizeof alphabet - 1)];
+        }
+        sl_sse s;
+        assert_int_equal(sl_sse_init(&s), 0);
+        size_t off = 0, ref_off = 0;
+        while (off < len) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t step = 1 + (size_t)(x % 40);
+            if (step > len - off)
+                step = len - off;
+            sl_sse_feed(&s, buf + off, step);
+            off += step;
+            char *ev;
+            size_t n;
+            while ((ev = sl_sse_next(&s, &n))) {
+                size_t want = ref_end((const unsigned char *)buf + ref_off, off - ref_off);
+                assert_int_equal(n, want);
+                assert_memory_equal(ev, buf + ref_off, n);
+                size_t dn = 0, rn = ref_data(ev, n, ref);
+                char *d = sl_sse_data(ev, n, &dn);
+                if (rn == (size_t)-1) {
+                    assert_null(d);
+                } else {
+                    assert_non_null(d);
+                    assert_int_equal(dn, rn);
+                    assert_memory_equal(d, ref, rn);
+                }
+                free(d);
+                free(ev);
+                ref_off += n;
+            }
+            assert_int_equal(ref_end((const unsigned char *)buf + ref_off, off - ref_off), 0);
+        }
+        sl_sse_free(&s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(whole_stream_at_once), cmocka_unit_test(byte_by_byte),
         cmocka_unit_test(odd_chunks), cmocka_unit_test(data_lines_joined),
-        cmocka_unit_test(incomplete_tail_is_rest),
+        cmocka_unit_test(incomplete_tail_is_rest), cmocka_unit_test(same_as_byte_at_a_time),
     };
     return cmocka_run_group_tests_name("sse", tests, NULL, NULL);
 }
