@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <locale.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -210,10 +211,13 @@ static bool read_string(reader *r, const char **s, size_t *n)
 
 static bool decimal_point_is_dot(void)
 {
-    static int known; /* 0 unknown, 1 yes, 2 no; a race only repeats the same answer */
-    if (!known)
-        known = localeconv()->decimal_point[0] == '.' ? 1 : 2;
-    return known == 1;
+    static atomic_int known; /* 0 unknown, 1 yes, 2 no; threads racing store the same answer */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (!k) {
+        k = localeconv()->decimal_point[0] == '.' ? 1 : 2;
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k == 1;
 }
 
 static json_t *read_number(reader *r)

@@ -59,7 +59,34 @@ if [ "${SL_ASAN:-1}" != 0 ]; then
     fi
     LOGS+=("$BUILD/asan-testlog.json")
 fi
-# 6. Fuzz (SL_FUZZ=0 skips): each libFuzzer target ${SL_FUZZ_SECONDS:-20} s from its seed corpus (clang)
+# 6. ThreadSanitizer (SL_TSAN=0 skips): the gateway's threaded suites again (worker threads,
+#    reloads, drains, the engine pool, the store's writer and Redis reconnects); any race
+#    report fails "tsan: race reports" (a report alone does not fail the suite that made it).
+TSAN_SUITES="gateway_leaks gateway_reload gateway_curl gateway_engine_pool fault_store gateway_routing
+             cache_gateway guard_gateway gateway_quota gateway_metrics gateway_logs"
+if [ "${SL_TSAN:-1}" != 0 ]; then
+    TSAN_BUILD=${SL_TSAN_BUILD:-build-tsan}
+    TSAN_REPORTS=$ROOT/$TSAN_BUILD/tsan-reports
+    rm -rf "$TSAN_REPORTS" && mkdir -p "$TSAN_REPORTS"
+    rm -f "$TSAN_BUILD/meson-logs/testlog.json"
+    { [ -d "$TSAN_BUILD/meson-private" ] || meson setup "$TSAN_BUILD" -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dcuda=disabled >&2; } \
+        && meson compile -C "$TSAN_BUILD" >&2 \
+        && TSAN_OPTIONS="halt_on_error=0 log_path=$TSAN_REPORTS/report" \
+           meson test -C "$TSAN_BUILD" --num-processes "$jobs" --timeout-multiplier 5 --print-errorlogs $TSAN_SUITES >&2
+    if [ -f "$TSAN_BUILD/meson-logs/testlog.json" ]; then
+        sed 's/^{"name": "/{"name": "tsan: /' "$TSAN_BUILD/meson-logs/testlog.json" >"$BUILD/tsan-testlog.json"
+        python3 -c 'import glob, json, sys
+files = sorted(glob.glob(sys.argv[1] + "/report*"))
+text = "".join(open(f, errors="replace").read() for f in files)
+print(json.dumps({"name": "tsan: race reports", "result": "FAIL" if files else "OK",
+                  "stdout": text[:20000] or "no ThreadSanitizer report"}))' "$TSAN_REPORTS" >>"$BUILD/tsan-testlog.json"
+        cat "$TSAN_REPORTS"/report* >&2 2>/dev/null
+    else
+        echo '{"name": "tsan: build", "result": "FAIL", "stdout": ""}' >"$BUILD/tsan-testlog.json"
+    fi
+    LOGS+=("$BUILD/tsan-testlog.json")
+fi
+# 7. Fuzz (SL_FUZZ=0 skips): each libFuzzer target ${SL_FUZZ_SECONDS:-20} s from its seed corpus (clang)
 if [ "${SL_FUZZ:-1}" != 0 ]; then
     tests/fuzz/run.sh "${SL_FUZZ_SECONDS:-20}" >"$BUILD/fuzz.tap"
     python3 -c 'import json, sys; print(json.dumps({"name": "fuzz", "result": "OK" if sys.argv[2] == "0" else "FAIL",
@@ -67,6 +94,6 @@ if [ "${SL_FUZZ:-1}" != 0 ]; then
     cat "$BUILD/fuzz.tap" >&2
     LOGS+=("$BUILD/fuzz-testlog.json")
 fi
-# 7. Count: TAP lines of each test, or the test itself when it speaks no TAP
+# 8. Count: TAP lines of each test, or the test itself when it speaks no TAP
 cat "${LOGS[@]}" >"$BUILD/all-testlog.json"
 python3 "$ROOT/tests/count_results.py" "$BUILD/all-testlog.json"
