@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs only in a sanitizer build (-Db_sanitize=address,undefined; meson registers it there):
-# the ASan gateway with the full chain serves a few thousand mixed requests (streams, cache
+# Runs only in a sanitizer build (-Db_sanitize=address,undefined or thread; meson registers it there):
+# the sanitizer-built gateway with the full chain serves a few thousand mixed requests (streams, cache
 # hits, fallbacks, quota refusals, guard blocks, clients leaving mid-stream) through 12 config
 # reloads (SIGHUP and POST /admin/v1/reload), then stops on SIGTERM. LeakSanitizer,
-# AddressSanitizer and UBSan must report nothing and the gateway must exit 0. TAP.
+# AddressSanitizer and UBSan (or ThreadSanitizer) must report nothing and the gateway must exit 0. TAP.
 . "$(dirname "$0")/lib.sh"
 . "$SL_SOURCE_ROOT/tests/soak/soak_config.sh"
 
@@ -49,7 +49,7 @@ sl_signal TERM "$GW_PID"
 sl_wait_for 60 sh -c "! kill -0 $GW_PID 2>/dev/null"
 wait "$GW_PID"; st=$?
 sl_is "gateway exits 0 on SIGTERM" "$st" 0
-report=$(grep -E "LeakSanitizer|AddressSanitizer|runtime error|SUMMARY: " "$GW_LOG" | head -n 5)
+report=$(grep -E "LeakSanitizer|AddressSanitizer|ThreadSanitizer|runtime error|SUMMARY: " "$GW_LOG" | head -n 5)
 sl_is "no sanitizer report (leaks, memory errors, undefined behaviour)" "$report" ""
-[ -n "$report" ] && sl_diag "$(grep -A 25 -E 'ERROR: (LeakSanitizer|AddressSanitizer)|runtime error' "$GW_LOG" | head -n 60)"
+[ -n "$report" ] && sl_diag "$(grep -A 25 -E 'ERROR: (LeakSanitizer|AddressSanitizer)|WARNING: ThreadSanitizer|runtime error' "$GW_LOG" | head -n 60)"
 sl_done
