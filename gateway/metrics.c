@@ -277,51 +277,65 @@ static series **recent_for(const sl_metrics_sample *m)
     return recent.s;
 }
 
+/* The label sets a request's families use, rendered into one buffer on demand. */
+enum { L_ALL, L_CONSUMER_MODEL, L_MODEL, L_NONE };
+
+typedef struct {
+    char s[1024];
+    int set;                    /* which one s holds; -1 none */
+} label_buf;
+
+static const char *render(label_buf *b, const sl_metrics_sample *m, int set)
+{
+    if (b->set == set)
+        return b->s;
+    char status[SL_FMT_INT_MAX];
+    bool ok = true;
+    switch (set) {
+    case L_ALL:
+        sl_fmt_int(status, m->status);
+        ok = labels(b->s, sizeof b->s, 4, "consumer", m->consumer, "model", m->model, "upstream", m->upstream,
+                    "status", status);
+        break;
+    case L_CONSUMER_MODEL: ok = labels(b->s, sizeof b->s, 2, "consumer", m->consumer, "model", m->model); break;
+    case L_MODEL: ok = labels(b->s, sizeof b->s, 1, "model", m->model); break;
+    default: b->s[0] = 0; break;
+    }
+    b->set = ok ? set : -1;
+    return ok ? b->s : NULL;
+}
+
+/* s[fam], looked up under its label set the first time this key needs it */
+static series *series_of(series **s, int fam, int set, label_buf *b, const sl_metrics_sample *m)
+{
+    const char *l;
+    if (!s[fam] && (l = render(b, m, set)))
+        s[fam] = lookup(fam, l);
+    return s[fam];
+}
+
 void sl_metrics_record(const sl_metrics_sample *m)
 {
     series *none[N_FAMILIES] = {0}, **s = recent_for(m);
     if (!s)
         s = none;
-    char l[1024], status[SL_FMT_INT_MAX];
-    if (!s[F_REQUESTS]) {
-        sl_fmt_int(status, m->status);
-        if (labels(l, sizeof l, 4, "consumer", m->consumer, "model", m->model, "upstream", m->upstream, "status",
-                   status))
-            s[F_REQUESTS] = lookup(F_REQUESTS, l);
-    }
-    add(s[F_REQUESTS], 0, 1);
-    bool two = false; /* l holds consumer and model */
-    if (m->prompt_tokens > 0 && !s[F_PROMPT] && (two = labels(l, sizeof l, 2, "consumer", m->consumer, "model", m->model)))
-        s[F_PROMPT] = lookup(F_PROMPT, l);
+    label_buf b = {.set = -1};
+    char l[1024];
+    add(series_of(s, F_REQUESTS, L_ALL, &b, m), 0, 1);
     if (m->prompt_tokens > 0)
-        add(s[F_PROMPT], 0, (uint64_t)m->prompt_tokens);
-    if (m->completion_tokens > 0 && !s[F_COMPLETION] &&
-        (two || labels(l, sizeof l, 2, "consumer", m->consumer, "model", m->model)))
-        s[F_COMPLETION] = lookup(F_COMPLETION, l);
+        add(series_of(s, F_PROMPT, L_CONSUMER_MODEL, &b, m), 0, (uint64_t)m->prompt_tokens);
     if (m->completion_tokens > 0)
-        add(s[F_COMPLETION], 0, (uint64_t)m->completion_tokens);
-    bool need_itl = m->itl && itl_total(m->itl);
-    if (((m->duration_s >= 0 && !s[F_DURATION]) || (m->ttft_s >= 0 && !s[F_TTFT]) || (need_itl && !s[F_ITL])) &&
-        labels(l, sizeof l, 1, "model", m->model)) {
-        if (m->duration_s >= 0 && !s[F_DURATION])
-            s[F_DURATION] = lookup(F_DURATION, l);
-        if (m->ttft_s >= 0 && !s[F_TTFT])
-            s[F_TTFT] = lookup(F_TTFT, l);
-        if (need_itl && !s[F_ITL])
-            s[F_ITL] = lookup(F_ITL, l);
-    }
+        add(series_of(s, F_COMPLETION, L_CONSUMER_MODEL, &b, m), 0, (uint64_t)m->completion_tokens);
     if (m->duration_s >= 0)
-        observe(s[F_DURATION], F_DURATION, m->duration_s);
+        observe(series_of(s, F_DURATION, L_MODEL, &b, m), F_DURATION, m->duration_s);
     if (m->ttft_s >= 0)
-        observe(s[F_TTFT], F_TTFT, m->ttft_s);
-    if (need_itl)
-        observe_itl(s[F_ITL], m->itl);
+        observe(series_of(s, F_TTFT, L_MODEL, &b, m), F_TTFT, m->ttft_s);
+    if (m->itl && itl_total(m->itl))
+        observe_itl(series_of(s, F_ITL, L_MODEL, &b, m), m->itl);
     if (m->cache) {
         int fam = strcmp(m->cache, "hit") == 0 ? F_CACHE_HITS : strcmp(m->cache, "miss") == 0 ? F_CACHE_MISSES
                                                                                              : F_CACHE_BYPASSES;
-        if (!s[fam])
-            s[fam] = lookup(fam, "");
-        add(s[fam], 0, 1);
+        add(series_of(s, fam, L_NONE, &b, m), 0, 1);
     }
     if (m->fallback_from && labels(l, sizeof l, 2, "from", m->fallback_from, "to", m->fallback_to))
         add(lookup(F_FALLBACKS, l), 0, 1);

@@ -22,10 +22,13 @@
 
 /* ---- writing to the client ---- */
 
-static void stream_writev(sl_exchange *ex, const sl_http_piece *parts, size_t n, size_t len)
+static void stream_writev(sl_exchange *ex, const sl_http_piece *parts, size_t n)
 {
     if (!ex->conn || !ex->client_streaming)
         return;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += parts[i].len;
     sl_http_stream_writev(ex->conn, parts, n);
     if (ex->ttft_ms <= 0)
         ex->ttft_ms = sl_ex_ms_since(&ex->t0);
@@ -35,13 +38,13 @@ static void stream_writev(sl_exchange *ex, const sl_http_piece *parts, size_t n,
 void sl_ex_stream_write(sl_exchange *ex, const char *data, size_t len)
 {
     sl_http_piece one = {data, len};
-    stream_writev(ex, &one, 1, len);
+    stream_writev(ex, &one, 1);
 }
 
 void sl_ex_stream_write_data(sl_exchange *ex, const char *json, size_t len)
 {
     sl_http_piece parts[3] = {{"data: ", 6}, {json, len}, {"\n\n", 2}};
-    stream_writev(ex, parts, 3, len + 8);
+    stream_writev(ex, parts, 3);
 }
 
 void sl_ex_client_stream_begin(sl_exchange *ex)
