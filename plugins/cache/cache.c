@@ -41,8 +41,8 @@ typedef struct cache_state {
     json_t *head;                   /* id, object, created, model of a stream's first event */
     size_t n_events, limit;
     sl_strbuf text;                 /* the entry being written (a growing string: an
-                                       open_memstream zeroed 8 KiB a request) */
-    bool started;
+                                       open_memstream zeroed 8 KiB a request);
+                                       empty until the first event */
 } cache_state;
 
 extern const sl_plugin sl_plugin_cache;
@@ -387,12 +387,11 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
     }
     const char *open = s->stream ? "{\"stream\":[" : "{\"body\":";
     if (s->text.len + n + 16 > s->limit ||
-        (!s->started && sl_strbuf_add(&s->text, open, strlen(open)) < 0) ||
+        (!s->text.len && sl_strbuf_add(&s->text, open, strlen(open)) < 0) ||
         (s->stream && s->n_events && sl_strbuf_add(&s->text, ",", 1) < 0) ||
         sl_strbuf_add(&s->text, text ? text : t, n) < 0) {
         s->failed = true;
     } else {
-        s->started = true;
         s->n_events++;
     }
     free(t);
@@ -433,9 +432,7 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
         s->saw_data |= json_is_array(json_object_get(ev->json, "data"));
     else
         note_finish(s, choices);
-    /* sl_cache_is_usage_chunk, with the choices already in hand and looked at first */
-    s->saw_usage |= ev->stream && (!choices || json_array_size(choices) == 0) &&
-                    json_is_object(json_object_get(ev->json, "usage"));
+    s->saw_usage |= ev->stream && sl_cache_is_usage_chunk_with(ev->json, choices);
     size_t n = 0;
     const char *text = sl_resp_event_text(ev, &n); /* shared with what goes to the client */
     append_event(s, ev->json, text, n);
@@ -446,7 +443,7 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
 static const char *finish_entry(sl_exchange *ex, cache_state *s)
 {
     bool whole = sl_ex_endpoint(ex) == SL_EP_EMBEDDINGS ? s->saw_data : s->saw_finish;
-    if (!s->started || s->failed || !s->n_events || !whole)
+    if (s->failed || !s->n_events || !whole)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
         /* the core hid the usage chunk from this client before the hooks: keep it anyway */
