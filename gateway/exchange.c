@@ -341,7 +341,11 @@ static int parse_body(sl_exchange *ex)
                       "the request body is empty: send a JSON object");
         return -1;
     }
-    ex->body = sl_json_loadb(ex->req->body, ex->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    sl_json_text text = {.find = "model"};
+    ex->body = sl_json_loadb_text(ex->req->body, ex->req->body_len, JSON_REJECT_DUPLICATES, &jerr, &text);
+    ex->body_compact = text.compact && text.len > 0;
+    ex->model_at = text.at;
+    ex->model_len = text.len;
     if (!ex->body) {
         char msg[512];
         snprintf(msg, sizeof msg, "could not parse the JSON body: %s (line %d, column %d)", jerr.text, jerr.line,
@@ -433,6 +437,8 @@ json_t *sl_ex_body(sl_exchange *ex)
     ex->body_taken_at = ex->chain_pos + 1;
     return ex->body;
 }
+
+const json_t *sl_ex_body_view(const sl_exchange *ex) { return ex->body; }
 
 int64_t sl_ex_prompt_estimate(sl_exchange *ex, const struct sl_tokenizer *tok)
 {

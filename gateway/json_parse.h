@@ -21,6 +21,17 @@ json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *e
  * key); false when not, or not known (the text went to json_loadb). */
 json_t *sl_json_loadb_compact(const char *buf, size_t len, size_t flags, json_error_t *error, bool *compact);
 
+/* What a parse learnt of the text beside its value (sl_json_loadb_text). */
+typedef struct sl_json_text {
+    bool compact;           /* as sl_json_loadb_compact's */
+    const char *find;       /* in: a key of the top-level object whose value to locate, or NULL */
+    size_t at, len;         /* out: that value's bytes in buf (len 0: not found, or not known) */
+} sl_json_text;
+
+/* sl_json_loadb_compact, and where the top-level member info->find's value is in buf (only
+ * when the one-pass parser read it: otherwise len stays 0). */
+json_t *sl_json_loadb_text(const char *buf, size_t len, size_t flags, json_error_t *error, sl_json_text *info);
+
 /* Length of the valid UTF-8 sequence that starts at p (*p >= 0x80) and ends by end; 0
  * where jansson would refuse it (overlong, a surrogate, past U+10FFFF, cut short). */
 size_t sl_utf8_seq_len(const unsigned char *p, const unsigned char *end);

@@ -104,6 +104,9 @@ struct event_base *sl_ex_base(const sl_exchange *ex);
 const char *sl_ex_header(const sl_exchange *ex, const char *name);
 /* The parsed request body; plugins may change it (it is re-serialised before sending). */
 json_t *sl_ex_body(sl_exchange *ex);
+/* The same, to read only: a plugin that does not change the body takes it this way, so the
+ * gateway knows the request's own text still says it (and sends it on without a rewrite). */
+const json_t *sl_ex_body_view(const sl_exchange *ex);
 bool sl_ex_stream(const sl_exchange *ex);
 /* The client-facing model name the request asked for (after alias resolution: the name
  * whose config applies), or NULL. */

@@ -73,7 +73,7 @@ static void reserved(void *arg, sl_store_status st, const sl_quota_resv *r, cons
         s->resv = *r;
         s->have_resv = true;
         int64_t cap = r->amount - s->prompt_est;
-        if (s->cap > 0 && (cap < s->cap || sl_token_request_cap(sl_ex_body(ex)) == 0)) {
+        if (s->cap > 0 && (cap < s->cap || sl_token_request_cap(sl_ex_body_view(ex)) == 0)) {
             json_t *body = sl_ex_body(ex);
             const char *key = json_object_get(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
             json_object_set_new(body, key, json_integer(cap));
@@ -128,8 +128,8 @@ static sl_step quota_on_request(sl_exchange *ex, void *conf)
     }
     s->conf = qc;
     s->ex = ex;
-    s->prompt_est = sl_ex_prompt_estimate(ex, qc->tok); /* before sl_ex_body: ratelimit's may serve */
-    const json_t *body = sl_ex_body(ex);
+    s->prompt_est = sl_ex_prompt_estimate(ex, qc->tok); /* ratelimit's may serve */
+    const json_t *body = sl_ex_body_view(ex);
     if (ep != SL_EP_EMBEDDINGS) {
         s->cap = sl_token_request_cap(body);
         const sl_model_conf *m = sl_config_model(sl_ex_config(ex), sl_ex_model(ex));

@@ -217,7 +217,7 @@ static const char *bypass_reason(sl_exchange *ex, const cache_conf *c, const sl_
         return "model"; /* route answers 404; a hit must not bypass that */
     if (c->always || ep == SL_EP_EMBEDDINGS) /* embeddings have no sampling */
         return NULL;
-    json_t *t = json_object_get(sl_ex_body(ex), "temperature");
+    json_t *t = json_object_get(sl_ex_body_view(ex), "temperature");
     if (json_is_number(t))
         return json_number_value(t) == 0 ? NULL : "temperature";
     if (t && !json_is_null(t))
@@ -342,7 +342,7 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
     cache_state *s = why ? NULL : calloc(1, sizeof *s);
     char hex[65];
     sl_err err = {{0}};
-    if (s && sl_cache_key(sl_ex_body(ex), model->name, ep, c->scope_global ? NULL : sl_ex_consumer(ex), hex,
+    if (s && sl_cache_key(sl_ex_body_view(ex), model->name, ep, c->scope_global ? NULL : sl_ex_consumer(ex), hex,
                           &err) < 0) {
         sl_ex_log_field(ex, "cache_error", json_string(err.msg));
         free(s);

@@ -180,7 +180,8 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
     sl_guard_hit hit;
     bool blocked = false, failed = !md;
     int masked = 0;
-    if (!failed && collect_texts(sl_ex_body(ex), ep, &r) < 0)
+    /* read through the view: the body is taken for a change only where a mask applies */
+    if (!failed && collect_texts((json_t *)sl_ex_body_view(ex), ep, &r) < 0)
         failed = true;
     for (size_t i = 0; i < r.n && !blocked && !failed; i++) {
         json_t *v = ref_get(&r.v[i]);
@@ -201,6 +202,7 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
             if (k < 0) {
                 failed = true;
             } else if (k > 0) {
+                (void)sl_ex_body(ex);
                 ref_set(&r.v[i], json_stringn(out, out_len));
                 free(out);
                 masked += k;

@@ -58,6 +58,24 @@ up=$(sl_mock_last)
 sl_is "upstream got the rewritten model" "$(sl_json 'd["body"]["model"]' <<<"$up")" mock-model
 sl_is "upstream got Authorization from api_key_env" "$(sl_json 'd["headers"]["authorization"]' <<<"$up")" "Bearer $MOCK_KEY"
 sl_is "upstream path" "$(sl_json 'd["method"]+" "+d["path"]' <<<"$up")" "POST /v1/chat/completions"
+# the body the upstream gets, byte for byte: written from the client's compact text (model
+# replaced, stream_options added last) or serialised from the tree, the same bytes either way
+upstream_text() { sl_mock_clear; sl_http POST /v1/chat/completions "$1" >/dev/null; sl_mock_last | sl_json 'd["text"]'; }
+sl_is "upstream body: compact text, model replaced in place" \
+    "$(upstream_text '{"model":"demo","messages":[{"role":"user","content":"héllo"}],"n":1,"x":{"model":"demo"}}')" \
+    '{"model":"mock-model","messages":[{"role":"user","content":"héllo"}],"n":1,"x":{"model":"demo"}}'
+sl_is "upstream body: stream gains stream_options at the end" \
+    "$(upstream_text '{"messages":[{"role":"user","content":"hi"}],"stream":true,"model":"demo"}')" \
+    '{"messages":[{"role":"user","content":"hi"}],"stream":true,"model":"mock-model","stream_options":{"include_usage":true}}'
+sl_is "upstream body: stream_options asked without usage gets it inside" \
+    "$(upstream_text '{"model":"demo","stream_options":{"include_usage":false},"stream":true,"messages":[{"role":"user","content":"hi"}]}')" \
+    '{"model":"mock-model","stream_options":{"include_usage":true},"stream":true,"messages":[{"role":"user","content":"hi"}]}'
+sl_is "upstream body: stream_options null is replaced in its place" \
+    "$(upstream_text '{"model":"demo","stream_options":null,"stream":true,"messages":[{"role":"user","content":"hi"}]}')" \
+    '{"model":"mock-model","stream_options":{"include_usage":true},"stream":true,"messages":[{"role":"user","content":"hi"}]}'
+sl_is "upstream body: text with spaces and escapes is serialised compact" \
+    "$(upstream_text '{ "model" : "demo", "messages": [{"role": "user", "content": "a\"b\u00e9"}], "t": 1.50 }')" \
+    '{"model":"mock-model","messages":[{"role":"user","content":"a\"bé"}],"t":1.5}'
 sl_is "unknown request fields passed through" "$(sl_json 'd["body"]["custom_field"]["a"]' <<<"$up")" 1
 sl_http POST /v1/chat/completions "$(chat demo)"
 sl_check "request ids differ per request" test -n "$(sl_header x-sluice-request-id)" -a "$(sl_header x-sluice-request-id)" != "$rid1"

@@ -330,7 +330,8 @@ async function handle(req, res, raw) {
     let body = null, bad = null;
     if (raw.length) { try { body = JSON.parse(raw); } catch (e) { bad = e.message; } }
     const rec = { id: nextId++, time: Date.now(), method: req.method, path: url.pathname + url.search,
-        conn: req.socket.mockConnId, headers: req.headers, body: body ?? (raw.length ? raw : null) };
+        conn: req.socket.mockConnId, headers: req.headers, body: body ?? (raw.length ? raw : null),
+        text: raw.length <= 65536 ? raw.toString() : null };
     requests.push(rec);
     if (requests.length > 1000) requests.shift();
     // outcome: null while running, then 'completed' or 'aborted' (closed before the end).
