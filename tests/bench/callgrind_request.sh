@@ -9,7 +9,8 @@
 # usage: tests/bench/callgrind_request.sh BUILD_DIR OUT_PREFIX [STREAM(0|1)]   (TOP=60 lines)
 set -u
 B=$(cd "$1" && pwd); OUT=$2; S=${3:-0}
-ROOT=$(cd "$B/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+command -v valgrind >/dev/null || { echo "callgrind_request: valgrind not found (apt-get install valgrind)" >&2; exit 2; }
 rm -f "$OUT".*
 (cd "$ROOT" && SLUICE_WRAP="valgrind --tool=callgrind --callgrind-out-file=$OUT.%p" NO_PORTKEY=1 BENCH_TARGETS=sluice \
   BENCH_STREAMS=$S BENCH_ROUNDS=1 BENCH_DURATION=3 BENCH_TTFB_N=0 RATE_LOAD=/nonexist tests/bench/gateway_bench.sh "$B" >/dev/null 2>&1)
