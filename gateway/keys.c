@@ -144,14 +144,17 @@ bool sl_key_hash_equal(const char *a, const char *b)
     return CRYPTO_memcmp(a, b, 64) == 0;
 }
 
+/* A digit or an ASCII letter ('A'..'Z' | 0x20 is 'a'..'z'). */
+static bool is_b62(unsigned char c) { return (unsigned)(c - '0') < 10 || (unsigned)((c | 0x20) - 'a') < 26; }
+
 bool sl_key_well_formed(const char *key)
 {
-    if (!key || strlen(key) != SL_KEY_LEN || memcmp(key, SL_KEY_PREFIX, SL_KEY_PREFIX_LEN) != 0)
+    if (!key || strncmp(key, SL_KEY_PREFIX, SL_KEY_PREFIX_LEN) != 0)
         return false;
-    for (size_t i = SL_KEY_PREFIX_LEN; i < SL_KEY_LEN; i++)
-        if (!memchr(b62, key[i], 62))
-            return false;
-    return true;
+    size_t i = SL_KEY_PREFIX_LEN;
+    while (i < SL_KEY_LEN && is_b62((unsigned char)key[i]))
+        i++;
+    return i == SL_KEY_LEN && key[i] == '\0';
 }
 
 void sl_key_shown_prefix(const char *key, char out[SL_KEY_SHOWN_SIZE])
