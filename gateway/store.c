@@ -334,19 +334,26 @@ int64_t sl_window_id(sl_window w, time_t now)
     }
 }
 
+/* The UTC time of the first second of month id (year * 12 + month 0-11), in arithmetic
+ * (Hinnant's days_from_civil): timegm ran twice a request for a monthly quota. */
+static int64_t month_start(int64_t id)
+{
+    int64_t y = id / 12 - (id % 12 < 0), m = id - y * 12;              /* m in [0, 11] */
+    y -= m < 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;                                        /* [0, 399] */
+    int64_t doy = (153 * (m < 2 ? m + 10 : m - 2) + 2) / 5;             /* the 1st, from March */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;                /* [0, 146096] */
+    return (era * 146097 + doe - 719468) * 86400;
+}
+
 int64_t sl_window_end(sl_window w, int64_t id)
 {
-    struct tm tm;
     switch (w) {
     case SL_WINDOW_MINUTE: return (id + 1) * 60;
     case SL_WINDOW_HOUR: return (id + 1) * 3600;
     case SL_WINDOW_DAY: return (id + 1) * 86400;
-    case SL_WINDOW_MONTH:
-        memset(&tm, 0, sizeof tm);
-        tm.tm_year = (int)((id + 1) / 12) - 1900;
-        tm.tm_mon = (int)((id + 1) % 12);
-        tm.tm_mday = 1;
-        return (int64_t)timegm(&tm);
+    case SL_WINDOW_MONTH: return month_start(id + 1);
     default: return 0;
     }
 }
