@@ -22,6 +22,15 @@ typedef struct canon_out {
     int failed;
 } canon_out;
 
+/* Not an initializer: that would clear the 4 KiB buffer at every key. */
+static void out_init(canon_out *o, int (*sink)(canon_out *, const char *, size_t), void *arg)
+{
+    o->n = 0;
+    o->sink = sink;
+    o->arg = arg;
+    o->failed = 0;
+}
+
 static void out_flush(canon_out *o)
 {
     if (o->n && !o->failed && o->sink(o, o->buf, o->n) < 0)
@@ -199,7 +208,8 @@ static int sink_string(canon_out *o, const char *data, size_t len) { return sl_s
 char *sl_cache_canonical(const json_t *v)
 {
     sl_strbuf g = {0};
-    canon_out o = {.sink = sink_string, .arg = &g};
+    canon_out o;
+    out_init(&o, sink_string, &g);
     int rc = put_value(&o, v);
     out_flush(&o);
     if (rc < 0 || o.failed || (!g.s && sink_string(&o, "", 0) < 0)) {
@@ -282,7 +292,8 @@ int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const ch
         sl_err_set(err, "cache: SHA-256 failed (OpenSSL)");
         return -1;
     }
-    canon_out out = {.sink = sink_digest, .arg = md_ctx}, *o = &out;
+    canon_out out, *o = &out;
+    out_init(o, sink_digest, md_ctx);
     /* absent consumer or model: null (the key's form since the first release) */
     out_str(o, "{\"consumer\":");
     if (consumer)
