@@ -296,14 +296,22 @@ int sl_store_copy_name(char *dst, size_t size, const char *src)
     return 0;
 }
 
+/* Eight bytes a step (key hashes are 64 characters, a request looks up several), then
+ * mixed so that every bit of the result depends on every byte. */
 uint64_t sl_store_hash(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+    uint64_t h = 1469598103934665603ULL ^ n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
     }
-    return h;
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBULL;
+    return h ^ (h >> 32);
 }
 
 /* ---- windows ---- */
