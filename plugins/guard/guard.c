@@ -323,10 +323,10 @@ static void add_piece_to_chunk(json_t *chunk, bool chat, const char *const *fiel
 static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s, bool chat)
 {
     const char *const *fields = chat ? chat_fields : cmpl_fields;
-    json_t *chunk = s->tmpl ? chunk_from(s->tmpl) : NULL;
-    json_t *stop = s->tmpl ? chunk_from(s->tmpl) : NULL;
-    bool any = false, stopped = false;
-    for (size_t i = 0; i < s->n && chunk; i++) {
+    /* the chunks are made when first needed: most streams end with nothing held */
+    json_t *chunk = NULL, *stop = NULL;
+    bool failed = !s->tmpl;
+    for (size_t i = 0; i < s->n && !failed; i++) {
         field_stream *f = &s->fs[i];
         if (f->finished)
             continue;
@@ -337,19 +337,19 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
         if (r == SL_GUARD_FEED_HIT) { /* only a rule that looks at the end ($, \b) can hit here */
             audit_block(ex, c, &hit, "response");
             sl_ex_mark_altered(ex);
-            json_array_append_new(json_object_get(stop, "choices"),
-                                  choice_obj(chat, true, f->choice, NULL, NULL, 0, "content_filter"));
-            stopped = true;
+            if (stop || (stop = chunk_from(s->tmpl)))
+                json_array_append_new(json_object_get(stop, "choices"),
+                                      choice_obj(chat, true, f->choice, NULL, NULL, 0, "content_filter"));
+            failed = !stop;
         }
-        if (p.out) {
+        if (p.out && (chunk || (chunk = chunk_from(s->tmpl))))
             add_piece_to_chunk(chunk, chat, fields, &p);
-            any = true;
-        }
+        failed |= p.out && !chunk;
         free(p.out);
     }
-    if (any)
+    if (chunk)
         sl_ex_emit_event(ex, chunk);
-    if (stopped)
+    if (stop)
         sl_ex_emit_event(ex, stop);
     json_decref(chunk);
     json_decref(stop);
