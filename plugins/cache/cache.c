@@ -447,11 +447,10 @@ static const char *finish_entry(sl_exchange *ex, cache_state *s)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
         /* the core hid the usage chunk from this client before the hooks: keep it anyway */
-        json_t *chunk = json_copy(s->head); /* shallow: serialised, then dropped */
+        json_t *chunk = s->head; /* made into the chunk itself: not needed after this */
         json_object_set_new(chunk, "choices", json_array());
         json_object_set(chunk, "usage", (json_t *)sl_ex_usage(ex));
         append_event(s, chunk, NULL, 0);
-        json_decref(chunk);
     }
     const char *close = s->stream ? "]}" : "}";
     if (s->failed || sl_strbuf_add(&s->text, close, strlen(close)) < 0)
