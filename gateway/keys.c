@@ -91,7 +91,8 @@ static hmac_cache *hmac_for(const void *secret, size_t secret_len)
 {
     pthread_once(&hmac_once, hmac_key_make);
     hmac_cache *c = pthread_getspecific(hmac_key);
-    if (c && c->ctx && c->secret_len == secret_len && CRYPTO_memcmp(c->secret, secret, secret_len) == 0)
+    /* memcmp: both sides are the server's secret (this one and the last), none the client's */
+    if (c && c->ctx && c->secret_len == secret_len && memcmp(c->secret, secret, secret_len) == 0)
         return c;
     if (secret_len > sizeof c->secret)
         return NULL;
@@ -186,15 +187,23 @@ bool sl_key_hash_equal(const char *a, const char *b)
     return CRYPTO_memcmp(a, b, 64) == 0;
 }
 
-/* A digit or an ASCII letter ('A'..'Z' | 0x20 is 'a'..'z'). */
-static bool is_b62(unsigned char c) { return (unsigned)(c - '0') < 10 || (unsigned)((c | 0x20) - 'a') < 26; }
+/* 1 for the base62 characters (digits and ASCII letters). */
+static const unsigned char is_b62[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+    ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
 
 bool sl_key_well_formed(const char *key)
 {
     if (!key || strncmp(key, SL_KEY_PREFIX, SL_KEY_PREFIX_LEN) != 0)
         return false;
     size_t i = SL_KEY_PREFIX_LEN;
-    while (i < SL_KEY_LEN && is_b62((unsigned char)key[i]))
+    while (i < SL_KEY_LEN && is_b62[(unsigned char)key[i]])
         i++;
     return i == SL_KEY_LEN && key[i] == '\0';
 }
