@@ -50,11 +50,13 @@ static void audit_block(sl_exchange *ex, const sl_guard_conf *c, const sl_guard_
 
 /* ---- request ---- */
 
-/* Where a text of the request lives: holder[key] (object) or holder[index] (array). */
+/* Where a text of the request lives: holder[key] (object) or holder[index] (array), and
+ * the string there (found while collecting: not looked up again). */
 typedef struct text_ref {
     json_t *holder;
     const char *key;
     size_t index;
+    json_t *value;
 } text_ref;
 
 typedef struct refs {
@@ -62,7 +64,7 @@ typedef struct refs {
     size_t n, cap;
 } refs;
 
-static int push_ref(refs *r, json_t *holder, const char *key, size_t index)
+static int push_ref(refs *r, json_t *holder, const char *key, size_t index, json_t *value)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
@@ -72,7 +74,7 @@ static int push_ref(refs *r, json_t *holder, const char *key, size_t index)
         r->v = v;
         r->cap = cap;
     }
-    r->v[r->n++] = (text_ref){holder, key, index};
+    r->v[r->n++] = (text_ref){holder, key, index, value};
     return 0;
 }
 
@@ -81,11 +83,11 @@ static int push_strings(refs *r, json_t *holder, const char *key)
 {
     json_t *v = json_object_get(holder, key);
     if (json_is_string(v))
-        return push_ref(r, holder, key, 0);
+        return push_ref(r, holder, key, 0, v);
     size_t i;
     json_t *it;
     json_array_foreach(v, i, it)
-        if (json_is_string(it) && push_ref(r, v, NULL, i) < 0)
+        if (json_is_string(it) && push_ref(r, v, NULL, i, it) < 0)
             return -1;
     return 0;
 }
@@ -97,21 +99,16 @@ static int collect_texts(json_t *body, sl_endpoint ep, refs *r)
     if (ep == SL_EP_EMBEDDINGS)
         return push_strings(r, body, "input");
     size_t i, j;
-    json_t *m, *part;
+    json_t *m, *part, *text;
     json_array_foreach(json_object_get(body, "messages"), i, m) {
         json_t *content = json_object_get(m, "content");
-        if (json_is_string(content) && push_ref(r, m, "content", 0) < 0)
+        if (json_is_string(content) && push_ref(r, m, "content", 0, content) < 0)
             return -1;
         json_array_foreach(content, j, part)
-            if (json_is_string(json_object_get(part, "text")) && push_ref(r, part, "text", 0) < 0)
+            if (json_is_string(text = json_object_get(part, "text")) && push_ref(r, part, "text", 0, text) < 0)
                 return -1;
     }
     return 0;
-}
-
-static json_t *ref_get(const text_ref *r)
-{
-    return r->key ? json_object_get(r->holder, r->key) : json_array_get(r->holder, r->index);
 }
 
 static void ref_set(const text_ref *r, json_t *v)
@@ -202,7 +199,7 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
     if (!failed && collect_texts(sl_ex_body(ex), ep, &r) < 0)
         failed = true;
     for (size_t i = 0; i < r.n && !blocked && !failed; i++) {
-        json_t *v = ref_get(&r.v[i]);
+        json_t *v = r.v[i].value;
         const char *t = json_string_value(v);
         size_t len = json_string_length(v);
         if (sl_guard_normalize(&norm, t, len) < 0) {
