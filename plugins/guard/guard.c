@@ -191,10 +191,11 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
     if (!c->on_request || (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS && ep != SL_EP_EMBEDDINGS))
         return SL_STEP_CONTINUE;
     refs r = {0};
-    sl_guard_norm norm = {0};
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    sl_guard_scratch *sc = sl_guard_scratch_take();
+    sl_guard_norm *norm = sc ? &sc->norm : NULL;
+    pcre2_match_data *md = sc ? sc->md : NULL;
     sl_guard_hit hit;
-    bool blocked = false, failed = !md;
+    bool blocked = false, failed = !sc;
     int masked = 0;
     if (!failed && collect_texts(sl_ex_body(ex), ep, &r) < 0)
         failed = true;
@@ -202,18 +203,18 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
         json_t *v = r.v[i].value;
         const char *t = json_string_value(v);
         size_t len = json_string_length(v);
-        if (sl_guard_normalize(&norm, t, len) < 0) {
+        if (sl_guard_normalize(norm, t, len) < 0) {
             failed = true;
             break;
         }
-        if (sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, false, md, &hit)) {
+        if (sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, md, &hit)) {
             blocked = true;
             break;
         }
         if (c->n_masks) {
             char *out;
             size_t out_len;
-            int k = sl_guard_masks_apply(c->masks, c->n_masks, t, len, &norm, md, &out, &out_len);
+            int k = sl_guard_masks_apply(c->masks, c->n_masks, t, len, norm, md, &out, &out_len);
             if (k < 0) {
                 failed = true;
             } else if (k > 0) {
@@ -224,8 +225,7 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
         }
     }
     free(r.v);
-    sl_guard_norm_free(&norm);
-    pcre2_match_data_free(md);
+    sl_guard_scratch_give(sc);
     if (failed) {
         sl_ex_respond_error(ex, 500, "api_error", "internal_error", NULL, "the content guard ran out of memory");
         return SL_STEP_RESPOND;
@@ -478,8 +478,9 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
 static bool scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, bool chat)
 {
     const char *const *fields = chat ? chat_fields : cmpl_fields;
-    sl_guard_norm norm = {0};
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    sl_guard_scratch *sc = sl_guard_scratch_take();
+    sl_guard_norm *norm = sc ? &sc->norm : NULL;
+    pcre2_match_data *md = sc ? sc->md : NULL;
     size_t i;
     json_t *ch;
     bool blocked = false;
@@ -488,20 +489,19 @@ static bool scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, boo
         for (int f = 0; fields[f] && md; f++) {
             json_t *v = json_object_get(holder, fields[f]);
             sl_guard_hit hit;
-            if (!json_is_string(v) || sl_guard_normalize(&norm, json_string_value(v), json_string_length(v)) < 0 ||
-                !sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, false, md, &hit))
+            if (!json_is_string(v) || sl_guard_normalize(norm, json_string_value(v), json_string_length(v)) < 0 ||
+                !sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, md, &hit))
                 continue;
             if (!blocked)
                 audit_block(ex, c, &hit, "response");
             blocked = true;
-            json_object_set_new(holder, fields[f], json_stringn(json_string_value(v), norm.map[hit.start]));
+            json_object_set_new(holder, fields[f], json_stringn(json_string_value(v), norm->map[hit.start]));
             json_object_set_new(ch, "finish_reason", json_string("content_filter"));
         }
     }
     if (blocked)
         sl_ex_mark_altered(ex);
-    sl_guard_norm_free(&norm);
-    pcre2_match_data_free(md);
+    sl_guard_scratch_give(sc);
     return blocked;
 }
 
