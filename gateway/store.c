@@ -121,9 +121,9 @@ void sl_store_key_lookup(sl_store_conn *c, const char *key, sl_store_key_cb cb, 
 void sl_store_key_lookup_hashed(sl_store_conn *c, const char *key, const char *secret, const char *hashed,
                                 sl_store_key_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     char hash[SL_KEY_HASH_SIZE];
     if (!sl_key_well_formed(key)) {
+        sl_err err = {{0}};
         sl_err_set(&err, "not a sluice key");
         cb(arg, SL_STORE_NOT_FOUND, NULL, NULL, &err);
         return;
@@ -133,6 +133,7 @@ void sl_store_key_lookup_hashed(sl_store_conn *c, const char *key, const char *s
         c->store->vt->key_lookup(c, hashed, cb, arg);
         return;
     }
+    sl_err err = {{0}}; /* errors are set up where they happen: clearing 512 bytes a call showed */
     if (sl_key_hash(c->store->secret, c->store->secret_len, key, hash, &err) < 0) {
         cb(arg, SL_STORE_ERROR, NULL, NULL, &err);
         return;
@@ -151,8 +152,8 @@ void sl_store_key_list(sl_store_conn *c, const char *consumer, sl_store_keys_cb 
 
 void sl_store_key_revoke(sl_store_conn *c, const char *id, sl_store_key_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!id || strlen(id) >= SL_KEY_ID_SIZE || strncmp(id, "key_", 4) != 0) {
+        sl_err err = {{0}};
         sl_err_set(&err, "no key with id %.40s", id ? id : "(null)");
         cb(arg, SL_STORE_NOT_FOUND, NULL, NULL, &err);
         return;
@@ -165,8 +166,8 @@ void sl_store_key_revoke(sl_store_conn *c, const char *id, sl_store_key_cb cb, v
 void sl_store_quota_reserve(sl_store_conn *c, const char *consumer, sl_window w, int64_t limit,
                             int64_t min, int64_t max, sl_store_quota_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!name_ok(consumer) || (unsigned)w > SL_WINDOW_TOTAL || limit < 0 || min < 0 || max < min) {
+        sl_err err = {{0}};
         sl_err_set(&err, "quota reserve: bad arguments (consumer, window, 0 <= min <= max)");
         cb(arg, SL_STORE_ERROR, NULL, NULL, &err);
         return;
@@ -177,8 +178,8 @@ void sl_store_quota_reserve(sl_store_conn *c, const char *consumer, sl_window w,
 static void settle(sl_store_conn *c, const sl_quota_resv *r, int64_t charge,
                    sl_store_quota_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!r || !name_ok(r->consumer) || (unsigned)r->window > SL_WINDOW_TOTAL) {
+        sl_err err = {{0}};
         sl_err_set(&err, "quota settle: not a reservation");
         cb(arg, SL_STORE_ERROR, NULL, NULL, &err);
         return;
@@ -200,8 +201,8 @@ void sl_store_quota_release(sl_store_conn *c, const sl_quota_resv *r, sl_store_q
 void sl_store_quota_usage(sl_store_conn *c, const char *consumer, sl_window w, int64_t limit,
                           sl_store_quota_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!name_ok(consumer) || (unsigned)w > SL_WINDOW_TOTAL) {
+        sl_err err = {{0}};
         sl_err_set(&err, "quota usage: bad consumer or window");
         cb(arg, SL_STORE_ERROR, NULL, NULL, &err);
         return;
@@ -226,9 +227,9 @@ void sl_usage_fill(sl_quota_usage *u, sl_window w, int64_t wid, int64_t limit,
 void sl_store_rate(sl_store_conn *c, const char *key, int64_t limit_per_min, int64_t cost,
                    sl_rate_mode mode, sl_store_rate_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!key || !*key || strlen(key) > 512 || limit_per_min <= 0 || cost < 0 ||
         (unsigned)mode > SL_RATE_PEEK) {
+        sl_err err = {{0}};
         sl_err_set(&err, "rate: bad arguments (key, limit > 0, cost >= 0)");
         cb(arg, SL_STORE_ERROR, NULL, &err);
         return;

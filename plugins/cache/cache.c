@@ -341,7 +341,8 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
     const char *why = bypass_reason(ex, c, &model);
     cache_state *s = why ? NULL : calloc(1, sizeof *s);
     char hex[65];
-    sl_err err = {{0}};
+    sl_err err;
+    err.msg[0] = '\0'; /* sl_cache_key fills it on failure; not cleared whole on every request */
     if (s && sl_cache_key(sl_ex_body(ex), model->name, ep, c->scope_global ? NULL : sl_ex_consumer(ex), hex,
                           &err) < 0) {
         sl_ex_log_field(ex, "cache_error", json_string(err.msg));
