@@ -381,7 +381,8 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
     if (!s->tmpl)
         s->tmpl = make_template(ev->json);
     size_t n_choices = json_array_size(choices), n_fields = chat ? 2 : 1;
-    piece *pieces = calloc(n_choices * n_fields, sizeof *pieces);
+    piece small[8]; /* one choice (or a few) per chunk: no allocation at every event */
+    piece *pieces = n_choices * n_fields <= 8 ? small : calloc(n_choices * n_fields, sizeof *pieces);
     if (!pieces)
         return SL_EVENT_PASS;
     size_t np = 0, i;
@@ -470,7 +471,8 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
     }
     for (size_t k = 0; k < np; k++)
         free(pieces[k].out);
-    free(pieces);
+    if (pieces != small)
+        free(pieces);
     return act;
 }
 
