@@ -643,11 +643,10 @@ static void m_quota_settle(sl_store_conn *bc, const sl_quota_resv *r, int64_t ch
         sl_usage_fill(&u, r->window, q->wid, 0, q->used, q->reserved, q->requests);
     }
     pthread_mutex_unlock(&sh->mu);
-    if (q && charge >= 0 && c->s->fd >= 0) {
-        sl_jbuf rec = {0};
-        if (rec_usage(&rec, r->consumer, r->window, r->window_id, charge, 1) == 0)
-            journal_add(c, &rec, NULL);
-        sl_jbuf_free(&rec);
+    if (q && charge >= 0 && c->s->fd >= 0) { /* framed straight into the connection's buffer */
+        pthread_mutex_lock(&c->mu);
+        rec_usage(&c->buf, r->consumer, r->window, r->window_id, charge, 1);
+        pthread_mutex_unlock(&c->mu);
     }
     cb(arg, SL_STORE_OK, r, &u, NULL);
 }
