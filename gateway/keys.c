@@ -1,6 +1,7 @@
 #include "keys.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,11 +53,24 @@ int sl_key_id_generate(char out[SL_KEY_ID_SIZE], sl_err *err)
 }
 
 /* Every request hashes the key it presents. OpenSSL 3 looks the algorithms up on each
- * HMAC() call, so each thread keeps one context keyed with the secret and only re-inits it. */
+ * HMAC() call, so each thread keeps one context keyed with the secret and only re-inits it;
+ * and since clients present the same keys again and again, it also remembers the hashes of
+ * the keys it saw last (a pure function of secret and key: lookups, revocation and expiry
+ * still go to the store every time). The memo holds those keys in this thread's memory, as
+ * their requests' buffers do; it is wiped when the secret changes and when the thread ends. */
+#define MEMO_SLOTS 256
+
+typedef struct hmac_memo {
+    char key[SL_KEY_LEN];           /* a well-formed key's length; other keys are not kept */
+    char hash[64];
+    bool used;
+} hmac_memo;
+
 typedef struct hmac_cache {
     EVP_MAC_CTX *ctx;
     unsigned char secret[128];
     size_t secret_len;
+    hmac_memo memo[MEMO_SLOTS];
 } hmac_cache;
 
 static pthread_key_t hmac_key;
@@ -66,19 +80,20 @@ static void hmac_cache_free(void *arg)
 {
     hmac_cache *c = arg;
     EVP_MAC_CTX_free(c->ctx);
-    OPENSSL_cleanse(c->secret, sizeof c->secret);
+    OPENSSL_cleanse(c, sizeof *c);
     free(c);
 }
 
 static void hmac_key_make(void) { pthread_key_create(&hmac_key, hmac_cache_free); }
 
-/* This thread's HMAC-SHA-256 context for secret (NULL on failure). */
-static EVP_MAC_CTX *hmac_ctx(const void *secret, size_t secret_len)
+/* This thread's HMAC-SHA-256 context and memo for secret (NULL on failure). */
+static hmac_cache *hmac_for(const void *secret, size_t secret_len)
 {
     pthread_once(&hmac_once, hmac_key_make);
     hmac_cache *c = pthread_getspecific(hmac_key);
-    if (c && c->secret_len == secret_len && CRYPTO_memcmp(c->secret, secret, secret_len) == 0)
-        return c->ctx;
+    /* memcmp: both sides are the server's secret (this one and the last), none the client's */
+    if (c && c->ctx && c->secret_len == secret_len && memcmp(c->secret, secret, secret_len) == 0)
+        return c;
     if (secret_len > sizeof c->secret)
         return NULL;
     if (!c) {
@@ -89,6 +104,7 @@ static EVP_MAC_CTX *hmac_ctx(const void *secret, size_t secret_len)
     EVP_MAC_CTX_free(c->ctx);
     c->ctx = NULL;
     c->secret_len = 0;
+    OPENSSL_cleanse(c->memo, sizeof c->memo); /* hashes under the old secret */
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
     EVP_MAC_free(mac);
@@ -101,39 +117,66 @@ static EVP_MAC_CTX *hmac_ctx(const void *secret, size_t secret_len)
     c->ctx = ctx;
     memcpy(c->secret, secret, secret_len);
     c->secret_len = secret_len;
-    return ctx;
+    return c;
 }
 
-int sl_key_hash(const void *secret, size_t secret_len, const char *key,
-                char out[SL_KEY_HASH_SIZE], sl_err *err)
+/* The memo slot of a well-formed-length key: its first random characters, mixed. Keys
+ * sharing a slot only evict each other. */
+static hmac_memo *memo_slot(hmac_cache *c, const char *key, size_t len)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    size_t n = 0;
-    if (!secret || secret_len == 0) {
-        sl_err_set(err, "no server secret: set SLUICE_SECRET (or the variable store.secret_env names)");
-        return -1;
-    }
-    if (secret_len > sizeof ((hmac_cache *)0)->secret) { /* a long secret: no cached context */
-        unsigned int len = 0;
-        if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)key, strlen(key), mac, &len))
-            len = 0;
-        n = len;
-    } else {
-        EVP_MAC_CTX *ctx = hmac_ctx(secret, secret_len);
-        if (!ctx || !EVP_MAC_init(ctx, NULL, 0, NULL) ||
-            !EVP_MAC_update(ctx, (const unsigned char *)key, strlen(key)) || !EVP_MAC_final(ctx, mac, &n, sizeof mac))
-            n = 0;
-    }
-    if (n != 32) {
-        sl_err_set(err, "HMAC-SHA-256 failed: %s", ERR_error_string(ERR_get_error(), NULL));
-        return -1;
-    }
+    if (len != SL_KEY_LEN)
+        return NULL;
+    uint64_t w;
+    memcpy(&w, key + SL_KEY_PREFIX_LEN, sizeof w);
+    return &c->memo[(w * 0x9e3779b97f4a7c15ull) >> 56];
+}
+
+static void to_hex(const unsigned char mac[32], char out[SL_KEY_HASH_SIZE])
+{
     static const char hex[] = "0123456789abcdef";
     for (unsigned i = 0; i < 32; i++) {
         out[2 * i] = hex[mac[i] >> 4];
         out[2 * i + 1] = hex[mac[i] & 15];
     }
     out[64] = '\0';
+}
+
+int sl_key_hash(const void *secret, size_t secret_len, const char *key,
+                char out[SL_KEY_HASH_SIZE], sl_err *err)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t n = 0, len = strlen(key);
+    if (!secret || secret_len == 0) {
+        sl_err_set(err, "no server secret: set SLUICE_SECRET (or the variable store.secret_env names)");
+        return -1;
+    }
+    hmac_memo *m = NULL;
+    if (secret_len > sizeof ((hmac_cache *)0)->secret) { /* a long secret: no cached context */
+        unsigned int ulen = 0;
+        if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)key, len, mac, &ulen))
+            ulen = 0;
+        n = ulen;
+    } else {
+        hmac_cache *c = hmac_for(secret, secret_len);
+        if (c && (m = memo_slot(c, key, len)) && m->used && CRYPTO_memcmp(m->key, key, SL_KEY_LEN) == 0) {
+            memcpy(out, m->hash, 64);
+            out[64] = '\0';
+            return 0;
+        }
+        if (!c || !EVP_MAC_init(c->ctx, NULL, 0, NULL) || !EVP_MAC_update(c->ctx, (const unsigned char *)key, len) ||
+            !EVP_MAC_final(c->ctx, mac, &n, sizeof mac))
+            n = 0;
+    }
+    if (n != 32) {
+        sl_err_set(err, "HMAC-SHA-256 failed: %s", ERR_error_string(ERR_get_error(), NULL));
+        return -1;
+    }
+    to_hex(mac, out);
+    if (m) {
+        memcpy(m->key, key, SL_KEY_LEN);
+        memcpy(m->hash, out, 64);
+        m->used = true;
+    }
     return 0;
 }
 
@@ -144,14 +187,25 @@ bool sl_key_hash_equal(const char *a, const char *b)
     return CRYPTO_memcmp(a, b, 64) == 0;
 }
 
+/* 1 for the base62 characters (digits and ASCII letters). */
+static const unsigned char is_b62[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+    ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
 bool sl_key_well_formed(const char *key)
 {
-    if (!key || strlen(key) != SL_KEY_LEN || memcmp(key, SL_KEY_PREFIX, SL_KEY_PREFIX_LEN) != 0)
+    if (!key || strncmp(key, SL_KEY_PREFIX, SL_KEY_PREFIX_LEN) != 0)
         return false;
-    for (size_t i = SL_KEY_PREFIX_LEN; i < SL_KEY_LEN; i++)
-        if (!memchr(b62, key[i], 62))
-            return false;
-    return true;
+    size_t i = SL_KEY_PREFIX_LEN;
+    while (i < SL_KEY_LEN && is_b62[(unsigned char)key[i]])
+        i++;
+    return i == SL_KEY_LEN && key[i] == '\0';
 }
 
 void sl_key_shown_prefix(const char *key, char out[SL_KEY_SHOWN_SIZE])

@@ -121,9 +121,9 @@ void sl_store_key_lookup(sl_store_conn *c, const char *key, sl_store_key_cb cb, 
 void sl_store_key_lookup_hashed(sl_store_conn *c, const char *key, const char *secret, const char *hashed,
                                 sl_store_key_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     char hash[SL_KEY_HASH_SIZE];
     if (!sl_key_well_formed(key)) {
+        sl_err err = {{0}};
         sl_err_set(&err, "not a sluice key");
         cb(arg, SL_STORE_NOT_FOUND, NULL, NULL, &err);
         return;
@@ -133,6 +133,7 @@ void sl_store_key_lookup_hashed(sl_store_conn *c, const char *key, const char *s
         c->store->vt->key_lookup(c, hashed, cb, arg);
         return;
     }
+    sl_err err = {{0}}; /* errors are set up where they happen: clearing 512 bytes a call showed */
     if (sl_key_hash(c->store->secret, c->store->secret_len, key, hash, &err) < 0) {
         cb(arg, SL_STORE_ERROR, NULL, NULL, &err);
         return;
@@ -151,8 +152,8 @@ void sl_store_key_list(sl_store_conn *c, const char *consumer, sl_store_keys_cb 
 
 void sl_store_key_revoke(sl_store_conn *c, const char *id, sl_store_key_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!id || strlen(id) >= SL_KEY_ID_SIZE || strncmp(id, "key_", 4) != 0) {
+        sl_err err = {{0}};
         sl_err_set(&err, "no key with id %.40s", id ? id : "(null)");
         cb(arg, SL_STORE_NOT_FOUND, NULL, NULL, &err);
         return;
@@ -165,8 +166,8 @@ void sl_store_key_revoke(sl_store_conn *c, const char *id, sl_store_key_cb cb, v
 void sl_store_quota_reserve(sl_store_conn *c, const char *consumer, sl_window w, int64_t limit,
                             int64_t min, int64_t max, sl_store_quota_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!name_ok(consumer) || (unsigned)w > SL_WINDOW_TOTAL || limit < 0 || min < 0 || max < min) {
+        sl_err err = {{0}};
         sl_err_set(&err, "quota reserve: bad arguments (consumer, window, 0 <= min <= max)");
         cb(arg, SL_STORE_ERROR, NULL, NULL, &err);
         return;
@@ -177,8 +178,8 @@ void sl_store_quota_reserve(sl_store_conn *c, const char *consumer, sl_window w,
 static void settle(sl_store_conn *c, const sl_quota_resv *r, int64_t charge,
                    sl_store_quota_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!r || !name_ok(r->consumer) || (unsigned)r->window > SL_WINDOW_TOTAL) {
+        sl_err err = {{0}};
         sl_err_set(&err, "quota settle: not a reservation");
         cb(arg, SL_STORE_ERROR, NULL, NULL, &err);
         return;
@@ -200,8 +201,8 @@ void sl_store_quota_release(sl_store_conn *c, const sl_quota_resv *r, sl_store_q
 void sl_store_quota_usage(sl_store_conn *c, const char *consumer, sl_window w, int64_t limit,
                           sl_store_quota_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!name_ok(consumer) || (unsigned)w > SL_WINDOW_TOTAL) {
+        sl_err err = {{0}};
         sl_err_set(&err, "quota usage: bad consumer or window");
         cb(arg, SL_STORE_ERROR, NULL, NULL, &err);
         return;
@@ -226,9 +227,9 @@ void sl_usage_fill(sl_quota_usage *u, sl_window w, int64_t wid, int64_t limit,
 void sl_store_rate(sl_store_conn *c, const char *key, int64_t limit_per_min, int64_t cost,
                    sl_rate_mode mode, sl_store_rate_cb cb, void *arg)
 {
-    sl_err err = {{0}};
     if (!key || !*key || strlen(key) > 512 || limit_per_min <= 0 || cost < 0 ||
         (unsigned)mode > SL_RATE_PEEK) {
+        sl_err err = {{0}};
         sl_err_set(&err, "rate: bad arguments (key, limit > 0, cost >= 0)");
         cb(arg, SL_STORE_ERROR, NULL, &err);
         return;
@@ -296,14 +297,22 @@ int sl_store_copy_name(char *dst, size_t size, const char *src)
     return 0;
 }
 
+/* Eight bytes a step (key hashes are 64 characters, a request looks up several), then
+ * mixed so that every bit of the result depends on every byte. */
 uint64_t sl_store_hash(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+    uint64_t h = 1469598103934665603ULL ^ n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
     }
-    return h;
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBULL;
+    return h ^ (h >> 32);
 }
 
 /* ---- windows ---- */
@@ -334,19 +343,26 @@ int64_t sl_window_id(sl_window w, time_t now)
     }
 }
 
+/* The UTC time of the first second of month id (year * 12 + month 0-11), in arithmetic
+ * (Hinnant's days_from_civil): timegm ran twice a request for a monthly quota. */
+static int64_t month_start(int64_t id)
+{
+    int64_t y = id / 12 - (id % 12 < 0), m = id - y * 12;              /* m in [0, 11] */
+    y -= m < 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;                                        /* [0, 399] */
+    int64_t doy = (153 * (m < 2 ? m + 10 : m - 2) + 2) / 5;             /* the 1st, from March */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;                /* [0, 146096] */
+    return (era * 146097 + doe - 719468) * 86400;
+}
+
 int64_t sl_window_end(sl_window w, int64_t id)
 {
-    struct tm tm;
     switch (w) {
     case SL_WINDOW_MINUTE: return (id + 1) * 60;
     case SL_WINDOW_HOUR: return (id + 1) * 3600;
     case SL_WINDOW_DAY: return (id + 1) * 86400;
-    case SL_WINDOW_MONTH:
-        memset(&tm, 0, sizeof tm);
-        tm.tm_year = (int)((id + 1) / 12) - 1900;
-        tm.tm_mon = (int)((id + 1) % 12);
-        tm.tm_mday = 1;
-        return (int64_t)timegm(&tm);
+    case SL_WINDOW_MONTH: return month_start(id + 1);
     default: return 0;
     }
 }

@@ -63,6 +63,6 @@ void sl_usage_fill(sl_quota_usage *u, sl_window w, int64_t wid, int64_t limit,
  * does not fit. */
 int sl_store_copy_name(char *dst, size_t size, const char *src);
 
-uint64_t sl_store_hash(const char *s, size_t n);    /* FNV-1a */
+uint64_t sl_store_hash(const char *s, size_t n);    /* in-memory tables only: never stored */
 
 #endif

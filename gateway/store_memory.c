@@ -44,6 +44,7 @@ typedef struct mquota {
     uint64_t seq;
     mresv *resv;
     size_t n, cap;
+    int64_t expiry_ms;              /* no reservation expires before this (a lower bound) */
 } mquota;
 
 typedef struct mrate {
@@ -222,16 +223,24 @@ static mquota *quota_get(shard *sh, uint64_t h, const char *consumer, sl_window 
     return q;
 }
 
+/* Drops expired reservations; the list is walked only once one may have expired (it is as
+ * long as the consumer's requests in flight, and every admission comes here). */
 static void quota_reclaim(mquota *q, int64_t now_ms)
 {
+    if (now_ms < q->expiry_ms)
+        return;
     size_t j = 0;
+    int64_t next = INT64_MAX;
     for (size_t i = 0; i < q->n; i++) {
-        if (q->resv[i].deadline_ms <= now_ms)
+        if (q->resv[i].deadline_ms <= now_ms) {
             q->reserved -= q->resv[i].amount;
-        else
+        } else {
+            next = q->resv[i].deadline_ms < next ? q->resv[i].deadline_ms : next;
             q->resv[j++] = q->resv[i];
+        }
     }
     q->n = j;
+    q->expiry_ms = next;
 }
 
 /* ---- replay and compaction ---- */
@@ -595,7 +604,10 @@ static void m_quota_reserve(sl_store_conn *bc, const char *consumer, sl_window w
         }
         r.amount = left < max ? left : max;
         r.id = ++q->seq;
-        q->resv[q->n++] = (mresv){r.id, r.amount, sl_now_ms() + c->s->base.resv_ttl_ms};
+        int64_t deadline = sl_now_ms() + c->s->base.resv_ttl_ms;
+        q->resv[q->n++] = (mresv){r.id, r.amount, deadline};
+        if (deadline < q->expiry_ms)
+            q->expiry_ms = deadline;
         q->reserved += r.amount;
         st = SL_STORE_OK;
     }
@@ -631,11 +643,10 @@ static void m_quota_settle(sl_store_conn *bc, const sl_quota_resv *r, int64_t ch
         sl_usage_fill(&u, r->window, q->wid, 0, q->used, q->reserved, q->requests);
     }
     pthread_mutex_unlock(&sh->mu);
-    if (q && charge >= 0 && c->s->fd >= 0) {
-        sl_jbuf rec = {0};
-        if (rec_usage(&rec, r->consumer, r->window, r->window_id, charge, 1) == 0)
-            journal_add(c, &rec, NULL);
-        sl_jbuf_free(&rec);
+    if (q && charge >= 0 && c->s->fd >= 0) { /* framed straight into the connection's buffer */
+        pthread_mutex_lock(&c->mu);
+        rec_usage(&c->buf, r->consumer, r->window, r->window_id, charge, 1);
+        pthread_mutex_unlock(&c->mu);
     }
     cb(arg, SL_STORE_OK, r, &u, NULL);
 }

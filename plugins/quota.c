@@ -35,6 +35,7 @@ typedef struct quota_state {
     bool completed;         /* the exchange ended meanwhile */
     int64_t prompt_est;
     int64_t cap;
+    bool own_cap;           /* the request set max_tokens (or max_completion_tokens) */
     char *text;             /* the completion text that reached the client */
     size_t len, tcap;
     int64_t counted;        /* running count of text, chunk by chunk */
@@ -73,7 +74,7 @@ static void reserved(void *arg, sl_store_status st, const sl_quota_resv *r, cons
         s->resv = *r;
         s->have_resv = true;
         int64_t cap = r->amount - s->prompt_est;
-        if (s->cap > 0 && (cap < s->cap || sl_token_request_cap(sl_ex_body_view(ex)) == 0)) {
+        if (s->cap > 0 && (cap < s->cap || !s->own_cap)) {
             json_t *body = sl_ex_body(ex);
             const char *key = json_object_get(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
             json_object_set_new(body, key, json_integer(cap));
@@ -132,6 +133,7 @@ static sl_step quota_on_request(sl_exchange *ex, void *conf)
     const json_t *body = sl_ex_body_view(ex);
     if (ep != SL_EP_EMBEDDINGS) {
         s->cap = sl_token_request_cap(body);
+        s->own_cap = s->cap != 0;
         const sl_model_conf *m = sl_config_model(sl_ex_config(ex), sl_ex_model(ex));
         if (!s->cap)
             s->cap = m && m->profile.max_tokens > 0 ? m->profile.max_tokens : qc->default_cap;

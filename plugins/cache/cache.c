@@ -341,7 +341,8 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
     const char *why = bypass_reason(ex, c, &model);
     cache_state *s = why ? NULL : calloc(1, sizeof *s);
     char hex[65];
-    sl_err err = {{0}};
+    sl_err err;
+    err.msg[0] = '\0'; /* sl_cache_key fills it on failure; not cleared whole on every request */
     if (s && sl_cache_key(sl_ex_body_view(ex), model->name, ep, c->scope_global ? NULL : sl_ex_consumer(ex), hex,
                           &err) < 0) {
         sl_ex_log_field(ex, "cache_error", json_string(err.msg));
@@ -447,11 +448,10 @@ static const char *finish_entry(sl_exchange *ex, cache_state *s)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
         /* the core hid the usage chunk from this client before the hooks: keep it anyway */
-        json_t *chunk = json_copy(s->head); /* shallow: serialised, then dropped */
+        json_t *chunk = s->head; /* made into the chunk itself: not needed after this */
         json_object_set_new(chunk, "choices", json_array());
         json_object_set(chunk, "usage", (json_t *)sl_ex_usage(ex));
         append_event(s, chunk, NULL, 0);
-        json_decref(chunk);
     }
     const char *close = s->stream ? "]}" : "}";
     if (s->failed || sl_strbuf_add(&s->text, close, strlen(close)) < 0)

@@ -22,6 +22,15 @@ typedef struct canon_out {
     int failed;
 } canon_out;
 
+/* Not an initializer: that would clear the 4 KiB buffer at every key. */
+static void out_init(canon_out *o, int (*sink)(canon_out *, const char *, size_t), void *arg)
+{
+    o->n = 0;
+    o->sink = sink;
+    o->arg = arg;
+    o->failed = 0;
+}
+
 static void out_flush(canon_out *o)
 {
     if (o->n && !o->failed && o->sink(o, o->buf, o->n) < 0)
@@ -98,44 +107,60 @@ static void put_number(canon_out *o, double d)
     out_str(o, buf);
 }
 
-static int cmp_keys(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+/* One member of an object being written: its key and value, sorted by key. */
+typedef struct member {
+    const char *key;
+    json_t *value;
+} member;
 
-/* The object's keys, sorted, that skip() lets through (skip may be NULL). */
-static const char **sorted_keys(const json_t *v, bool (*skip)(const char *), size_t *n_out)
+static int cmp_members(const void *a, const void *b)
 {
-    size_t n = json_object_size(v), i = 0;
-    const char **keys = malloc((n ? n : 1) * sizeof *keys);
-    if (!keys)
-        return NULL;
-    const char *k;
-    json_t *item;
-    json_object_foreach((json_t *)v, k, item)
-        if (!skip || !skip(k))
-            keys[i++] = k;
-    qsort(keys, i, sizeof *keys, cmp_keys);
-    *n_out = i;
-    return keys;
+    return strcmp(((const member *)a)->key, ((const member *)b)->key);
+}
+
+/* Requests' objects are small: an insertion sort on the stack beats qsort's setup. */
+static void sort_members(member *m, size_t n)
+{
+    if (n > 16) {
+        qsort(m, n, sizeof *m, cmp_members);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        member x = m[i];
+        size_t j = i;
+        for (; j > 0 && strcmp(m[j - 1].key, x.key) > 0; j--)
+            m[j] = m[j - 1];
+        m[j] = x;
+    }
 }
 
 static int put_value(canon_out *o, const json_t *v);
 
+/* The object's members that skip() lets through (skip may be NULL), sorted by key. */
 static int put_object(canon_out *o, const json_t *v, bool (*skip)(const char *))
 {
-    size_t n = 0;
-    const char **keys = sorted_keys(v, skip, &n);
-    if (!keys)
+    member small[16], *m = small;
+    size_t n = json_object_size(v), i = 0;
+    if (n > sizeof small / sizeof small[0] && !(m = malloc(n * sizeof *m)))
         return -1;
+    for (void *it = json_object_iter((json_t *)v); it && i < n; it = json_object_iter_next((json_t *)v, it)) {
+        const char *k = json_object_iter_key(it);
+        if (!skip || !skip(k))
+            m[i++] = (member){k, json_object_iter_value(it)};
+    }
+    sort_members(m, i);
     out_char(o, '{');
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i)
+    for (size_t j = 0; j < i && rc == 0; j++) {
+        if (j)
             out_char(o, ',');
-        put_string(o, keys[i], strlen(keys[i]));
+        put_string(o, m[j].key, strlen(m[j].key));
         out_char(o, ':');
-        rc = put_value(o, json_object_get(v, keys[i]));
+        rc = put_value(o, m[j].value);
     }
     out_char(o, '}');
-    free(keys);
+    if (m != small)
+        free(m);
     return rc;
 }
 
@@ -183,7 +208,8 @@ static int sink_string(canon_out *o, const char *data, size_t len) { return sl_s
 char *sl_cache_canonical(const json_t *v)
 {
     sl_strbuf g = {0};
-    canon_out o = {.sink = sink_string, .arg = &g};
+    canon_out o;
+    out_init(&o, sink_string, &g);
     int rc = put_value(&o, v);
     out_flush(&o);
     if (rc < 0 || o.failed || (!g.s && sink_string(&o, "", 0) < 0)) {
@@ -197,11 +223,12 @@ bool sl_cache_field_ignored(const char *name)
 {
     /* stream/stream_options: a streamed and a non-streamed request share an entry; model is
      * replaced by the client-facing name; the rest are labels that do not change the text. */
-    static const char *const ignored[] = {"stream", "stream_options", "model", "user", "metadata", "store", NULL};
-    for (size_t i = 0; ignored[i]; i++)
-        if (strcmp(name, ignored[i]) == 0)
-            return true;
-    return false;
+    switch (name[0]) {
+    case 's': return !strcmp(name, "stream") || !strcmp(name, "stream_options") || !strcmp(name, "store");
+    case 'm': return !strcmp(name, "model") || !strcmp(name, "metadata");
+    case 'u': return !strcmp(name, "user");
+    default: return false;
+    }
 }
 
 static const char *endpoint_name(sl_endpoint ep)
@@ -220,14 +247,37 @@ static int sink_digest(canon_out *o, const char *data, size_t len)
 }
 
 /* SHA-256 fetched from the provider once: EVP_sha256() in a DigestInit fetches it again at
- * every call (OpenSSL 3), a cost seen in the gateway benchmark's profile. */
+ * every call (OpenSSL 3), a cost seen in the gateway benchmark's profile. Each thread also
+ * keeps one digest context that every key re-initialises, instead of a new one a key. */
 static EVP_MD *sha256_fetched;
-static void fetch_sha256(void) { sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL); }
-static const EVP_MD *sha256_md(void)
+static pthread_key_t md_ctx_key;
+static void md_ctx_free(void *ctx) { EVP_MD_CTX_free(ctx); }
+static void digest_setup(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (pthread_key_create(&md_ctx_key, md_ctx_free) != 0) {
+        EVP_MD_free(sha256_fetched);
+        sha256_fetched = NULL;
+    }
+}
+
+/* This thread's context, initialised for SHA-256; NULL on failure. */
+static EVP_MD_CTX *sha256_start(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, fetch_sha256);
-    return sha256_fetched;
+    pthread_once(&once, digest_setup);
+    if (!sha256_fetched)
+        return NULL;
+    EVP_MD_CTX *ctx = pthread_getspecific(md_ctx_key);
+    if (!ctx) {
+        if (!(ctx = EVP_MD_CTX_new()))
+            return NULL;
+        if (pthread_setspecific(md_ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            return NULL;
+        }
+    }
+    return EVP_DigestInit_ex(ctx, sha256_fetched, NULL) ? ctx : NULL;
 }
 
 /* SHA-256 of the canonical text of {"consumer", "endpoint", "model", "request": the body
@@ -235,16 +285,15 @@ static const EVP_MD *sha256_md(void)
 int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const char *consumer, char hex[65],
                  sl_err *err)
 {
-    EVP_MD_CTX *md_ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *md_ctx = sha256_start();
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    const EVP_MD *sha256 = sha256_md();
-    if (!md_ctx || !sha256 || !EVP_DigestInit_ex(md_ctx, sha256, NULL)) {
-        EVP_MD_CTX_free(md_ctx);
+    if (!md_ctx) {
         sl_err_set(err, "cache: SHA-256 failed (OpenSSL)");
         return -1;
     }
-    canon_out out = {.sink = sink_digest, .arg = md_ctx}, *o = &out;
+    canon_out out, *o = &out;
+    out_init(o, sink_digest, md_ctx);
     /* absent consumer or model: null (the key's form since the first release) */
     out_str(o, "{\"consumer\":");
     if (consumer)
@@ -270,7 +319,6 @@ int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const ch
         rc = -1;
     if (rc == 0 && (!EVP_DigestFinal_ex(md_ctx, md, &md_len) || md_len != 32))
         rc = -1;
-    EVP_MD_CTX_free(md_ctx);
     if (rc < 0) {
         sl_err_set(err, "cache: could not build or hash the key (out of memory, or OpenSSL failed)");
         return -1;

@@ -8,14 +8,16 @@
 #include <string.h>
 #include <time.h>
 
+/* One allocation: the entry, then its key (NUL-terminated), then its value. */
 typedef struct entry {
     struct entry *next_in_bucket;
+    struct entry **in_bucket;       /* what points at this entry: unlinked without a walk */
     struct entry *prev, *next;      /* LRU: head = most recently used */
     uint64_t hash;
     int64_t expires_ms;             /* 0 = never */
     size_t len, cost;
-    char *key;
     char *val;
+    char key[];
 } entry;
 
 typedef struct shard {
@@ -39,14 +41,22 @@ int64_t sl_cache_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t hash_key(const char *s)
+/* Eight bytes a step (keys are 64 hex digits and more), then mixed so that both the high
+ * bits (shard) and the low bits (bucket) vary. */
+static uint64_t hash_key(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
+    uint64_t h = 1469598103934665603ull ^ n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 29;
     }
-    return h;
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 32);
 }
 
 sl_cache_mem *sl_cache_mem_new(size_t max_bytes, unsigned n_shards)
@@ -72,12 +82,7 @@ sl_cache_mem *sl_cache_mem_new(size_t max_bytes, unsigned n_shards)
     return m;
 }
 
-static void entry_free(entry *e)
-{
-    free(e->key);
-    free(e->val);
-    free(e);
-}
+static void entry_free(entry *e) { free(e); }
 
 void sl_cache_mem_free(sl_cache_mem *m)
 {
@@ -100,14 +105,23 @@ size_t sl_cache_mem_max_entry(const sl_cache_mem *m) { return m->shards[0].cap; 
 
 static shard *shard_of(sl_cache_mem *m, uint64_t h) { return &m->shards[(h >> 48) & (m->n_shards - 1)]; }
 
-static entry **find_slot(shard *s, uint64_t h, const char *key)
+static entry *find(shard *s, uint64_t h, const char *key)
 {
     if (!s->n_buckets)
         return NULL;
-    entry **p = &s->buckets[h & (s->n_buckets - 1)];
-    while (*p && ((*p)->hash != h || strcmp((*p)->key, key) != 0))
-        p = &(*p)->next_in_bucket;
-    return *p ? p : NULL;
+    entry *e = s->buckets[h & (s->n_buckets - 1)];
+    while (e && (e->hash != h || strcmp(e->key, key) != 0))
+        e = e->next_in_bucket;
+    return e;
+}
+
+static void bucket_push(entry **bucket, entry *e)
+{
+    e->next_in_bucket = *bucket;
+    if (*bucket)
+        (*bucket)->in_bucket = &e->next_in_bucket;
+    e->in_bucket = bucket;
+    *bucket = e;
 }
 
 static void lru_unlink(shard *s, entry *e)
@@ -136,9 +150,9 @@ static void lru_push_front(shard *s, entry *e)
 
 static void remove_entry(shard *s, entry *e)
 {
-    entry **p = find_slot(s, e->hash, e->key);
-    if (p)
-        *p = e->next_in_bucket;
+    *e->in_bucket = e->next_in_bucket;
+    if (e->next_in_bucket)
+        e->next_in_bucket->in_bucket = e->in_bucket;
     lru_unlink(s, e);
     s->bytes -= e->cost;
     s->count--;
@@ -154,8 +168,7 @@ static int grow(shard *s)
     for (size_t i = 0; i < s->n_buckets; i++) {
         for (entry *e = s->buckets[i], *next; e; e = next) {
             next = e->next_in_bucket;
-            e->next_in_bucket = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
+            bucket_push(&b[e->hash & (n - 1)], e);
         }
     }
     free(s->buckets);
@@ -166,12 +179,11 @@ static int grow(shard *s)
 
 char *sl_cache_mem_get(sl_cache_mem *m, const char *key, int64_t now_ms, size_t *len)
 {
-    uint64_t h = hash_key(key);
+    uint64_t h = hash_key(key, strlen(key));
     shard *s = shard_of(m, h);
     char *out = NULL;
     pthread_mutex_lock(&s->lock);
-    entry **p = find_slot(s, h, key);
-    entry *e = p ? *p : NULL;
+    entry *e = find(s, h, key);
     if (e && e->expires_ms && e->expires_ms <= now_ms) {
         remove_entry(s, e);
         e = NULL;
@@ -191,17 +203,17 @@ char *sl_cache_mem_get(sl_cache_mem *m, const char *key, int64_t now_ms, size_t 
 
 int sl_cache_mem_put(sl_cache_mem *m, const char *key, const char *val, size_t len, int64_t ttl_ms, int64_t now_ms)
 {
-    uint64_t h = hash_key(key);
+    size_t key_len = strlen(key);
+    uint64_t h = hash_key(key, key_len);
     shard *s = shard_of(m, h);
-    size_t cost = sizeof(entry) + strlen(key) + 1 + len;
+    size_t cost = sizeof(entry) + key_len + 1 + len;
     if (cost > s->cap)
         return -1;
-    entry *e = calloc(1, sizeof *e);
-    if (!e || !(e->key = strdup(key)) || !(e->val = malloc(len ? len : 1))) {
-        if (e)
-            entry_free(e);
+    entry *e = malloc(cost);
+    if (!e)
         return -1;
-    }
+    memcpy(e->key, key, key_len + 1);
+    e->val = e->key + key_len + 1;
     memcpy(e->val, val, len);
     e->len = len;
     e->cost = cost;
@@ -210,15 +222,14 @@ int sl_cache_mem_put(sl_cache_mem *m, const char *key, const char *val, size_t l
 
     int rc = -1;
     pthread_mutex_lock(&s->lock);
-    entry **p = find_slot(s, h, key);
-    if (p)
-        remove_entry(s, *p);
+    entry *old = find(s, h, key);
+    if (old)
+        remove_entry(s, old);
     while (s->bytes + cost > s->cap && s->tail)
         remove_entry(s, s->tail);
     if (s->count + 1 > s->n_buckets && grow(s) < 0)
         goto fail;
-    e->next_in_bucket = s->buckets[h & (s->n_buckets - 1)];
-    s->buckets[h & (s->n_buckets - 1)] = e;
+    bucket_push(&s->buckets[h & (s->n_buckets - 1)], e);
     lru_push_front(s, e);
     s->bytes += cost;
     s->count++;

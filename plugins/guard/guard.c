@@ -17,6 +17,25 @@ extern const sl_plugin sl_plugin_guard;
 static const char *const chat_fields[] = {"content", "reasoning_content", NULL};
 static const char *const cmpl_fields[] = {"text", NULL};
 
+/* The members of o named in names (NULL-terminated, at most 4) into v, in one pass over o
+ * instead of a lookup a name: a stream's chunks are small and read at every event. */
+static void pick(const json_t *o, const char *const *names, json_t **v)
+{
+    size_t n = 0;
+    while (names[n])
+        v[n++] = NULL;
+    if (!json_is_object(o))
+        return;
+    for (void *it = json_object_iter((json_t *)o); it; it = json_object_iter_next((json_t *)o, it)) {
+        const char *key = json_object_iter_key(it);
+        for (size_t i = 0; i < n; i++)
+            if (!v[i] && strcmp(key, names[i]) == 0) {
+                v[i] = json_object_iter_value(it);
+                break;
+            }
+    }
+}
+
 static void audit_block(sl_exchange *ex, const sl_guard_conf *c, const sl_guard_hit *hit, const char *stage)
 {
     char rule[64];
@@ -31,11 +50,13 @@ static void audit_block(sl_exchange *ex, const sl_guard_conf *c, const sl_guard_
 
 /* ---- request ---- */
 
-/* Where a text of the request lives: holder[key] (object) or holder[index] (array). */
+/* Where a text of the request lives: holder[key] (object) or holder[index] (array), and
+ * the string there (found while collecting: not looked up again). */
 typedef struct text_ref {
     json_t *holder;
     const char *key;
     size_t index;
+    json_t *value;
 } text_ref;
 
 typedef struct refs {
@@ -43,7 +64,7 @@ typedef struct refs {
     size_t n, cap;
 } refs;
 
-static int push_ref(refs *r, json_t *holder, const char *key, size_t index)
+static int push_ref(refs *r, json_t *holder, const char *key, size_t index, json_t *value)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
@@ -53,7 +74,7 @@ static int push_ref(refs *r, json_t *holder, const char *key, size_t index)
         r->v = v;
         r->cap = cap;
     }
-    r->v[r->n++] = (text_ref){holder, key, index};
+    r->v[r->n++] = (text_ref){holder, key, index, value};
     return 0;
 }
 
@@ -62,11 +83,11 @@ static int push_strings(refs *r, json_t *holder, const char *key)
 {
     json_t *v = json_object_get(holder, key);
     if (json_is_string(v))
-        return push_ref(r, holder, key, 0);
+        return push_ref(r, holder, key, 0, v);
     size_t i;
     json_t *it;
     json_array_foreach(v, i, it)
-        if (json_is_string(it) && push_ref(r, v, NULL, i) < 0)
+        if (json_is_string(it) && push_ref(r, v, NULL, i, it) < 0)
             return -1;
     return 0;
 }
@@ -78,21 +99,16 @@ static int collect_texts(json_t *body, sl_endpoint ep, refs *r)
     if (ep == SL_EP_EMBEDDINGS)
         return push_strings(r, body, "input");
     size_t i, j;
-    json_t *m, *part;
+    json_t *m, *part, *text;
     json_array_foreach(json_object_get(body, "messages"), i, m) {
         json_t *content = json_object_get(m, "content");
-        if (json_is_string(content) && push_ref(r, m, "content", 0) < 0)
+        if (json_is_string(content) && push_ref(r, m, "content", 0, content) < 0)
             return -1;
         json_array_foreach(content, j, part)
-            if (json_is_string(json_object_get(part, "text")) && push_ref(r, part, "text", 0) < 0)
+            if (json_is_string(text = json_object_get(part, "text")) && push_ref(r, part, "text", 0, text) < 0)
                 return -1;
     }
     return 0;
-}
-
-static json_t *ref_get(const text_ref *r)
-{
-    return r->key ? json_object_get(r->holder, r->key) : json_array_get(r->holder, r->index);
 }
 
 static void ref_set(const text_ref *r, json_t *v)
@@ -175,30 +191,31 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
     if (!c->on_request || (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS && ep != SL_EP_EMBEDDINGS))
         return SL_STEP_CONTINUE;
     refs r = {0};
-    sl_guard_norm norm = {0};
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    sl_guard_scratch *sc = sl_guard_scratch_take();
+    sl_guard_norm *norm = sc ? &sc->norm : NULL;
+    pcre2_match_data *md = sc ? sc->md : NULL;
     sl_guard_hit hit;
-    bool blocked = false, failed = !md;
+    bool blocked = false, failed = !sc;
     int masked = 0;
     /* read through the view: the body is taken for a change only where a mask applies */
     if (!failed && collect_texts((json_t *)sl_ex_body_view(ex), ep, &r) < 0)
         failed = true;
     for (size_t i = 0; i < r.n && !blocked && !failed; i++) {
-        json_t *v = ref_get(&r.v[i]);
+        json_t *v = r.v[i].value;
         const char *t = json_string_value(v);
         size_t len = json_string_length(v);
-        if (sl_guard_normalize(&norm, t, len) < 0) {
+        if (sl_guard_normalize(norm, t, len) < 0) {
             failed = true;
             break;
         }
-        if (sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, false, md, &hit)) {
+        if (sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, md, &hit)) {
             blocked = true;
             break;
         }
         if (c->n_masks) {
             char *out;
             size_t out_len;
-            int k = sl_guard_masks_apply(c->masks, c->n_masks, t, len, &norm, md, &out, &out_len);
+            int k = sl_guard_masks_apply(c->masks, c->n_masks, t, len, norm, md, &out, &out_len);
             if (k < 0) {
                 failed = true;
             } else if (k > 0) {
@@ -210,8 +227,7 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
         }
     }
     free(r.v);
-    sl_guard_norm_free(&norm);
-    pcre2_match_data_free(md);
+    sl_guard_scratch_give(sc);
     if (failed) {
         sl_ex_respond_error(ex, 500, "api_error", "internal_error", NULL, "the content guard ran out of memory");
         return SL_STEP_RESPOND;
@@ -325,10 +341,10 @@ static void add_piece_to_chunk(json_t *chunk, bool chat, const char *const *fiel
 static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s, bool chat)
 {
     const char *const *fields = chat ? chat_fields : cmpl_fields;
-    json_t *chunk = s->tmpl ? chunk_from(s->tmpl) : NULL;
-    json_t *stop = s->tmpl ? chunk_from(s->tmpl) : NULL;
-    bool any = false, stopped = false;
-    for (size_t i = 0; i < s->n && chunk; i++) {
+    /* the chunks are made when first needed: most streams end with nothing held */
+    json_t *chunk = NULL, *stop = NULL;
+    bool failed = !s->tmpl;
+    for (size_t i = 0; i < s->n && !failed; i++) {
         field_stream *f = &s->fs[i];
         if (f->finished)
             continue;
@@ -339,19 +355,19 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
         if (r == SL_GUARD_FEED_HIT) { /* only a rule that looks at the end ($, \b) can hit here */
             audit_block(ex, c, &hit, "response");
             sl_ex_mark_altered(ex);
-            json_array_append_new(json_object_get(stop, "choices"),
-                                  choice_obj(chat, true, f->choice, NULL, NULL, 0, "content_filter"));
-            stopped = true;
+            if (stop || (stop = chunk_from(s->tmpl)))
+                json_array_append_new(json_object_get(stop, "choices"),
+                                      choice_obj(chat, true, f->choice, NULL, NULL, 0, "content_filter"));
+            failed = !stop;
         }
-        if (p.out) {
+        if (p.out && (chunk || (chunk = chunk_from(s->tmpl))))
             add_piece_to_chunk(chunk, chat, fields, &p);
-            any = true;
-        }
+        failed |= p.out && !chunk;
         free(p.out);
     }
-    if (any)
+    if (chunk)
         sl_ex_emit_event(ex, chunk);
-    if (stopped)
+    if (stop)
         sl_ex_emit_event(ex, stop);
     json_decref(chunk);
     json_decref(stop);
@@ -367,7 +383,8 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
     if (!s->tmpl)
         s->tmpl = make_template(ev->json);
     size_t n_choices = json_array_size(choices), n_fields = chat ? 2 : 1;
-    piece *pieces = calloc(n_choices * n_fields, sizeof *pieces);
+    piece small[8]; /* one choice (or a few) per chunk: no allocation at every event */
+    piece *pieces = n_choices * n_fields <= 8 ? small : calloc(n_choices * n_fields, sizeof *pieces);
     if (!pieces)
         return SL_EVENT_PASS;
     size_t np = 0, i;
@@ -375,12 +392,15 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
     bool hit_found = false;
     sl_guard_hit hit;
     json_array_foreach(choices, i, ch) {
-        json_t *jidx = json_object_get(ch, "index");
-        int index = json_is_integer(jidx) ? (int)json_integer_value(jidx) : (int)i;
-        bool final = json_is_string(json_object_get(ch, "finish_reason"));
-        json_t *holder = chat ? json_object_get(ch, "delta") : ch;
+        static const char *const of_choice[] = {"index", "finish_reason", "delta", NULL};
+        json_t *cv[3], *fv[2];
+        pick(ch, of_choice, cv);
+        int index = json_is_integer(cv[0]) ? (int)json_integer_value(cv[0]) : (int)i;
+        bool final = json_is_string(cv[1]);
+        json_t *holder = chat ? cv[2] : ch;
+        pick(holder, fields, fv);
         for (int f = 0; fields[f] && !hit_found; f++) {
-            json_t *v = json_object_get(holder, fields[f]);
+            json_t *v = fv[f];
             field_stream *fs = find_stream(s, index, f);
             if (!json_is_string(v) && !(final && fs))
                 continue;
@@ -453,7 +473,8 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
     }
     for (size_t k = 0; k < np; k++)
         free(pieces[k].out);
-    free(pieces);
+    if (pieces != small)
+        free(pieces);
     return act;
 }
 
@@ -461,8 +482,9 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
 static bool scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, bool chat)
 {
     const char *const *fields = chat ? chat_fields : cmpl_fields;
-    sl_guard_norm norm = {0};
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    sl_guard_scratch *sc = sl_guard_scratch_take();
+    sl_guard_norm *norm = sc ? &sc->norm : NULL;
+    pcre2_match_data *md = sc ? sc->md : NULL;
     size_t i;
     json_t *ch;
     bool blocked = false;
@@ -471,20 +493,19 @@ static bool scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, boo
         for (int f = 0; fields[f] && md; f++) {
             json_t *v = json_object_get(holder, fields[f]);
             sl_guard_hit hit;
-            if (!json_is_string(v) || sl_guard_normalize(&norm, json_string_value(v), json_string_length(v)) < 0 ||
-                !sl_guard_rules_scan(&c->rules, norm.s, norm.len, 0, false, md, &hit))
+            if (!json_is_string(v) || sl_guard_normalize(norm, json_string_value(v), json_string_length(v)) < 0 ||
+                !sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, md, &hit))
                 continue;
             if (!blocked)
                 audit_block(ex, c, &hit, "response");
             blocked = true;
-            json_object_set_new(holder, fields[f], json_stringn(json_string_value(v), norm.map[hit.start]));
+            json_object_set_new(holder, fields[f], json_stringn(json_string_value(v), norm->map[hit.start]));
             json_object_set_new(ch, "finish_reason", json_string("content_filter"));
         }
     }
     if (blocked)
         sl_ex_mark_altered(ex);
-    sl_guard_norm_free(&norm);
-    pcre2_match_data_free(md);
+    sl_guard_scratch_give(sc);
     return blocked;
 }
 

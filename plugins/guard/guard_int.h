@@ -2,7 +2,7 @@
  * Aho-Corasick keywords, deny rules (keywords + regexes), masks, and the stream scanner.
  * Shared with tests/unit/guard and tests/bench/guard_bench.c. Every compiled object here
  * is read-only once built, so worker threads share it; per-scan scratch (sl_guard_norm,
- * pcre2_match_data) belongs to the caller. */
+ * pcre2_match_data) belongs to the caller, or to the calling thread (scratch.c). */
 #ifndef SL_GUARD_INT_H
 #define SL_GUARD_INT_H
 
@@ -35,6 +35,20 @@ void sl_guard_norm_span(const sl_guard_norm *n, size_t ns, size_t ne, size_t *os
 void sl_guard_norm_free(sl_guard_norm *n);
 /* Code points in a UTF-8 string. */
 size_t sl_guard_utf8_count(const char *s, size_t len);
+
+/* ---- scratch.c: per-thread scratch for one scan ---- */
+
+typedef struct sl_guard_scratch {
+    pcre2_match_data *md;       /* one pair */
+    sl_guard_norm norm;
+    bool per_thread;            /* the thread's own (kept), else made for this take */
+    bool busy;
+} sl_guard_scratch;
+
+/* Scratch for one scan: this thread's when free, else a new one. NULL when out of memory.
+ * Give it back (sl_guard_scratch_give) before returning to the event loop. */
+sl_guard_scratch *sl_guard_scratch_take(void);
+void sl_guard_scratch_give(sl_guard_scratch *s);
 
 /* ---- keywords.c: Aho-Corasick over the bytes of normalised UTF-8 ---- */
 

@@ -131,12 +131,19 @@ static bool overlaps(const span *v, size_t n, size_t os, size_t oe)
 }
 
 /* Cheap pre-checks: most texts have no '@', many no digit. */
-static bool may_match(sl_guard_mask_kind kind, const sl_guard_norm *norm, bool has_digit)
+/* has_digit: -1 until a mask that needs digits asks (the text is scanned once, then). */
+static bool may_match(sl_guard_mask_kind kind, const sl_guard_norm *norm, int *has_digit)
 {
     switch (kind) {
     case SL_GUARD_MASK_EMAIL: return memchr(norm->s, '@', norm->len) != NULL;
     case SL_GUARD_MASK_REGEX: return true;
-    default: return has_digit;
+    default:
+        if (*has_digit < 0) {
+            *has_digit = 0;
+            for (size_t i = 0; i < norm->len && !*has_digit; i++)
+                *has_digit = norm->s[i] >= '0' && norm->s[i] <= '9';
+        }
+        return *has_digit;
     }
 }
 
@@ -208,13 +215,11 @@ int sl_guard_masks_apply(const sl_guard_mask *masks, size_t n, const char *text,
     size_t nv = 0, cap = 0;
     *out = NULL;
     *out_len = 0;
-    bool has_digit = false;
-    for (size_t i = 0; i < norm->len && !has_digit; i++)
-        has_digit = norm->s[i] >= '0' && norm->s[i] <= '9';
+    int has_digit = -1;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
             bool checksummed = masks[i].kind == SL_GUARD_MASK_CARD || masks[i].kind == SL_GUARD_MASK_CN_ID;
-            if (checksummed != (pass == 0) || !may_match(masks[i].kind, norm, has_digit))
+            if (checksummed != (pass == 0) || !may_match(masks[i].kind, norm, &has_digit))
                 continue;
             if (collect(&masks[i], norm, md, &v, &nv, &cap) < 0)
                 goto fail;

@@ -112,6 +112,37 @@ static void many_keys_grow_the_table(void **state)
     sl_cache_mem_free(m);
 }
 
+/* A full cache evicts at every put (the steady state under load): entries leave their
+ * bucket chains as well as the LRU list, so what stays is exactly what can be found. */
+static void a_full_cache_keeps_its_table_consistent(void **state)
+{
+    (void)state;
+    size_t budget = 40u << 10;
+    sl_cache_mem *m = sl_cache_mem_new(budget, 1);
+    char key[32], want[48];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof key, "k%d", (i * 7919) % 3000);
+        snprintf(want, sizeof want, "%s@%d", key, i);
+        assert_int_equal(sl_cache_mem_put(m, key, want, strlen(want) + 1, i % 5 ? 0 : 10, i), 0);
+        assert_true(sl_cache_mem_bytes(m) <= budget);
+    }
+    size_t found = 0;
+    for (int k = 0; k < 3000; k++) {
+        snprintf(key, sizeof key, "k%d", k);
+        size_t len;
+        char *v = sl_cache_mem_get(m, key, 20000, &len);
+        if (v) {
+            assert_int_equal(strncmp(v, key, strlen(key)), 0);
+            assert_int_equal(v[strlen(key)], '@');
+            found++;
+        }
+        free(v);
+    }
+    assert_int_equal(found, sl_cache_mem_count(m)); /* expired ones met by get are dropped */
+    assert_true(found > 100);
+    sl_cache_mem_free(m);
+}
+
 static void *worker(void *arg)
 {
     sl_cache_mem *m = arg;
@@ -152,6 +183,7 @@ int main(void)
         cmocka_unit_test(refuses_an_entry_larger_than_the_budget),
         cmocka_unit_test(entries_expire_after_their_ttl),
         cmocka_unit_test(many_keys_grow_the_table),
+        cmocka_unit_test(a_full_cache_keeps_its_table_consistent),
         cmocka_unit_test(threads_share_it_within_the_budget),
     };
     return cmocka_run_group_tests_name("cache_memory", tests, NULL, NULL);

@@ -417,6 +417,31 @@ void suite_quota_reservation_expires(void **state)
     sl_store_close(s);
 }
 
+/* Reservations made at different times expire each at its own deadline: the later one
+ * is still held when the earlier one is reclaimed. */
+void suite_quota_reservations_expire_in_turn(void **state)
+{
+    sl_store *s = suite_open(1000, false);
+    tconn t;
+    res r = {0};
+    tconn_open(&t, s);
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 30, 30, &r), SL_STORE_OK);
+    usleep(600 * 1000);
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 20, 20, &r), SL_STORE_OK);
+    sl_quota_resv second = r.resv;
+    usleep(600 * 1000); /* the first is past its deadline, the second is not */
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 10, 10, &r), SL_STORE_OK);
+    assert_int_equal(r.usage.reserved, 30);
+    assert_int_equal(t_settle(&t, &second, 5, &r), SL_STORE_OK);
+    usleep(1100 * 1000); /* the third too */
+    assert_int_equal(t_reserve(&t, "acme", SL_WINDOW_TOTAL, 100, 1, 1, &r), SL_STORE_OK);
+    assert_int_equal(r.usage.reserved, 1);
+    assert_int_equal(r.usage.used, 5);
+    res_reset(&r);
+    tconn_close(&t);
+    sl_store_close(s);
+}
+
 void suite_quota_windows_are_separate(void **state)
 {
     sl_store *s = suite_open(0, false);

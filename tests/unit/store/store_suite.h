@@ -62,6 +62,7 @@ void suite_key_list_by_consumer(void **state);
 void suite_quota_reserve_settle(void **state);
 void suite_quota_upto_and_release(void **state);
 void suite_quota_reservation_expires(void **state);
+void suite_quota_reservations_expire_in_turn(void **state);
 void suite_quota_windows_are_separate(void **state);
 void suite_quota_concurrent(void **state);
 void suite_rate_limit(void **state);
@@ -75,6 +76,7 @@ void suite_rate_concurrent(void **state);
     cmocka_unit_test(suite_quota_reserve_settle), \
     cmocka_unit_test(suite_quota_upto_and_release), \
     cmocka_unit_test(suite_quota_reservation_expires), \
+    cmocka_unit_test(suite_quota_reservations_expire_in_turn), \
     cmocka_unit_test(suite_quota_windows_are_separate), \
     cmocka_unit_test(suite_quota_concurrent), \
     cmocka_unit_test(suite_rate_limit), \

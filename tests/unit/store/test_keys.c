@@ -7,6 +7,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "config.h"
 #include "keys.h"
 
@@ -90,6 +94,35 @@ static void hash_is_hmac_sha256_and_stable(void **state)
     assert_non_null(strstr(err.msg, "SLUICE_SECRET"));
 }
 
+static void hmac_hex(const char *secret, const char *key, char out[SL_KEY_HASH_SIZE])
+{
+    unsigned char mac[32];
+    unsigned int n = 0;
+    assert_non_null(HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)key, strlen(key), mac, &n));
+    assert_int_equal(n, 32);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+/* Hashes remembered per thread stay exact: keys that share a memo slot (same first random
+ * characters), keys hashed again after others, other secrets, other lengths. */
+static void remembered_hashes_stay_exact(void **state)
+{
+    const char *secrets[] = {"test-secret", "other-secret", "test-secret"};
+    char key[64], got[SL_KEY_HASH_SIZE], want[SL_KEY_HASH_SIZE];
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 600; i++) {
+            /* i % 3 == 0: same first 8 random characters, another tail (one slot); the second
+             * 300 repeat the first (hits, unless evicted) */
+            snprintf(key, sizeof key, "sk-sluice-%08d%024d", i % 3 ? i % 300 % 40 : 0, i % 300);
+            if (i % 7 == 0)
+                key[41] = '\0'; /* 41 characters: not kept */
+            assert_int_equal(sl_key_hash(secrets[round], strlen(secrets[round]), key, got, NULL), 0);
+            hmac_hex(secrets[round], key, want);
+            assert_string_equal(got, want);
+        }
+}
+
 static void hash_compare_is_exact(void **state)
 {
     char a[SL_KEY_HASH_SIZE], b[SL_KEY_HASH_SIZE];
@@ -138,6 +171,7 @@ int main(void)
         cmocka_unit_test(base62_is_uniform),
         cmocka_unit_test(key_ids_are_public_and_distinct),
         cmocka_unit_test(hash_is_hmac_sha256_and_stable),
+        cmocka_unit_test(remembered_hashes_stay_exact),
         cmocka_unit_test(hash_compare_is_exact),
         cmocka_unit_test(declared_keys_map_to_their_consumer),
     };

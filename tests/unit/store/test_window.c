@@ -55,6 +55,16 @@ static void month_ids_agree_with_gmtime(void **state)
     }
 }
 
+/* A month window ends where timegm puts the next month's first second, 1600 to 2399. */
+static void month_ends_agree_with_timegm(void **state)
+{
+    (void)state;
+    for (int64_t id = 1600 * 12 - 1; id < 2400 * 12; id++) {
+        struct tm next = {.tm_year = (int)((id + 1) / 12) - 1900, .tm_mon = (int)((id + 1) % 12), .tm_mday = 1};
+        assert_int_equal(sl_window_end(SL_WINDOW_MONTH, id), (int64_t)timegm(&next));
+    }
+}
+
 static void window_names_parse(void **state)
 {
     sl_window w;
@@ -74,6 +84,7 @@ int main(void)
         cmocka_unit_test(windows_roll_over_at_utc_boundaries),
         cmocka_unit_test(months_have_their_lengths),
         cmocka_unit_test(month_ids_agree_with_gmtime),
+        cmocka_unit_test(month_ends_agree_with_timegm),
         cmocka_unit_test(window_names_parse),
     };
     return cmocka_run_group_tests_name("store_window", tests, NULL, NULL);
