@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_pick.h"
 #include "tokenizer.h"
 
 typedef struct loaded { char *path; sl_tokenizer *tok; struct loaded *next; } loaded;
@@ -152,21 +153,24 @@ static void append(char **buf, size_t *len, size_t *cap, const json_t *s)
 
 void sl_token_collect_text(const json_t *event, char **buf, size_t *len, size_t *cap)
 {
+    static const char *const choice_names[] = {"delta", "message", "text", NULL};
+    static const char *const message_names[] = {"content", "reasoning_content", "tool_calls", NULL};
     size_t i;
     json_t *ch;
     json_array_foreach(json_object_get(event, "choices"), i, ch) {
-        json_t *m = json_object_get(ch, "delta");
-        if (!m)
-            m = json_object_get(ch, "message");
-        if (m) {
-            append(buf, len, cap, json_object_get(m, "content"));
-            append(buf, len, cap, json_object_get(m, "reasoning_content"));
+        json_t *c[3], *m[3];
+        sl_json_pick(ch, choice_names, c);
+        json_t *msg = c[0] ? c[0] : c[1];
+        if (msg) {
+            sl_json_pick(msg, message_names, m);
+            append(buf, len, cap, m[0]);
+            append(buf, len, cap, m[1]);
             size_t j;
             json_t *tc;
-            json_array_foreach(json_object_get(m, "tool_calls"), j, tc)
+            json_array_foreach(m[2], j, tc)
                 append(buf, len, cap, json_object_get(json_object_get(tc, "function"), "arguments"));
         } else {
-            append(buf, len, cap, json_object_get(ch, "text"));
+            append(buf, len, cap, c[2]);
         }
     }
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json_pick.h"
 #include "log.h"
 #include "plugin.h"
 
@@ -16,25 +17,6 @@ extern const sl_plugin sl_plugin_guard;
 
 static const char *const chat_fields[] = {"content", "reasoning_content", NULL};
 static const char *const cmpl_fields[] = {"text", NULL};
-
-/* The members of o named in names (NULL-terminated, at most 4) into v, in one pass over o
- * instead of a lookup a name: a stream's chunks are small and read at every event. */
-static void pick(const json_t *o, const char *const *names, json_t **v)
-{
-    size_t n = 0;
-    while (names[n])
-        v[n++] = NULL;
-    if (!json_is_object(o))
-        return;
-    for (void *it = json_object_iter((json_t *)o); it; it = json_object_iter_next((json_t *)o, it)) {
-        const char *key = json_object_iter_key(it);
-        for (size_t i = 0; i < n; i++)
-            if (!v[i] && strcmp(key, names[i]) == 0) {
-                v[i] = json_object_iter_value(it);
-                break;
-            }
-    }
-}
 
 static void audit_block(sl_exchange *ex, const sl_guard_conf *c, const sl_guard_hit *hit, const char *stage)
 {
@@ -394,11 +376,11 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
     json_array_foreach(choices, i, ch) {
         static const char *const of_choice[] = {"index", "finish_reason", "delta", NULL};
         json_t *cv[3], *fv[2];
-        pick(ch, of_choice, cv);
+        sl_json_pick(ch, of_choice, cv);
         int index = json_is_integer(cv[0]) ? (int)json_integer_value(cv[0]) : (int)i;
         bool final = json_is_string(cv[1]);
         json_t *holder = chat ? cv[2] : ch;
-        pick(holder, fields, fv);
+        sl_json_pick(holder, fields, fv);
         for (int f = 0; fields[f] && !hit_found; f++) {
             json_t *v = fv[f];
             field_stream *fs = find_stream(s, index, f);
