@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "config.h"
+#include "siphash.h"
 
 static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -56,12 +57,14 @@ int sl_key_id_generate(char out[SL_KEY_ID_SIZE], sl_err *err)
  * HMAC() call, so each thread keeps one context keyed with the secret and only re-inits it;
  * and since clients present the same keys again and again, it also remembers the hashes of
  * the keys it saw last (a pure function of secret and key: lookups, revocation and expiry
- * still go to the store every time). The memo holds those keys in this thread's memory, as
- * their requests' buffers do; it is wiped when the secret changes and when the thread ends. */
+ * still go to the store every time). The memo does not keep the keys: it knows a key again
+ * by its SipHash-128 under a random key of this thread's (a PRF: without that key, the
+ * fingerprints tell nothing of the keys and cannot be matched on purpose); it is wiped when
+ * the secret changes and when the thread ends. */
 #define MEMO_SLOTS 256
 
 typedef struct hmac_memo {
-    char key[SL_KEY_LEN];           /* a well-formed key's length; other keys are not kept */
+    uint8_t print[16];              /* SipHash-128 of a well-formed-length key; others are not kept */
     char hash[64];
     bool used;
 } hmac_memo;
@@ -70,6 +73,7 @@ typedef struct hmac_cache {
     EVP_MAC_CTX *ctx;
     unsigned char secret[128];
     size_t secret_len;
+    uint8_t print_key[16];          /* random, this thread's */
     hmac_memo memo[MEMO_SLOTS];
 } hmac_cache;
 
@@ -99,6 +103,10 @@ static hmac_cache *hmac_for(const void *secret, size_t secret_len)
     if (!c) {
         if (!(c = calloc(1, sizeof *c)))
             return NULL;
+        if (RAND_bytes(c->print_key, sizeof c->print_key) != 1) {
+            free(c);
+            return NULL;
+        }
         pthread_setspecific(hmac_key, c);
     }
     EVP_MAC_CTX_free(c->ctx);
@@ -120,15 +128,14 @@ static hmac_cache *hmac_for(const void *secret, size_t secret_len)
     return c;
 }
 
-/* The memo slot of a well-formed-length key: its first random characters, mixed. Keys
- * sharing a slot only evict each other. */
-static hmac_memo *memo_slot(hmac_cache *c, const char *key, size_t len)
+/* The memo slot of a well-formed-length key, and its fingerprint in print; NULL for other
+ * lengths. */
+static hmac_memo *memo_slot(hmac_cache *c, const char *key, size_t len, uint8_t print[16])
 {
     if (len != SL_KEY_LEN)
         return NULL;
-    uint64_t w;
-    memcpy(&w, key + SL_KEY_PREFIX_LEN, sizeof w);
-    return &c->memo[(w * 0x9e3779b97f4a7c15ull) >> 56];
+    sl_siphash128(c->print_key, key, len, print);
+    return &c->memo[print[0] % MEMO_SLOTS];
 }
 
 static void to_hex(const unsigned char mac[32], char out[SL_KEY_HASH_SIZE])
@@ -151,6 +158,7 @@ int sl_key_hash(const void *secret, size_t secret_len, const char *key,
         return -1;
     }
     hmac_memo *m = NULL;
+    uint8_t print[16];
     if (secret_len > sizeof ((hmac_cache *)0)->secret) { /* a long secret: no cached context */
         unsigned int ulen = 0;
         if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)key, len, mac, &ulen))
@@ -158,7 +166,7 @@ int sl_key_hash(const void *secret, size_t secret_len, const char *key,
         n = ulen;
     } else {
         hmac_cache *c = hmac_for(secret, secret_len);
-        if (c && (m = memo_slot(c, key, len)) && m->used && CRYPTO_memcmp(m->key, key, SL_KEY_LEN) == 0) {
+        if (c && (m = memo_slot(c, key, len, print)) && m->used && CRYPTO_memcmp(m->print, print, sizeof print) == 0) {
             memcpy(out, m->hash, 64);
             out[64] = '\0';
             return 0;
@@ -173,7 +181,7 @@ int sl_key_hash(const void *secret, size_t secret_len, const char *key,
     }
     to_hex(mac, out);
     if (m) {
-        memcpy(m->key, key, SL_KEY_LEN);
+        memcpy(m->print, print, sizeof print);
         memcpy(m->hash, out, 64);
         m->used = true;
     }
