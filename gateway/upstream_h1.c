@@ -61,7 +61,7 @@ struct h1_xfer {
     int early_errno;                /* the connection was refused at once */
     int max_idle;
     long long connect_ms;
-    struct event *connect_timer, *total_timer;
+    struct event *early;            /* reports early_errno from the loop (made when needed) */
     x_state st;
     sl_strbuf buf;                  /* the head being read, or a chunk-size / trailer line */
     unsigned long long left;        /* body or chunk bytes still to come */
@@ -602,7 +602,7 @@ static void do_read(struct h1_xfer *x)
         if (n > 0) {
             if (!x->got_bytes) {
                 x->got_bytes = r->got_bytes = true;
-                evtimer_del(r->first_byte_timer);
+                r->first_byte_at = 0;
             }
             if (!take(x, buf, (size_t)n) || r->paused || (size_t)n < sizeof buf)
                 return;
@@ -642,7 +642,7 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
             fail_errno(x, "connect to upstream", err);
             return;
         }
-        evtimer_del(x->connect_timer);
+        x->r->connect_at = 0;
         x->st = X_HEAD;
     }
     if (x->sent < x->msg.len && (what & EV_WRITE)) {
@@ -657,21 +657,21 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
         do_read(x);
 }
 
-static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+static void early_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct h1_xfer *x = arg;
-    if (x->early_errno) {
-        if (!retry_fresh(x))
-            fail_errno(x, x->st == X_CONNECT ? "connect to upstream" : "send to upstream", x->early_errno);
-    } else
-        fail(x, SL_UP_CONNECT_TIMEOUT, "connect_timeout");
+    if (!retry_fresh(x))
+        fail_errno(x, x->st == X_CONNECT ? "connect to upstream" : "send to upstream", x->early_errno);
 }
 
-static void total_timeout_cb(evutil_socket_t fd, short what, void *arg)
+/* A failure found while starting (x->early_errno), reported from the loop. */
+static void report_early(struct h1_xfer *x)
 {
-    struct h1_xfer *x = arg;
-    x->r->timeout_kind = SL_UP_TOTAL_TIMEOUT;
-    fail(x, SL_UP_TOTAL_TIMEOUT, "total_timeout");
+    if (!x->early && !(x->early = event_new(x->r->client->base, -1, 0, early_cb, x))) {
+        x->early_errno = 0; /* no event to report it: the deadlines will */
+        return;
+    }
+    event_active(x->early, EV_TIMEOUT, 0);
 }
 
 /* Begin (or begin again) on connection k. A failure is reported from the event loop,
@@ -686,12 +686,12 @@ static void start_on(struct h1_xfer *x, h1_conn *k, bool connected)
     if (!connected) {
         x->st = X_CONNECT;
         if (x->connect_ms > 0)
-            sl_up_arm(x->connect_timer, x->connect_ms);
+            sl_up_deadline(x->r, &x->r->connect_at, x->connect_ms);
         return;
     }
     x->st = X_HEAD;
     if ((x->early_errno = send_some(x)))
-        event_active(x->connect_timer, EV_TIMEOUT, 0);
+        report_early(x);
 }
 
 /* ---- the API (through upstream.c) ---- */
@@ -722,8 +722,6 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
     x->pool = pool;
     x->max_idle = uc && uc->pool_size > 0 ? uc->pool_size : 64;
     x->connect_ms = uc ? uc->connect_timeout_ms : 10000;
-    x->connect_timer = evtimer_new(c->base, connect_timeout_cb, x);
-    x->total_timer = evtimer_new(c->base, total_timeout_cb, x);
 
     /* the request, head and body, in one buffer for one send() */
     char clen[SL_FMT_INT_MAX];
@@ -739,7 +737,7 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
     for (size_t i = 0; uc && i < uc->n_headers; i++)
         bad |= add_header(&x->msg, uc->headers[i].name, "", uc->headers[i].value);
     bad |= sl_strbuf_add(&x->msg, "\r\n", 2) | sl_strbuf_add(&x->msg, body, len);
-    if (bad || !x->connect_timer || !x->total_timer) {
+    if (bad) {
         r->h1 = x;
         sl_h1_free(r);
         r->h1 = NULL;
@@ -748,7 +746,7 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
     r->h1 = x;
     long long total_ms = uc ? uc->total_timeout_ms : 600000;
     if (total_ms > 0)
-        sl_up_arm(x->total_timer, total_ms);
+        sl_up_deadline(r, &r->total_at, total_ms);
 
     h1_conn *k = pool->idle;
     bool connected = true;
@@ -761,7 +759,7 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
          * as a connect failure, never inside the caller */
         x->st = X_CONNECT;
         x->early_errno = errno ? errno : ECONNREFUSED;
-        event_active(x->connect_timer, EV_TIMEOUT, 0);
+        report_early(x);
         return 0;
     }
     start_on(x, k, connected);
@@ -777,10 +775,8 @@ void sl_h1_free(sl_upstream_req *r)
         x->conn->x = NULL;
         conn_close(x->conn);
     }
-    if (x->connect_timer)
-        event_free(x->connect_timer);
-    if (x->total_timer)
-        event_free(x->total_timer);
+    if (x->early)
+        event_free(x->early);
     free(x->msg.s);
     free(x->buf.s);
     free(x->pend);
@@ -796,7 +792,7 @@ void sl_h1_resume(sl_upstream_req *r)
         return;
     r->paused = false;
     if (r->idle_ms > 0)
-        sl_up_arm(r->idle_timer, r->idle_ms);
+        sl_up_deadline(r, &r->idle_at, r->idle_ms);
     conn_watch(x->conn, x->sent < x->msg.len);
     if (x->pend) { /* what was read before the pause goes first */
         char *p = x->pend;
