@@ -447,7 +447,8 @@ static int add_header(sl_http_conn *c, char *line)
     for (char *p = line; p < colon; p++) {
         if (*p == ' ' || *p == '\t')
             return -1; /* no whitespace before the colon (RFC 9112 5.1) */
-        *p = (char)tolower((unsigned char)*p);
+        if (*p >= 'A' && *p <= 'Z') /* tolower in the C locale, without a call a byte */
+            *p = (char)(*p + ('a' - 'A'));
     }
     *colon = 0;
     char *v = colon + 1;
@@ -987,7 +988,7 @@ void sl_http_close_idle(sl_http_server_ctx *sctx)
 const char *sl_http_header_get(const sl_http_request *req, const char *lower_name)
 {
     for (size_t i = 0; i < req->n_headers; i++)
-        if (strcmp(req->headers[i].name, lower_name) == 0)
+        if (req->headers[i].name[0] == lower_name[0] && strcmp(req->headers[i].name, lower_name) == 0)
             return req->headers[i].value;
     return NULL;
 }
