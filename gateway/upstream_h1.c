@@ -34,6 +34,10 @@ typedef struct h1_pool {
     socklen_t addr_len;
     h1_conn *idle;                  /* most recently used first */
     int n_idle;
+    /* the base_url (and unix socket) last found to lead here, with where its host and path
+     * prefix are: the same target again needs no parsing */
+    char *url, *unix_path;
+    size_t host_len, prefix_at;
 } h1_pool;
 
 struct h1_conn {
@@ -165,6 +169,33 @@ static h1_pool *pool_get(sl_upstream_client *c, const char *key, const struct so
     p->next = c->pools;
     c->pools = p;
     return p;
+}
+
+static bool same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+/* The pool a target was last found to lead to, when it is the same target. */
+static h1_pool *pool_remembered(sl_upstream_client *c, const sl_upstream_target *t)
+{
+    for (h1_pool *p = c->pools; p; p = p->next)
+        if (p->url && strcmp(p->url, t->base_url) == 0 && same_str(p->unix_path, t->unix_socket))
+            return p;
+    return NULL;
+}
+
+static void pool_remember(h1_pool *p, const sl_upstream_target *t, size_t host_len, const char *prefix)
+{
+    char *url = strdup(t->base_url), *unix_path = t->unix_socket ? strdup(t->unix_socket) : NULL;
+    if (!url || (t->unix_socket && !unix_path)) {
+        free(url);
+        free(unix_path);
+        return;
+    }
+    free(p->url);
+    free(p->unix_path);
+    p->url = url;
+    p->unix_path = unix_path;
+    p->host_len = host_len;
+    p->prefix_at = (size_t)(prefix - t->base_url);
 }
 
 static void conn_close(h1_conn *k)
@@ -307,17 +338,28 @@ static bool token_in(const char *v, size_t vl, const char *tok)
 {
     size_t tl = strlen(tok);
     for (size_t i = 0; i + tl <= vl; i++)
-        if (strncasecmp(v + i, tok, tl) == 0 && (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
+        if ((i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') && strncasecmp(v + i, tok, tl) == 0 &&
             (i + tl == vl || v[i + tl] == ',' || v[i + tl] == ' ' || v[i + tl] == ';'))
             return true;
     return false;
+}
+
+/* The next CRLF in [p, end), or NULL. */
+static char *find_crlf(char *p, const char *end)
+{
+    while ((p = memchr(p, '\r', (size_t)(end - p))) && p + 1 < end && p[1] != '\n')
+        p++;
+    return p && p + 1 < end ? p : NULL;
 }
 
 /* The head in x->buf (ending in an empty line). -1: malformed. 0: a 1xx, skip it. 1: final. */
 static int parse_head(struct h1_xfer *x, bool *chunked, long long *length)
 {
     sl_upstream_req *r = x->r;
-    char *p = x->buf.s, *eol = strstr(p, "\r\n");
+    char *p = x->buf.s, *end = p + x->buf.len;
+    if (memchr(p, 0, x->buf.len))
+        return -1; /* no NUL in a head */
+    char *eol = find_crlf(p, end);
     if (!eol || eol - p < 12 || strncmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
         return -1;
     int status = 0;
@@ -334,7 +376,7 @@ static int parse_head(struct h1_xfer *x, bool *chunked, long long *length)
     *length = -1;
     r->content_type[0] = r->retry_after[0] = 0;
     for (char *line = eol + 2; line < x->buf.s + x->buf.len; line = eol + 2) {
-        eol = strstr(line, "\r\n");
+        eol = find_crlf(line, end);
         if (!eol)
             return -1;
         if (eol == line)
@@ -705,16 +747,24 @@ static int add_header(sl_strbuf *b, const char *name, const char *prefix, const 
 
 int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *path, const char *body, size_t len)
 {
-    char key[320];
-    struct sockaddr_storage addr;
-    socklen_t addr_len = 0;
-    const char *host, *prefix;
-    size_t host_len;
-    if (!parse_target(t, key, sizeof key, &addr, &addr_len, &host, &host_len, &prefix))
-        return -1;
     sl_upstream_client *c = r->client;
     const sl_upstream_conf *uc = t->conf;
-    h1_pool *pool = pool_get(c, key, &addr, addr_len);
+    const char *host, *prefix;
+    size_t host_len;
+    h1_pool *pool = pool_remembered(c, t);
+    if (pool) {
+        host = t->base_url + 7; /* after "http://", as parse_target found it */
+        host_len = pool->host_len;
+        prefix = t->base_url + pool->prefix_at;
+    } else {
+        char key[320];
+        struct sockaddr_storage addr;
+        socklen_t addr_len = 0;
+        if (!parse_target(t, key, sizeof key, &addr, &addr_len, &host, &host_len, &prefix))
+            return -1;
+        if ((pool = pool_get(c, key, &addr, addr_len)))
+            pool_remember(pool, t, host_len, prefix);
+    }
     struct h1_xfer *x = pool ? calloc(1, sizeof *x) : NULL;
     if (!x)
         return -1;
@@ -811,6 +861,8 @@ void sl_h1_client_free(sl_upstream_client *c)
             kn = k->next;
             conn_close(k);
         }
+        free(p->url);
+        free(p->unix_path);
         free(p);
     }
     c->pools = NULL;
