@@ -24,6 +24,8 @@
 #define HEAD_MAX (64 * 1024)   /* status line and headers */
 #define LINE_MAX_BYTES 4096    /* a chunk-size or trailer line */
 #define READ_BYTES 16384
+#define SPARE_XFERS 32         /* finished transfers kept for the next ones */
+#define SPARE_BYTES (64 * 1024) /* ...when their request buffer is no bigger */
 
 typedef struct h1_conn h1_conn;
 
@@ -72,6 +74,7 @@ struct h1_xfer {
     bool keep_alive;
     char *pend;                     /* bytes read while paused, fed on resume */
     size_t pend_len;
+    struct h1_xfer *next_spare;     /* in client->spare_x */
 };
 
 typedef enum feed_rc { FEED_MORE, FEED_DONE, FEED_PAUSED, FEED_CANCELLED, FEED_ERROR } feed_rc;
@@ -738,6 +741,22 @@ static void start_on(struct h1_xfer *x, h1_conn *k, bool connected)
 
 /* ---- the API (through upstream.c) ---- */
 
+/* A transfer, zeroed: a spare one keeps its buffers' room (no allocation a request). */
+static struct h1_xfer *xfer_new(sl_upstream_client *c)
+{
+    struct h1_xfer *x = c->spare_x;
+    if (!x)
+        return calloc(1, sizeof *x);
+    c->spare_x = x->next_spare;
+    c->n_spare_x--;
+    sl_strbuf msg = x->msg, buf = x->buf;
+    memset(x, 0, sizeof *x);
+    x->msg = msg;
+    x->buf = buf;
+    x->msg.len = x->buf.len = 0;
+    return x;
+}
+
 /* "Name: PREFIXvalue\r\n"; 0, or -1 out of memory. */
 static int add_header(sl_strbuf *b, const char *name, const char *prefix, const char *value)
 {
@@ -765,7 +784,7 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
         if ((pool = pool_get(c, key, &addr, addr_len)))
             pool_remember(pool, t, host_len, prefix);
     }
-    struct h1_xfer *x = pool ? calloc(1, sizeof *x) : NULL;
+    struct h1_xfer *x = pool ? xfer_new(c) : NULL;
     if (!x)
         return -1;
     x->r = r;
@@ -827,11 +846,18 @@ void sl_h1_free(sl_upstream_req *r)
     }
     if (x->early)
         event_free(x->early);
+    free(x->pend);
+    r->h1 = NULL;
+    sl_upstream_client *c = r->client;
+    if (c->n_spare_x < SPARE_XFERS && x->msg.cap <= SPARE_BYTES && x->buf.cap <= SPARE_BYTES) {
+        x->next_spare = c->spare_x;
+        c->spare_x = x;
+        c->n_spare_x++;
+        return;
+    }
     free(x->msg.s);
     free(x->buf.s);
-    free(x->pend);
     free(x);
-    r->h1 = NULL;
 }
 
 void sl_h1_resume(sl_upstream_req *r)
@@ -866,4 +892,12 @@ void sl_h1_client_free(sl_upstream_client *c)
         free(p);
     }
     c->pools = NULL;
+    for (struct h1_xfer *x = c->spare_x, *next; x; x = next) {
+        next = x->next_spare;
+        free(x->msg.s);
+        free(x->buf.s);
+        free(x);
+    }
+    c->spare_x = NULL;
+    c->n_spare_x = 0;
 }
