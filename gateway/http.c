@@ -87,6 +87,7 @@ struct sl_http_conn {
 };
 
 static void conn_free(sl_http_conn *c);
+static void close_written(sl_http_conn *c);
 static void process_input(sl_http_conn *c);
 
 static const char *reason(int status)
@@ -296,10 +297,13 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     sl_http_conn *c = arg;
     c->flush_pending = false;
+    size_t waiting = sl_http_pending(c);
     out_send(c, NULL, 0);
-    /* all of it may have left at once: then no write event follows */
+    /* all of it may have left at once: then no write event follows to do what it would */
     if (c->state != ST_CLOSING)
         notify_drain(c);
+    else if (waiting && sl_http_pending(c) == 0) /* the last response was still waiting */
+        close_written(c);
 }
 
 /* ---- the input buffer ---- */
