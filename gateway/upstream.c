@@ -261,8 +261,15 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The timer is set for the deadline at, or for a second from now when that is sooner: the
+ * deadlines a request sets next (first byte, then stream idle) are then rarely earlier, and
+ * need no timer change; a long request looks at its deadlines once a second. */
+#define ARM_AHEAD_MS 1000
+
 static void arm_at(sl_upstream_req *r, long long at, long long now)
 {
+    if (at > now + ARM_AHEAD_MS)
+        at = now + ARM_AHEAD_MS;
     long long ms = at > now ? at - now : 0;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     evtimer_add(r->timer, &tv);
