@@ -1,3 +1,10 @@
+/* HTTP/1.1 server connections (http.h). Plain TCP runs on one event per socket: recv()
+ * into the connection's own buffer, the request parsed in place there, answers written
+ * straight to the socket (head and body in one sendmsg); EV_WRITE is watched only while
+ * bytes wait. TLS runs on bufferevent_openssl: its input is moved into the same buffer,
+ * its output handed over from the same queue, so one parser and one state machine serve
+ * both. Deadlines (head, body, idle, closing) share one timer a connection, moved only
+ * when a deadline comes earlier than the one it is set for. */
 #include "http.h"
 
 #include <ctype.h>
@@ -7,10 +14,12 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -18,43 +27,67 @@
 
 #include "fmt_int.h"
 #include "openai_error.h"
+#include "strbuf.h"
 
 #define MAX_LINE 8192
+/* A line is refused once MAX_LINE of it waits with no end: whether a longer one got through
+ * depended on where reads ended (libevent's 4 KiB reads: never past this); a complete line
+ * past it is refused too, however the reads fell. */
+#define MAX_LINE_EVER (MAX_LINE + 4096)
 #define MAX_HEAD 65536
 #define MAX_HEADERS 128
-#define MAX_PIPELINED (1u << 20)
+#define IN_START 8192            /* the input buffer's first size */
+#define IN_KEEP (64 * 1024)      /* a bigger one (a large body) is given back after its request */
+#define OUT_KEEP (64 * 1024)     /* the same for the output queue */
+#define READ_ROOM 4096           /* the least room a read is given while a request is read */
+#define BUSY_ROOM 1024           /* room left after a request being answered: reading goes on
+                                    there, so a client that leaves is noticed */
+#define BODY_RESERVE (64 * 1024) /* the most set aside at once for a announced body */
 
 enum conn_state { ST_IDLE, ST_HEAD, ST_BODY, ST_BUSY, ST_CLOSING };
 
 struct sl_http_conn {
     sl_http_server_ctx *sctx;
-    struct bufferevent *bev;
+    int fd;
+    struct bufferevent *bev; /* TLS: the bufferevent reads and writes the socket; NULL for plain */
+    struct event *io;        /* plain: the socket */
+    short watching;          /* plain: io's flags now (EV_READ, EV_WRITE; 0: not added) */
+    bool reading;            /* input is wanted */
     struct event *timer;
+    long long deadline;      /* CLOCK_MONOTONIC ms of the current deadline; 0: none */
+    long long armed;         /* when the timer will fire; 0: not pending */
     struct event *resume;
     struct event *flush;     /* streamed writes leave together, after the callback queuing them */
     bool flush_pending;
     char peer[64];
     enum conn_state state;
-    sl_http_request req;
+    sl_http_request req;     /* its strings point into in[] */
+    /* input: in[0, in_len) read, parsed up to pos. The request being read or answered lies
+     * before pos (head parsed in place, body gathered at in[body_start, body_end), always
+     * short of pos); bytes after it (pipelined) from pos on. Never moved while answered. */
+    char *in;
+    size_t in_cap, in_len, pos;
     size_t head_bytes;
     size_t headers_cap;
     /* body framing */
     bool chunked;
     size_t body_left;        /* content-length: bytes still to read; chunked: of this chunk */
     int chunk_phase;         /* 0 size line, 1 data, 2 CRLF after data, 3 trailers */
-    struct evbuffer *body;
-    /* response */
-    struct evbuffer *extra_headers;
+    size_t body_start, body_end;
+    /* output: out[out_off, out_len) not yet written (TLS: not yet handed to the bufferevent) */
+    char *out;
+    size_t out_cap, out_off, out_len;
+    sl_strbuf extra_headers;
     bool stream_chunked;
     bool close_after;
     sl_http_watch watch;
     bool want_drain;
     bool linger;             /* answered before the request was read: drain it before closing */
-    int fd_direct;           /* plain TCP: we write ourselves first (-1 for TLS) */
     sl_http_conn *prev, *next;
 };
 
 static void conn_free(sl_http_conn *c);
+static void close_written(sl_http_conn *c);
 static void process_input(sl_http_conn *c);
 
 static const char *reason(int status)
@@ -104,36 +137,155 @@ static const char *http_date(void)
     return buf;
 }
 
+/* ---- the deadline ---- */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void timer_arm(sl_http_conn *c, long long ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     evtimer_add(c->timer, &tv);
+    c->armed = c->deadline;
 }
 
-/* Write what is queued straight to a plain socket, and ask the loop to watch for
- * writability only when some is left: most answers leave in one write with no epoll
- * change at all. TLS connections leave it to the bufferevent. */
-static void flush_out(sl_http_conn *c)
+/* The deadline ms from now (-1: none). The timer moves only when this one comes earlier
+ * than the one it is set for; set later, it finds the new deadline when it fires and
+ * waits again. A keep-alive request thus usually costs no timer change at all. */
+static void deadline_in(sl_http_conn *c, long long ms)
 {
-    if (c->fd_direct < 0)
+    if (ms < 0) {
+        c->deadline = 0;
         return;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    /* a socket bufferevent freezes the start of its output so that only it drains it */
-    evbuffer_unfreeze(out, 1);
-    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, c->fd_direct) > 0)
-        ;
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) > 0)
-        bufferevent_enable(c->bev, EV_WRITE);
+    }
+    c->deadline = now_ms() + ms;
+    if (!c->armed || c->armed > c->deadline)
+        timer_arm(c, ms);
+}
+
+/* ---- the socket ---- */
+
+static size_t out_queued(const sl_http_conn *c) { return c->out_len - c->out_off; }
+
+size_t sl_http_pending(const sl_http_conn *c)
+{
+    return out_queued(c) + (c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0);
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Plain: the socket watched for what is wanted now; epoll is touched only when that changes. */
+static void io_update(sl_http_conn *c)
+{
+    short want = (short)((c->reading ? EV_READ : 0) | (out_queued(c) ? EV_WRITE : 0));
+    if (c->bev || want == c->watching)
+        return;
+    if (c->watching)
+        event_del(c->io);
+    if (want) {
+        event_assign(c->io, c->sctx->base, c->fd, want | EV_PERSIST, io_cb, c);
+        event_add(c->io, NULL);
+    }
+    c->watching = want;
+}
+
+static void set_reading(sl_http_conn *c, bool on)
+{
+    if (c->reading != on && c->bev) {
+        if (on)
+            bufferevent_enable(c->bev, EV_READ);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+    }
+    c->reading = on;
+    io_update(c);
+}
+
+/* Room for n more bytes at the end of the output queue: 0, or -1 out of memory. */
+static int out_reserve(sl_http_conn *c, size_t n)
+{
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_cap - c->out_len >= n)
+        return 0;
+    if (c->out_off) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+        if (c->out_cap - c->out_len >= n)
+            return 0;
+    }
+    size_t cap = c->out_cap ? c->out_cap : 4096;
+    while (cap - c->out_len < n)
+        cap *= 2;
+    char *p = realloc(c->out, cap);
+    if (!p)
+        return -1;
+    c->out = p;
+    c->out_cap = cap;
+    return 0;
+}
+
+static void out_add(sl_http_conn *c, const void *p, size_t n)
+{
+    if (n && out_reserve(c, n) == 0) {
+        memcpy(c->out + c->out_len, p, n);
+        c->out_len += n;
+    }
+}
+
+/* Write the queue, then tail (copied into the queue only when it cannot all leave now).
+ * Never reports anything to anyone: a broken socket stays watched for writing, and the
+ * write event finds the error (out_write_ready). 0, or the errno of a failed write. */
+static int out_send(sl_http_conn *c, const void *tail, size_t tail_len)
+{
+    if (c->bev) {
+        if (out_queued(c))
+            bufferevent_write(c->bev, c->out + c->out_off, out_queued(c));
+        if (tail_len)
+            bufferevent_write(c->bev, tail, tail_len);
+        c->out_off = c->out_len = 0;
+        return 0;
+    }
+    struct iovec iov[2] = {{c->out ? c->out + c->out_off : NULL, out_queued(c)}, {(void *)tail, tail_len}};
+    int i = iov[0].iov_len ? 0 : 1, err = 0;
+    while (i < 2 && iov[i].iov_len) {
+        struct msghdr m = {.msg_iov = iov + i, .msg_iovlen = (size_t)(2 - i)};
+        ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                err = errno;
+            break;
+        }
+        size_t left = (size_t)w;
+        while (i < 2 && left >= iov[i].iov_len) {
+            left -= iov[i].iov_len;
+            iov[i++].iov_len = 0;
+        }
+        if (i < 2) {
+            iov[i].iov_base = (char *)iov[i].iov_base + left;
+            iov[i].iov_len -= left;
+        }
+    }
+    if (iov[0].iov_len)
+        c->out_off = (size_t)((char *)iov[0].iov_base - c->out);
     else
-        bufferevent_disable(c->bev, EV_WRITE);
+        c->out_off = c->out_len = 0;
+    out_add(c, iov[1].iov_base, iov[1].iov_len);
+    io_update(c);
+    return err;
 }
 
 /* The exchange waiting for room is told once the output is below the low-water mark. */
 static void notify_drain(sl_http_conn *c)
 {
-    if (c->want_drain && c->watch.on_drain &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) <= c->sctx->limits->stream_low_water) {
+    if (c->want_drain && c->watch.on_drain && sl_http_pending(c) <= c->sctx->limits->stream_low_water) {
         c->want_drain = false;
         c->watch.on_drain(c->watch.arg);
     }
@@ -141,39 +293,100 @@ static void notify_drain(sl_http_conn *c)
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
+    (void)what;
     sl_http_conn *c = arg;
     c->flush_pending = false;
-    flush_out(c);
-    /* all of it may have left at once: then the bufferevent calls no write_cb */
+    size_t waiting = sl_http_pending(c);
+    out_send(c, NULL, 0);
+    /* all of it may have left at once: then no write event follows to do what it would */
     if (c->state != ST_CLOSING)
         notify_drain(c);
+    else if (waiting && sl_http_pending(c) == 0) /* the last response was still waiting */
+        close_written(c);
 }
 
-static void request_clear(sl_http_request *r)
+/* ---- the input buffer ---- */
+
+/* The request's strings follow the buffer when it moves (only while it is being read). */
+static void rebase(sl_http_conn *c, char *to)
 {
+    sl_http_request *r = &c->req;
+#define MOVE(p) ((p) = (p) ? to + ((p) - c->in) : NULL)
+    MOVE(r->target);
+    MOVE(r->path);
+    MOVE(r->query);
     for (size_t i = 0; i < r->n_headers; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
+        MOVE(r->headers[i].name);
+        MOVE(r->headers[i].value);
     }
-    free(r->headers);
-    free(r->target);
-    free(r->body);
-    memset(r, 0, sizeof *r);
+#undef MOVE
 }
+
+static int in_grow(sl_http_conn *c, size_t room)
+{
+    size_t cap = c->in_cap ? c->in_cap : IN_START;
+    while (cap - c->in_len < room)
+        cap *= 2;
+    char *p = malloc(cap);
+    if (!p)
+        return -1;
+    if (c->in_len)
+        memcpy(p, c->in, c->in_len);
+    rebase(c, p);
+    free(c->in);
+    c->in = p;
+    c->in_cap = cap;
+    return 0;
+}
+
+/* Room to read into: while a request is read the buffer grows (its limits bound it);
+ * while one is answered it cannot move, and what is left of it is all there is. */
+static size_t in_room(sl_http_conn *c)
+{
+    size_t room = c->in_cap - c->in_len;
+    if (c->state == ST_BUSY)
+        return room;
+    size_t want = READ_ROOM;
+    if (c->state == ST_BODY && !c->chunked && c->body_left > want)
+        want = c->body_left < BODY_RESERVE ? c->body_left : BODY_RESERVE;
+    if (room >= want)
+        return room;
+    return in_grow(c, want) == 0 ? c->in_cap - c->in_len : 0;
+}
+
+/* ---- requests ---- */
 
 static void reset_for_next(sl_http_conn *c)
 {
-    request_clear(&c->req);
-    c->headers_cap = 0;
+    sl_http_header *h = c->req.headers;
+    memset(&c->req, 0, sizeof c->req);
+    c->req.headers = h; /* the array is kept for the next request */
     c->head_bytes = 0;
     c->chunked = false;
     c->body_left = 0;
     c->chunk_phase = 0;
-    evbuffer_drain(c->body, evbuffer_get_length(c->body));
-    evbuffer_drain(c->extra_headers, evbuffer_get_length(c->extra_headers));
+    c->body_start = c->body_end = 0;
+    c->extra_headers.len = 0;
     c->stream_chunked = false;
     memset(&c->watch, 0, sizeof c->watch);
     c->want_drain = false;
+    /* what followed the request moves to the front; a buffer grown for a large body goes */
+    size_t rest = c->in_len - c->pos;
+    if (rest && c->pos)
+        memmove(c->in, c->in + c->pos, rest);
+    c->in_len = rest;
+    c->pos = 0;
+    if (!rest && c->in_cap > IN_KEEP) {
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
+    if (!out_queued(c) && c->out_cap > OUT_KEEP) {
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = c->out_off = c->out_len = 0;
+    }
 }
 
 /* Errors found while reading a request: answer and close. */
@@ -193,32 +406,29 @@ static void fail_request(sl_http_conn *c, int status, const char *message)
  * or until the client closes (nginx's lingering close), then close. */
 static void close_written(sl_http_conn *c)
 {
-    if (!c->linger || c->fd_direct < 0) {
+    if (!c->linger || c->bev) {
         conn_free(c);
         return;
     }
     c->linger = false;
-    shutdown(c->fd_direct, SHUT_WR);
-    bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
-    evtimer_del(c->timer);
-    timer_arm(c, 2000);
+    shutdown(c->fd, SHUT_WR);
+    set_reading(c, true);
+    deadline_in(c, 2000);
 }
 
 static void begin_closing(sl_http_conn *c)
 {
     c->state = ST_CLOSING;
-    evtimer_del(c->timer);
     if (!c->linger)
-        bufferevent_disable(c->bev, EV_READ);
-    flush_out(c);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        set_reading(c, false);
+    out_send(c, NULL, 0);
+    if (sl_http_pending(c) == 0) {
         close_written(c);
         return;
     }
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_WRITE);
-    timer_arm(c, 10000); /* a client that never reads its last response */
+    if (c->bev)
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    deadline_in(c, 10000); /* a client that never reads its last response */
 }
 
 static void response_done(sl_http_conn *c)
@@ -231,9 +441,9 @@ static void response_done(sl_http_conn *c)
         return;
     }
     c->state = ST_IDLE;
-    timer_arm(c, c->sctx->limits->idle_timeout_ms);
-    bufferevent_enable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    deadline_in(c, c->sctx->limits->idle_timeout_ms);
+    set_reading(c, true);
+    if (c->in_len > 0 || (c->bev && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
         event_active(c->resume, 0, 0);
 }
 
@@ -245,7 +455,8 @@ static int add_header(sl_http_conn *c, char *line)
     for (char *p = line; p < colon; p++) {
         if (*p == ' ' || *p == '\t')
             return -1; /* no whitespace before the colon (RFC 9112 5.1) */
-        *p = (char)tolower((unsigned char)*p);
+        if (*p >= 'A' && *p <= 'Z') /* tolower in the C locale, without a call a byte */
+            *p = (char)(*p + ('a' - 'A'));
     }
     *colon = 0;
     char *v = colon + 1;
@@ -264,8 +475,8 @@ static int add_header(sl_http_conn *c, char *line)
         c->req.headers = h;
         c->headers_cap = cap;
     }
-    c->req.headers[c->req.n_headers].name = strdup(line);
-    c->req.headers[c->req.n_headers].value = strdup(v);
+    c->req.headers[c->req.n_headers].name = line;
+    c->req.headers[c->req.n_headers].value = v;
     c->req.n_headers++;
     return 0;
 }
@@ -289,8 +500,8 @@ static int parse_request_line(sl_http_conn *c, char *line)
         return -1;
     if (sp1[1] != '/')
         return -1;
-    c->req.target = strdup(sp1 + 1);
-    return c->req.target ? 0 : -1;
+    c->req.target = sp1 + 1;
+    return 0;
 }
 
 /* The blank line ended the head: decide the body framing. 0 ok, -1 answered with an error. */
@@ -343,27 +554,27 @@ static int finish_head(sl_http_conn *c)
     const char *expect = sl_http_header_get(r, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && r->minor == 1 && (c->chunked || c->body_left))
     {
-        bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        flush_out(c);
+        out_add(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        out_send(c, NULL, 0);
     }
+    /* the body is gathered from the blank line's last byte on: it stays one byte short of
+     * what is read next, so there is always room for its NUL */
+    c->body_start = c->body_end = c->pos - 1;
     c->state = ST_BODY;
-    evtimer_del(c->timer);
-    timer_arm(c, c->sctx->limits->body_timeout_ms);
+    deadline_in(c, c->sctx->limits->body_timeout_ms);
     return 0;
 }
 
 static void dispatch(sl_http_conn *c)
 {
-    size_t n = evbuffer_get_length(c->body);
-    c->req.body = malloc(n + 1);
-    if (!c->req.body) {
+    if (c->in_cap - c->in_len < BUSY_ROOM && in_grow(c, BUSY_ROOM) < 0) {
         fail_request(c, 500, "out of memory");
         return;
     }
-    evbuffer_remove(c->body, c->req.body, n);
-    c->req.body[n] = 0;
-    c->req.body_len = n;
-    evtimer_del(c->timer);
+    c->in[c->body_end] = 0;
+    c->req.body = c->in + c->body_start;
+    c->req.body_len = c->body_end - c->body_start;
+    c->deadline = 0;
     c->state = ST_BUSY;
     c->sctx->n_busy++;
     c->sctx->on_request(c, &c->req, c->sctx->arg);
@@ -371,7 +582,7 @@ static void dispatch(sl_http_conn *c)
 
 static bool body_over_limit(sl_http_conn *c, size_t more)
 {
-    if (evbuffer_get_length(c->body) + more <= c->sctx->limits->max_body)
+    if (c->body_end - c->body_start + more <= c->sctx->limits->max_body)
         return false;
     c->req.keep_alive = false;
     c->state = ST_BUSY;
@@ -383,45 +594,65 @@ static bool body_over_limit(sl_http_conn *c, size_t more)
     return true;
 }
 
+/* Up to body_left bytes of body data from pos to the body's end. */
+static void take_body(sl_http_conn *c, size_t take)
+{
+    memmove(c->in + c->body_end, c->in + c->pos, take);
+    c->body_end += take;
+    c->pos += take;
+    c->body_left -= take;
+}
+
+/* The next line from pos, NUL-ended in place (CRLF or LF), or NULL when none is complete. */
+static char *next_line(sl_http_conn *c, size_t *len)
+{
+    char *line = c->in + c->pos;
+    char *nl = memchr(line, '\n', c->in_len - c->pos);
+    if (!nl)
+        return NULL;
+    size_t n = (size_t)(nl - line);
+    c->pos += n + 1;
+    if (n && line[n - 1] == '\r')
+        n--;
+    line[n] = 0;
+    *len = n;
+    return line;
+}
+
 /* 1 = need more input, 0 = body complete, -1 = answered with an error. */
-static int read_body(sl_http_conn *c, struct evbuffer *in)
+static int read_body(sl_http_conn *c)
 {
     if (!c->chunked) {
-        size_t take = evbuffer_get_length(in);
-        if (take > c->body_left)
-            take = c->body_left;
-        evbuffer_remove_buffer(in, c->body, take);
-        c->body_left -= take;
+        size_t take = c->in_len - c->pos;
+        take_body(c, take < c->body_left ? take : c->body_left);
         return c->body_left ? 1 : 0;
     }
     for (;;) {
         if (c->chunk_phase == 1) {
-            size_t take = evbuffer_get_length(in);
+            size_t take = c->in_len - c->pos;
             if (take > c->body_left)
                 take = c->body_left;
             if (body_over_limit(c, take))
                 return -1;
-            evbuffer_remove_buffer(in, c->body, take);
-            c->body_left -= take;
+            take_body(c, take);
             if (c->body_left)
                 return 1;
             c->chunk_phase = 2;
             continue;
         }
         size_t n;
-        if (evbuffer_get_length(in) > MAX_LINE && !evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_CRLF).pos) {
-            fail_request(c, 400, "chunk line too long");
-            return -1;
-        }
-        char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-        if (!line)
+        char *line = next_line(c, &n);
+        if (!line || n > MAX_LINE_EVER) {
+            if (line || c->in_len - c->pos > MAX_LINE) {
+                fail_request(c, 400, "chunk line too long");
+                return -1;
+            }
             return 1;
+        }
         if (c->chunk_phase == 0) {
             char *end;
             unsigned long long sz = strtoull(line, &end, 16);
-            bool bad = end == line || (*end && *end != ';');
-            free(line);
-            if (bad) {
+            if (end == line || (*end && *end != ';')) {
                 fail_request(c, 400, "invalid chunk size");
                 return -1;
             }
@@ -434,120 +665,76 @@ static int read_body(sl_http_conn *c, struct evbuffer *in)
             c->body_left = (size_t)sz;
             c->chunk_phase = 1;
         } else if (c->chunk_phase == 2) {
-            bool bad = n != 0;
-            free(line);
-            if (bad) {
+            if (n != 0) {
                 fail_request(c, 400, "missing CRLF after chunk data");
                 return -1;
             }
             c->chunk_phase = 0;
-        } else { /* trailers until the empty line */
-            free(line);
-            if (n == 0)
-                return 0;
+        } else if (n == 0) { /* trailers until the empty line */
+            return 0;
         }
     }
 }
 
 static void process_input(sl_http_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     for (;;) {
         switch (c->state) {
         case ST_IDLE:
-            if (evbuffer_get_length(in) == 0)
+            if (c->pos == c->in_len)
                 return;
             if (c->sctx->draining) {
                 begin_closing(c);
                 return;
             }
             c->state = ST_HEAD;
-            evtimer_del(c->timer);
-            timer_arm(c, c->sctx->limits->header_timeout_ms);
+            deadline_in(c, c->sctx->limits->header_timeout_ms);
             break;
         case ST_HEAD: {
             size_t n;
-            char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+            char *line = next_line(c, &n);
             if (!line) {
-                if (evbuffer_get_length(in) > MAX_LINE || c->head_bytes + evbuffer_get_length(in) > MAX_HEAD)
+                size_t part = c->in_len - c->pos;
+                if (part > MAX_LINE || c->head_bytes + part > MAX_HEAD)
                     fail_request(c, 431, "request head too large");
                 return;
             }
             c->head_bytes += n + 2;
-            if (c->head_bytes > MAX_HEAD) {
-                free(line);
+            if (n > MAX_LINE_EVER || c->head_bytes > MAX_HEAD) {
                 fail_request(c, 431, "request head too large");
                 return;
             }
             int rc;
             if (!c->req.target) {
-                if (n == 0) { /* tolerate empty lines before a request (RFC 9112 2.2) */
-                    free(line);
+                if (n == 0) /* tolerate empty lines before a request (RFC 9112 2.2) */
                     continue;
-                }
-                rc = parse_request_line(c, line);
-                free(line);
-                if (rc < 0) {
+                if (parse_request_line(c, line) < 0) {
                     fail_request(c, 400, "malformed request line");
                     return;
                 }
             } else if (n == 0) {
-                free(line);
                 if (finish_head(c) < 0)
                     return;
-            } else {
-                rc = add_header(c, line);
-                free(line);
-                if (rc < 0) {
-                    fail_request(c, rc == -2 ? 431 : 400, rc == -2 ? "too many headers" : "malformed header");
-                    return;
-                }
+            } else if ((rc = add_header(c, line)) < 0) {
+                fail_request(c, rc == -2 ? 431 : 400, rc == -2 ? "too many headers" : "malformed header");
+                return;
             }
             break;
         }
-        case ST_BODY: {
-            int rc = read_body(c, in);
-            if (rc != 0)
-                return;
-            dispatch(c);
+        case ST_BODY:
+            if (read_body(c) == 0)
+                dispatch(c);
             return;
-        }
         case ST_BUSY:
-            if (evbuffer_get_length(in) > MAX_PIPELINED)
-                bufferevent_disable(c->bev, EV_READ);
-            return;
+            return; /* what follows waits for the answer */
         case ST_CLOSING:
-            evbuffer_drain(in, evbuffer_get_length(in));
+            c->pos = c->in_len;
             return;
         }
     }
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    process_input(arg);
-}
-
-static void resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    process_input(arg);
-}
-
-static void write_cb(struct bufferevent *bev, void *arg)
-{
-    sl_http_conn *c = arg;
-    if (c->state == ST_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            close_written(c);
-        return;
-    }
-    notify_drain(c); /* write_cb runs at the low-water mark (bufferevent watermark) */
-    if (c->fd_direct >= 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_disable(bev, EV_WRITE);
-}
+/* ---- events ---- */
 
 static void client_gone(sl_http_conn *c)
 {
@@ -562,12 +749,113 @@ static void client_gone(sl_http_conn *c)
     conn_free(c);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+/* Plain: the socket took (some of) what waits, or failed. */
+static void on_writable(sl_http_conn *c)
+{
+    if (out_send(c, NULL, 0)) {
+        client_gone(c);
+        return;
+    }
+    if (c->state == ST_CLOSING) {
+        if (!out_queued(c))
+            close_written(c);
+        return;
+    }
+    notify_drain(c);
+}
+
+/* Plain: one recv() into the buffer (no FIONREAD: the room there is what is asked for). */
+static void on_readable(sl_http_conn *c)
+{
+    if (c->state == ST_CLOSING) { /* lingering: read and drop until the client closes */
+        char buf[4096];
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            conn_free(c);
+        return;
+    }
+    size_t room = in_room(c);
+    if (!room) {
+        if (c->state == ST_BUSY) /* the request's own buffer is full: the rest waits for the answer */
+            set_reading(c, false);
+        else
+            client_gone(c); /* out of memory */
+        return;
+    }
+    ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
+    if (n > 0) {
+        c->in_len += (size_t)n;
+        process_input(c);
+    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        client_gone(c);
+    }
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    /* one at a time: either may end the connection; the other is reported again */
+    if (what & EV_WRITE)
+        on_writable(arg);
+    else
+        on_readable(arg);
+}
+
+/* TLS: what the bufferevent read moves into the buffer (while a request is answered,
+ * only what fits; the rest stays there, and reading stops). */
+static void tls_pull(sl_http_conn *c)
+{
+    struct evbuffer *src = bufferevent_get_input(c->bev);
+    size_t n = evbuffer_get_length(src);
+    if (c->state == ST_CLOSING) {
+        evbuffer_drain(src, n);
+        return;
+    }
+    if (c->state != ST_BUSY && c->in_cap - c->in_len < n && in_grow(c, n) < 0)
+        n = 0;
+    if (n > c->in_cap - c->in_len)
+        n = c->in_cap - c->in_len;
+    if (n)
+        c->in_len += (size_t)evbuffer_remove(src, c->in + c->in_len, n);
+    if (evbuffer_get_length(src) && c->state == ST_BUSY)
+        set_reading(c, false);
+}
+
+static void tls_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     sl_http_conn *c = arg;
+    tls_pull(c);
+    process_input(c);
+}
+
+static void tls_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    sl_http_conn *c = arg;
+    if (c->state == ST_CLOSING) {
+        if (sl_http_pending(c) == 0)
+            close_written(c);
+        return;
+    }
+    notify_drain(c); /* write_cb runs at the low-water mark (bufferevent watermark) */
+}
+
+static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        client_gone(c);
+        client_gone(arg);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_http_conn *c = arg;
+    if (c->bev)
+        tls_pull(c);
+    process_input(c);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -575,6 +863,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sl_http_conn *c = arg;
+    c->armed = 0;
+    if (!c->deadline)
+        return;
+    long long left = c->deadline - now_ms();
+    if (left > 0) { /* set later since the timer was: wait for the rest */
+        timer_arm(c, left);
+        return;
+    }
+    c->deadline = 0;
     switch (c->state) {
     case ST_IDLE:
     case ST_CLOSING:
@@ -604,15 +901,23 @@ static void conn_free(sl_http_conn *c)
         SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
         if (ssl)
             SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
-        bufferevent_free(c->bev);
+        bufferevent_free(c->bev); /* closes the socket */
+    } else {
+        if (c->io)
+            event_free(c->io);
+        if (c->fd >= 0)
+            close(c->fd);
     }
-    event_free(c->timer);
-    event_free(c->resume);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->resume)
+        event_free(c->resume);
     if (c->flush)
         event_free(c->flush);
-    request_clear(&c->req);
-    evbuffer_free(c->body);
-    evbuffer_free(c->extra_headers);
+    free(c->req.headers);
+    free(c->in);
+    free(c->out);
+    free(c->extra_headers.s);
     free(c);
 }
 
@@ -639,43 +944,42 @@ void sl_http_conn_accept(sl_http_server_ctx *sctx, int fd, SSL_CTX *ssl_ctx)
         snprintf(c->peer, sizeof c->peer, "%s", host);
     }
     c->sctx = sctx;
-    c->fd_direct = ssl_ctx ? -1 : fd;
-    if (ssl_ctx) {
-        SSL *ssl = SSL_new(ssl_ctx);
-        c->bev = ssl ? bufferevent_openssl_socket_new(sctx->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                      BEV_OPT_CLOSE_ON_FREE)
-                     : NULL;
-        if (c->bev)
-            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    } else {
-        c->bev = bufferevent_socket_new(sctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    }
-    c->timer = evtimer_new(sctx->base, timer_cb, c);
-    c->resume = event_new(sctx->base, -1, 0, resume_cb, c);
-    c->flush = event_new(sctx->base, -1, 0, flush_cb, c);
-    c->body = evbuffer_new();
-    c->extra_headers = evbuffer_new();
+    c->fd = fd;
     c->next = sctx->conns;
     if (sctx->conns)
         sctx->conns->prev = c;
     sctx->conns = c;
     sctx->n_conns++;
-    if (!c->bev || !c->timer || !c->resume || !c->flush || !c->body || !c->extra_headers) {
-        if (!c->bev)
-            evutil_closesocket(fd);
+    bool ok;
+    if (ssl_ctx) {
+        SSL *ssl = SSL_new(ssl_ctx);
+        c->bev = ssl ? bufferevent_openssl_socket_new(sctx->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        ok = c->bev != NULL;
+        if (!ok)
+            c->fd = -1, evutil_closesocket(fd);
+    } else {
+        c->io = event_new(sctx->base, fd, 0, io_cb, c);
+        ok = c->io != NULL;
+    }
+    c->timer = evtimer_new(sctx->base, timer_cb, c);
+    c->resume = event_new(sctx->base, -1, 0, resume_cb, c);
+    c->flush = event_new(sctx->base, -1, 0, flush_cb, c);
+    if (!ok || !c->timer || !c->resume || !c->flush) {
         conn_free(c);
         return;
     }
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, sctx->limits->stream_low_water, 0);
-    if (c->fd_direct >= 0) {
-        bufferevent_disable(c->bev, EV_WRITE); /* on by default; flush_out turns it on when needed */
-        bufferevent_enable(c->bev, EV_READ);
-    } else {
+    if (c->bev) {
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        bufferevent_setcb(c->bev, tls_read_cb, tls_write_cb, tls_event_cb, c);
+        bufferevent_setwatermark(c->bev, EV_WRITE, sctx->limits->stream_low_water, 0);
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     }
     c->state = ST_IDLE;
-    timer_arm(c, sctx->limits->idle_timeout_ms);
+    c->reading = true;
+    io_update(c);
+    deadline_in(c, sctx->limits->idle_timeout_ms);
 }
 
 void sl_http_close_idle(sl_http_server_ctx *sctx)
@@ -692,12 +996,14 @@ void sl_http_close_idle(sl_http_server_ctx *sctx)
 const char *sl_http_header_get(const sl_http_request *req, const char *lower_name)
 {
     for (size_t i = 0; i < req->n_headers; i++)
-        if (strcmp(req->headers[i].name, lower_name) == 0)
+        if (req->headers[i].name[0] == lower_name[0] && strcmp(req->headers[i].name, lower_name) == 0)
             return req->headers[i].value;
     return NULL;
 }
 
 const char *sl_http_peer(const sl_http_conn *c) { return c->peer; }
+
+/* ---- responses ---- */
 
 void sl_http_add_header(sl_http_conn *c, const char *name, const char *value)
 {
@@ -705,27 +1011,25 @@ void sl_http_add_header(sl_http_conn *c, const char *name, const char *value)
     if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
         return;
     size_t n = strlen(name), m = strlen(value);
-    char line[512];
-    if (n + m + 4 > sizeof line) {
-        evbuffer_add_printf(c->extra_headers, "%s: %s\r\n", name, value);
+    sl_strbuf *b = &c->extra_headers;
+    if (sl_strbuf_reserve(b, n + m + 4) < 0)
         return;
-    }
-    memcpy(line, name, n);
-    memcpy(line + n, ": ", 2);
-    memcpy(line + n + 2, value, m);
-    memcpy(line + n + 2 + m, "\r\n", 2);
-    evbuffer_add(c->extra_headers, line, n + m + 4);
+    char *p = b->s + b->len;
+    memcpy(p, name, n);
+    memcpy(p + n, ": ", 2);
+    memcpy(p + n + 2, value, m);
+    memcpy(p + n + 2 + m, "\r\n", 2);
+    b->len += n + m + 4;
 }
 
 static void write_head(sl_http_conn *c, int status, const char *content_type, long long length)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     bool keep = c->req.keep_alive && !c->close_after && !c->sctx->draining;
     if (length < 0 && c->req.minor == 0)
         keep = false;
     if (!keep)
         c->close_after = true;
-    /* one add for the fixed part: status line, Server, Date, Content-Type, framing, Connection */
+    /* the fixed part at once: status line, Server, Date, Content-Type, framing, Connection */
     char head[512];
     size_t n = 0, ct = content_type ? strlen(content_type) : 0;
     const char *why = reason(status), *date = http_date();
@@ -761,19 +1065,22 @@ static void write_head(sl_http_conn *c, int status, const char *content_type, lo
     else if (c->req.minor == 0)
         PUT("Connection: keep-alive\r\n", 24);
 #undef PUT
-    evbuffer_add(out, head, n);
-    if (content_type && !ct)
-        evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
-    evbuffer_add_buffer(out, c->extra_headers);
-    evbuffer_add(out, "\r\n", 2);
+    out_add(c, head, n);
+    if (content_type && !ct) {
+        out_add(c, "Content-Type: ", 14);
+        out_add(c, content_type, strlen(content_type));
+        out_add(c, "\r\n", 2);
+    }
+    out_add(c, c->extra_headers.s, c->extra_headers.len);
+    out_add(c, "\r\n", 2);
 }
 
 void sl_http_respond(sl_http_conn *c, int status, const char *content_type, const void *body, size_t len)
 {
     write_head(c, status, content_type, (long long)len);
-    if (len && strcmp(c->req.method, "HEAD") != 0) /* HEAD: the head GET would get, no body */
-        bufferevent_write(c->bev, body, len);
-    flush_out(c);
+    if (strcmp(c->req.method, "HEAD") == 0) /* HEAD: the head GET would get, no body */
+        len = 0;
+    out_send(c, body, len); /* head and body in one write */
     response_done(c);
 }
 
@@ -791,7 +1098,7 @@ void sl_http_respond_error(sl_http_conn *c, int status, const char *type, const 
  * every event of one upstream read, and the end of a stream that ended in the same read. */
 static void flush_soon(sl_http_conn *c)
 {
-    if (c->fd_direct >= 0 && !c->flush_pending) { /* TLS: the bufferevent writes by itself */
+    if (!c->flush_pending) {
         c->flush_pending = true;
         event_active(c->flush, EV_TIMEOUT, 0);
     }
@@ -809,38 +1116,30 @@ void sl_http_stream_writev(sl_http_conn *c, const sl_http_piece *parts, size_t n
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
         len += parts[i].len;
-    if (!len)
+    if (!len || out_reserve(c, len + 24) < 0)
         return;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    /* the chunk (size line, data, CRLF) put together here and added at once when it is
-     * small: one evbuffer_add (a lock, a callback check) instead of one a piece */
-    char buf[2048];
-    char *p = buf + 20, *q = p; /* the size line is written backwards from p */
-    if (c->stream_chunked) {
-        *q++ = '\r';
-        *q++ = '\n';
+    char *q = c->out + c->out_len;
+    if (c->stream_chunked) { /* size line, data, CRLF */
+        char hex[20], *p = hex + sizeof hex;
         size_t v = len;
         do
             *--p = "0123456789abcdef"[v & 15];
         while ((v >>= 4));
+        size_t hl = (size_t)(hex + sizeof hex - p);
+        memcpy(q, p, hl);
+        q += hl;
+        *q++ = '\r';
+        *q++ = '\n';
     }
-    if (len <= sizeof buf - 24) {
-        for (size_t i = 0; i < n; i++) {
-            memcpy(q, parts[i].data, parts[i].len);
-            q += parts[i].len;
-        }
-        if (c->stream_chunked) {
-            *q++ = '\r';
-            *q++ = '\n';
-        }
-        evbuffer_add(out, p, (size_t)(q - p));
-    } else {
-        evbuffer_add(out, p, (size_t)(q - p));
-        for (size_t i = 0; i < n; i++)
-            evbuffer_add(out, parts[i].data, parts[i].len);
-        if (c->stream_chunked)
-            evbuffer_add(out, "\r\n", 2);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(q, parts[i].data, parts[i].len);
+        q += parts[i].len;
     }
+    if (c->stream_chunked) {
+        *q++ = '\r';
+        *q++ = '\n';
+    }
+    c->out_len = (size_t)(q - c->out);
     flush_soon(c);
 }
 
@@ -853,12 +1152,10 @@ void sl_http_stream_write(sl_http_conn *c, const void *data, size_t len)
 void sl_http_stream_end(sl_http_conn *c)
 {
     if (c->stream_chunked)
-        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
-    flush_out(c);
+        out_add(c, "0\r\n\r\n", 5);
+    out_send(c, NULL, 0);
     response_done(c);
 }
-
-size_t sl_http_pending(const sl_http_conn *c) { return evbuffer_get_length(bufferevent_get_output(c->bev)); }
 
 void sl_http_set_watch(sl_http_conn *c, const sl_http_watch *w) { c->watch = *w; }
 

@@ -1,6 +1,6 @@
-/* HTTP/1.1 server connections on libevent bufferevents (plain or TLS): request parsing
- * with strict limits, keep-alive, head/idle/body deadlines (a slow client cannot pin a
- * connection), full and streamed (chunked) responses with write backpressure. */
+/* HTTP/1.1 server connections (plain TCP on the socket itself, TLS on bufferevent_openssl):
+ * request parsing with strict limits, keep-alive, head/idle/body deadlines (a slow client
+ * cannot pin a connection), full and streamed (chunked) responses with write backpressure. */
 #ifndef SL_HTTP_H
 #define SL_HTTP_H
 
@@ -40,7 +40,8 @@ typedef struct sl_http_limits {
 
 /* Called once a request is read completely. The handler must eventually answer with
  * sl_http_respond or sl_http_stream_*, possibly later from the same thread. The request
- * lives until the response is finished. */
+ * (its strings point into the connection's input buffer) lives until the response is
+ * finished. */
 typedef void (*sl_http_request_cb)(sl_http_conn *c, sl_http_request *req, void *arg);
 
 typedef struct sl_http_server_ctx {

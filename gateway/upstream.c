@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -40,10 +41,7 @@ static void req_free(sl_upstream_req *r)
     }
     curl_slist_free_all(r->headers);
     free(r->body);
-    if (r->first_byte_timer)
-        event_free(r->first_byte_timer);
-    if (r->idle_timer)
-        event_free(r->idle_timer);
+    event_del(r->timer); /* it lives in r's allocation */
     free(r);
 }
 
@@ -256,38 +254,77 @@ void sl_upstream_client_free(sl_upstream_client *c)
 
 int sl_upstream_client_active(const sl_upstream_client *c) { return c->active; }
 
-static void first_byte_timeout_cb(evutil_socket_t fd, short what, void *arg)
+static long long now_ms(void)
 {
-    (void)fd;
-    (void)what;
-    sl_upstream_req *r = arg;
-    r->timeout_kind = SL_UP_FIRST_BYTE_TIMEOUT;
-    /* removing the handle makes no DONE message: finish it here */
-    sl_up_finish(r, SL_UP_FIRST_BYTE_TIMEOUT, "no response from upstream in time");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    sl_upstream_req *r = arg;
-    if (r->paused) /* waiting on our client, not on the upstream */
-        return;
-    r->timeout_kind = SL_UP_IDLE_TIMEOUT;
-    sl_up_finish(r, SL_UP_IDLE_TIMEOUT, "upstream stream stalled");
-}
+/* The timer is set for the deadline at, or for a second from now when that is sooner: the
+ * deadlines a request sets next (first byte, then stream idle) are then rarely earlier, and
+ * need no timer change; a long request looks at its deadlines once a second. */
+#define ARM_AHEAD_MS 1000
 
-void sl_up_arm(struct event *ev, long long ms)
+static void arm_at(sl_upstream_req *r, long long at, long long now)
 {
+    if (at > now + ARM_AHEAD_MS)
+        at = now + ARM_AHEAD_MS;
+    long long ms = at > now ? at - now : 0;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    evtimer_add(ev, &tv);
+    evtimer_add(r->timer, &tv);
+    r->armed = at;
+}
+
+void sl_up_deadline(sl_upstream_req *r, long long *at, long long ms)
+{
+    long long now = now_ms();
+    *at = now + ms;
+    if (!r->armed || r->armed > *at)
+        arm_at(r, *at, now);
+}
+
+static bool passed(long long at, long long now) { return at && at <= now; }
+
+/* The earliest deadline, passed, ends the request (removing a curl handle makes no DONE
+ * message: finished here); not yet passed (it was moved later): wait for it. */
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_upstream_req *r = arg;
+    long long now = now_ms();
+    r->armed = 0;
+    if (passed(r->idle_at, now) && r->paused)
+        r->idle_at = 0; /* waiting on our client, not on the upstream: set again on resume */
+    /* the earliest of them, as separate timers would have fired */
+    long long *all[] = {&r->connect_at, &r->first_byte_at, &r->idle_at, &r->total_at}, *first = NULL;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (*all[i] && (!first || *all[i] < *first))
+            first = all[i];
+    if (!first)
+        return;
+    if (!passed(*first, now)) {
+        arm_at(r, *first, now);
+    } else if (first == &r->connect_at) {
+        sl_up_finish(r, SL_UP_CONNECT_TIMEOUT, "connect_timeout");
+    } else if (first == &r->first_byte_at) {
+        r->timeout_kind = SL_UP_FIRST_BYTE_TIMEOUT;
+        sl_up_finish(r, SL_UP_FIRST_BYTE_TIMEOUT, "no response from upstream in time");
+    } else if (first == &r->idle_at) {
+        r->timeout_kind = SL_UP_IDLE_TIMEOUT;
+        sl_up_finish(r, SL_UP_IDLE_TIMEOUT, "upstream stream stalled");
+    } else {
+        r->timeout_kind = SL_UP_TOTAL_TIMEOUT;
+        sl_up_finish(r, SL_UP_TOTAL_TIMEOUT, "total_timeout");
+    }
 }
 
 void sl_up_headers(sl_upstream_req *r)
 {
     r->headers_done = true;
     if (r->idle_ms > 0)
-        sl_up_arm(r->idle_timer, r->idle_ms);
+        sl_up_deadline(r, &r->idle_at, r->idle_ms);
     r->in_callback++;
     r->cbs.on_headers(r->arg, r->status, r->content_type[0] ? r->content_type : NULL,
                       r->retry_after[0] ? r->retry_after : NULL);
@@ -297,7 +334,7 @@ void sl_up_headers(sl_upstream_req *r)
 void sl_up_data(sl_upstream_req *r, const char *data, size_t len)
 {
     if (r->idle_ms > 0)
-        sl_up_arm(r->idle_timer, r->idle_ms);
+        sl_up_deadline(r, &r->idle_at, r->idle_ms);
     r->in_callback++;
     r->cbs.on_data(r->arg, data, len);
     r->in_callback--;
@@ -321,7 +358,7 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *arg)
         return 0;
     if (!r->got_bytes) {
         r->got_bytes = true;
-        evtimer_del(r->first_byte_timer);
+        r->first_byte_at = 0;
     }
     if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
         /* a new status line (also after 100 Continue): start over */
@@ -384,18 +421,16 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
                                   const char *body, size_t len, const sl_upstream_cbs *cbs, void *arg)
 {
     const sl_upstream_conf *uc = t->conf;
-    sl_upstream_req *r = calloc(1, sizeof *r);
+    /* the timer's event in the same allocation (libevent says how big it is) */
+    size_t ev_at = (sizeof(sl_upstream_req) + 15) & ~(size_t)15;
+    sl_upstream_req *r = calloc(1, ev_at + event_get_struct_event_size());
     if (!r)
         return NULL;
     r->client = c;
     r->cbs = *cbs;
     r->arg = arg;
-    r->first_byte_timer = evtimer_new(c->base, first_byte_timeout_cb, r);
-    r->idle_timer = evtimer_new(c->base, idle_timeout_cb, r);
-    if (!r->first_byte_timer || !r->idle_timer) {
-        req_free(r);
-        return NULL;
-    }
+    r->timer = (struct event *)((char *)r + ev_at);
+    evtimer_assign(r->timer, c->base, deadline_cb, r);
     long long connect_ms = uc ? uc->connect_timeout_ms : 10000;
     long long total_ms = uc ? uc->total_timeout_ms : 600000;
     long long first_ms = uc ? uc->first_byte_timeout_ms : 120000;
@@ -403,7 +438,7 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     if (sl_h1_start(r, t, path, body, len) == 0) { /* plain http to an address: our own client */
         c->active++;
         if (first_ms > 0)
-            sl_up_arm(r->first_byte_timer, first_ms);
+            sl_up_deadline(r, &r->first_byte_at, first_ms);
         return r;
     }
     r->body = malloc(len + 1);
@@ -463,7 +498,7 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
 
     if (first_ms > 0)
-        sl_up_arm(r->first_byte_timer, first_ms);
+        sl_up_deadline(r, &r->first_byte_at, first_ms);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
         req_free(r);
         return NULL;
@@ -483,7 +518,7 @@ void sl_upstream_resume(sl_upstream_req *r)
     if (r->paused && !r->cancelled) {
         r->paused = false;
         if (r->idle_ms > 0)
-            sl_up_arm(r->idle_timer, r->idle_ms);
+            sl_up_deadline(r, &r->idle_at, r->idle_ms);
         curl_easy_pause(r->easy, CURLPAUSE_CONT);
     }
 }
@@ -494,8 +529,7 @@ void sl_upstream_cancel(sl_upstream_req *r)
         /* curl (or upstream_h1.c) is inside this transfer: fail it from the callbacks,
          * free at DONE */
         r->cancelled = true;
-        evtimer_del(r->first_byte_timer);
-        evtimer_del(r->idle_timer);
+        r->first_byte_at = r->idle_at = 0;
         if (r->paused && !r->h1) {
             r->paused = false;
             curl_easy_pause(r->easy, CURLPAUSE_CONT);

@@ -24,6 +24,8 @@
 #define HEAD_MAX (64 * 1024)   /* status line and headers */
 #define LINE_MAX_BYTES 4096    /* a chunk-size or trailer line */
 #define READ_BYTES 16384
+#define SPARE_XFERS 32         /* finished transfers kept for the next ones */
+#define SPARE_BYTES (64 * 1024) /* ...when their request buffer is no bigger */
 
 typedef struct h1_conn h1_conn;
 
@@ -34,6 +36,10 @@ typedef struct h1_pool {
     socklen_t addr_len;
     h1_conn *idle;                  /* most recently used first */
     int n_idle;
+    /* the base_url (and unix socket) last found to lead here, with where its host and path
+     * prefix are: the same target again needs no parsing */
+    char *url, *unix_path;
+    size_t host_len, prefix_at;
 } h1_pool;
 
 struct h1_conn {
@@ -61,13 +67,14 @@ struct h1_xfer {
     int early_errno;                /* the connection was refused at once */
     int max_idle;
     long long connect_ms;
-    struct event *connect_timer, *total_timer;
+    struct event *early;            /* reports early_errno from the loop (made when needed) */
     x_state st;
     sl_strbuf buf;                  /* the head being read, or a chunk-size / trailer line */
     unsigned long long left;        /* body or chunk bytes still to come */
     bool keep_alive;
     char *pend;                     /* bytes read while paused, fed on resume */
     size_t pend_len;
+    struct h1_xfer *next_spare;     /* in client->spare_x */
 };
 
 typedef enum feed_rc { FEED_MORE, FEED_DONE, FEED_PAUSED, FEED_CANCELLED, FEED_ERROR } feed_rc;
@@ -165,6 +172,33 @@ static h1_pool *pool_get(sl_upstream_client *c, const char *key, const struct so
     p->next = c->pools;
     c->pools = p;
     return p;
+}
+
+static bool same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+/* The pool a target was last found to lead to, when it is the same target. */
+static h1_pool *pool_remembered(sl_upstream_client *c, const sl_upstream_target *t)
+{
+    for (h1_pool *p = c->pools; p; p = p->next)
+        if (p->url && strcmp(p->url, t->base_url) == 0 && same_str(p->unix_path, t->unix_socket))
+            return p;
+    return NULL;
+}
+
+static void pool_remember(h1_pool *p, const sl_upstream_target *t, size_t host_len, const char *prefix)
+{
+    char *url = strdup(t->base_url), *unix_path = t->unix_socket ? strdup(t->unix_socket) : NULL;
+    if (!url || (t->unix_socket && !unix_path)) {
+        free(url);
+        free(unix_path);
+        return;
+    }
+    free(p->url);
+    free(p->unix_path);
+    p->url = url;
+    p->unix_path = unix_path;
+    p->host_len = host_len;
+    p->prefix_at = (size_t)(prefix - t->base_url);
 }
 
 static void conn_close(h1_conn *k)
@@ -307,17 +341,28 @@ static bool token_in(const char *v, size_t vl, const char *tok)
 {
     size_t tl = strlen(tok);
     for (size_t i = 0; i + tl <= vl; i++)
-        if (strncasecmp(v + i, tok, tl) == 0 && (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
+        if ((i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') && strncasecmp(v + i, tok, tl) == 0 &&
             (i + tl == vl || v[i + tl] == ',' || v[i + tl] == ' ' || v[i + tl] == ';'))
             return true;
     return false;
+}
+
+/* The next CRLF in [p, end), or NULL. */
+static char *find_crlf(char *p, const char *end)
+{
+    while ((p = memchr(p, '\r', (size_t)(end - p))) && p + 1 < end && p[1] != '\n')
+        p++;
+    return p && p + 1 < end ? p : NULL;
 }
 
 /* The head in x->buf (ending in an empty line). -1: malformed. 0: a 1xx, skip it. 1: final. */
 static int parse_head(struct h1_xfer *x, bool *chunked, long long *length)
 {
     sl_upstream_req *r = x->r;
-    char *p = x->buf.s, *eol = strstr(p, "\r\n");
+    char *p = x->buf.s, *end = p + x->buf.len;
+    if (memchr(p, 0, x->buf.len))
+        return -1; /* no NUL in a head */
+    char *eol = find_crlf(p, end);
     if (!eol || eol - p < 12 || strncmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
         return -1;
     int status = 0;
@@ -334,7 +379,7 @@ static int parse_head(struct h1_xfer *x, bool *chunked, long long *length)
     *length = -1;
     r->content_type[0] = r->retry_after[0] = 0;
     for (char *line = eol + 2; line < x->buf.s + x->buf.len; line = eol + 2) {
-        eol = strstr(line, "\r\n");
+        eol = find_crlf(line, end);
         if (!eol)
             return -1;
         if (eol == line)
@@ -602,7 +647,7 @@ static void do_read(struct h1_xfer *x)
         if (n > 0) {
             if (!x->got_bytes) {
                 x->got_bytes = r->got_bytes = true;
-                evtimer_del(r->first_byte_timer);
+                r->first_byte_at = 0;
             }
             if (!take(x, buf, (size_t)n) || r->paused || (size_t)n < sizeof buf)
                 return;
@@ -642,7 +687,7 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
             fail_errno(x, "connect to upstream", err);
             return;
         }
-        evtimer_del(x->connect_timer);
+        x->r->connect_at = 0;
         x->st = X_HEAD;
     }
     if (x->sent < x->msg.len && (what & EV_WRITE)) {
@@ -657,21 +702,21 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
         do_read(x);
 }
 
-static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+static void early_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct h1_xfer *x = arg;
-    if (x->early_errno) {
-        if (!retry_fresh(x))
-            fail_errno(x, x->st == X_CONNECT ? "connect to upstream" : "send to upstream", x->early_errno);
-    } else
-        fail(x, SL_UP_CONNECT_TIMEOUT, "connect_timeout");
+    if (!retry_fresh(x))
+        fail_errno(x, x->st == X_CONNECT ? "connect to upstream" : "send to upstream", x->early_errno);
 }
 
-static void total_timeout_cb(evutil_socket_t fd, short what, void *arg)
+/* A failure found while starting (x->early_errno), reported from the loop. */
+static void report_early(struct h1_xfer *x)
 {
-    struct h1_xfer *x = arg;
-    x->r->timeout_kind = SL_UP_TOTAL_TIMEOUT;
-    fail(x, SL_UP_TOTAL_TIMEOUT, "total_timeout");
+    if (!x->early && !(x->early = event_new(x->r->client->base, -1, 0, early_cb, x))) {
+        x->early_errno = 0; /* no event to report it: the deadlines will */
+        return;
+    }
+    event_active(x->early, EV_TIMEOUT, 0);
 }
 
 /* Begin (or begin again) on connection k. A failure is reported from the event loop,
@@ -686,15 +731,31 @@ static void start_on(struct h1_xfer *x, h1_conn *k, bool connected)
     if (!connected) {
         x->st = X_CONNECT;
         if (x->connect_ms > 0)
-            sl_up_arm(x->connect_timer, x->connect_ms);
+            sl_up_deadline(x->r, &x->r->connect_at, x->connect_ms);
         return;
     }
     x->st = X_HEAD;
     if ((x->early_errno = send_some(x)))
-        event_active(x->connect_timer, EV_TIMEOUT, 0);
+        report_early(x);
 }
 
 /* ---- the API (through upstream.c) ---- */
+
+/* A transfer, zeroed: a spare one keeps its buffers' room (no allocation a request). */
+static struct h1_xfer *xfer_new(sl_upstream_client *c)
+{
+    struct h1_xfer *x = c->spare_x;
+    if (!x)
+        return calloc(1, sizeof *x);
+    c->spare_x = x->next_spare;
+    c->n_spare_x--;
+    sl_strbuf msg = x->msg, buf = x->buf;
+    memset(x, 0, sizeof *x);
+    x->msg = msg;
+    x->buf = buf;
+    x->msg.len = x->buf.len = 0;
+    return x;
+}
 
 /* "Name: PREFIXvalue\r\n"; 0, or -1 out of memory. */
 static int add_header(sl_strbuf *b, const char *name, const char *prefix, const char *value)
@@ -705,25 +766,31 @@ static int add_header(sl_strbuf *b, const char *name, const char *prefix, const 
 
 int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *path, const char *body, size_t len)
 {
-    char key[320];
-    struct sockaddr_storage addr;
-    socklen_t addr_len = 0;
-    const char *host, *prefix;
-    size_t host_len;
-    if (!parse_target(t, key, sizeof key, &addr, &addr_len, &host, &host_len, &prefix))
-        return -1;
     sl_upstream_client *c = r->client;
     const sl_upstream_conf *uc = t->conf;
-    h1_pool *pool = pool_get(c, key, &addr, addr_len);
-    struct h1_xfer *x = pool ? calloc(1, sizeof *x) : NULL;
+    const char *host, *prefix;
+    size_t host_len;
+    h1_pool *pool = pool_remembered(c, t);
+    if (pool) {
+        host = t->base_url + 7; /* after "http://", as parse_target found it */
+        host_len = pool->host_len;
+        prefix = t->base_url + pool->prefix_at;
+    } else {
+        char key[320];
+        struct sockaddr_storage addr;
+        socklen_t addr_len = 0;
+        if (!parse_target(t, key, sizeof key, &addr, &addr_len, &host, &host_len, &prefix))
+            return -1;
+        if ((pool = pool_get(c, key, &addr, addr_len)))
+            pool_remember(pool, t, host_len, prefix);
+    }
+    struct h1_xfer *x = pool ? xfer_new(c) : NULL;
     if (!x)
         return -1;
     x->r = r;
     x->pool = pool;
     x->max_idle = uc && uc->pool_size > 0 ? uc->pool_size : 64;
     x->connect_ms = uc ? uc->connect_timeout_ms : 10000;
-    x->connect_timer = evtimer_new(c->base, connect_timeout_cb, x);
-    x->total_timer = evtimer_new(c->base, total_timeout_cb, x);
 
     /* the request, head and body, in one buffer for one send() */
     char clen[SL_FMT_INT_MAX];
@@ -739,7 +806,7 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
     for (size_t i = 0; uc && i < uc->n_headers; i++)
         bad |= add_header(&x->msg, uc->headers[i].name, "", uc->headers[i].value);
     bad |= sl_strbuf_add(&x->msg, "\r\n", 2) | sl_strbuf_add(&x->msg, body, len);
-    if (bad || !x->connect_timer || !x->total_timer) {
+    if (bad) {
         r->h1 = x;
         sl_h1_free(r);
         r->h1 = NULL;
@@ -748,7 +815,7 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
     r->h1 = x;
     long long total_ms = uc ? uc->total_timeout_ms : 600000;
     if (total_ms > 0)
-        sl_up_arm(x->total_timer, total_ms);
+        sl_up_deadline(r, &r->total_at, total_ms);
 
     h1_conn *k = pool->idle;
     bool connected = true;
@@ -761,7 +828,7 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
          * as a connect failure, never inside the caller */
         x->st = X_CONNECT;
         x->early_errno = errno ? errno : ECONNREFUSED;
-        event_active(x->connect_timer, EV_TIMEOUT, 0);
+        report_early(x);
         return 0;
     }
     start_on(x, k, connected);
@@ -777,15 +844,20 @@ void sl_h1_free(sl_upstream_req *r)
         x->conn->x = NULL;
         conn_close(x->conn);
     }
-    if (x->connect_timer)
-        event_free(x->connect_timer);
-    if (x->total_timer)
-        event_free(x->total_timer);
+    if (x->early)
+        event_free(x->early);
+    free(x->pend);
+    r->h1 = NULL;
+    sl_upstream_client *c = r->client;
+    if (c->n_spare_x < SPARE_XFERS && x->msg.cap <= SPARE_BYTES && x->buf.cap <= SPARE_BYTES) {
+        x->next_spare = c->spare_x;
+        c->spare_x = x;
+        c->n_spare_x++;
+        return;
+    }
     free(x->msg.s);
     free(x->buf.s);
-    free(x->pend);
     free(x);
-    r->h1 = NULL;
 }
 
 void sl_h1_resume(sl_upstream_req *r)
@@ -796,7 +868,7 @@ void sl_h1_resume(sl_upstream_req *r)
         return;
     r->paused = false;
     if (r->idle_ms > 0)
-        sl_up_arm(r->idle_timer, r->idle_ms);
+        sl_up_deadline(r, &r->idle_at, r->idle_ms);
     conn_watch(x->conn, x->sent < x->msg.len);
     if (x->pend) { /* what was read before the pause goes first */
         char *p = x->pend;
@@ -815,7 +887,17 @@ void sl_h1_client_free(sl_upstream_client *c)
             kn = k->next;
             conn_close(k);
         }
+        free(p->url);
+        free(p->unix_path);
         free(p);
     }
     c->pools = NULL;
+    for (struct h1_xfer *x = c->spare_x, *next; x; x = next) {
+        next = x->next_spare;
+        free(x->msg.s);
+        free(x->buf.s);
+        free(x);
+    }
+    c->spare_x = NULL;
+    c->n_spare_x = 0;
 }

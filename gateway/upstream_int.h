@@ -16,6 +16,8 @@ typedef struct sock_ctx sock_ctx;
 
 struct sl_upstream_client {
     struct h1_pool *pools;     /* upstream_h1.c: idle connections by destination */
+    struct h1_xfer *spare_x;   /* upstream_h1.c: finished transfers, kept with their buffers */
+    int n_spare_x;
     struct event_base *base;
     CURLM *multi;
     CURL *spare[32];   /* finished easy handles, reset and reused */
@@ -45,8 +47,12 @@ struct sl_upstream_req {
     char *body;
     sl_upstream_cbs cbs;
     void *arg;
-    struct event *first_byte_timer;
-    struct event *idle_timer;
+    /* One timer for every deadline (CLOCK_MONOTONIC ms, 0: none): it fires at the earliest
+     * of them or before, and a deadline moved later costs no timer change (upstream.c) */
+    struct event *timer;
+    long long armed;                   /* when the timer fires; 0: not pending */
+    long long first_byte_at, idle_at;
+    long long connect_at, total_at;    /* upstream_h1.c's (libcurl keeps its own) */
     long long idle_ms;
     sl_upstream_result timeout_kind;   /* set when one of our timers fired */
     int status;
@@ -73,6 +79,7 @@ void sl_h1_client_free(sl_upstream_client *c);
 void sl_up_headers(sl_upstream_req *r);  /* r->status, content_type, retry_after are set */
 void sl_up_data(sl_upstream_req *r, const char *data, size_t len);
 void sl_up_finish(sl_upstream_req *r, sl_upstream_result res, const char *message); /* on_done, then free */
-void sl_up_arm(struct event *ev, long long ms);
+/* *at (one of r's deadlines) ms from now; clear one by setting it to 0. */
+void sl_up_deadline(sl_upstream_req *r, long long *at, long long ms);
 
 #endif

@@ -38,6 +38,34 @@ PY
 sl_like "10k headers: 431 with an OpenAI error" "$out" '^HTTP/1.1 431 .* json$'
 sl_check "10k headers: a normal request is served after" served
 
+# ---- long header lines, sent at once: up to 8 KiB served, past 12 KiB refused (431),
+# however the gateway's reads fall; then three pipelined requests answered in order ----
+out=$("$SL_PY" - "$GW_PORT" <<'PY'
+import re, socket, sys
+def ask(data, n=1):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(data)
+    got = b""
+    try:
+        while got.count(b"HTTP/1.1 ") < n or not got.endswith(b"}"):
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    except OSError:
+        pass
+    s.close()
+    return " ".join(m.decode() for m in re.findall(rb"HTTP/1\.1 (\d\d\d) ", got))
+body = b'{"model":"demo","messages":[{"role":"user","content":"hi"}]}'
+def req(extra=b"", close=False):
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra +
+            (b"Connection: close\r\n" if close else b"") + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+print(ask(req(b"X-Long: " + b"a" * 8000 + b"\r\n", True)), ask(req(b"X-Long: " + b"a" * 16000 + b"\r\n", True)),
+      ask(req() + req() + req(close=True), 3))
+PY
+)
+sl_is "8 KB header line: 200; 16 KB: 431; three pipelined: 200 200 200" "$out" "200 431 200 200 200"
+
 # ---- 1 GB body ----
 truncate -s 1G "$SL_TMP/big"
 code=$(curl -sS -o "$SL_TMP/big.out" -w '%{http_code}' -X POST -H 'content-type: application/json' \
