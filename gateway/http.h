@@ -53,13 +53,21 @@ typedef struct sl_http_server_ctx {
     int n_busy;                 /* connections with a request being answered */
     bool draining;              /* shutting down: no keep-alive, close idle connections */
     sl_http_conn *conns;        /* list, for closing idle ones on shutdown */
+    /* buffers of SL_HTTP_BLOCK bytes that connections gave back between requests (an idle
+     * keep-alive connection holds none), for the next request to take */
+    char *spare[32];
+    int n_spare;
 } sl_http_server_ctx;
+
+#define SL_HTTP_BLOCK 8192
 
 /* Take over an accepted socket (ssl_ctx NULL for plain HTTP). */
 void sl_http_conn_accept(sl_http_server_ctx *sctx, int fd, SSL_CTX *ssl_ctx);
 /* Shutdown: close every connection that has no request in progress; the rest close
  * after their response. */
 void sl_http_close_idle(sl_http_server_ctx *sctx);
+/* The spare buffers, when the context goes. */
+void sl_http_server_ctx_release(sl_http_server_ctx *sctx);
 
 const char *sl_http_header_get(const sl_http_request *req, const char *lower_name);
 const char *sl_http_peer(const sl_http_conn *c);
