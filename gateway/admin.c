@@ -243,6 +243,7 @@ void sl_admin_free(sl_admin *a)
     if (!a)
         return;
     sl_admin_stop(a);
+    sl_http_server_ctx_release(&a->http);
     sl_config_unref(a->cfg);
     free(a);
 }

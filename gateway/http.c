@@ -212,7 +212,7 @@ static char *block_take(sl_http_server_ctx *s)
  * when it is a block and the list has room, else freed. */
 static void block_give(sl_http_server_ctx *s, char *p, size_t cap)
 {
-    if (p && cap == SL_HTTP_BLOCK && s->n_spare < (int)(sizeof s->spare / sizeof s->spare[0]))
+    if (p && cap == SL_HTTP_BLOCK && !s->released && s->n_spare < (int)(sizeof s->spare / sizeof s->spare[0]))
         s->spare[s->n_spare++] = p;
     else
         free(p);
@@ -220,6 +220,7 @@ static void block_give(sl_http_server_ctx *s, char *p, size_t cap)
 
 void sl_http_server_ctx_release(sl_http_server_ctx *sctx)
 {
+    sctx->released = true;
     while (sctx->n_spare)
         free(sctx->spare[--sctx->n_spare]);
 }

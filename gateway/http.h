@@ -57,6 +57,7 @@ typedef struct sl_http_server_ctx {
      * keep-alive connection holds none), for the next request to take */
     char *spare[32];
     int n_spare;
+    bool released;              /* sl_http_server_ctx_release ran: buffers given back are freed */
 } sl_http_server_ctx;
 
 #define SL_HTTP_BLOCK 8192
