@@ -79,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     close(sv[0]);
+    sl_http_server_ctx_release(&sctx);
     if (sctx.n_busy != 0) {
         fprintf(stderr, "fuzz_http: %d requests still counted busy with no connection left\n", sctx.n_busy);
         abort();
