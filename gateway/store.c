@@ -1,5 +1,6 @@
 /* The store's front: argument checks, key hashing, windows, then the backend. */
 #include "store_int.h"
+#include "hash64.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -297,23 +298,7 @@ int sl_store_copy_name(char *dst, size_t size, const char *src)
     return 0;
 }
 
-/* Eight bytes a step (key hashes are 64 characters, a request looks up several), then
- * mixed so that every bit of the result depends on every byte. */
-uint64_t sl_store_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL ^ n, w;
-    for (; n >= 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
-        h ^= h >> 29;
-    }
-    w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
-    h ^= h >> 31;
-    h *= 0x94D049BB133111EBULL;
-    return h ^ (h >> 32);
-}
+uint64_t sl_store_hash(const char *s, size_t n) { return sl_hash64(s, n); }
 
 /* ---- windows ---- */
 

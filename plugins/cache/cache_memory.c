@@ -2,6 +2,7 @@
  * LRU list, so that worker threads rarely wait on each other. An entry costs its key, its
  * value and its bookkeeping; expired entries are dropped when met or evicted. */
 #include "cache.h"
+#include "hash64.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -39,24 +40,6 @@ int64_t sl_cache_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Eight bytes a step (keys are 64 hex digits and more), then mixed so that both the high
- * bits (shard) and the low bits (bucket) vary. */
-static uint64_t hash_key(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull ^ n, w;
-    for (; n >= 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-    }
-    w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 31;
-    h *= 0x94d049bb133111ebull;
-    return h ^ (h >> 32);
 }
 
 sl_cache_mem *sl_cache_mem_new(size_t max_bytes, unsigned n_shards)
@@ -179,7 +162,7 @@ static int grow(shard *s)
 
 char *sl_cache_mem_get(sl_cache_mem *m, const char *key, int64_t now_ms, size_t *len)
 {
-    uint64_t h = hash_key(key, strlen(key));
+    uint64_t h = sl_hash64(key, strlen(key));
     shard *s = shard_of(m, h);
     char *out = NULL;
     pthread_mutex_lock(&s->lock);
@@ -204,7 +187,7 @@ char *sl_cache_mem_get(sl_cache_mem *m, const char *key, int64_t now_ms, size_t 
 int sl_cache_mem_put(sl_cache_mem *m, const char *key, const char *val, size_t len, int64_t ttl_ms, int64_t now_ms)
 {
     size_t key_len = strlen(key);
-    uint64_t h = hash_key(key, key_len);
+    uint64_t h = sl_hash64(key, key_len);
     shard *s = shard_of(m, h);
     size_t cost = sizeof(entry) + key_len + 1 + len;
     if (cost > s->cap)
