@@ -258,6 +258,10 @@ sl_http() {
 # The value of response header NAME (lower case) from the last sl_http.
 sl_header() { printf '%s\n' "$HTTP_HEADERS" | sed -n "s/^$1: *//p" | tail -n1; }
 
+# True when sluice was built with a sanitizer (its allocator keeps freed memory aside, so
+# RSS says little about what the gateway holds).
+sl_sanitized() { ldd "$SLUICE" 2>/dev/null | grep -qE 'lib(asan|tsan)'; }
+
 # VmRSS of PID in KiB.
 sl_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
