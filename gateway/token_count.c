@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json_pick.h"
+#include "json_plain.h"
 #include "tokenizer.h"
 
 typedef struct loaded { char *path; sl_tokenizer *tok; struct loaded *next; } loaded;
@@ -44,17 +45,18 @@ int64_t sl_token_count(const sl_tokenizer *tok, const char *text, size_t len)
     return (int64_t)sl_tokenizer_count(tok, text, len);
 }
 
-/* A string (or key) as jansson writes it: quoted, with its escapes. */
+/* A string (or key) as jansson writes it: quoted, with its escapes (UTF-8 as it is). */
 static size_t quoted_len(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
-    size_t n = len + 2;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] == '"' || s[i] == '\\' || s[i] == '\b' || s[i] == '\f' || s[i] == '\n' || s[i] == '\r' ||
-            s[i] == '\t')
+    size_t n = len + 2, i = 0;
+    while ((i += sl_json_plain_run(str + i, len - i, true)) < len) {
+        unsigned char c = s[i++];
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
             n += 1;
-        else if (s[i] < 0x20)
+        else if (c < 0x20)
             n += 5;
+    }
     return n;
 }
 

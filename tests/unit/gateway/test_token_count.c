@@ -30,6 +30,9 @@ static void estimate_equals_the_dumped_length(void **state)
         "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}},[]]}",
         "{\"messages\":[],\"tools\":{}}",
         "{\"messages\":[{\"k\\\"ey\\n\":{\"\":[[[]]]}}]}",
+        /* long strings: the scan goes sixteen bytes a step, escapes on both sides of a step */
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"0123456789abcde\\\"0123456789abcdef\\n0123456789"
+        "abcdef\\u0002caf\\u00e9 0123456789abcdefghijklmnopqrstuvwxyz \\\\ 0123456789abcdefghijklmnop\\t\"}]}",
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         json_error_t err;
