@@ -36,11 +36,17 @@ typedef struct h1_pool {
     socklen_t addr_len;
     h1_conn *idle;                  /* most recently used first */
     int n_idle;
-    /* the base_url (and unix socket) last found to lead here, with where its host and path
-     * prefix are: the same target again needs no parsing */
-    char *url, *unix_path;
-    size_t host_len, prefix_at;
 } h1_pool;
+
+/* A target (base_url and unix socket) already parsed: its pool, and the length of its host
+ * (which follows "http://"; the path prefix follows the host). The same target again needs
+ * no parsing; several targets may share a pool (two base_urls on one host). */
+typedef struct h1_target {
+    struct h1_target *next;
+    char *url, *unix_path;
+    h1_pool *pool;
+    size_t host_len;
+} h1_target;
 
 struct h1_conn {
     int fd;
@@ -176,29 +182,28 @@ static h1_pool *pool_get(sl_upstream_client *c, const char *key, const struct so
 
 static bool same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
 
-/* The pool a target was last found to lead to, when it is the same target. */
-static h1_pool *pool_remembered(sl_upstream_client *c, const sl_upstream_target *t)
+static const h1_target *target_known(const sl_upstream_client *c, const sl_upstream_target *t)
 {
-    for (h1_pool *p = c->pools; p; p = p->next)
-        if (p->url && strcmp(p->url, t->base_url) == 0 && same_str(p->unix_path, t->unix_socket))
-            return p;
+    for (const h1_target *k = c->targets; k; k = k->next)
+        if (strcmp(k->url, t->base_url) == 0 && same_str(k->unix_path, t->unix_socket))
+            return k;
     return NULL;
 }
 
-static void pool_remember(h1_pool *p, const sl_upstream_target *t, size_t host_len, const char *prefix)
+/* Kept for next time (out of memory: it is parsed again then). */
+static void target_remember(sl_upstream_client *c, const sl_upstream_target *t, h1_pool *pool, size_t host_len)
 {
-    char *url = strdup(t->base_url), *unix_path = t->unix_socket ? strdup(t->unix_socket) : NULL;
-    if (!url || (t->unix_socket && !unix_path)) {
-        free(url);
-        free(unix_path);
+    h1_target *k = calloc(1, sizeof *k);
+    if (!k || !(k->url = strdup(t->base_url)) || (t->unix_socket && !(k->unix_path = strdup(t->unix_socket)))) {
+        if (k)
+            free(k->url);
+        free(k);
         return;
     }
-    free(p->url);
-    free(p->unix_path);
-    p->url = url;
-    p->unix_path = unix_path;
-    p->host_len = host_len;
-    p->prefix_at = (size_t)(prefix - t->base_url);
+    k->pool = pool;
+    k->host_len = host_len;
+    k->next = c->targets;
+    c->targets = k;
 }
 
 static void conn_close(h1_conn *k)
@@ -770,11 +775,13 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
     const sl_upstream_conf *uc = t->conf;
     const char *host, *prefix;
     size_t host_len;
-    h1_pool *pool = pool_remembered(c, t);
-    if (pool) {
-        host = t->base_url + 7; /* after "http://", as parse_target found it */
-        host_len = pool->host_len;
-        prefix = t->base_url + pool->prefix_at;
+    h1_pool *pool;
+    const h1_target *known = target_known(c, t);
+    if (known) {
+        pool = known->pool;
+        host = t->base_url + 7; /* as parse_target finds them */
+        host_len = known->host_len;
+        prefix = host + host_len;
     } else {
         char key[320];
         struct sockaddr_storage addr;
@@ -782,7 +789,7 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
         if (!parse_target(t, key, sizeof key, &addr, &addr_len, &host, &host_len, &prefix))
             return -1;
         if ((pool = pool_get(c, key, &addr, addr_len)))
-            pool_remember(pool, t, host_len, prefix);
+            target_remember(c, t, pool, host_len);
     }
     struct h1_xfer *x = pool ? xfer_new(c) : NULL;
     if (!x)
@@ -887,11 +894,16 @@ void sl_h1_client_free(sl_upstream_client *c)
             kn = k->next;
             conn_close(k);
         }
-        free(p->url);
-        free(p->unix_path);
         free(p);
     }
     c->pools = NULL;
+    for (h1_target *k = c->targets, *kn; k; k = kn) {
+        kn = k->next;
+        free(k->url);
+        free(k->unix_path);
+        free(k);
+    }
+    c->targets = NULL;
     for (struct h1_xfer *x = c->spare_x, *next; x; x = next) {
         next = x->next_spare;
         free(x->msg.s);

@@ -16,6 +16,7 @@ typedef struct sock_ctx sock_ctx;
 
 struct sl_upstream_client {
     struct h1_pool *pools;     /* upstream_h1.c: idle connections by destination */
+    struct h1_target *targets; /* upstream_h1.c: base_urls already parsed, each with its pool */
     struct h1_xfer *spare_x;   /* upstream_h1.c: finished transfers, kept with their buffers */
     int n_spare_x;
     struct event_base *base;
