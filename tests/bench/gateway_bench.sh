@@ -21,6 +21,7 @@
 # usage: tests/bench/gateway_bench.sh [BUILD_DIR]     (default build/)
 # env:   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2 BENCH_WORKERS=1
 #        BENCH_TTFB_N=200 (sequential streamed requests per target for the TTFB figures)
+#        BENCH_RATE=N: the fixed-rate latency run at N requests/s instead of half nginx's peak
 #        NO_PORTKEY=1 to leave Portkey out (it is installed by npm ci in tests/bench/portkey)
 #        BENCH_TARGETS="nginx sluice" to run some targets only; BENCH_STREAMS="0" (non-streaming
 #        only) or "1"; SLUICE_WRAP="perf record -g -o FILE --" runs sluice under a profiler
@@ -44,6 +45,15 @@ done
 [ -x "$SLUICE" ] || { echo "gateway_bench: no sluice binary at $SLUICE" >&2; exit 2; }
 if [ "${NO_PORTKEY:-0}" != 1 ] && [ ! -d "$PORTKEY_DIR/node_modules/@portkey-ai/gateway" ]; then
     (cd "$PORTKEY_DIR" && npm ci --no-audit --no-fund --loglevel=error) >&2 || { echo "gateway_bench: npm ci in $PORTKEY_DIR failed (NO_PORTKEY=1 to skip it)" >&2; exit 2; }
+fi
+
+# BENCH_PIN=LOAD:PROXY (CPU lists, e.g. 0:1): the load generators and the upstream run on LOAD,
+# the proxy under test (nginx, Portkey, sluice alike) on PROXY, so the scheduler does not put a
+# proxy and its upstream on one core where each request preempts the proxy twice
+ON_LOAD= ON_PROXY=
+if [ -n "${BENCH_PIN:-}" ]; then
+    command -v taskset >/dev/null || { echo "gateway_bench: BENCH_PIN needs taskset (util-linux)" >&2; exit 2; }
+    ON_LOAD="taskset -c ${BENCH_PIN%%:*}" ON_PROXY="taskset -c ${BENCH_PIN#*:}"
 fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-gwbench.XXXXXX")
@@ -84,7 +94,8 @@ http {
 $3
 }
 EOF
-    "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" & PIDS+=($!)
+    local on=$ON_PROXY; [ "$1" = upstream ] && on=$ON_LOAD
+    $on "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" & PIDS+=($!)
     ROOT_PID[$1]=$!
 }
 start_nginx upstream 1 "    server {
@@ -102,7 +113,7 @@ wait_http "http://127.0.0.1:$NGX_PORT/" || { echo "gateway_bench: proxy nginx di
 
 have_pk=0
 if [ "${NO_PORTKEY:-0}" != 1 ]; then
-    (cd "$PORTKEY_DIR" && NODE_ENV=production exec node node_modules/@portkey-ai/gateway/build/start-server.js --port="$PK_PORT" --headless) >"$T/portkey.log" 2>&1 &
+    (cd "$PORTKEY_DIR" && NODE_ENV=production exec $ON_PROXY node node_modules/@portkey-ai/gateway/build/start-server.js --port="$PK_PORT" --headless) >"$T/portkey.log" 2>&1 &
     PIDS+=($!); ROOT_PID[portkey]=$!
     if wait_http "http://127.0.0.1:$PK_PORT/"; then have_pk=1
     else echo "gateway_bench: portkey did not start:" >&2; tail -n 20 "$T/portkey.log" >&2; fi
@@ -132,7 +143,7 @@ plugins:
   - cache: { ttl: 1h, max_bytes: 64MiB }
   - route
 EOF
-${SLUICE_WRAP:-} "$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 & PIDS+=($!); ROOT_PID[sluice]=$!
+$ON_PROXY ${SLUICE_WRAP:-} "$SLUICE" serve -c "$T/sluice.yaml" >"$T/sluice.log" 2>&1 & PIDS+=($!); ROOT_PID[sluice]=$!
 ROOT_PID[direct]=${ROOT_PID[upstream]}; ROOT_PID[nginx]=${ROOT_PID[proxy]}
 wait_http "http://127.0.0.1:$GW_PORT/v1/models" || { echo "gateway_bench: sluice did not start:" >&2; tail -n 20 "$T/sluice.log" >&2; exit 1; }
 KEY=$("$SLUICE" key -c "$T/sluice.yaml" issue --consumer bench 2>/dev/null)
@@ -209,12 +220,12 @@ run_wrk() { # TARGET STREAM ROUND
     local t=$1 s=$2 r=$3 f=$T/$1.$2.$3
     if [ "$r" = 1 ]; then
         lua_of "$t" "$s" >"$T/$t.$s.lua"
-        "$WRK" -t"$THREADS" -c"$CONNS" -d2s -s "$T/$t.$s.lua" "$(url_of "$t")" >/dev/null 2>&1
+        $ON_LOAD "$WRK" -t"$THREADS" -c"$CONNS" -d2s -s "$T/$t.$s.lua" "$(url_of "$t")" >/dev/null 2>&1
     fi
     lua_of "$t" "$s" >"$T/$t.$s.lua" # a new nonce: the warm-up's prompts are not sent again
     local c0 c1
     c0=$(cpu_ticks "${ROOT_PID[$t]}")
-    "$WRK" -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s "$T/$t.$s.lua" "$(url_of "$t")" >"$f" 2>&1
+    $ON_LOAD "$WRK" -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s "$T/$t.$s.lua" "$(url_of "$t")" >"$f" 2>&1
     c1=$(cpu_ticks "${ROOT_PID[$t]}")
     "$PY" - "$t" "$s" "$f" $c0 $c1 "$(getconf CLK_TCK)" >>"$T/results" <<'PY'
 import re, sys
@@ -237,7 +248,7 @@ PY
 ttfb() { # TARGET: TTFB_N sequential streamed requests on one keep-alive connection; the time
     # from sending each to its first "data:" byte, in ms, one a line
     local t=$1 args; mapfile -t args < <(headers_of "$t" 1)
-    "$PY" - "$t" "$(url_of "$t")" "$(path_of "$t" 1)" "$TTFB_N" "$(body_of "$t" 1 @@N@@)" "${args[@]}" >>"$T/ttfb" <<'PY'
+    $ON_LOAD "$PY" - "$t" "$(url_of "$t")" "$(path_of "$t" 1)" "$TTFB_N" "$(body_of "$t" 1 @@N@@)" "${args[@]}" >>"$T/ttfb" <<'PY'
 import socket, sys, time, urllib.parse
 name, url, path, n, body = sys.argv[1], urllib.parse.urlparse(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 headers = "".join(h + "\r\n" for h in sys.argv[6:])
@@ -278,20 +289,22 @@ for t in "${TARGETS[@]}"; do ttfb "$t"; done
 # (tests/bench/rate_load.c: latency from when each request was due), same rate for all.
 RATE_LOAD=${RATE_LOAD:-$BUILD/tests/bench/rate_load}
 : >"$T/rate"
-if [ -x "$RATE_LOAD" ] && grep -q '^nginx 0 ' "$T/results"; then
-    HALF=$(awk '$1 == "nginx" && $2 == 0 { print $3 }' "$T/results" | sort -n | awk '{ v[NR] = $1 } END { printf "%d", v[int((NR + 1) / 2)] / 2 }')
+if [ -x "$RATE_LOAD" ] && { [ -n "${BENCH_RATE:-}" ] || grep -q '^nginx 0 ' "$T/results"; }; then
+    HALF=${BENCH_RATE:-$(awk '$1 == "nginx" && $2 == 0 { print $3 }' "$T/results" | sort -n | awk '{ v[NR] = $1 } END { printf "%d", v[int((NR + 1) / 2)] / 2 }')}
     for t in "${TARGETS[@]}"; do
         [ "$t" = portkey ] && continue # it cannot keep half of nginx's rate (see its requests/s)
         mapfile -t hdrs < <(headers_of "$t" 0)
         u=$(url_of "$t"); hp=${u#http://}
-        line=$("$RATE_LOAD" "${hp%:*}" "${hp#*:}" "$(path_of "$t" 0)" "$HALF" "${BENCH_RATE_SECONDS:-5}" "$CONNS" \
+        c0=$(cpu_ticks "${ROOT_PID[$t]}")
+        line=$($ON_LOAD "$RATE_LOAD" "${hp%:*}" "${hp#*:}" "$(path_of "$t" 0)" "$HALF" "${BENCH_RATE_SECONDS:-5}" "$CONNS" \
                "$(body_of "$t" 0 "rate-$(date +%s%N)-@@N@@")" "${hdrs[@]}")
-        echo "$t $line" >>"$T/rate"
+        c1=$(cpu_ticks "${ROOT_PID[$t]}")
+        echo "$t $line cpu0=${c0/ /,} cpu1=${c1/ /,}" >>"$T/rate"
     done
 fi
 hits=$(grep -c '"cache":"hit"' "$T/access.log" 2>/dev/null); misses=$(grep -c '"cache":"miss"' "$T/access.log" 2>/dev/null)
 echo "# sluice's cache over the runs: ${misses:-0} misses, ${hits:-0} hits (every prompt is new: a hit means the load repeated itself)"
-"$PY" - "$T/results" "$T/ttfb" "$TTFB_N" "$T/rate" "${BENCH_RATE_SECONDS:-5}" <<'PY'
+"$PY" - "$T/results" "$T/ttfb" "$TTFB_N" "$T/rate" "${BENCH_RATE_SECONDS:-5}" "${BENCH_RATE:+set by BENCH_RATE}" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
 res, tt = {}, {}
 for line in open(sys.argv[1]):
@@ -300,7 +313,9 @@ for line in open(sys.argv[1]):
 for line in open(sys.argv[2]):
     name, ms = line.split()
     tt.setdefault(name, []).append(float(ms))
-names = [n for n in ("direct", "nginx", "portkey", "sluice") if (n, "0") in res or (n, "1") in res or n in tt]
+rate = [l.split() for l in open(sys.argv[4])] if len(sys.argv) > 4 else []
+names = [n for n in ("direct", "nginx", "portkey", "sluice")
+         if (n, "0") in res or (n, "1") in res or n in tt or any(r[0] == n for r in rate)]
 labels = {"direct": "upstream (direct)", "nginx": "nginx proxy_pass", "portkey": "Portkey gateway",
           "sluice": "sluice (full chain)"}
 med = lambda k, i: statistics.median(r[i] for r in res[k]) if k in res else None
@@ -323,20 +338,24 @@ for s, title in (("0", "non-streaming"), ("1", "streaming (6 events + [DONE])"))
     sl, ng, pk = med(("sluice", s), 0), med(("nginx", s), 0), med(("portkey", s), 0)
     print("sluice/nginx requests/s: %s   sluice/portkey requests/s: %s" % (
         "%.2f" % (sl / ng) if sl and ng else "n/a", "%.1f" % (sl / pk) if sl and pk else "n/a"))
-rate = [l.split() for l in open(sys.argv[4])] if len(sys.argv) > 4 else []
 if rate:
     kv = {r[0]: dict(x.split("=") for x in r[1:]) for r in rate}
-    print("\n## latency at a fixed rate: half of nginx's peak, %s req/s for %s s, open loop (from when each was due)"
-          % (rate[0][1].split("=")[1], sys.argv[5]))
-    print("| %-20s | %8s | %8s | %8s | %8s | %14s | %6s |" % ("target", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
-          "added p99 ms", "errors"))
-    print("|%s|%s|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 10, "-" * 10, "-" * 10, "-" * 10, "-" * 16, "-" * 8))
+    print("\n## latency at a fixed rate: %s, %s req/s for %s s, open loop (from when each was due)"
+          % (sys.argv[6] or "half of nginx's peak", rate[0][1].split("=")[1], sys.argv[5]))
+    print("| %-20s | %8s | %8s | %8s | %8s | %14s | %6s | %13s |" % ("target", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
+          "added p99 ms", "errors", "CPU µs/req u+s"))
+    print("|%s|%s|%s|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 10, "-" * 10, "-" * 10, "-" * 10, "-" * 16, "-" * 8, "-" * 15))
+    hz = float(sys.argv[7])
+    def rate_cpu(d):
+        (u0, k0), (u1, k1) = (map(int, d[c].split(",")) for c in ("cpu0", "cpu1"))
+        n = int(d["answered"])
+        return "%.1f+%.1f" % ((u1 - u0) / hz * 1e6 / n, (k1 - k0) / hz * 1e6 / n) if n else "nan"
     base99 = float(kv["direct"]["p99"]) if "direct" in kv else 0.0
     for n in names:
         if n in kv:
             d = kv[n]
-            print("| %-20s | %8s | %8s | %8s | %8s | %14.3f | %6d |" % (labels[n], d["p50"], d["p90"], d["p99"], d["p999"],
-                  float(d["p99"]) - base99, int(d["non200"]) + int(d["errors"]) + int(d["sent"]) - int(d["answered"])))
+            print("| %-20s | %8s | %8s | %8s | %8s | %14.3f | %6d | %13s |" % (labels[n], d["p50"], d["p90"], d["p99"], d["p999"],
+                  float(d["p99"]) - base99, int(d["non200"]) + int(d["errors"]) + int(d["sent"]) - int(d["answered"]), rate_cpu(d)))
 print(f"\n## time to first event, streamed, {sys.argv[3]} sequential requests each on one connection")
 print("| %-20s | %8s | %8s | %14s | %14s |" % ("target", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"))
 print("|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 10, "-" * 10, "-" * 16, "-" * 16))
