@@ -433,7 +433,9 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
         s->saw_data |= json_is_array(json_object_get(ev->json, "data"));
     else
         note_finish(s, choices);
-    s->saw_usage |= ev->stream && sl_cache_is_usage_chunk_with(ev->json, choices);
+    /* usage on a chunk of its own or on the last content chunk (as DeepSeek's API sends it):
+     * either way the entry has it, and finish_entry must not add a second */
+    s->saw_usage |= ev->stream && json_is_object(json_object_get(ev->json, "usage"));
     size_t n = 0;
     const char *text = sl_resp_event_text(ev, &n); /* shared with what goes to the client */
     append_event(s, ev->json, text, n);

@@ -82,7 +82,5 @@ json_t *sl_cache_assemble(const json_t *chunks, sl_endpoint ep);
 json_t *sl_cache_to_chunks(const json_t *body, sl_endpoint ep, bool include_usage);
 /* The chunk that only carries usage (choices empty) — dropped for clients that did not ask. */
 bool sl_cache_is_usage_chunk(const json_t *chunk);
-/* The same, given chunk's "choices" member (NULL when absent) already looked up. */
-bool sl_cache_is_usage_chunk_with(const json_t *chunk, const json_t *choices);
 
 #endif

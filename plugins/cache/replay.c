@@ -6,14 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool sl_cache_is_usage_chunk_with(const json_t *chunk, const json_t *choices)
-{
-    return (!choices || json_array_size(choices) == 0) && json_is_object(json_object_get(chunk, "usage"));
-}
-
 bool sl_cache_is_usage_chunk(const json_t *chunk)
 {
-    return sl_cache_is_usage_chunk_with(chunk, json_object_get(chunk, "choices"));
+    const json_t *choices = json_object_get(chunk, "choices");
+    return (!choices || json_array_size(choices) == 0) && json_is_object(json_object_get(chunk, "usage"));
 }
 
 /* Append the string s to the string at obj[key] (created when absent). */

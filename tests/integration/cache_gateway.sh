@@ -94,6 +94,16 @@ sl_is "stream from stream: hit with its usage" "$SSE_CACHE $(sj '[d["text"], d["
     'hit ["Bonjour \u00e0 tous", 3, true]'
 sl_is "stream from stream: one upstream request in all" "$(upstream_count)" 1
 
+# usage on the finish chunk (DeepSeek's shape): the entry keeps it there, without a second
+# usage-only chunk, so a hit reports it once, as the miss did
+usage_chunks() { grep -c '"usage":{' "$SSE_FILE"; }
+body=$(chat "usage on finish" '"stream":true,"stream_options":{"include_usage":true},"mock":{"chunks":2,"usage_on_finish":true}')
+sse "$body"
+miss="$SSE_CACHE $(usage_chunks) $(sj 'd["usage"]["completion_tokens"]')"
+sse "$body"
+sl_is "usage on the finish chunk: once in the miss and once in the hit" "$miss $SSE_CACHE $(usage_chunks) $(sj 'd["usage"]["completion_tokens"]')" \
+    "miss 1 2 hit 1 2"
+
 # ---- bypasses ------------------------------------------------------------------------------
 sl_mock_clear
 sl_http POST /v1/chat/completions "$(chat "first question")" -H 'Cache-Control: no-cache'

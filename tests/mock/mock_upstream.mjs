@@ -26,6 +26,7 @@ const DEFAULTS = {
     split_events: 0,        // write each SSE event in this many pieces (separate TCP writes)
     split_delay_ms: 5,      // pause between the pieces of a split event
     usage: null,            // true/false: include usage; null = non-stream yes, stream per include_usage
+    usage_on_finish: false, // streamed usage rides on the finish chunk (as DeepSeek's API sends it), not a chunk of its own
     prompt_tokens: null,    // usage.prompt_tokens (default: words in the prompt)
     completion_tokens: null,// usage.completion_tokens (default: number of chunks)
     finish_reason: 'stop',
@@ -228,8 +229,10 @@ async function stream(req, res, conf, body, kind) {
     if (i === conf.reset_after_chunks) return reset(res);
     if (i === conf.hang_after_chunks) return;
     if (conf.chunk_delay_ms > 0) await sleep(conf.chunk_delay_ms);
-    if (!await send({ id, object, created, model, choices: [choice(null, conf.finish_reason)] })) return;
-    if (includeUsage) {
+    const finish = { id, object, created, model, choices: [choice(null, conf.finish_reason)] };
+    if (includeUsage && conf.usage_on_finish) finish.usage = usageOf(conf, body, i);
+    if (!await send(finish)) return;
+    if (includeUsage && !conf.usage_on_finish) {
         if (!await send({ id, object, created, model, choices: [], usage: usageOf(conf, body, i) })) return;
     }
     write(res, 'data: [DONE]\n\n');
