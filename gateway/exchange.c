@@ -39,6 +39,7 @@ void sl_ex_unref(sl_exchange *ex)
     json_decref(ex->body);
     sl_log_fields_free(&ex->log);
     json_decref(ex->usage);
+    json_decref(ex->ev_spare);
     json_decref(ex->attempt_log);
     free(ex->plan);
     if (ex->backoff)

@@ -87,6 +87,8 @@ struct sl_exchange {
     bool want_events;
     bool client_wants_usage;        /* stream_options.include_usage as the client sent it */
     json_t *usage;
+    json_t *ev_spare;               /* the last streamed event's JSON, held by no one else: the
+                                       next event of the same shape is read into it */
 
     struct timespec t0;
     double ttfb_ms;

@@ -223,16 +223,19 @@ static bool decimal_point_is_dot(void)
     return k == 1;
 }
 
-static json_t *read_number(reader *r)
+/* A number at r->p: *real tells which of *iv and *dv holds it. False on a bail (jansson
+ * decides those: "01", integers past 18 digits, reals out of range or under a comma locale). */
+static bool scan_number(reader *r, bool *real, long long *iv, double *dv)
 {
     const unsigned char *p = r->p, *start = p;
-    bool neg = false, real = false;
+    bool neg = false;
+    *real = false;
     if (*p == '-') {
         neg = true;
         p++;
     }
     if (p >= r->end || *p < '0' || *p > '9')
-        return NULL;
+        return false;
     const unsigned char *digits = p;
     if (*p == '0') {
         p++;
@@ -242,48 +245,57 @@ static json_t *read_number(reader *r)
     }
     size_t n_int = (size_t)(p - digits);
     if (p < r->end && *p == '.') {
-        real = true;
+        *real = true;
         p++;
         if (p >= r->end || *p < '0' || *p > '9')
-            return NULL;
+            return false;
         while (p < r->end && *p >= '0' && *p <= '9')
             p++;
     }
     if (p < r->end && (*p == 'e' || *p == 'E')) {
-        real = true;
+        *real = true;
         p++;
         if (p < r->end && (*p == '+' || *p == '-'))
             p++;
         if (p >= r->end || *p < '0' || *p > '9')
-            return NULL;
+            return false;
         while (p < r->end && *p >= '0' && *p <= '9')
             p++;
     }
     if (p < r->end && *p >= '0' && *p <= '9') /* "01": jansson refuses it */
-        return NULL;
+        return false;
     r->p = p;
-    if (!real) {
+    if (!*real) {
         if (n_int > 18)
-            return NULL; /* jansson's range check (too big integer) decides */
+            return false; /* jansson's range check (too big integer) decides */
         long long v = 0;
         for (const unsigned char *d = digits; d < p; d++)
             v = v * 10 + (*d - '0');
         if (neg && !v)
             r->compact = false; /* -0 is written 0 */
-        return json_integer(neg ? -v : v);
+        *iv = neg ? -v : v;
+        return true;
     }
     r->compact = false; /* a real is written as %.17g */
     char buf[64];
     size_t len = (size_t)(p - start);
     if (len >= sizeof buf || !decimal_point_is_dot())
-        return NULL;
+        return false;
     memcpy(buf, start, len);
     buf[len] = 0;
     errno = 0;
-    double v = strtod(buf, NULL);
-    if (errno == ERANGE)
-        return NULL; /* overflow is jansson's error; underflow its call */
-    return json_real(v);
+    *dv = strtod(buf, NULL);
+    return errno != ERANGE; /* overflow is jansson's error; underflow its call */
+}
+
+static json_t *read_number(reader *r)
+{
+    bool real;
+    long long iv;
+    double dv;
+    if (!scan_number(r, &real, &iv, &dv))
+        return NULL;
+    return real ? json_real(dv) : json_integer(iv);
 }
 
 static json_t *read_value(reader *r);
@@ -419,6 +431,120 @@ static json_t *read_value(reader *r)
     case 'n': return literal(r, "null", 4) ? json_null() : NULL;
     default: return read_number(r);
     }
+}
+
+/* ---- reading a text into a value of the same shape, in place ---- */
+
+static bool reload_value(reader *r, json_t *old, bool shared);
+
+/* May this node be changed? Not where the node or a container above it has another holder:
+ * they would see the change. */
+static bool mutable_node(const json_t *v, bool shared) { return !shared && v->refcount == 1; }
+
+static bool reload_object(reader *r, json_t *o, bool shared)
+{
+    void *it = json_object_iter(o);
+    if (empty_container(r, '}'))
+        return !it;
+    for (;;) {
+        skip_ws(r);
+        if (!it || r->p >= r->end || *r->p != '"')
+            return false;
+        const char *k;
+        size_t kn;
+        if (!read_string(r, &k, &kn) || kn != json_object_iter_key_len(it) ||
+            memcmp(k, json_object_iter_key(it), kn) != 0)
+            return false;
+        skip_ws(r);
+        if (r->p >= r->end || *r->p != ':')
+            return false;
+        r->p++;
+        skip_ws(r);
+        if (!reload_value(r, json_object_iter_value(it), shared))
+            return false;
+        it = json_object_iter_next(o, it);
+        int more = after_item(r, '}');
+        if (more <= 0)
+            return more == 0 && !it;
+    }
+}
+
+static bool reload_array(reader *r, json_t *a, bool shared)
+{
+    size_t n = json_array_size(a), i = 0;
+    if (empty_container(r, ']'))
+        return n == 0;
+    for (;;) {
+        skip_ws(r);
+        if (i >= n || !reload_value(r, json_array_get(a, i++), shared))
+            return false;
+        int more = after_item(r, ']');
+        if (more <= 0)
+            return more == 0 && i == n;
+    }
+}
+
+static bool reload_value(reader *r, json_t *old, bool shared)
+{
+    if (r->p >= r->end)
+        return false;
+    switch (*r->p) {
+    case '{':
+    case '[': {
+        bool obj = *r->p == '{';
+        if ((obj ? !json_is_object(old) : !json_is_array(old)) || ++r->depth > MAX_DEPTH)
+            return false;
+        shared |= old->refcount != 1;
+        bool ok = obj ? reload_object(r, old, shared) : reload_array(r, old, shared);
+        r->depth--;
+        return ok;
+    }
+    case '"': {
+        const char *s;
+        size_t n;
+        if (!json_is_string(old) || !read_string(r, &s, &n))
+            return false;
+        if (json_string_length(old) == n && memcmp(json_string_value(old), s, n) == 0)
+            return true;
+        return mutable_node(old, shared) && json_string_setn_nocheck(old, s, n) == 0;
+    }
+    case 't': return json_is_true(old) && literal(r, "true", 4);
+    case 'f': return json_is_false(old) && literal(r, "false", 5);
+    case 'n': return json_is_null(old) && literal(r, "null", 4);
+    default: {
+        bool real;
+        long long iv;
+        double dv;
+        if (!scan_number(r, &real, &iv, &dv))
+            return false;
+        if (!real) {
+            if (!json_is_integer(old))
+                return false;
+            return json_integer_value(old) == iv || (mutable_node(old, shared) && json_integer_set(old, iv) == 0);
+        }
+        if (!json_is_real(old))
+            return false;
+        double was = json_real_value(old); /* bit for bit: -0.0 is not 0.0 to the writer */
+        return memcmp(&was, &dv, sizeof dv) == 0 || (mutable_node(old, shared) && json_real_set(old, dv) == 0);
+    }
+    }
+}
+
+bool sl_json_reload(json_t *old, const char *buf, size_t len, bool *compact)
+{
+    if (!old || !buf || old->refcount != 1 || (!json_is_object(old) && !json_is_array(old)))
+        return false;
+    reader r = {.p = (const unsigned char *)buf, .end = (const unsigned char *)buf + len, .compact = true};
+    skip_ws(&r);
+    bool ok = reload_value(&r, old, false);
+    if (ok) {
+        skip_ws(&r);
+        ok = r.p == r.end;
+    }
+    free(r.scratch);
+    if (ok && compact)
+        *compact = r.compact;
+    return ok;
 }
 
 json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)

@@ -21,6 +21,15 @@ json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *e
  * key); false when not, or not known (the text went to json_loadb). */
 json_t *sl_json_loadb_compact(const char *buf, size_t len, size_t flags, json_error_t *error, bool *compact);
 
+/* Read buf into old in place, when buf has old's very shape: the same keys in the same order,
+ * arrays of the same length, the same types (integer and real apart). Only the values that
+ * differ are set, and only where neither the node nor a container above it has another
+ * holder. True: old now says what buf says (and *compact as sl_json_loadb_compact's); no
+ * allocation but for changed strings. False: old may be partly changed: drop it and parse
+ * buf afresh (the caller's only reference is old's one; refcount must be 1). For streams,
+ * whose events share a shape: each event read into the one before. */
+bool sl_json_reload(json_t *old, const char *buf, size_t len, bool *compact);
+
 /* What a parse learnt of the text beside its value (sl_json_loadb_text). */
 typedef struct sl_json_text {
     bool compact;           /* as sl_json_loadb_compact's */

@@ -225,7 +225,17 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     char *data = sl_sse_data(event, len, &dlen);
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
     bool compact = false;
-    json_t *json = !done && data && ex->want_events ? sl_json_loadb_compact(data, dlen, 0, NULL, &compact) : NULL;
+    json_t *json = NULL;
+    if (!done && data && ex->want_events) {
+        /* a stream's events share their shape: read this one into the last one's tree */
+        if (ex->ev_spare && sl_json_reload(ex->ev_spare, data, dlen, &compact))
+            json = ex->ev_spare;
+        else
+            json_decref(ex->ev_spare);
+        ex->ev_spare = NULL;
+        if (!json)
+            json = sl_json_loadb_compact(data, dlen, 0, NULL, &compact);
+    }
     if (done)
         ex->saw_done = true;
     else if (data && (json ? note_usage_json(ex, json) : note_usage(ex, data, dlen)) && !ex->client_wants_usage) {
@@ -255,7 +265,10 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     }
     free(data);
     free(rev.out);
-    json_decref(rev.json);
+    if (rev.json && rev.json->refcount == 1 && !ex->ev_spare && act != SL_EVENT_STOP)
+        ex->ev_spare = rev.json; /* nobody kept it: the next event is read into it */
+    else
+        json_decref(rev.json);
     if (act == SL_EVENT_STOP) {
         ex->altered = true;
         if (!done)

@@ -3,7 +3,8 @@
  * system-prompt merge, thinking prefill), add stream_options.include_usage as proxy.c does,
  * estimate prompt tokens and the completion cap (quota), compute the cache key, and turn a
  * body into replayed chunks and back (cache). The first byte picks the endpoint. The body is
- * also read and written by the gateway's own JSON reader/writer: both must agree with jansson. */
+ * also read and written by the gateway's own JSON reader/writer: both must agree with jansson;
+ * and read into a tree of its own shape (sl_json_reload), it must come out the same. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(x);
         free(y);
         free(z);
+        /* a stream's next event read into the last one's tree: the input read into a tree of
+         * its own shape comes out as the same value, and so does one read into a chunk's */
+        static const char chunk[] = "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}]}";
+        json_t *into = sl_json_loadb(chunk, sizeof chunk - 1, 0, NULL);
+        if (sl_json_reload(into, (const char *)data + 1, size - 1, NULL) && !json_equal(into, body))
+            abort();
+        json_decref(into);
+        if (sl_json_reload(fast, (const char *)data + 1, size - 1, NULL) && !json_equal(fast, body))
+            abort(); /* (a number the reader leaves to jansson, past 18 digits, refuses) */
     }
     json_decref(fast);
     if (!body)

@@ -157,6 +157,98 @@ static void test_mutations(void **state)
     }
 }
 
+/* Reading b into a, parsed from a text of the same shape: when it says yes, a is what b says. */
+static bool reload_ok(json_t *a, const char *b, size_t len)
+{
+    bool compact = false, fresh_compact = false;
+    if (!sl_json_reload(a, b, len, &compact))
+        return false;
+    json_t *fresh = sl_json_loadb_compact(b, len, 0, NULL, &fresh_compact);
+    if (!fresh)
+        fail_msg("%.*s: reloaded, yet not JSON", (int)len, b);
+    char *da = sl_json_dumps(a, NULL), *df = sl_json_dumps(fresh, NULL);
+    if (!json_equal(a, fresh) || !da || !df || strcmp(da, df) != 0 || compact != fresh_compact)
+        fail_msg("%.*s: reloaded as %s (compact %d), parsed as %s (compact %d)", (int)len, b, da ? da : "(null)",
+                 compact, df ? df : "(null)", fresh_compact);
+    free(da);
+    free(df);
+    json_decref(fresh);
+    return true;
+}
+
+static bool reload_str(const char *a, const char *b)
+{
+    json_t *v = sl_json_loadb(a, strlen(a), 0, NULL);
+    assert_non_null(v);
+    bool ok = reload_ok(v, b, strlen(b));
+    json_decref(v);
+    return ok;
+}
+
+static void test_reload(void **state)
+{
+    (void)state;
+    const char *chunk = "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+                        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"logprobs\":null,\"finish_reason\":null}]}";
+    assert_true(reload_str(chunk, "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+                                  "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo \\u00e9\\n\"},\"logprobs\":null,\"finish_reason\":null}]}"));
+    assert_true(reload_str("[1,2.5,\"a\",true,null,{}]", " [ -7 , 0.25 , \"\" , true , null , { } ] "));
+    assert_true(reload_str("[0.0]", "[-0.0]"));
+    /* another shape: no */
+    static const char *const other[][2] = {
+        {"{\"a\":1,\"b\":2}", "{\"b\":2,\"a\":1}"}, {"{\"a\":1}", "{\"a\":1,\"b\":2}"}, {"{\"a\":1,\"b\":2}", "{\"a\":1}"},
+        {"[1,2]", "[1]"}, {"[1]", "[1,2]"}, {"[1]", "[1.0]"}, {"[1.5]", "[2]"}, {"[\"1\"]", "[1]"}, {"[true]", "[false]"},
+        {"[null]", "[0]"}, {"{\"a\":[]}", "{\"a\":{}}"}, {"{\"a\":1}", "{\"a\":1,\"a\":1}"}, {"{\"a\":1}", "{\"a\":1} x"},
+        {"{\"a\":1}", "{\"a\":1"}, {"[\"a\"]", "[\"\\ud800\"]"}, {"[1]", "[01]"}, {"{}", "[]"},
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        if (reload_str(other[i][0], other[i][1]))
+            fail_msg("%s read into %s", other[i][1], other[i][0]);
+    /* a node another holder keeps is never changed: equal values pass, others refuse */
+    json_t *v = sl_json_loadb(chunk, strlen(chunk), 0, NULL), *id = json_incref(json_object_get(v, "id"));
+    json_t *choices = json_incref(json_object_get(v, "choices"));
+    assert_true(reload_ok(v, chunk, strlen(chunk)));
+    char *changed_id = strdup(chunk), *changed_text = strdup(chunk);
+    changed_id[8] = '9';                              /* "c9" */
+    *strstr(changed_text, "Hel") = 'J';               /* "Jel", under the kept choices */
+    assert_false(sl_json_reload(v, changed_text, strlen(changed_text), NULL));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(choices, 0), "delta"), "content")), "Hel");
+    json_decref(v);
+    v = sl_json_loadb(chunk, strlen(chunk), 0, NULL);
+    json_t *id2 = json_incref(json_object_get(v, "id"));
+    assert_false(sl_json_reload(v, changed_id, strlen(changed_id), NULL));
+    assert_string_equal(json_string_value(id2), "c1");
+    json_incref(v); /* the root itself held twice */
+    assert_false(sl_json_reload(v, chunk, strlen(chunk), NULL));
+    json_decref(v);
+    json_decref(v);
+    json_decref(id2);
+    json_decref(id);
+    json_decref(choices);
+    free(changed_id);
+    free(changed_text);
+
+    /* mutations of the seeds: whatever is read in is what a parse makes of it */
+    static const char alphabet[] = "{}[]\",:\\u0e-+.1aE \t\n\xc3\xa9";
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    char buf[512];
+    size_t yes = 0;
+    for (int round = 0; round < 40000; round++) {
+        const char *seed = cases[round % 10];
+        size_t n = strlen(seed);
+        json_t *a = sl_json_loadb(seed, n, 0, NULL);
+        if (!a)
+            continue;
+        memcpy(buf, seed, n);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t at = (size_t)(x % n);
+        buf[at] = alphabet[(x >> 32) % (sizeof alphabet - 1)];
+        yes += reload_ok(a, buf, n);
+        json_decref(a);
+    }
+    assert_true(yes > 1000);
+}
+
 static void test_dump(void **state)
 {
     (void)state;
@@ -194,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_dump),
+        cmocka_unit_test(test_reload),
     };
     return cmocka_run_group_tests_name("json_parse", tests, NULL, NULL);
 }
