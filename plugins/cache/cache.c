@@ -387,6 +387,10 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
         return;
     }
     const char *open = s->stream ? "{\"stream\":[" : "{\"body\":";
+    if (!s->text.cap) { /* a stream's first event: room for a dozen like it, not a realloc an event */
+        size_t room = s->stream ? n * 16 + 64 : n + 16;
+        sl_strbuf_reserve(&s->text, room < s->limit ? room : s->limit);
+    }
     if (s->text.len + n + 16 > s->limit ||
         (!s->text.len && sl_strbuf_add(&s->text, open, strlen(open)) < 0) ||
         (s->stream && s->n_events && sl_strbuf_add(&s->text, ",", 1) < 0) ||
