@@ -78,7 +78,7 @@ static bool note_usage_json(sl_exchange *ex, const json_t *o)
     if (!json_is_object(u))
         return false;
     json_decref(ex->usage);
-    ex->usage = json_incref(u);
+    ex->usage = json_deep_copy(u); /* its own: the tree it came from is read into again */
     json_t *choices = json_object_get(o, "choices");
     return json_is_array(choices) && json_array_size(choices) == 0;
 }
@@ -362,6 +362,27 @@ static char *upstream_error_message(sl_exchange *ex, const char *body, size_t le
     return out;
 }
 
+/* The answer's tree: read into the worker's spare when the answer has its shape (answers of
+ * one model mostly do), else parsed afresh. NULL when body is not JSON. */
+static json_t *answer_tree(sl_exchange *ex, const char *body, size_t len)
+{
+    json_t *t = ex->w->answer_spare;
+    ex->w->answer_spare = NULL;
+    if (t && sl_json_reload(t, body, len, NULL))
+        return t;
+    json_decref(t);
+    return sl_json_loadb(body, len, 0, NULL);
+}
+
+/* Done with an answer's tree: kept as the spare when nobody else holds it. */
+static void answer_tree_done(sl_exchange *ex, json_t *t)
+{
+    if (t && t->refcount == 1 && !ex->w->answer_spare)
+        ex->w->answer_spare = t;
+    else
+        json_decref(t);
+}
+
 static void finish_buffered(sl_exchange *ex)
 {
     size_t len = evbuffer_get_length(ex->resp);
@@ -370,7 +391,7 @@ static void finish_buffered(sl_exchange *ex)
     int st = ex->up_status;
     bool is_json = strncasecmp(ctype, "application/json", 16) == 0;
     json_t *parsed = NULL;
-    if (is_json && st >= 200 && st < 300 && !(parsed = sl_json_loadb(body ? body : "", len, 0, NULL))) {
+    if (is_json && st >= 200 && st < 300 && !(parsed = answer_tree(ex, body ? body : "", len))) {
         /* a 200 the client cannot read is the upstream's failure, not a success to pass on */
         attempt_verdict(ex, 0);
         char msg[300];
@@ -405,7 +426,7 @@ static void finish_buffered(sl_exchange *ex)
     const char *out = rev.edited ? sl_resp_event_text(&rev, &n) : body;
     sl_ex_respond_raw(ex, st, ctype, out ? out : body, out ? n : len);
     free(rev.out);
-    json_decref(rev.json);
+    answer_tree_done(ex, rev.json);
 }
 
 /* An engine process that refused the connection has died and the main thread has not

@@ -431,6 +431,7 @@ static void server_free(sl_server *s)
         if (w->drain_timer)
             event_free(w->drain_timer);
         sl_http_server_ctx_release(&w->http);
+        json_decref(w->answer_spare);
         if (w->pending_cfg)
             sl_config_unref(w->pending_cfg);
         if (w->base)

@@ -44,6 +44,8 @@ typedef struct sl_worker {
     long long drain_deadline_ms;
     uint64_t next_request;
     uint32_t id_prefix;
+    struct json_t *answer_spare;      /* the last non-streamed answer's tree, held by no one else:
+                                         the next answer of its shape is read into it (proxy.c) */
 } sl_worker;
 
 #endif
