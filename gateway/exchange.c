@@ -578,9 +578,12 @@ void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key
 {
     size_t tlen = 0, out_len = 0;
     const char *text = exact_text(ev, &tlen);
-    const json_t *was = json_object_get(holder, key);
+    json_t *was = json_object_get(holder, key);
     char *out = text && json_is_string(was) ? splice_string(text, tlen, key, was, s, len, &out_len) : NULL;
-    if (json_object_set_new(holder, key, json_stringn(s, len)) < 0) {
+    /* the string held by holder alone changes in place: no new value, no second lookup */
+    int rc = json_is_string(was) && was->refcount == 1 ? json_string_setn(was, s, len)
+                                                         : json_object_set_new(holder, key, json_stringn(s, len));
+    if (rc < 0) {
         free(out); /* not set (out of memory, not UTF-8): the json decides what goes out */
         out = NULL;
     }
