@@ -574,12 +574,36 @@ static char *splice_string(const char *text, size_t tlen, const char *key, const
     return b.s;
 }
 
+/* text with holder, an empty object, holding key: s; NULL unless "{}" is in text exactly
+ * once (then it is holder: text is the json serialised, where every empty object is "{}"). */
+static char *splice_into_empty(const char *text, size_t tlen, const char *key, const char *s, size_t len,
+                               size_t *out_len)
+{
+    const char *at = memmem(text, tlen, "{}", 2);
+    if (!at || memmem(at + 2, tlen - (size_t)(at + 2 - text), "{}", 2))
+        return NULL;
+    sl_strbuf b = {0};
+    size_t head = (size_t)(at - text) + 1;
+    if (sl_strbuf_reserve(&b, tlen + strlen(key) + len + 8) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
+        sl_json_dump_string(&b, key, strlen(key)) < 0 || sl_strbuf_add(&b, ":", 1) < 0 ||
+        sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + head, tlen - head) < 0) {
+        free(b.s);
+        return NULL;
+    }
+    *out_len = b.len;
+    return b.s;
+}
+
 void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key, const char *s, size_t len)
 {
     size_t tlen = 0, out_len = 0;
     const char *text = exact_text(ev, &tlen);
     json_t *was = json_object_get(holder, key);
-    char *out = text && json_is_string(was) ? splice_string(text, tlen, key, was, s, len, &out_len) : NULL;
+    char *out = !text                 ? NULL
+                : json_is_string(was) ? splice_string(text, tlen, key, was, s, len, &out_len)
+                : !was && json_is_object(holder) && json_object_size(holder) == 0
+                    ? splice_into_empty(text, tlen, key, s, len, &out_len)
+                    : NULL;
     /* the string held by holder alone changes in place: no new value, no second lookup */
     int rc = json_is_string(was) && was->refcount == 1 ? json_string_setn(was, s, len)
                                                          : json_object_set_new(holder, key, json_stringn(s, len));

@@ -76,6 +76,8 @@ static void test_splices(void **state)
     edit two[] = {{0, true, "content", "A"}, {1, true, "content", "B"}};
     assert_true(run(CHUNK("{\"index\":0,\"delta\":{\"content\":\"x\"}},{\"index\":1,\"delta\":{\"content\":\"y\"}}"),
                     two, 2));
+    /* into an empty delta (the finish chunk, given text held back): the one "{}" */
+    assert_true(run(CHUNK("{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}"), &esc, 1));
     /* completions: the choice holds text */
     edit text = {0, false, "text", "ok"};
     assert_true(run("{\"choices\":[{\"text\":\"okay\",\"index\":0}]}", &text, 1));
@@ -93,6 +95,9 @@ static void test_falls_back(void **state)
     assert_false(run(CHUNK("{\"index\":0,\"delta\":{\"content\":\"Hello\"}},{\"index\":1,\"delta\":{\"content\":\"Hello\"}}"),
                      &one, 1));
     assert_false(run("{\"choices\":[{\"delta\":{\"content\":\"Hello\"}}],\"x\":{\"content\":\"Hello\"}}", &one, 1));
+    /* an empty holder, but "{}" twice (another empty object, or in a string) */
+    assert_false(run(CHUNK("{\"index\":0,\"delta\":{},\"x\":{}}"), &one, 1));
+    assert_false(run(CHUNK("{\"index\":0,\"delta\":{},\"x\":\"{}\"}"), &one, 1));
     /* the key held no string */
     assert_false(run(CHUNK("{\"index\":0,\"delta\":{\"role\":\"assistant\"}}"), &one, 1));
     assert_false(run(CHUNK("{\"index\":0,\"delta\":{\"content\":null}}"), &one, 1));
