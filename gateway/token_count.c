@@ -159,7 +159,8 @@ void sl_token_collect_text(const json_t *event, char **buf, size_t *len, size_t 
     static const char *const message_names[] = {"content", "reasoning_content", "tool_calls", NULL};
     size_t i;
     json_t *ch;
-    json_array_foreach(json_object_get(event, "choices"), i, ch) {
+    const json_t *choices = json_object_get(event, "choices"); /* the macro reads it each turn */
+    json_array_foreach(choices, i, ch) {
         json_t *c[3], *m[3];
         sl_json_pick(ch, choice_names, c);
         json_t *msg = c[0] ? c[0] : c[1];

@@ -215,7 +215,8 @@ static bool cut_body(quota_state *s, json_t *body)
         return false;
     size_t i;
     json_t *ch;
-    json_array_foreach(json_object_get(body, "choices"), i, ch) {
+    const json_t *choices = json_object_get(body, "choices"); /* the macro reads it each turn */
+    json_array_foreach(choices, i, ch) {
         json_t *m = json_object_get(ch, "message");
         json_t *holder = m ? m : ch;
         const char *key = m ? "content" : "text";

@@ -263,7 +263,8 @@ static const json_t *entry_usage(const json_t *entry)
     const json_t *u = json_object_get(json_object_get(entry, "body"), "usage");
     size_t i;
     json_t *chunk;
-    json_array_foreach(json_object_get(entry, "stream"), i, chunk) {
+    const json_t *stream = json_object_get(entry, "stream"); /* the macro reads it each turn */
+    json_array_foreach(stream, i, chunk) {
         json_t *cu = json_object_get(chunk, "usage");
         if (json_is_object(cu))
             u = cu;

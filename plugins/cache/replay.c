@@ -159,7 +159,8 @@ json_t *sl_cache_assemble(const json_t *chunks, sl_endpoint ep)
         }
         size_t j;
         json_t *c;
-        json_array_foreach(json_object_get(chunk, "choices"), j, c) merge_choice(choices, c, ep);
+        const json_t *cs = json_object_get(chunk, "choices"); /* the macro reads it each turn */
+        json_array_foreach(cs, j, c) merge_choice(choices, c, ep);
         json_t *usage = json_object_get(chunk, "usage");
         if (json_is_object(usage))
             json_object_set(out, "usage", usage);
@@ -168,7 +169,8 @@ json_t *sl_cache_assemble(const json_t *chunks, sl_endpoint ep)
     json_array_foreach(choices, i, chunk) { /* a whole answer's tool calls carry no index */
         size_t k;
         json_t *call;
-        json_array_foreach(json_object_get(json_object_get(chunk, "message"), "tool_calls"), k, call)
+        const json_t *calls = json_object_get(json_object_get(chunk, "message"), "tool_calls");
+        json_array_foreach(calls, k, call)
             json_object_del(call, "index");
     }
     return out;
@@ -254,7 +256,8 @@ json_t *sl_cache_to_chunks(const json_t *body, sl_endpoint ep, bool include_usag
     json_t *out = json_array();
     size_t i;
     json_t *choice;
-    json_array_foreach(json_object_get(body, "choices"), i, choice) {
+    const json_t *choices = json_object_get(body, "choices");
+    json_array_foreach(choices, i, choice) {
         json_t *idx = json_object_get(choice, "index");
         json_int_t index = json_is_integer(idx) ? json_integer_value(idx) : (json_int_t)i;
         if (ep == SL_EP_CHAT)

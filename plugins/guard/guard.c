@@ -82,7 +82,8 @@ static int collect_texts(json_t *body, sl_endpoint ep, refs *r)
         return push_strings(r, body, "input");
     size_t i, j;
     json_t *m, *part, *text;
-    json_array_foreach(json_object_get(body, "messages"), i, m) {
+    const json_t *messages = json_object_get(body, "messages"); /* the macro reads it each turn */
+    json_array_foreach(messages, i, m) {
         json_t *content = json_object_get(m, "content");
         if (json_is_string(content) && push_ref(r, m, "content", 0, content) < 0)
             return -1;
@@ -470,7 +471,8 @@ static bool scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, boo
     size_t i;
     json_t *ch;
     bool blocked = false;
-    json_array_foreach(json_object_get(body, "choices"), i, ch) {
+    const json_t *choices = json_object_get(body, "choices"); /* the macro reads it each turn */
+    json_array_foreach(choices, i, ch) {
         json_t *holder = chat ? json_object_get(ch, "message") : ch;
         for (int f = 0; fields[f] && md; f++) {
             json_t *v = json_object_get(holder, fields[f]);
