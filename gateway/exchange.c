@@ -549,49 +549,57 @@ static const char *exact_text(const sl_resp_event *ev, size_t *len)
     return ev->edited ? ev->out : ev->text;
 }
 
-/* text with holder's member key (a string, was) holding s instead; NULL where that cannot
- * be told from the text alone: "key":"was" is not in it exactly once. */
-static char *splice_string(const char *text, size_t tlen, const char *key, const json_t *was, const char *s,
-                           size_t len, size_t *out_len)
+/* Where pat is in text, when it is there exactly once; else NULL. Since the text is the json
+ * serialised, a piece found once is the member it was made from. */
+static const char *find_once(const char *text, size_t tlen, const char *pat, size_t plen)
 {
-    sl_strbuf pat = {0}, b = {0};
-    size_t key_part = 0;
-    const char *at = NULL;
-    if (sl_json_dump_string(&pat, key, strlen(key)) == 0 && sl_strbuf_add(&pat, ":", 1) == 0 &&
-        (key_part = pat.len, sl_json_dump_string(&pat, json_string_value(was), json_string_length(was)) == 0))
-        at = memmem(text, tlen, pat.s, pat.len);
-    /* once: then it is holder's member, since the text is the json serialised */
-    if (at && !memmem(at + 1, tlen - (size_t)(at + 1 - text), pat.s, pat.len)) {
-        size_t head = (size_t)(at - text) + key_part, tail = (size_t)(at - text) + pat.len;
-        if (sl_strbuf_reserve(&b, tlen - pat.len + key_part + len + 2) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
-            sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + tail, tlen - tail) < 0) {
-            free(b.s);
-            b.s = NULL;
-        }
-    }
-    free(pat.s);
-    *out_len = b.len;
-    return b.s;
+    const char *at = memmem(text, tlen, pat, plen);
+    return at && !memmem(at + 1, tlen - (size_t)(at + 1 - text), pat, plen) ? at : NULL;
 }
 
-/* text with holder, an empty object, holding key: s; NULL unless "{}" is in text exactly
- * once (then it is holder: text is the json serialised, where every empty object is "{}"). */
-static char *splice_into_empty(const char *text, size_t tlen, const char *key, const char *s, size_t len,
-                               size_t *out_len)
+/* text with its bytes [head, tail) replaced by `"key":` (when key is set) and s as a JSON
+ * string; NULL when out of memory or s is not UTF-8. */
+static char *splice_at(const char *text, size_t tlen, size_t head, size_t tail, const char *key, const char *s,
+                       size_t len, size_t *out_len)
 {
-    const char *at = memmem(text, tlen, "{}", 2);
-    if (!at || memmem(at + 2, tlen - (size_t)(at + 2 - text), "{}", 2))
-        return NULL;
     sl_strbuf b = {0};
-    size_t head = (size_t)(at - text) + 1;
-    if (sl_strbuf_reserve(&b, tlen + strlen(key) + len + 8) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
-        sl_json_dump_string(&b, key, strlen(key)) < 0 || sl_strbuf_add(&b, ":", 1) < 0 ||
-        sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + head, tlen - head) < 0) {
+    size_t kl = key ? strlen(key) : 0;
+    if (sl_strbuf_reserve(&b, tlen - (tail - head) + kl + len + 8) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
+        (key && (sl_json_dump_string(&b, key, kl) < 0 || sl_strbuf_add(&b, ":", 1) < 0)) ||
+        sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + tail, tlen - tail) < 0) {
         free(b.s);
         return NULL;
     }
     *out_len = b.len;
     return b.s;
+}
+
+/* text with holder's member key (a string, was) holding s instead; NULL where that cannot
+ * be told from the text alone: "key":"was" is not in it exactly once. */
+static char *splice_string(const char *text, size_t tlen, const char *key, const json_t *was, const char *s,
+                           size_t len, size_t *out_len)
+{
+    sl_strbuf pat = {0};
+    size_t key_part = 0;
+    const char *at = NULL;
+    if (sl_json_dump_string(&pat, key, strlen(key)) == 0 && sl_strbuf_add(&pat, ":", 1) == 0 &&
+        (key_part = pat.len, sl_json_dump_string(&pat, json_string_value(was), json_string_length(was)) == 0))
+        at = find_once(text, tlen, pat.s, pat.len);
+    char *out = at ? splice_at(text, tlen, (size_t)(at - text) + key_part, (size_t)(at - text) + pat.len, NULL, s,
+                               len, out_len)
+                   : NULL;
+    free(pat.s);
+    return out;
+}
+
+/* text with holder, an empty object, holding key: s; NULL unless "{}" is in text exactly
+ * once (then it is holder: every empty object is written "{}"). */
+static char *splice_into_empty(const char *text, size_t tlen, const char *key, const char *s, size_t len,
+                               size_t *out_len)
+{
+    const char *at = find_once(text, tlen, "{}", 2);
+    size_t inside = at ? (size_t)(at - text) + 1 : 0;
+    return at ? splice_at(text, tlen, inside, inside, key, s, len, out_len) : NULL;
 }
 
 void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key, const char *s, size_t len)

@@ -105,6 +105,28 @@ static sl_event_action run_event_hooks(sl_exchange *ex, sl_resp_event *ev)
     return act;
 }
 
+/* text's tree: read into *spare (taken) when text has its shape, else parsed afresh; NULL
+ * when text is not JSON. Spares: the exchange's last streamed event, the worker's last
+ * non-streamed answer. */
+static json_t *tree_of(json_t **spare, const char *text, size_t len, bool *compact)
+{
+    json_t *t = *spare;
+    *spare = NULL;
+    if (t && sl_json_reload(t, text, len, compact))
+        return t;
+    json_decref(t);
+    return sl_json_loadb_compact(text, len, 0, NULL, compact);
+}
+
+/* Done with a tree: kept as the spare when nobody else holds it. */
+static void tree_done(json_t **spare, json_t *t)
+{
+    if (t && t->refcount == 1 && !*spare)
+        *spare = t;
+    else
+        json_decref(t);
+}
+
 /* ---- the attempt in progress ---- */
 
 /* The attempt's transfer is over (done or cancelled): give its engine process back. */
@@ -225,17 +247,8 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     char *data = sl_sse_data(event, len, &dlen);
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
     bool compact = false;
-    json_t *json = NULL;
-    if (!done && data && ex->want_events) {
-        /* a stream's events share their shape: read this one into the last one's tree */
-        if (ex->ev_spare && sl_json_reload(ex->ev_spare, data, dlen, &compact))
-            json = ex->ev_spare;
-        else
-            json_decref(ex->ev_spare);
-        ex->ev_spare = NULL;
-        if (!json)
-            json = sl_json_loadb_compact(data, dlen, 0, NULL, &compact);
-    }
+    /* a stream's events share their shape: each is read into the last one's tree */
+    json_t *json = !done && data && ex->want_events ? tree_of(&ex->ev_spare, data, dlen, &compact) : NULL;
     if (done)
         ex->saw_done = true;
     else if (data && (json ? note_usage_json(ex, json) : note_usage(ex, data, dlen)) && !ex->client_wants_usage) {
@@ -265,10 +278,7 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     }
     free(data);
     free(rev.out);
-    if (rev.json && rev.json->refcount == 1 && !ex->ev_spare && act != SL_EVENT_STOP)
-        ex->ev_spare = rev.json; /* nobody kept it: the next event is read into it */
-    else
-        json_decref(rev.json);
+    tree_done(&ex->ev_spare, rev.json);
     if (act == SL_EVENT_STOP) {
         ex->altered = true;
         if (!done)
@@ -362,27 +372,6 @@ static char *upstream_error_message(sl_exchange *ex, const char *body, size_t le
     return out;
 }
 
-/* The answer's tree: read into the worker's spare when the answer has its shape (answers of
- * one model mostly do), else parsed afresh. NULL when body is not JSON. */
-static json_t *answer_tree(sl_exchange *ex, const char *body, size_t len)
-{
-    json_t *t = ex->w->answer_spare;
-    ex->w->answer_spare = NULL;
-    if (t && sl_json_reload(t, body, len, NULL))
-        return t;
-    json_decref(t);
-    return sl_json_loadb(body, len, 0, NULL);
-}
-
-/* Done with an answer's tree: kept as the spare when nobody else holds it. */
-static void answer_tree_done(sl_exchange *ex, json_t *t)
-{
-    if (t && t->refcount == 1 && !ex->w->answer_spare)
-        ex->w->answer_spare = t;
-    else
-        json_decref(t);
-}
-
 static void finish_buffered(sl_exchange *ex)
 {
     size_t len = evbuffer_get_length(ex->resp);
@@ -391,7 +380,7 @@ static void finish_buffered(sl_exchange *ex)
     int st = ex->up_status;
     bool is_json = strncasecmp(ctype, "application/json", 16) == 0;
     json_t *parsed = NULL;
-    if (is_json && st >= 200 && st < 300 && !(parsed = answer_tree(ex, body ? body : "", len))) {
+    if (is_json && st >= 200 && st < 300 && !(parsed = tree_of(&ex->w->answer_spare, body ? body : "", len, NULL))) {
         /* a 200 the client cannot read is the upstream's failure, not a success to pass on */
         attempt_verdict(ex, 0);
         char msg[300];
@@ -426,7 +415,7 @@ static void finish_buffered(sl_exchange *ex)
     const char *out = rev.edited ? sl_resp_event_text(&rev, &n) : body;
     sl_ex_respond_raw(ex, st, ctype, out ? out : body, out ? n : len);
     free(rev.out);
-    answer_tree_done(ex, rev.json);
+    tree_done(&ex->w->answer_spare, rev.json);
 }
 
 /* An engine process that refused the connection has died and the main thread has not

@@ -70,18 +70,12 @@ static void drop(conn *c)
     c->out = NULL;
 }
 
+static size_t body_fixed, n_marks; /* BODY's bytes besides its "@@N@@" marks, and how many */
+
 static size_t build_request(void)
 {
     char num[32];
-    int nl = snprintf(num, sizeof num, "%ld", sent);
-    size_t body_len = 0;
-    for (const char *p = body_tpl, *hit;; p = hit + 5) {
-        if (!(hit = strstr(p, "@@N@@"))) {
-            body_len += strlen(p);
-            break;
-        }
-        body_len += (size_t)(hit - p) + (size_t)nl;
-    }
+    size_t nl = (size_t)snprintf(num, sizeof num, "%ld", sent), body_len = body_fixed + n_marks * nl;
     size_t need = head_len + 32 + body_len;
     if (need > req_cap) {
         req_cap = need * 2;
@@ -93,16 +87,13 @@ static size_t build_request(void)
     memcpy(req, head, head_len);
     size_t n = head_len + (size_t)sprintf(req + head_len, "%zu\r\n\r\n", body_len);
     for (const char *p = body_tpl, *hit;; p = hit + 5) {
-        if (!(hit = strstr(p, "@@N@@"))) {
-            size_t k = strlen(p);
-            memcpy(req + n, p, k);
-            n += k;
+        size_t k = (hit = strstr(p, "@@N@@")) ? (size_t)(hit - p) : strlen(p);
+        memcpy(req + n, p, k);
+        n += k;
+        if (!hit)
             break;
-        }
-        memcpy(req + n, p, (size_t)(hit - p));
-        n += (size_t)(hit - p);
-        memcpy(req + n, num, (size_t)nl);
-        n += (size_t)nl;
+        memcpy(req + n, num, nl);
+        n += nl;
     }
     return n;
 }
@@ -260,6 +251,9 @@ int main(int argc, char **argv)
     seconds = atof(argv[5]);
     int n_conns = atoi(argv[6]);
     body_tpl = argv[7];
+    body_fixed = strlen(body_tpl);
+    for (const char *p = body_tpl; (p = strstr(p, "@@N@@")); p += 5, n_marks++)
+        body_fixed -= 5;
     if (rate <= 0 || seconds <= 0 || n_conns <= 0)
         return 2;
     size_t hcap = strlen(argv[3]) + strlen(argv[1]) + 64;
