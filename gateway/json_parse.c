@@ -40,21 +40,6 @@ static inline void skip_ws(reader *r)
     }
 }
 
-static bool reserve(reader *r, size_t need)
-{
-    if (need <= r->cap)
-        return true;
-    size_t cap = r->cap ? r->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    char *s = realloc(r->scratch, cap);
-    if (!s)
-        return false;
-    r->scratch = s;
-    r->cap = cap;
-    return true;
-}
-
 /* Length of the valid UTF-8 sequence at p (first byte >= 0x80), 0 when not valid (overlong,
  * surrogate, past U+10FFFF, cut short): jansson refuses all of those. */
 size_t sl_utf8_seq_len(const unsigned char *p, const unsigned char *end)
@@ -119,97 +104,116 @@ static size_t put_utf8(char *o, uint32_t cp)
     return 4;
 }
 
-/* The string whose opening quote r->p is on. *s points into the input where it has no
- * escapes, else into r->scratch (valid until the next string). No NUL inside. */
-static bool read_string(reader *r, const char **s, size_t *n)
+const char *sl_json_string_at(const char *from, const char *to, const char **s, size_t *n, char **scratch,
+                              size_t *cap)
 {
-    const unsigned char *start = ++r->p, *p = start;
-    while (p < r->end) {
-        /* plain ASCII four bytes a step; stops at '"', '\\', a control byte or from 0x80 */
-        p += sl_json_plain_run((const char *)p, (size_t)(r->end - p), false);
-        if (p >= r->end)
+    const unsigned char *start = (const unsigned char *)from, *p = start, *end = (const unsigned char *)to;
+    while (p < end) {
+        /* plain ASCII sixteen or four bytes a step; stops at '"', '\\', a control byte or from 0x80 */
+        p += sl_json_plain_run((const char *)p, (size_t)(end - p), false);
+        if (p >= end)
             break;
         unsigned c = *p;
         if (c == '"') {
             *s = (const char *)start;
             *n = (size_t)(p - start);
-            r->p = p + 1;
-            return true;
+            return (const char *)p + 1;
         }
         if (c == '\\')
             break;
         if (c < 0x20)
-            return false;
-        size_t k = sl_utf8_seq_len(p, r->end);
+            return NULL;
+        size_t k = sl_utf8_seq_len(p, end);
         if (!k)
-            return false;
+            return NULL;
         p += k;
     }
-    if (p >= r->end)
-        return false;
-    r->compact = false; /* an escape the writer may write otherwise (\/, \u0041) */
+    if (p >= end)
+        return NULL;
     /* escapes: decode from the start into scratch (each escape shrinks or keeps the length) */
-    if (!reserve(r, (size_t)(r->end - start)))
-        return false;
+    size_t need = (size_t)(end - start);
+    if (need > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < need)
+            c *= 2;
+        char *grown = realloc(*scratch, c);
+        if (!grown)
+            return NULL;
+        *scratch = grown;
+        *cap = c;
+    }
+    char *out = *scratch;
     size_t o = (size_t)(p - start);
-    memcpy(r->scratch, start, o);
-    while (p < r->end) {
+    memcpy(out, start, o);
+    while (p < end) {
         unsigned c = *p;
         if (c == '"') {
-            *s = r->scratch;
+            *s = out;
             *n = o;
-            r->p = p + 1;
-            return true;
+            return (const char *)p + 1;
         }
         if (c < 0x20)
-            return false;
+            return NULL;
         if (c >= 0x80) {
-            size_t k = sl_utf8_seq_len(p, r->end);
+            size_t k = sl_utf8_seq_len(p, end);
             if (!k)
-                return false;
-            memcpy(r->scratch + o, p, k);
+                return NULL;
+            memcpy(out + o, p, k);
             o += k;
             p += k;
             continue;
         }
         if (c != '\\') {
-            r->scratch[o++] = (char)c;
+            out[o++] = (char)c;
             p++;
             continue;
         }
-        if (r->end - p < 2)
-            return false;
+        if (end - p < 2)
+            return NULL;
         char e = (char)p[1];
         p += 2;
         switch (e) {
-        case '"': r->scratch[o++] = '"'; break;
-        case '\\': r->scratch[o++] = '\\'; break;
-        case '/': r->scratch[o++] = '/'; break;
-        case 'b': r->scratch[o++] = '\b'; break;
-        case 'f': r->scratch[o++] = '\f'; break;
-        case 'n': r->scratch[o++] = '\n'; break;
-        case 'r': r->scratch[o++] = '\r'; break;
-        case 't': r->scratch[o++] = '\t'; break;
+        case '"': out[o++] = '"'; break;
+        case '\\': out[o++] = '\\'; break;
+        case '/': out[o++] = '/'; break;
+        case 'b': out[o++] = '\b'; break;
+        case 'f': out[o++] = '\f'; break;
+        case 'n': out[o++] = '\n'; break;
+        case 'r': out[o++] = '\r'; break;
+        case 't': out[o++] = '\t'; break;
         case 'u': {
-            int v = r->end - p >= 4 ? hex4(p) : -1;
+            int v = end - p >= 4 ? hex4(p) : -1;
             if (v <= 0 || (v >= 0xDC00 && v <= 0xDFFF)) /* NUL or a lone low surrogate */
-                return false;
+                return NULL;
             p += 4;
             uint32_t cp = (uint32_t)v;
             if (v >= 0xD800 && v <= 0xDBFF) {
-                int lo = r->end - p >= 6 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
+                int lo = end - p >= 6 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
                 if (lo < 0xDC00 || lo > 0xDFFF)
-                    return false;
+                    return NULL;
                 p += 6;
                 cp = 0x10000 + (((uint32_t)v - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
             }
-            o += put_utf8(r->scratch + o, cp); /* at most the 6 or 12 bytes of its escape */
+            o += put_utf8(out + o, cp); /* at most the 6 or 12 bytes of its escape */
             break;
         }
-        default: return false;
+        default: return NULL;
         }
     }
-    return false;
+    return NULL;
+}
+
+/* The string whose opening quote r->p is on. *s points into the input where it has no
+ * escapes, else into r->scratch (valid until the next string). No NUL inside. */
+static bool read_string(reader *r, const char **s, size_t *n)
+{
+    const char *after = sl_json_string_at((const char *)r->p + 1, (const char *)r->end, s, n, &r->scratch, &r->cap);
+    if (!after)
+        return false;
+    if (*s == r->scratch)
+        r->compact = false; /* an escape the writer may write otherwise (\/, \u0041) */
+    r->p = (const unsigned char *)after;
+    return true;
 }
 
 static bool decimal_point_is_dot(void)
@@ -545,6 +549,24 @@ bool sl_json_reload(json_t *old, const char *buf, size_t len, bool *compact)
     if (ok && compact)
         *compact = r.compact;
     return ok;
+}
+
+json_t *sl_json_from_spare(json_t **spare, const char *text, size_t len, bool *compact)
+{
+    json_t *t = *spare;
+    *spare = NULL;
+    if (t && sl_json_reload(t, text, len, compact))
+        return t;
+    json_decref(t);
+    return sl_json_loadb_compact(text, len, 0, NULL, compact);
+}
+
+void sl_json_to_spare(json_t **spare, json_t *t)
+{
+    if (t && t->refcount == 1 && !*spare)
+        *spare = t;
+    else
+        json_decref(t);
 }
 
 json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)

@@ -30,6 +30,13 @@ json_t *sl_json_loadb_compact(const char *buf, size_t len, size_t flags, json_er
  * whose events share a shape: each event read into the one before. */
 bool sl_json_reload(json_t *old, const char *buf, size_t len, bool *compact);
 
+/* text's tree: read into *spare (taken) when text has its shape, else parsed afresh
+ * (sl_json_loadb_compact); NULL when text is not JSON. */
+json_t *sl_json_from_spare(json_t **spare, const char *text, size_t len, bool *compact);
+/* Done with tree t: kept as *spare when nobody else holds it and no spare is kept, else
+ * dropped. */
+void sl_json_to_spare(json_t **spare, json_t *t);
+
 /* What a parse learnt of the text beside its value (sl_json_loadb_text). */
 typedef struct sl_json_text {
     bool compact;           /* as sl_json_loadb_compact's */
@@ -40,6 +47,14 @@ typedef struct sl_json_text {
 /* sl_json_loadb_compact, and where the top-level member info->find's value is in buf (only
  * when the one-pass parser read it: otherwise len stays 0). */
 json_t *sl_json_loadb_text(const char *buf, size_t len, size_t flags, json_error_t *error, sl_json_text *info);
+
+/* The JSON string whose text starts at from (just past its opening quote) and ends by to:
+ * the address just past its closing quote, or NULL where jansson would refuse it (a control
+ * byte, bad UTF-8 or escape, \u0000, a lone surrogate, no closing quote). *s and *n: its
+ * bytes, in the text when it has no escape (so *s == from), else decoded into *scratch, grown
+ * to fit (*cap its size; the caller frees it). */
+const char *sl_json_string_at(const char *from, const char *to, const char **s, size_t *n, char **scratch,
+                              size_t *cap);
 
 /* Length of the valid UTF-8 sequence that starts at p (*p >= 0x80) and ends by end; 0
  * where jansson would refuse it (overlong, a surrogate, past U+10FFFF, cut short). */

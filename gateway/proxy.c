@@ -13,6 +13,7 @@
 #include "json_dump.h"
 #include "json_plain.h"
 #include "json_parse.h"
+#include "json_view.h"
 #include "log.h"
 #include "openai_error.h"
 #include "pool.h"
@@ -99,32 +100,13 @@ static sl_event_action run_event_hooks(sl_exchange *ex, sl_resp_event *ev)
     sl_event_action act = SL_EVENT_PASS;
     for (size_t i = 0; i < ex->cfg->n_plugins && act == SL_EVENT_PASS; i++) {
         const sl_plugin *p = ex->cfg->plugins[i].plugin;
-        if (p->wants_events && p->on_response_event)
+        if (p->wants_events && p->on_response_event) {
+            if (p->api_version < 3)
+                sl_resp_event_json(ev); /* made before the hook, as version 2 promised */
             act = p->on_response_event(ex, ex->cfg->plugins[i].conf, ev);
+        }
     }
     return act;
-}
-
-/* text's tree: read into *spare (taken) when text has its shape, else parsed afresh; NULL
- * when text is not JSON. Spares: the exchange's last streamed event, the worker's last
- * non-streamed answer. */
-static json_t *tree_of(json_t **spare, const char *text, size_t len, bool *compact)
-{
-    json_t *t = *spare;
-    *spare = NULL;
-    if (t && sl_json_reload(t, text, len, compact))
-        return t;
-    json_decref(t);
-    return sl_json_loadb_compact(text, len, 0, NULL, compact);
-}
-
-/* Done with a tree: kept as the spare when nobody else holds it. */
-static void tree_done(json_t **spare, json_t *t)
-{
-    if (t && t->refcount == 1 && !*spare)
-        *spare = t;
-    else
-        json_decref(t);
 }
 
 /* ---- the attempt in progress ---- */
@@ -241,18 +223,30 @@ static void transport_failed(sl_exchange *ex, sl_upstream_result r, const char *
                    timeout ? "upstream_timeout" : "upstream_error", msg);
 }
 
+/* The usage a streamed event reports, through its view (its tree made only when it has
+ * usage); see note_usage_json. */
+static bool note_usage_event(sl_exchange *ex, sl_resp_event *ev)
+{
+    const sl_jview *v = sl_resp_event_view(ev);
+    if (v && sl_jview_type(v, sl_jview_get(v, 0, "usage")) != SL_JV_OBJECT)
+        return false;
+    json_t *json = sl_resp_event_json(ev);
+    return json && note_usage_json(ex, json);
+}
+
 static void forward_event(sl_exchange *ex, char *event, size_t len)
 {
     size_t dlen = 0;
     char *data = sl_sse_data(event, len, &dlen);
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
-    bool compact = false;
-    /* a stream's events share their shape: each is read into the last one's tree */
-    json_t *json = !done && data && ex->want_events ? tree_of(&ex->ev_spare, data, dlen, &compact) : NULL;
+    /* a stream's events share their shape: a tree, when one is made, is read into the last one's */
+    sl_resp_event rev = {.stream = true, .done = done, .status = ex->up_status, .text = data, .text_len = dlen,
+                         .spare = &ex->ev_spare, .view = &ex->w->ev_view};
     if (done)
         ex->saw_done = true;
-    else if (data && (json ? note_usage_json(ex, json) : note_usage(ex, data, dlen)) && !ex->client_wants_usage) {
-        json_decref(json); /* we asked the upstream for it; this client did not */
+    else if (data && (ex->want_events ? note_usage_event(ex, &rev) : note_usage(ex, data, dlen)) &&
+             !ex->client_wants_usage) {
+        sl_json_to_spare(&ex->ev_spare, rev.json); /* we asked the upstream for it; this client did not */
         free(data);
         return;
     }
@@ -264,8 +258,6 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
         sl_ex_stream_write(ex, event, len);
         return;
     }
-    sl_resp_event rev = {.json = json, .stream = true, .done = done, .status = ex->up_status, .text = data,
-                         .text_len = dlen, .compact = compact};
     sl_event_action act = run_event_hooks(ex, &rev);
     if (act != SL_EVENT_DROP) {
         size_t n = 0;
@@ -278,7 +270,7 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     }
     free(data);
     free(rev.out);
-    tree_done(&ex->ev_spare, rev.json);
+    sl_json_to_spare(&ex->ev_spare, rev.json);
     if (act == SL_EVENT_STOP) {
         ex->altered = true;
         if (!done)
@@ -380,7 +372,7 @@ static void finish_buffered(sl_exchange *ex)
     int st = ex->up_status;
     bool is_json = strncasecmp(ctype, "application/json", 16) == 0;
     json_t *parsed = NULL;
-    if (is_json && st >= 200 && st < 300 && !(parsed = tree_of(&ex->w->answer_spare, body ? body : "", len, NULL))) {
+    if (is_json && st >= 200 && st < 300 && !(parsed = sl_json_from_spare(&ex->w->answer_spare, body ? body : "", len, NULL))) {
         /* a 200 the client cannot read is the upstream's failure, not a success to pass on */
         attempt_verdict(ex, 0);
         char msg[300];
@@ -404,7 +396,8 @@ static void finish_buffered(sl_exchange *ex)
         sl_http_add_header(ex->conn, "Retry-After", ex->retry_after);
     if (st >= 400)
         ex->error_code = "upstream_status";
-    sl_resp_event rev = {.json = parsed, .stream = false, .status = st, .text = body, .text_len = len};
+    sl_resp_event rev = {.json = parsed, .json_tried = true, .stream = false, .status = st, .text = body,
+                         .text_len = len, .spare = &ex->w->answer_spare, .view = &ex->w->ev_view};
     if (parsed) {
         note_usage_json(ex, parsed);
         if (ex->want_events)
@@ -415,7 +408,7 @@ static void finish_buffered(sl_exchange *ex)
     const char *out = rev.edited ? sl_resp_event_text(&rev, &n) : body;
     sl_ex_respond_raw(ex, st, ctype, out ? out : body, out ? n : len);
     free(rev.out);
-    tree_done(&ex->w->answer_spare, rev.json);
+    sl_json_to_spare(&ex->w->answer_spare, rev.json);
 }
 
 /* An engine process that refused the connection has died and the main thread has not

@@ -432,6 +432,7 @@ static void server_free(sl_server *s)
             event_free(w->drain_timer);
         sl_http_server_ctx_release(&w->http);
         json_decref(w->answer_spare);
+        sl_jview_free(&w->ev_view);
         if (w->pending_cfg)
             sl_config_unref(w->pending_cfg);
         if (w->base)

@@ -1,4 +1,5 @@
 #include "token_count.h"
+#include "json_view.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -133,11 +134,8 @@ int64_t sl_token_request_cap(const json_t *body)
     return json_is_integer(v) && json_integer_value(v) > 0 ? (int64_t)json_integer_value(v) : 0;
 }
 
-static void append(char **buf, size_t *len, size_t *cap, const json_t *s)
+static void append_bytes(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
-    if (!json_is_string(s))
-        return;
-    size_t n = json_string_length(s);
     if (*len + n + 1 > *cap) {
         size_t nc = (*cap ? *cap * 2 : 256);
         while (nc < *len + n + 1)
@@ -148,9 +146,42 @@ static void append(char **buf, size_t *len, size_t *cap, const json_t *s)
         *buf = g;
         *cap = nc;
     }
-    memcpy(*buf + *len, json_string_value(s), n);
+    memcpy(*buf + *len, s, n);
     *len += n;
     (*buf)[*len] = 0;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const json_t *s)
+{
+    if (json_is_string(s))
+        append_bytes(buf, len, cap, json_string_value(s), json_string_length(s));
+}
+
+static void append_tok(char **buf, size_t *len, size_t *cap, const sl_jview *v, int i)
+{
+    size_t n;
+    const char *s = sl_jview_str(v, i, &n);
+    if (s)
+        append_bytes(buf, len, cap, s, n);
+}
+
+void sl_token_collect_view(const sl_jview *v, char **buf, size_t *len, size_t *cap)
+{
+    int choices = sl_jview_get(v, 0, "choices");
+    for (int i = 0, ch; (ch = sl_jview_item(v, choices, (size_t)i)) >= 0; i++) {
+        int msg = sl_jview_get(v, ch, "delta");
+        if (msg < 0)
+            msg = sl_jview_get(v, ch, "message");
+        if (msg < 0) {
+            append_tok(buf, len, cap, v, sl_jview_get(v, ch, "text"));
+            continue;
+        }
+        append_tok(buf, len, cap, v, sl_jview_get(v, msg, "content"));
+        append_tok(buf, len, cap, v, sl_jview_get(v, msg, "reasoning_content"));
+        int calls = sl_jview_get(v, msg, "tool_calls");
+        for (int j = 0, tc; (tc = sl_jview_item(v, calls, (size_t)j)) >= 0; j++)
+            append_tok(buf, len, cap, v, sl_jview_get(v, sl_jview_get(v, tc, "function"), "arguments"));
+    }
 }
 
 void sl_token_collect_text(const json_t *event, char **buf, size_t *len, size_t *cap)

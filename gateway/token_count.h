@@ -35,5 +35,8 @@ int64_t sl_token_request_cap(const json_t *body);
  * reasoning_content, tool-call arguments; completions: text), appended to *buf (grown
  * with realloc; *len its length). */
 void sl_token_collect_text(const json_t *event, char **buf, size_t *len, size_t *cap);
+/* The same, read from an event's view (json_view.h). */
+struct sl_jview;
+void sl_token_collect_view(const struct sl_jview *v, char **buf, size_t *len, size_t *cap);
 
 #endif

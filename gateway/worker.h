@@ -12,6 +12,7 @@
 #include "access_log.h"
 #include "config.h"
 #include "http.h"
+#include "json_view.h"
 #include "upstream.h"
 
 struct evconnlistener;
@@ -46,6 +47,7 @@ typedef struct sl_worker {
     uint32_t id_prefix;
     struct json_t *answer_spare;      /* the last non-streamed answer's tree, held by no one else:
                                          the next answer of its shape is read into it (proxy.c) */
+    sl_jview ev_view;                 /* where response events are viewed (resp_event.c) */
 } sl_worker;
 
 #endif

@@ -13,7 +13,10 @@
 #include "err.h"
 #include "yaml_tree.h"
 
-#define SL_PLUGIN_API_VERSION 2
+/* 3: a streamed event's tree is made on demand (sl_resp_event_json). Shared objects built for
+ * version 2 still load: their hooks get the tree made first. */
+#define SL_PLUGIN_API_VERSION 3
+#define SL_PLUGIN_API_VERSION_MIN 2
 
 struct sl_config;
 typedef struct sl_exchange sl_exchange;   /* one client request; opaque to plugins */
@@ -25,31 +28,54 @@ typedef enum sl_step {
 } sl_step;
 
 /* One event of the response on its way to the client: a streamed SSE event's JSON, or
- * the whole JSON body of a non-streamed response. Plugins may edit json in place (or
- * replace it) and then must call sl_resp_event_edit: an event nobody edited goes out as
- * the upstream wrote it, without being serialised again. */
+ * the whole JSON body of a non-streamed response. A plugin reads it through its view
+ * (sl_resp_event_view: no tree made) or its tree (sl_resp_event_json: made on the first ask,
+ * then shared), and edits either: a string through the view, or the tree in place (or
+ * replaced), then sl_resp_event_edit. An event nobody edited goes out as the upstream wrote
+ * it, without being serialised again. */
+struct sl_jview;
 typedef struct sl_resp_event {
-    json_t *json;       /* NULL for "data: [DONE]" or a body that is not JSON */
+    json_t *json;       /* the tree, once made: a non-streamed answer's is made up front, a
+                           streamed event's by sl_resp_event_json (API version 2 plugins get it
+                           made before their hook). NULL for "data: [DONE]" or not JSON */
     bool stream;
     bool done;          /* the [DONE] marker */
     int status;         /* upstream HTTP status */
-    bool edited;        /* json no longer says what text says (read it; set it through
+    bool edited;        /* the event no longer says what text says (read it; set it through
                            sl_resp_event_edit) */
-    const char *text;   /* json as the upstream wrote it (text_len bytes, not NUL-ended); valid
-                           during the hook only */
+    const char *text;   /* the event as the upstream wrote it (text_len bytes, not NUL-ended);
+                           valid during the hook only */
     size_t text_len;
-    char *out;          /* json serialised since the last edit (sl_resp_event_text); the
-                           gateway frees it */
+    char *out;          /* the edited text (a view edit, or json serialised since the last edit:
+                           sl_resp_event_text); the gateway frees it */
     size_t out_len;
-    bool compact;       /* text is byte for byte the serialised json as parsed (the gateway
-                           sets it; sl_resp_event_set_string splices into it) */
+    bool compact;       /* text is byte for byte the serialised json as parsed (known once the
+                           tree is made; sl_resp_event_set_string splices into it) */
+    /* the gateway's */
+    bool out_exact;     /* out is byte for byte json serialised */
+    bool json_tried;    /* the tree was asked for (json NULL: the text is not JSON) */
+    int view_state;     /* 0 not read since the last edit, 1 read, -1 not readable */
+    struct sl_jview *view;  /* where the view is read (the worker's) */
+    json_t **spare;     /* a tree the text may be read into (sl_json_reload) */
 } sl_resp_event;
 
-/* A plugin changed (or replaced) ev->json. */
+/* The event's tree, made now if not yet (from the text as it stands). NULL for [DONE] or
+ * text that is not JSON. The event owns it. */
+json_t *sl_resp_event_json(sl_resp_event *ev);
+/* The event's view of its text as it stands (json_view.h), or NULL where it cannot be read
+ * (then read the tree). Valid until the next edit other than sl_resp_event_view_set_string. */
+const struct sl_jview *sl_resp_event_view(sl_resp_event *ev);
+/* The view's string token tok holds s (len bytes) instead: the text is edited in place (no
+ * tree made or serialised; a tree made before is dropped) and the view follows. 0, or -1
+ * (nothing changed: out of memory, s not UTF-8, tok not a string of the current view). */
+int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, size_t len);
+/* A plugin changed ev->json in place. */
 void sl_resp_event_edit(sl_resp_event *ev);
-/* The event's JSON text as it stands: the upstream's while unedited, else json serialised
- * once and kept until the next edit (so plugins and the gateway share one). NULL when json
- * is NULL or cannot be serialised. */
+/* The event's tree is json (taken) instead, and the edit made. */
+void sl_resp_event_replace(sl_resp_event *ev, json_t *json);
+/* The event's JSON text as it stands: the upstream's while unedited, else the edited text,
+ * or json serialised once and kept until the next edit (so plugins and the gateway share
+ * one). NULL when there is no tree to serialise or it cannot be serialised. */
 const char *sl_resp_event_text(sl_resp_event *ev, size_t *len);
 /* holder[key] = the string s (len bytes), and the edit made: holder is an object inside
  * ev->json. Where the key held a string already and the event's text is known to be its

@@ -15,6 +15,7 @@
 #include "fmt_int.h"
 #include "log.h"
 #include "plugin.h"
+#include "json_view.h"
 #include "store.h"
 #include "token_count.h"
 #include "tokenizer.h"
@@ -234,15 +235,35 @@ static bool cut_body(quota_state *s, json_t *body)
     return true;
 }
 
+/* A streamed event reporting more completion tokens than the cap (its usage is then clamped
+ * in its tree). */
+static bool usage_over(const sl_jview *v, int64_t cap)
+{
+    long long ct;
+    return cap > 0 && sl_jview_int(v, sl_jview_get(v, sl_jview_get(v, 0, "usage"), "completion_tokens"), &ct) &&
+           ct > cap;
+}
+
 static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event *ev)
 {
     quota_state *s = sl_ex_plugin_state(ex, &sl_plugin_quota);
-    if (!s || !s->have_resv || !ev->json)
+    if (!s || !s->have_resv || ev->done)
         return SL_EVENT_PASS;
-    if (clamp_usage(json_object_get(ev->json, "usage"), s->cap))
-        sl_resp_event_edit(ev);
+    /* a streamed event is read through its view; its tree is made only to change it */
+    const sl_jview *v = ev->stream ? sl_resp_event_view(ev) : NULL;
+    if (!v || usage_over(v, s->cap)) {
+        json_t *json = sl_resp_event_json(ev);
+        if (!json)
+            return SL_EVENT_PASS;
+        if (clamp_usage(json_object_get(json, "usage"), s->cap))
+            sl_resp_event_edit(ev);
+        v = ev->stream ? sl_resp_event_view(ev) : NULL;
+    }
     size_t before = s->len;
-    sl_token_collect_text(ev->json, &s->text, &s->len, &s->tcap);
+    if (v)
+        sl_token_collect_view(v, &s->text, &s->len, &s->tcap);
+    else
+        sl_token_collect_text(sl_resp_event_json(ev), &s->text, &s->len, &s->tcap);
     if (!ev->stream) {
         if (s->cap > 0 && cut_body(s, ev->json)) {
             s->cut = true;
@@ -262,10 +283,7 @@ static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event
             s->len = before; /* this event's text never reaches the client */
             s->counted = sl_token_count(((quota_conf *)conf)->tok, s->text, s->len);
             s->cut = true;
-            json_t *fin = length_chunk(ev->json);
-            json_decref(ev->json);
-            ev->json = fin;
-            sl_resp_event_edit(ev);
+            sl_resp_event_replace(ev, length_chunk(sl_resp_event_json(ev)));
             sl_ex_mark_altered(ex);
             sl_ex_log_field(ex, "quota_cut", json_true());
             return SL_EVENT_STOP;

@@ -63,9 +63,9 @@ const sl_plugin *sl_plugin_load_so(const char *path, sl_err *err)
         return NULL;
     }
     const sl_plugin *p = entry();
-    if (!p || p->api_version != SL_PLUGIN_API_VERSION || !p->name) {
-        sl_err_set(err, "%s: plugin API version %d, this gateway speaks %d", path,
-                   p ? p->api_version : -1, SL_PLUGIN_API_VERSION);
+    if (!p || p->api_version < SL_PLUGIN_API_VERSION_MIN || p->api_version > SL_PLUGIN_API_VERSION || !p->name) {
+        sl_err_set(err, "%s: plugin API version %d, this gateway speaks %d to %d", path,
+                   p ? p->api_version : -1, SL_PLUGIN_API_VERSION_MIN, SL_PLUGIN_API_VERSION);
         dlclose(h);
         return NULL;
     }

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "json_dump.h"
 #include "json_parse.h"
+#include "json_view.h"
 #include "str_copy.h"
 #include "strbuf.h"
 
@@ -403,6 +404,9 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
     free(t);
 }
 
+/* The members a made-up usage chunk copies from the stream's first event. */
+static const char *const copied[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
+
 static void note_finish(cache_state *s, const json_t *choices)
 {
     size_t i;
@@ -412,35 +416,62 @@ static void note_finish(cache_state *s, const json_t *choices)
             s->saw_finish = true;
 }
 
+/* What a streamed event tells the entry, read through its view: false where the entry
+ * cannot be kept (an error event). */
+static bool note_event_view(cache_state *s, const sl_jview *v)
+{
+    if (sl_jview_type(v, 0) != SL_JV_OBJECT || sl_jview_get(v, 0, "error") >= 0)
+        return false;
+    if (!s->head && (s->head = json_object()))
+        for (size_t i = 0; copied[i]; i++) {
+            int t = sl_jview_get(v, 0, copied[i]);
+            if (t >= 0)
+                json_object_set_new(s->head, copied[i], sl_jview_json(v, t));
+        }
+    int choices = sl_jview_get(v, 0, "choices");
+    for (int i = 0, c; (c = sl_jview_item(v, choices, (size_t)i)) >= 0; i++)
+        if (sl_jview_type(v, sl_jview_get(v, c, "finish_reason")) == SL_JV_STRING)
+            s->saw_finish = true;
+    s->saw_usage |= sl_jview_type(v, sl_jview_get(v, 0, "usage")) == SL_JV_OBJECT;
+    return true;
+}
+
+/* The same, read from the event's tree (a whole answer, or an event the view cannot read). */
+static bool note_event_json(sl_exchange *ex, cache_state *s, const sl_resp_event *ev, const json_t *json)
+{
+    if (!json_is_object(json) || json_object_get(json, "error"))
+        return false;
+    if (ev->stream && !s->head && (s->head = json_object())) /* for a usage chunk made up later */
+        for (size_t i = 0; copied[i]; i++) {
+            json_t *v = json_object_get(json, copied[i]);
+            if (v)
+                json_object_set(s->head, copied[i], v);
+        }
+    /* what makes the entry whole: embeddings' data, else a finish_reason */
+    json_t *choices = json_object_get(json, "choices");
+    if (sl_ex_endpoint(ex) == SL_EP_EMBEDDINGS)
+        s->saw_data |= json_is_array(json_object_get(json, "data"));
+    else
+        note_finish(s, choices);
+    /* usage on a chunk of its own or on the last content chunk (as DeepSeek's API sends it):
+     * either way the entry has it, and finish_entry must not add a second */
+    s->saw_usage |= ev->stream && json_is_object(json_object_get(json, "usage"));
+    return true;
+}
+
 static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event *ev)
 {
     (void)conf;
     cache_state *s = sl_ex_plugin_state(ex, &sl_plugin_cache);
     if (!s || !s->capture || s->failed || ev->done)
         return SL_EVENT_PASS;
-    if (ev->status < 200 || ev->status >= 300 || !json_is_object(ev->json) || json_object_get(ev->json, "error")) {
+    s->stream = ev->stream;
+    const sl_jview *v = ev->stream && sl_ex_endpoint(ex) != SL_EP_EMBEDDINGS ? sl_resp_event_view(ev) : NULL;
+    if (ev->status < 200 || ev->status >= 300 ||
+        !(v ? note_event_view(s, v) : note_event_json(ex, s, ev, sl_resp_event_json(ev)))) {
         s->failed = true;
         return SL_EVENT_PASS;
     }
-    s->stream = ev->stream;
-    if (ev->stream && !s->head) { /* for a usage chunk made up later (streams only) */
-        s->head = json_object();
-        static const char *const copied[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
-        for (size_t i = 0; s->head && copied[i]; i++) {
-            json_t *v = json_object_get(ev->json, copied[i]);
-            if (v)
-                json_object_set(s->head, copied[i], v);
-        }
-    }
-    /* what makes the entry whole: embeddings' data, else a finish_reason */
-    json_t *choices = json_object_get(ev->json, "choices");
-    if (sl_ex_endpoint(ex) == SL_EP_EMBEDDINGS)
-        s->saw_data |= json_is_array(json_object_get(ev->json, "data"));
-    else
-        note_finish(s, choices);
-    /* usage on a chunk of its own or on the last content chunk (as DeepSeek's API sends it):
-     * either way the entry has it, and finish_entry must not add a second */
-    s->saw_usage |= ev->stream && json_is_object(json_object_get(ev->json, "usage"));
     size_t n = 0;
     const char *text = sl_resp_event_text(ev, &n); /* shared with what goes to the client */
     append_event(s, ev->json, text, n);

@@ -516,7 +516,7 @@ static sl_event_action guard_on_response_event(sl_exchange *ex, void *conf, sl_r
         flush_at_done(ex, c, s, chat);
         return SL_EVENT_PASS;
     }
-    if (!json_is_object(ev->json))
+    if (!json_is_object(sl_resp_event_json(ev)))
         return SL_EVENT_PASS;
     return scan_stream_event(ex, c, s, ev, chat);
 }

@@ -1,0 +1,296 @@
+#include "json_view.h"
+#include "json_parse.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+#define MAX_NUMBER 40 /* a longer number (or one with an exponent) is left to jansson's range checks */
+
+static int push(sl_jview *v, sl_jv_type type, const char *at)
+{
+    if (v->n == v->cap) {
+        uint32_t cap = v->cap ? v->cap * 2 : 64;
+        sl_jv_tok *t = realloc(v->tok, (size_t)cap * sizeof *t);
+        if (!t)
+            return -1;
+        v->tok = t;
+        v->cap = cap;
+    }
+    v->tok[v->n] = (sl_jv_tok){.type = (uint8_t)type, .start = (uint32_t)(at - v->text)};
+    return (int)v->n++;
+}
+
+static int keep_decoded(sl_jview *v, const char *s, size_t n, uint32_t *at)
+{
+    if (v->n_dec + n > v->cap_dec) {
+        size_t cap = v->cap_dec ? v->cap_dec : 256;
+        while (cap < v->n_dec + n)
+            cap *= 2;
+        char *d = realloc(v->dec, cap);
+        if (!d)
+            return -1;
+        v->dec = d;
+        v->cap_dec = cap;
+    }
+    memcpy(v->dec + v->n_dec, s, n);
+    *at = (uint32_t)v->n_dec;
+    v->n_dec += n;
+    return 0;
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* The string at p (its opening quote) as a token; past it, or NULL. */
+static const char *read_string(sl_jview *v, const char *p, const char *end)
+{
+    const char *s;
+    size_t n;
+    const char *after = sl_json_string_at(p + 1, end, &s, &n, &v->scratch, &v->cap_scratch);
+    int t = after ? push(v, SL_JV_STRING, p) : -1;
+    if (t < 0)
+        return NULL;
+    sl_jv_tok *tok = &v->tok[t];
+    tok->end = (uint32_t)(after - v->text);
+    tok->next = (uint32_t)t + 1;
+    tok->size = (uint32_t)n;
+    if (s != p + 1) {
+        tok->escaped = true;
+        if (keep_decoded(v, s, n, &tok->dec) < 0)
+            return NULL;
+    }
+    return after;
+}
+
+/* A number or a literal at p; past it, or NULL. What follows it is checked by the caller. */
+static const char *read_scalar(sl_jview *v, const char *p, const char *end)
+{
+    static const struct { const char *word; size_t len; sl_jv_type type; } lit[] = {
+        {"true", 4, SL_JV_TRUE}, {"false", 5, SL_JV_FALSE}, {"null", 4, SL_JV_NULL}};
+    const char *q = p;
+    sl_jv_type type = SL_JV_INTEGER;
+    for (size_t i = 0; i < 3; i++)
+        if (*p == lit[i].word[0]) {
+            if ((size_t)(end - p) < lit[i].len || memcmp(p, lit[i].word, lit[i].len) != 0)
+                return NULL;
+            q = p + lit[i].len;
+            type = lit[i].type;
+        }
+    if (q == p) {
+        if (q < end && *q == '-')
+            q++;
+        if (q >= end || *q < '0' || *q > '9')
+            return NULL;
+        if (*q == '0')
+            q++;
+        else
+            while (q < end && *q >= '0' && *q <= '9')
+                q++;
+        if (q < end && *q == '.') {
+            type = SL_JV_REAL;
+            if (++q >= end || *q < '0' || *q > '9')
+                return NULL;
+            while (q < end && *q >= '0' && *q <= '9')
+                q++;
+        }
+        /* "01", an exponent, 19 digits or more: jansson's to read (or refuse) */
+        if ((q < end && ((*q >= '0' && *q <= '9') || *q == 'e' || *q == 'E')) ||
+            (size_t)(q - p) > (type == SL_JV_INTEGER ? 19 : MAX_NUMBER) ||
+            (type == SL_JV_INTEGER && (size_t)(q - p) - (*p == '-') > 18))
+            return NULL;
+    }
+    int t = push(v, type, p);
+    if (t < 0)
+        return NULL;
+    v->tok[t].end = (uint32_t)(q - v->text);
+    v->tok[t].next = (uint32_t)t + 1;
+    return q;
+}
+
+int sl_jview_read(sl_jview *v, const char *text, size_t len)
+{
+    v->text = text;
+    v->len = len;
+    v->n = 0;
+    v->n_dec = 0;
+    if (!text || len >= UINT32_MAX)
+        return -1;
+    const char *p = skip_ws(text, text + len), *end = text + len;
+    uint32_t open[MAX_DEPTH];
+    int depth = 0;
+    if (p >= end || (*p != '{' && *p != '['))
+        return -1;
+    for (;;) {
+        /* a value at p */
+        p = skip_ws(p, end);
+        if (p >= end)
+            return -1;
+        if (*p == '{' || *p == '[') {
+            int t = depth < MAX_DEPTH ? push(v, *p == '{' ? SL_JV_OBJECT : SL_JV_ARRAY, p) : -1;
+            if (t < 0)
+                return -1;
+            open[depth++] = (uint32_t)t;
+            p = skip_ws(p + 1, end);
+            if (p < end && (*p == '}' || *p == ']')) {
+                if ((*p == '}') != (v->tok[t].type == SL_JV_OBJECT))
+                    return -1;
+                p++;
+                v->tok[t].end = (uint32_t)(p - text);
+                v->tok[t].next = v->n;
+                depth--;
+            } else if (v->tok[t].type == SL_JV_OBJECT) {
+                goto key;
+            } else {
+                continue;
+            }
+        } else if (!(p = *p == '"' ? read_string(v, p, end) : read_scalar(v, p, end))) {
+            return -1;
+        }
+        /* after a value: the next one, or the ends of the containers it closes */
+        for (;;) {
+            p = skip_ws(p, end);
+            if (depth == 0)
+                return p == end ? 0 : -1;
+            sl_jv_tok *c = &v->tok[open[depth - 1]];
+            c->size++;
+            if (p >= end)
+                return -1;
+            bool obj = c->type == SL_JV_OBJECT;
+            if (*p == ',') {
+                p++;
+                break;
+            }
+            if (*p != (obj ? '}' : ']'))
+                return -1;
+            p++;
+            c->end = (uint32_t)(p - text);
+            c->next = v->n;
+            depth--;
+        }
+        if (v->tok[open[depth - 1]].type != SL_JV_OBJECT)
+            continue;
+    key:
+        p = skip_ws(p, end);
+        if (p >= end || *p != '"' || !(p = read_string(v, p, end)))
+            return -1;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':')
+            return -1;
+        p++;
+    }
+}
+
+void sl_jview_free(sl_jview *v)
+{
+    free(v->tok);
+    free(v->dec);
+    free(v->scratch);
+    *v = (sl_jview){0};
+}
+
+const char *sl_jview_str(const sl_jview *v, int i, size_t *len)
+{
+    if (i < 0 || v->tok[i].type != SL_JV_STRING)
+        return NULL;
+    const sl_jv_tok *t = &v->tok[i];
+    *len = t->size;
+    return t->escaped ? v->dec + t->dec : v->text + t->start + 1;
+}
+
+int sl_jview_get(const sl_jview *v, int obj, const char *key)
+{
+    if (obj < 0 || v->tok[obj].type != SL_JV_OBJECT)
+        return -1;
+    size_t kl = strlen(key);
+    int found = -1;
+    uint32_t k = (uint32_t)obj + 1;
+    for (uint32_t m = 0; m < v->tok[obj].size; m++) {
+        size_t n;
+        const char *s = sl_jview_str(v, (int)k, &n);
+        if (n == kl && memcmp(s, key, kl) == 0)
+            found = (int)k + 1;
+        k = v->tok[k + 1].next;
+    }
+    return found;
+}
+
+int sl_jview_item(const sl_jview *v, int arr, size_t i)
+{
+    if (arr < 0 || v->tok[arr].type != SL_JV_ARRAY || i >= v->tok[arr].size)
+        return -1;
+    uint32_t k = (uint32_t)arr + 1;
+    while (i--)
+        k = v->tok[k].next;
+    return (int)k;
+}
+
+bool sl_jview_int(const sl_jview *v, int i, long long *out)
+{
+    if (i < 0 || v->tok[i].type != SL_JV_INTEGER)
+        return false;
+    const char *p = v->text + v->tok[i].start, *end = v->text + v->tok[i].end;
+    bool neg = *p == '-';
+    long long x = 0;
+    for (p += neg; p < end; p++)
+        x = x * 10 + (*p - '0');
+    *out = neg ? -x : x;
+    return true;
+}
+
+int sl_jview_string_replaced(sl_jview *v, int i, const char *text, size_t text_len, size_t new_len,
+                             const char *s, size_t len, bool has_escape)
+{
+    sl_jv_tok *t = &v->tok[i];
+    uint32_t old_end = t->end;
+    uint32_t delta = (uint32_t)new_len - (t->end - t->start); /* modulo 2^32: a shift either way */
+    for (uint32_t j = 0; j < v->n; j++) {
+        if (v->tok[j].start >= old_end)
+            v->tok[j].start += delta;
+        if (v->tok[j].end >= old_end)
+            v->tok[j].end += delta;
+    }
+    v->text = text;
+    v->len = text_len;
+    t->size = (uint32_t)len;
+    t->escaped = has_escape;
+    return has_escape ? keep_decoded(v, s, len, &t->dec) : 0;
+}
+
+json_t *sl_jview_json(const sl_jview *v, int i)
+{
+    if (i < 0)
+        return NULL;
+    const sl_jv_tok *t = &v->tok[i];
+    size_t n;
+    long long x;
+    switch (t->type) {
+    case SL_JV_STRING: {
+        const char *s = sl_jview_str(v, i, &n);
+        return json_stringn_nocheck(s, n);
+    }
+    case SL_JV_INTEGER: return sl_jview_int(v, i, &x) ? json_integer(x) : NULL;
+    case SL_JV_TRUE: return json_true();
+    case SL_JV_FALSE: return json_false();
+    case SL_JV_NULL: return json_null();
+    default: /* containers and reals: read by the tree parser */
+        break;
+    }
+    /* a real alone is not a JSON text to jansson (no JSON_DECODE_ANY here): read in an array */
+    char *buf = malloc((size_t)(t->end - t->start) + 2);
+    if (!buf)
+        return NULL;
+    buf[0] = '[';
+    memcpy(buf + 1, v->text + t->start, t->end - t->start);
+    buf[t->end - t->start + 1] = ']';
+    json_t *arr = sl_json_loadb(buf, (size_t)(t->end - t->start) + 2, 0, NULL);
+    free(buf);
+    json_t *val = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return val;
+}

@@ -1,0 +1,72 @@
+/* A read-only view of one JSON text: its values as a flat array of tokens with their place
+ * in the text, made in one pass without building a tree. For reading a few members of a small
+ * document (a streamed event) and replacing a string in place; jansson trees stay the tool
+ * for anything more. The view owns its token array and decoded strings, not the text. */
+#ifndef SL_JSON_VIEW_H
+#define SL_JSON_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sl_jv_type {
+    SL_JV_OBJECT,
+    SL_JV_ARRAY,
+    SL_JV_STRING,
+    SL_JV_INTEGER,
+    SL_JV_REAL,
+    SL_JV_TRUE,
+    SL_JV_FALSE,
+    SL_JV_NULL,
+} sl_jv_type;
+
+/* One value, in document order. An object's members are its key (a string token) then its
+ * value; an array's items follow it. */
+typedef struct sl_jv_tok {
+    uint8_t type;           /* sl_jv_type */
+    bool escaped;           /* a string with an escape: its bytes are decoded in the view */
+    uint32_t start, end;    /* the value's bytes in the text (a string's quotes included) */
+    uint32_t next;          /* the token after this value and everything in it */
+    uint32_t size;          /* members or items of a container; bytes of a decoded string */
+    uint32_t dec;           /* an escaped string: where its bytes are in the view's decoded ones */
+} sl_jv_tok;
+
+typedef struct sl_jview {
+    const char *text;
+    size_t len;
+    sl_jv_tok *tok;
+    uint32_t n, cap;
+    char *dec;              /* escaped strings, decoded */
+    size_t n_dec, cap_dec;
+    char *scratch;
+    size_t cap_scratch;
+} sl_jview;
+
+/* Read text into v (its storage reused from the last read). 0: v holds the text's values,
+ * which are exactly what jansson's json_loadb(text, len, 0) would read (an object or an array
+ * at the top, valid UTF-8, no \u0000). -1: not read, because the text is not JSON or holds
+ * what the view leaves to jansson (integers past 18 digits, exponents, nesting past 64):
+ * callers then parse it into a tree. */
+int sl_jview_read(sl_jview *v, const char *text, size_t len);
+void sl_jview_free(sl_jview *v);
+
+/* The value of object token obj's member key (its last, as jansson keeps), or -1. */
+int sl_jview_get(const sl_jview *v, int obj, const char *key);
+/* The item at index i of array token arr, or -1. */
+int sl_jview_item(const sl_jview *v, int arr, size_t i);
+/* A string token's bytes (decoded; not NUL-ended), or NULL when i is not a string. */
+const char *sl_jview_str(const sl_jview *v, int i, size_t *len);
+/* An integer token's value; false when i is not an integer. */
+bool sl_jview_int(const sl_jview *v, int i, long long *out);
+/* Token i as a jansson value (a new reference), or NULL (out of memory, i < 0). */
+struct json_t;
+struct json_t *sl_jview_json(const sl_jview *v, int i);
+static inline int sl_jview_type(const sl_jview *v, int i) { return i < 0 ? -1 : v->tok[i].type; }
+
+/* After string token i's bytes in the text were replaced by new_len bytes (text now points at
+ * the new text): the tokens' places follow, and the string's value is s (len bytes, escaped
+ * in the new text when has_escape). -1 when out of memory (then the view is no longer good). */
+int sl_jview_string_replaced(sl_jview *v, int i, const char *text, size_t text_len, size_t new_len,
+                             const char *s, size_t len, bool has_escape);
+
+#endif

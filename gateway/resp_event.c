@@ -1,0 +1,209 @@
+/* A response event on its way through the plugins: its text, the tree made of it on demand,
+ * its view (json_view.h), and the edits made to either. */
+#include "plugin.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_dump.h"
+#include "json_parse.h"
+#include "json_view.h"
+#include "strbuf.h"
+
+void sl_resp_event_edit(sl_resp_event *ev)
+{
+    ev->edited = true;
+    free(ev->out);
+    ev->out = NULL;
+    ev->out_exact = false;
+    ev->view_state = 0;
+}
+
+/* The json serialised as it stands, where that is known without serialising it: the
+ * upstream's text while unedited and compact, or the text kept since the last edit (made
+ * by sl_resp_event_text or by a splice). NULL otherwise. */
+static const char *exact_text(const sl_resp_event *ev, size_t *len)
+{
+    if (ev->edited ? !(ev->out && ev->out_exact) : !(ev->compact && ev->text))
+        return NULL;
+    *len = ev->edited ? ev->out_len : ev->text_len;
+    return ev->edited ? ev->out : ev->text;
+}
+
+/* Where pat is in text, when it is there exactly once; else NULL. Since the text is the json
+ * serialised, a piece found once is the member it was made from. */
+static const char *find_once(const char *text, size_t tlen, const char *pat, size_t plen)
+{
+    const char *at = memmem(text, tlen, pat, plen);
+    return at && !memmem(at + 1, tlen - (size_t)(at + 1 - text), pat, plen) ? at : NULL;
+}
+
+/* text with its bytes [head, tail) replaced by `"key":` (when key is set) and s as a JSON
+ * string; NULL when out of memory or s is not UTF-8. */
+static char *splice_at(const char *text, size_t tlen, size_t head, size_t tail, const char *key, const char *s,
+                       size_t len, size_t *out_len)
+{
+    sl_strbuf b = {0};
+    size_t kl = key ? strlen(key) : 0;
+    if (sl_strbuf_reserve(&b, tlen - (tail - head) + kl + len + 8) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
+        (key && (sl_json_dump_string(&b, key, kl) < 0 || sl_strbuf_add(&b, ":", 1) < 0)) ||
+        sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + tail, tlen - tail) < 0) {
+        free(b.s);
+        return NULL;
+    }
+    *out_len = b.len;
+    return b.s;
+}
+
+/* text with holder's member key (a string, was) holding s instead; NULL where that cannot
+ * be told from the text alone: "key":"was" is not in it exactly once. */
+static char *splice_string(const char *text, size_t tlen, const char *key, const json_t *was, const char *s,
+                           size_t len, size_t *out_len)
+{
+    sl_strbuf pat = {0};
+    size_t key_part = 0;
+    const char *at = NULL;
+    if (sl_json_dump_string(&pat, key, strlen(key)) == 0 && sl_strbuf_add(&pat, ":", 1) == 0 &&
+        (key_part = pat.len, sl_json_dump_string(&pat, json_string_value(was), json_string_length(was)) == 0))
+        at = find_once(text, tlen, pat.s, pat.len);
+    char *out = at ? splice_at(text, tlen, (size_t)(at - text) + key_part, (size_t)(at - text) + pat.len, NULL, s,
+                               len, out_len)
+                   : NULL;
+    free(pat.s);
+    return out;
+}
+
+/* text with holder, an empty object, holding key: s; NULL unless "{}" is in text exactly
+ * once (then it is holder: every empty object is written "{}"). */
+static char *splice_into_empty(const char *text, size_t tlen, const char *key, const char *s, size_t len,
+                               size_t *out_len)
+{
+    const char *at = find_once(text, tlen, "{}", 2);
+    size_t inside = at ? (size_t)(at - text) + 1 : 0;
+    return at ? splice_at(text, tlen, inside, inside, key, s, len, out_len) : NULL;
+}
+
+void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key, const char *s, size_t len)
+{
+    size_t tlen = 0, out_len = 0;
+    const char *text = exact_text(ev, &tlen);
+    json_t *was = json_object_get(holder, key);
+    char *out = !text                 ? NULL
+                : json_is_string(was) ? splice_string(text, tlen, key, was, s, len, &out_len)
+                : !was && json_is_object(holder) && json_object_size(holder) == 0
+                    ? splice_into_empty(text, tlen, key, s, len, &out_len)
+                    : NULL;
+    /* the string held by holder alone changes in place: no new value, no second lookup */
+    int rc = json_is_string(was) && was->refcount == 1 ? json_string_setn(was, s, len)
+                                                         : json_object_set_new(holder, key, json_stringn(s, len));
+    if (rc < 0) {
+        free(out); /* not set (out of memory, not UTF-8): the json decides what goes out */
+        out = NULL;
+    }
+    sl_resp_event_edit(ev);
+    ev->out = out;
+    ev->out_len = out_len;
+    ev->out_exact = out != NULL;
+}
+
+const char *sl_resp_event_text(sl_resp_event *ev, size_t *len)
+{
+    if (!ev->edited && ev->text) {
+        *len = ev->text_len;
+        return ev->text;
+    }
+    if (!ev->out && ev->json) {
+        ev->out_len = 0;
+        ev->out = sl_json_dumps(ev->json, &ev->out_len);
+        ev->out_exact = ev->out != NULL;
+    }
+    *len = ev->out_len;
+    return ev->out;
+}
+
+
+/* The event's text as it stands now: the upstream's, or the edited one (made now from the
+ * tree if a plugin edited that). */
+static const char *current_text(sl_resp_event *ev, size_t *len)
+{
+    return sl_resp_event_text(ev, len);
+}
+
+/* The tree the event no longer needs (the text was edited instead): kept as the spare, or
+ * dropped. */
+static void drop_tree(sl_resp_event *ev)
+{
+    if (ev->spare)
+        sl_json_to_spare(ev->spare, ev->json);
+    else
+        json_decref(ev->json);
+    ev->json = NULL;
+    ev->json_tried = false;
+}
+
+json_t *sl_resp_event_json(sl_resp_event *ev)
+{
+    if (ev->json || ev->json_tried || ev->done)
+        return ev->json;
+    ev->json_tried = true;
+    size_t len = 0;
+    const char *text = current_text(ev, &len);
+    if (!text)
+        return NULL;
+    bool compact = false;
+    json_t *none = NULL;
+    ev->json = sl_json_from_spare(ev->spare ? ev->spare : &none, text, len, &compact);
+    if (ev->edited)
+        ev->out_exact = compact;
+    else
+        ev->compact = compact;
+    return ev->json;
+}
+
+void sl_resp_event_replace(sl_resp_event *ev, json_t *json)
+{
+    json_decref(ev->json);
+    ev->json = json;
+    ev->json_tried = true;
+    sl_resp_event_edit(ev);
+}
+
+const sl_jview *sl_resp_event_view(sl_resp_event *ev)
+{
+    if (ev->view_state == 0 && !ev->done) {
+        size_t len = 0;
+        const char *text = current_text(ev, &len);
+        ev->view_state = ev->view && text && sl_jview_read(ev->view, text, len) == 0 ? 1 : -1;
+    }
+    return ev->view_state > 0 ? ev->view : NULL;
+}
+
+int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, size_t len)
+{
+    sl_jview *v = ev->view_state > 0 ? ev->view : NULL;
+    if (!v || sl_jview_type(v, tok) != SL_JV_STRING)
+        return -1;
+    const sl_jv_tok *t = &v->tok[tok];
+    sl_strbuf b = {0};
+    if (sl_strbuf_reserve(&b, v->len - (t->end - t->start) + len + 16) < 0 || sl_strbuf_add(&b, v->text, t->start) < 0 ||
+        sl_json_dump_string(&b, s, len) < 0) {
+        free(b.s);
+        return -1;
+    }
+    size_t written = b.len - t->start;
+    if (sl_strbuf_add(&b, v->text + t->end, v->len - t->end) < 0) {
+        free(b.s);
+        return -1;
+    }
+    /* the text the view read may be ev->out: replaced only now */
+    free(ev->out);
+    ev->out = b.s;
+    ev->out_len = b.len;
+    ev->out_exact = false;
+    ev->edited = true;
+    if (ev->json)
+        drop_tree(ev);
+    if (sl_jview_string_replaced(v, tok, b.s, b.len, written, s, len, written != len + 2) < 0)
+        ev->view_state = 0;
+    return 0;
+}
