@@ -1,5 +1,6 @@
 #include "json_view.h"
 #include "json_parse.h"
+#include "json_plain.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -8,9 +9,9 @@
 #define MAX_DEPTH 64
 #define MAX_NUMBER 40 /* a longer number (or one with an exponent) is left to jansson's range checks */
 
-static int push(sl_jview *v, sl_jv_type type, const char *at)
+static inline int push(sl_jview *v, sl_jv_type type, const char *at)
 {
-    if (v->n == v->cap) {
+    if (__builtin_expect(v->n == v->cap, 0)) {
         uint32_t cap = v->cap ? v->cap * 2 : 64;
         sl_jv_tok *t = realloc(v->tok, (size_t)cap * sizeof *t);
         if (!t)
@@ -18,7 +19,11 @@ static int push(sl_jview *v, sl_jv_type type, const char *at)
         v->tok = t;
         v->cap = cap;
     }
-    v->tok[v->n] = (sl_jv_tok){.type = (uint8_t)type, .start = (uint32_t)(at - v->text)};
+    sl_jv_tok *t = &v->tok[v->n];
+    t->type = (uint8_t)type;
+    t->escaped = false;
+    t->start = (uint32_t)(at - v->text);
+    t->size = 0;
     return (int)v->n++;
 }
 
@@ -50,17 +55,20 @@ static const char *skip_ws(const char *p, const char *end)
 /* The string at p (its opening quote) as a token; past it, or NULL. */
 static const char *read_string(sl_jview *v, const char *p, const char *end)
 {
-    const char *s;
-    size_t n;
-    const char *after = sl_json_string_at(p + 1, end, &s, &n, &v->scratch, &v->cap_scratch);
-    int t = after ? push(v, SL_JV_STRING, p) : -1;
+    const char *body = p + 1, *s = body, *after;
+    size_t n = sl_json_plain_run(body, (size_t)(end - body), false);
+    if (body + n < end && body[n] == '"') /* plain ASCII, no escape: the common case */
+        after = body + n + 1;
+    else if (!(after = sl_json_string_at(body, end, &s, &n, &v->scratch, &v->cap_scratch)))
+        return NULL;
+    int t = push(v, SL_JV_STRING, p);
     if (t < 0)
         return NULL;
     sl_jv_tok *tok = &v->tok[t];
     tok->end = (uint32_t)(after - v->text);
     tok->next = (uint32_t)t + 1;
     tok->size = (uint32_t)n;
-    if (s != p + 1) {
+    if (s != body) {
         tok->escaped = true;
         if (keep_decoded(v, s, n, &tok->dec) < 0)
             return NULL;
@@ -68,22 +76,22 @@ static const char *read_string(sl_jview *v, const char *p, const char *end)
     return after;
 }
 
+static const char *literal(const char *p, const char *end, const char *word, size_t n)
+{
+    return (size_t)(end - p) >= n && memcmp(p, word, n) == 0 ? p + n : NULL;
+}
+
 /* A number or a literal at p; past it, or NULL. What follows it is checked by the caller. */
 static const char *read_scalar(sl_jview *v, const char *p, const char *end)
 {
-    static const struct { const char *word; size_t len; sl_jv_type type; } lit[] = {
-        {"true", 4, SL_JV_TRUE}, {"false", 5, SL_JV_FALSE}, {"null", 4, SL_JV_NULL}};
     const char *q = p;
     sl_jv_type type = SL_JV_INTEGER;
-    for (size_t i = 0; i < 3; i++)
-        if (*p == lit[i].word[0]) {
-            if ((size_t)(end - p) < lit[i].len || memcmp(p, lit[i].word, lit[i].len) != 0)
-                return NULL;
-            q = p + lit[i].len;
-            type = lit[i].type;
-        }
-    if (q == p) {
-        if (q < end && *q == '-')
+    switch (*p) {
+    case 't': q = literal(p, end, "true", 4), type = SL_JV_TRUE; break;
+    case 'f': q = literal(p, end, "false", 5), type = SL_JV_FALSE; break;
+    case 'n': q = literal(p, end, "null", 4), type = SL_JV_NULL; break;
+    default:
+        if (*q == '-')
             q++;
         if (q >= end || *q < '0' || *q > '9')
             return NULL;
@@ -105,6 +113,8 @@ static const char *read_scalar(sl_jview *v, const char *p, const char *end)
             (type == SL_JV_INTEGER && (size_t)(q - p) - (*p == '-') > 18))
             return NULL;
     }
+    if (!q)
+        return NULL;
     int t = push(v, type, p);
     if (t < 0)
         return NULL;
@@ -211,10 +221,12 @@ int sl_jview_get(const sl_jview *v, int obj, const char *key)
     int found = -1;
     uint32_t k = (uint32_t)obj + 1;
     for (uint32_t m = 0; m < v->tok[obj].size; m++) {
-        size_t n;
-        const char *s = sl_jview_str(v, (int)k, &n);
-        if (n == kl && memcmp(s, key, kl) == 0)
-            found = (int)k + 1;
+        const sl_jv_tok *t = &v->tok[k];
+        if (t->size == kl) {
+            const char *s = t->escaped ? v->dec + t->dec : v->text + t->start + 1;
+            if (kl == 0 || (s[0] == key[0] && memcmp(s, key, kl) == 0))
+                found = (int)k + 1;
+        }
         k = v->tok[k + 1].next;
     }
     return found;
@@ -270,6 +282,27 @@ json_t *sl_jview_json(const sl_jview *v, int i)
     size_t n;
     long long x;
     switch (t->type) {
+    case SL_JV_OBJECT: {
+        json_t *o = json_object();
+        uint32_t k = (uint32_t)i + 1;
+        for (uint32_t m = 0; o && m < t->size; m++, k = v->tok[k + 1].next) {
+            const char *key = sl_jview_str(v, (int)k, &n);
+            if (json_object_setn_new_nocheck(o, key, n, sl_jview_json(v, (int)k + 1)) < 0) {
+                json_decref(o);
+                return NULL;
+            }
+        }
+        return o;
+    }
+    case SL_JV_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t m = 0, k = (uint32_t)i + 1; a && m < t->size; m++, k = v->tok[k].next)
+            if (json_array_append_new(a, sl_jview_json(v, (int)k)) < 0) {
+                json_decref(a);
+                return NULL;
+            }
+        return a;
+    }
     case SL_JV_STRING: {
         const char *s = sl_jview_str(v, i, &n);
         return json_stringn_nocheck(s, n);
@@ -278,18 +311,15 @@ json_t *sl_jview_json(const sl_jview *v, int i)
     case SL_JV_TRUE: return json_true();
     case SL_JV_FALSE: return json_false();
     case SL_JV_NULL: return json_null();
-    default: /* containers and reals: read by the tree parser */
-        break;
+    default: break;
     }
-    /* a real alone is not a JSON text to jansson (no JSON_DECODE_ANY here): read in an array */
-    char *buf = malloc((size_t)(t->end - t->start) + 2);
-    if (!buf)
-        return NULL;
+    /* a real, read as jansson reads it: alone it is not a JSON text to jansson, so in an array */
+    char buf[MAX_NUMBER + 3];
+    size_t len = t->end - t->start;
     buf[0] = '[';
-    memcpy(buf + 1, v->text + t->start, t->end - t->start);
-    buf[t->end - t->start + 1] = ']';
-    json_t *arr = sl_json_loadb(buf, (size_t)(t->end - t->start) + 2, 0, NULL);
-    free(buf);
+    memcpy(buf + 1, v->text + t->start, len);
+    buf[len + 1] = ']';
+    json_t *arr = sl_json_loadb(buf, len + 2, 0, NULL);
     json_t *val = json_incref(json_array_get(arr, 0));
     json_decref(arr);
     return val;

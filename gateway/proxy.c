@@ -223,15 +223,23 @@ static void transport_failed(sl_exchange *ex, sl_upstream_result r, const char *
                    timeout ? "upstream_timeout" : "upstream_error", msg);
 }
 
-/* The usage a streamed event reports, through its view (its tree made only when it has
- * usage); see note_usage_json. */
+/* The usage a streamed event reports, read through its view (no tree made); see
+ * note_usage_json. */
 static bool note_usage_event(sl_exchange *ex, sl_resp_event *ev)
 {
     const sl_jview *v = sl_resp_event_view(ev);
-    if (v && sl_jview_type(v, sl_jview_get(v, 0, "usage")) != SL_JV_OBJECT)
+    if (!v) {
+        json_t *json = sl_resp_event_json(ev);
+        return json && note_usage_json(ex, json);
+    }
+    int u = sl_jview_get(v, 0, "usage");
+    json_t *usage = sl_jview_type(v, u) == SL_JV_OBJECT ? sl_jview_json(v, u) : NULL;
+    if (!usage)
         return false;
-    json_t *json = sl_resp_event_json(ev);
-    return json && note_usage_json(ex, json);
+    json_decref(ex->usage);
+    ex->usage = usage;
+    int choices = sl_jview_get(v, 0, "choices");
+    return sl_jview_type(v, choices) == SL_JV_ARRAY && v->tok[choices].size == 0;
 }
 
 static void forward_event(sl_exchange *ex, char *event, size_t len)

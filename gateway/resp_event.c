@@ -178,6 +178,19 @@ const sl_jview *sl_resp_event_view(sl_resp_event *ev)
     return ev->view_state > 0 ? ev->view : NULL;
 }
 
+/* The event's text is now b (taken): edited through the view, and any tree made before
+ * dropped. */
+static void text_edited(sl_resp_event *ev, sl_strbuf *b)
+{
+    free(ev->out); /* the text the view read may be ev->out: replaced only now */
+    ev->out = b->s;
+    ev->out_len = b->len;
+    ev->out_exact = false;
+    ev->edited = true;
+    if (ev->json)
+        drop_tree(ev);
+}
+
 int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, size_t len)
 {
     sl_jview *v = ev->view_state > 0 ? ev->view : NULL;
@@ -185,25 +198,35 @@ int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, siz
         return -1;
     const sl_jv_tok *t = &v->tok[tok];
     sl_strbuf b = {0};
+    size_t written = 0;
     if (sl_strbuf_reserve(&b, v->len - (t->end - t->start) + len + 16) < 0 || sl_strbuf_add(&b, v->text, t->start) < 0 ||
-        sl_json_dump_string(&b, s, len) < 0) {
+        sl_json_dump_string(&b, s, len) < 0 || (written = b.len - t->start, 0) ||
+        sl_strbuf_add(&b, v->text + t->end, v->len - t->end) < 0) {
         free(b.s);
         return -1;
     }
-    size_t written = b.len - t->start;
-    if (sl_strbuf_add(&b, v->text + t->end, v->len - t->end) < 0) {
-        free(b.s);
-        return -1;
-    }
-    /* the text the view read may be ev->out: replaced only now */
-    free(ev->out);
-    ev->out = b.s;
-    ev->out_len = b.len;
-    ev->out_exact = false;
-    ev->edited = true;
-    if (ev->json)
-        drop_tree(ev);
+    text_edited(ev, &b);
     if (sl_jview_string_replaced(v, tok, b.s, b.len, written, s, len, written != len + 2) < 0)
         ev->view_state = 0;
+    return 0;
+}
+
+int sl_resp_event_view_add_string(sl_resp_event *ev, int obj, const char *key, const char *s, size_t len)
+{
+    sl_jview *v = ev->view_state > 0 ? ev->view : NULL;
+    if (!v || sl_jview_type(v, obj) != SL_JV_OBJECT)
+        return -1;
+    const sl_jv_tok *t = &v->tok[obj];
+    size_t at = t->end - 1; /* the closing brace */
+    sl_strbuf b = {0};
+    if (sl_strbuf_reserve(&b, v->len + strlen(key) + len + 24) < 0 || sl_strbuf_add(&b, v->text, at) < 0 ||
+        (t->size && sl_strbuf_add(&b, ",", 1) < 0) || sl_json_dump_string(&b, key, strlen(key)) < 0 ||
+        sl_strbuf_add(&b, ":", 1) < 0 || sl_json_dump_string(&b, s, len) < 0 ||
+        sl_strbuf_add(&b, v->text + at, v->len - at) < 0) {
+        free(b.s);
+        return -1;
+    }
+    text_edited(ev, &b);
+    ev->view_state = 0; /* a member more: read again when next asked */
     return 0;
 }

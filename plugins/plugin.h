@@ -69,6 +69,9 @@ const struct sl_jview *sl_resp_event_view(sl_resp_event *ev);
  * tree made or serialised; a tree made before is dropped) and the view follows. 0, or -1
  * (nothing changed: out of memory, s not UTF-8, tok not a string of the current view). */
 int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, size_t len);
+/* Object token obj of the view gets the member key: s (len bytes) last, the same way (the
+ * view is read again when next asked). 0, or -1 as above. */
+int sl_resp_event_view_add_string(sl_resp_event *ev, int obj, const char *key, const char *s, size_t len);
 /* A plugin changed ev->json in place. */
 void sl_resp_event_edit(sl_resp_event *ev);
 /* The event's tree is json (taken) instead, and the edit made. */

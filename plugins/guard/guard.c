@@ -12,6 +12,7 @@
 #include "json_pick.h"
 #include "log.h"
 #include "plugin.h"
+#include "json_view.h"
 
 extern const sl_plugin sl_plugin_guard;
 
@@ -283,23 +284,32 @@ static field_stream *add_stream(resp_state *s, const sl_guard_conf *c, int choic
     return f;
 }
 
-static json_t *make_template(const json_t *ev)
+static const char *const template_keys[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
+
+/* id, object, created, model of the stream's chunks, from its first event's view or tree */
+static json_t *make_template(const sl_jview *v, const json_t *ev)
 {
     json_t *t = json_object();
-    static const char *const keep[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
-    for (size_t i = 0; keep[i]; i++) {
-        json_t *v = json_object_get(ev, keep[i]);
-        if (v)
-            json_object_set(t, keep[i], v);
+    for (size_t i = 0; t && template_keys[i]; i++) {
+        if (v) {
+            int k = sl_jview_get(v, 0, template_keys[i]);
+            if (k >= 0)
+                json_object_set_new(t, template_keys[i], sl_jview_json(v, k));
+        } else {
+            json_t *val = json_object_get(ev, template_keys[i]);
+            if (val)
+                json_object_set(t, template_keys[i], val);
+        }
     }
     return t;
 }
 
 /* The text that may go out for one field of one choice of this event. */
 typedef struct piece {
-    json_t *choice;
-    json_t *holder, *was;   /* the delta (or choice) and the field's value as scanned */
+    int pos;                /* the choice's place in choices */
     int index, field;
+    int tok;                /* view: the field's string token, -1 when it has none */
+    json_t *holder, *was;   /* tree: the delta (or choice) and the field's value as scanned */
     char *out;
     size_t len;
     bool had_field;
@@ -356,76 +366,143 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
     json_decref(stop);
 }
 
+/* One choice of the event as the guard reads it, from the view or the tree. */
+typedef struct choice_in {
+    int index;
+    bool final;             /* it has a finish_reason */
+    int holder_tok;         /* view: the delta (or the choice) */
+    json_t *choice, *holder;
+} choice_in;
+
+/* The field f's text (NULL when it has no string there), and where it is. */
+static const char *field_in(const sl_jview *v, const choice_in *ci, const char *name, size_t *len, int *tok,
+                            json_t **was)
+{
+    if (v) {
+        *tok = sl_jview_get(v, ci->holder_tok, name);
+        return sl_jview_str(v, *tok, len);
+    }
+    *was = json_object_get(ci->holder, name);
+    *len = json_string_length(*was);
+    return json_string_value(*was);
+}
+
+/* Piece p's text set in the tree (made now if need be), the delta made where there was none. */
+static void set_in_tree(sl_resp_event *ev, bool chat, const char *const *fields, const piece *p)
+{
+    json_t *json = sl_resp_event_json(ev);
+    json_t *ch = json_array_get(json_object_get(json, "choices"), (size_t)p->pos);
+    json_t *holder = chat ? json_object_get(ch, "delta") : ch;
+    if (!json_is_object(holder)) {
+        if (!json_is_object(ch))
+            return;
+        holder = json_object();
+        json_object_set_new(ch, "delta", holder);
+        sl_resp_event_edit(ev);
+    }
+    json_t *was = json_object_get(holder, fields[p->field]);
+    if (json_is_string(was) && json_string_length(was) == p->len &&
+        (p->len == 0 || memcmp(json_string_value(was), p->out, p->len) == 0))
+        return; /* all of it may go out now: unchanged */
+    sl_resp_event_set_string(ev, holder, fields[p->field], p->out ? p->out : "", p->len);
+}
+
+/* The delta (or the choice) at place pos of the view's choices, or -1. */
+static int holder_at(const sl_jview *v, bool chat, int pos)
+{
+    int ch = sl_jview_item(v, sl_jview_get(v, 0, "choices"), (size_t)pos);
+    return chat ? sl_jview_get(v, ch, "delta") : ch;
+}
+
+/* What may go out of each piece put in the event: through the view where the holder is an
+ * object there (the field's string replaced, or the field added), else in the tree. */
+static void apply_pieces(sl_resp_event *ev, bool chat, const char *const *fields, const piece *pieces, size_t np)
+{
+    for (size_t k = 0; k < np; k++) {
+        const piece *p = &pieces[k];
+        if (!p->had_field && !p->out)
+            continue;
+        const char *out = p->out ? p->out : "";
+        const sl_jview *v = sl_resp_event_view(ev); /* as it stands after the pieces before */
+        int holder = v ? holder_at(v, chat, p->pos) : -1;
+        if (sl_jview_type(v, holder) == SL_JV_OBJECT) {
+            int tok = sl_jview_get(v, holder, fields[p->field]);
+            size_t wn;
+            const char *was = sl_jview_str(v, tok, &wn);
+            if (was && wn == p->len && (p->len == 0 || memcmp(was, out, p->len) == 0))
+                continue; /* all of it may go out now: unchanged */
+            if (was ? sl_resp_event_view_set_string(ev, tok, out, p->len) == 0
+                    : tok < 0 && sl_resp_event_view_add_string(ev, holder, fields[p->field], out, p->len) == 0)
+                continue;
+        }
+        set_in_tree(ev, chat, fields, p);
+    }
+}
+
 static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c, resp_state *s, sl_resp_event *ev,
                                          bool chat)
 {
     const char *const *fields = chat ? chat_fields : cmpl_fields;
-    json_t *choices = json_object_get(ev->json, "choices");
-    if (!json_is_array(choices) || json_array_size(choices) == 0)
+    const sl_jview *v = sl_resp_event_view(ev);
+    json_t *json = v ? NULL : sl_resp_event_json(ev);
+    int choices_tok = v ? sl_jview_get(v, 0, "choices") : -1;
+    json_t *choices = v ? NULL : json_object_get(json, "choices");
+    size_t n_choices = v ? (sl_jview_type(v, choices_tok) == SL_JV_ARRAY ? v->tok[choices_tok].size : 0)
+                         : json_is_array(choices) ? json_array_size(choices) : 0;
+    if (n_choices == 0)
         return SL_EVENT_PASS;
     if (!s->tmpl)
-        s->tmpl = make_template(ev->json);
-    size_t n_choices = json_array_size(choices), n_fields = chat ? 2 : 1;
+        s->tmpl = make_template(v, json);
+    size_t n_fields = chat ? 2 : 1;
     piece small[8]; /* one choice (or a few) per chunk: no allocation at every event */
     piece *pieces = n_choices * n_fields <= 8 ? small : calloc(n_choices * n_fields, sizeof *pieces);
     if (!pieces)
         return SL_EVENT_PASS;
-    size_t np = 0, i;
-    json_t *ch;
+    size_t np = 0;
     bool hit_found = false;
     sl_guard_hit hit;
-    json_array_foreach(choices, i, ch) {
-        static const char *const of_choice[] = {"index", "finish_reason", "delta", NULL};
-        json_t *cv[3], *fv[2];
-        sl_json_pick(ch, of_choice, cv);
-        int index = json_is_integer(cv[0]) ? (int)json_integer_value(cv[0]) : (int)i;
-        bool final = json_is_string(cv[1]);
-        json_t *holder = chat ? cv[2] : ch;
-        sl_json_pick(holder, fields, fv);
+    for (size_t i = 0, ch_tok = (size_t)choices_tok + 1; i < n_choices && !hit_found; i++) {
+        choice_in ci = {.index = (int)i, .holder_tok = -1};
+        if (v) {
+            long long index;
+            if (sl_jview_int(v, sl_jview_get(v, (int)ch_tok, "index"), &index))
+                ci.index = (int)index;
+            ci.final = sl_jview_type(v, sl_jview_get(v, (int)ch_tok, "finish_reason")) == SL_JV_STRING;
+            ci.holder_tok = chat ? sl_jview_get(v, (int)ch_tok, "delta") : (int)ch_tok;
+            ch_tok = v->tok[ch_tok].next;
+        } else {
+            static const char *const of_choice[] = {"index", "finish_reason", "delta", NULL};
+            json_t *cv[3];
+            ci.choice = json_array_get(choices, i);
+            sl_json_pick(ci.choice, of_choice, cv);
+            if (json_is_integer(cv[0]))
+                ci.index = (int)json_integer_value(cv[0]);
+            ci.final = json_is_string(cv[1]);
+            ci.holder = chat ? cv[2] : ci.choice;
+        }
         for (int f = 0; fields[f] && !hit_found; f++) {
-            json_t *v = fv[f];
-            field_stream *fs = find_stream(s, index, f);
-            if (!json_is_string(v) && !(final && fs))
+            size_t len = 0;
+            int tok = -1;
+            json_t *was = NULL;
+            const char *text = field_in(v, &ci, fields[f], &len, &tok, &was);
+            field_stream *fs = find_stream(s, ci.index, f);
+            if (!text && !(ci.final && fs))
                 continue;
-            if (!fs && !(fs = add_stream(s, c, index, f))) {
-                json_object_set_new(holder, fields[f], json_string("")); /* out of memory: send nothing unscanned */
-                sl_resp_event_edit(ev);
+            piece *p = &pieces[np++];
+            *p = (piece){.pos = (int)i, .index = ci.index, .field = f, .tok = tok, .holder = ci.holder, .was = was,
+                         .had_field = text != NULL};
+            if (!fs && !(fs = add_stream(s, c, ci.index, f))) {
+                p->out = strdup(""); /* out of memory: send nothing unscanned */
                 continue;
             }
-            piece *p = &pieces[np++];
-            *p = (piece){.choice = ch, .holder = holder, .was = v, .index = index, .field = f,
-                         .had_field = json_is_string(v)};
-            sl_guard_feed r = sl_guard_stream_feed(&fs->st, json_is_string(v) ? json_string_value(v) : "",
-                                                   json_string_length(v), final, &p->out, &p->len, &hit);
-            fs->finished = final;
+            sl_guard_feed r = sl_guard_stream_feed(&fs->st, text ? text : "", len, ci.final, &p->out, &p->len, &hit);
+            fs->finished = ci.final;
             hit_found = r == SL_GUARD_FEED_HIT;
         }
-        if (hit_found)
-            break;
     }
     sl_event_action act = SL_EVENT_PASS;
     if (!hit_found) {
-        for (size_t k = 0; k < np; k++) {
-            piece *p = &pieces[k];
-            if (!p->had_field && !p->out)
-                continue;
-            /* holder and was as scanned (no piece changes another's: one a choice and
-             * field), unless there was no delta: one may have been made for a piece before */
-            json_t *holder = p->holder, *was = p->was;
-            if (!json_is_object(holder)) {
-                holder = json_object_get(p->choice, "delta");
-                if (!json_is_object(holder)) {
-                    holder = json_object();
-                    json_object_set_new(p->choice, "delta", holder);
-                    sl_resp_event_edit(ev);
-                }
-                was = json_object_get(holder, fields[p->field]);
-            }
-            if (json_is_string(was) && json_string_length(was) == p->len &&
-                (p->len == 0 || memcmp(json_string_value(was), p->out, p->len) == 0))
-                continue; /* all of it may go out now: unchanged */
-            sl_resp_event_set_string(ev, holder, fields[p->field], p->out ? p->out : "", p->len);
-        }
+        apply_pieces(ev, chat, fields, pieces, np);
     } else {
         audit_block(ex, c, &hit, "response");
         sl_ex_mark_altered(ex);
@@ -449,9 +526,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
                 json_array_append_new(stop_choices, choice_obj(chat, true, s->fs[k].choice, NULL, NULL, 0,
                                                                "content_filter"));
         }
-        json_decref(ev->json);
-        ev->json = stop;
-        sl_resp_event_edit(ev);
+        sl_resp_event_replace(ev, stop);
         act = SL_EVENT_STOP;
     }
     for (size_t k = 0; k < np; k++)
@@ -516,7 +591,8 @@ static sl_event_action guard_on_response_event(sl_exchange *ex, void *conf, sl_r
         flush_at_done(ex, c, s, chat);
         return SL_EVENT_PASS;
     }
-    if (!json_is_object(sl_resp_event_json(ev)))
+    const sl_jview *v = sl_resp_event_view(ev);
+    if (v ? sl_jview_type(v, 0) != SL_JV_OBJECT : !json_is_object(sl_resp_event_json(ev)))
         return SL_EVENT_PASS;
     return scan_stream_event(ex, c, s, ev, chat);
 }
