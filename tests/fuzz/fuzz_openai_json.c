@@ -13,13 +13,29 @@
 #include "cache/cache.h"
 #include "json_dump.h"
 #include "json_parse.h"
+#include "json_view.h"
 #include "profile.h"
 #include "token_count.h"
+
+/* The view reads only what jansson reads (flags 0: duplicate keys allowed, the last kept),
+ * into the same value. */
+static void check_view(const char *text, size_t len)
+{
+    static sl_jview v;
+    if (sl_jview_read(&v, text, len) < 0)
+        return;
+    json_t *want = json_loadb(text, len, 0, NULL), *got = sl_jview_json(&v, 0);
+    if (!want || !json_equal(want, got))
+        abort();
+    json_decref(want);
+    json_decref(got);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
+    check_view((const char *)data + 1, size - 1);
     sl_endpoint ep = (sl_endpoint)(data[0] % 3); /* chat, completions, embeddings */
     json_error_t jerr;
     json_t *body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, &jerr);

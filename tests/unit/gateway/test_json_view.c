@@ -1,0 +1,184 @@
+/* sl_jview_read is sound: a text it reads is one jansson reads (json_loadb, flags 0) into the
+ * same value (the view turned into a tree by sl_jview_json equals jansson's), on hand-picked
+ * texts and many mutated ones; it reads the usual streamed events; its lookups keep the last
+ * of duplicate keys as jansson does; and after a string is replaced in the text, the view
+ * says what reading the new text says. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "json_dump.h"
+#include "json_view.h"
+#include "strbuf.h"
+
+static sl_jview view;
+
+/* True when the view read text; then it must agree with jansson. */
+static bool read_agrees(const char *text, size_t len)
+{
+    if (sl_jview_read(&view, text, len) < 0)
+        return false;
+    json_error_t err;
+    json_t *want = json_loadb(text, len, 0, &err);
+    if (!want)
+        fail_msg("the view read what jansson refuses (%s): %.*s", err.text, (int)len, text);
+    json_t *got = sl_jview_json(&view, 0);
+    if (!json_equal(want, got)) {
+        char *a = json_dumps(want, JSON_COMPACT), *b = got ? json_dumps(got, JSON_COMPACT) : NULL;
+        fail_msg("%.*s: jansson %s, view %s", (int)len, text, a, b ? b : "(null)");
+    }
+    json_decref(want);
+    json_decref(got);
+    return true;
+}
+
+static const char *const events[] = {
+    "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}",
+    "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello,\\n\\n\\\"caf\\u00e9\\\" \xe4\xbd\xa0\"},\"finish_reason\":null}]}",
+    "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+    "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":5,\"total_tokens\":17,\"prompt_tokens_details\":{\"cached_tokens\":0}}}",
+    "{\"id\":\"x\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}",
+    " { \"choices\" : [ { \"index\" : 1 , \"delta\" : { \"reasoning_content\" : \"hm\" } } ] } \n",
+    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"a\\\":1}\"}}]}}]}",
+    "{\"choices\":[{\"text\":\"abc\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}],\"score\":-0.25}",
+    "[true,false,null,0,-0,-12,123456789012345678,1.5,-0.0,[],{},[[{}]],\"\"]",
+};
+
+/* Texts the view leaves to jansson (or that are not JSON at all). */
+static const char *const not_read[] = {
+    "", " ", "1", "\"s\"", "null", "{", "[", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "[1 2]", "{a:1}",
+    "{\"a\":1}}", "{\"a\":1} x", "[truex]", "[nul]", "[True]", "[1]\n\n[2]", "{'a':1}", "[01]", "[1.]", "[.5]",
+    "[1e3]", "[1E-3]", "[-]", "[+1]", "[0x10]", "[1234567890123456789]", "[99999999999999999999]",
+    "[\"\\ud83d\"]", "[\"\\ude00\"]", "[\"\\u0000\"]", "[\"\\x\"]", "[\"tab\there\"]", "[\"\xc3\"]",
+    "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]", "[\"\xff\"]", "[\"unterminated]", "{\"a\\u0000\":1}", "[}", "{]",
+};
+
+static void test_cases(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+        if (!read_agrees(events[i], strlen(events[i])))
+            fail_msg("not read: %s", events[i]);
+    for (size_t i = 0; i < sizeof not_read / sizeof not_read[0]; i++)
+        if (read_agrees(not_read[i], strlen(not_read[i])))
+            fail_msg("read: %s", not_read[i]);
+    assert_false(read_agrees("{\"a\":1}\0", 8)); /* a NUL after the value */
+    char deep[200];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    assert_false(read_agrees(deep, 200));       /* deeper than the view goes */
+    assert_true(read_agrees(deep + 40, 120));   /* 60 deep */
+}
+
+static void test_lookups(void **state)
+{
+    (void)state;
+    const char *t = "{\"a\":1,\"b\":{\"c\":\"x\\ty\"},\"a\":[10,20,30],\"\":true,\"k\\u00e9\":null}";
+    assert_int_equal(sl_jview_read(&view, t, strlen(t)), 0);
+    int a = sl_jview_get(&view, 0, "a");
+    assert_int_equal(sl_jview_type(&view, a), SL_JV_ARRAY); /* the last "a", as jansson keeps */
+    long long x = 0;
+    assert_true(sl_jview_int(&view, sl_jview_item(&view, a, 2), &x));
+    assert_int_equal(x, 30);
+    assert_int_equal(sl_jview_item(&view, a, 3), -1);
+    size_t n = 0;
+    const char *s = sl_jview_str(&view, sl_jview_get(&view, sl_jview_get(&view, 0, "b"), "c"), &n);
+    assert_int_equal(n, 3);
+    assert_memory_equal(s, "x\ty", 3);
+    assert_int_equal(sl_jview_type(&view, sl_jview_get(&view, 0, "")), SL_JV_TRUE);
+    assert_int_equal(sl_jview_type(&view, sl_jview_get(&view, 0, "k\xc3\xa9")), SL_JV_NULL);
+    assert_int_equal(sl_jview_get(&view, 0, "z"), -1);
+    assert_int_equal(sl_jview_get(&view, a, "a"), -1);  /* not an object */
+    assert_int_equal(sl_jview_get(&view, -1, "a"), -1);
+    assert_null(sl_jview_str(&view, a, &n));
+    assert_false(sl_jview_int(&view, sl_jview_get(&view, 0, "b"), &x));
+}
+
+/* Every string of every event replaced in turn (longer, shorter, with escapes): the text
+ * changed in place reads back as the view now says. */
+static void test_replace(void **state)
+{
+    (void)state;
+    static const char *const values[] = {"", "a", "a much longer piece of text than before", "q\"\\\n\x01", "\xe4\xbd\xa0"};
+    for (size_t e = 0; e < sizeof events / sizeof events[0]; e++) {
+        assert_int_equal(sl_jview_read(&view, events[e], strlen(events[e])), 0);
+        for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
+            assert_int_equal(sl_jview_read(&view, events[e], strlen(events[e])), 0);
+            char *text = strdup(events[e]);
+            size_t len = strlen(text);
+            /* each string token, one after another, in the same view */
+            for (uint32_t i = 0; i < view.n; i++) {
+                if (view.tok[i].type != SL_JV_STRING)
+                    continue;
+                const sl_jv_tok *t = &view.tok[i];
+                sl_strbuf b = {0};
+                assert_int_equal(sl_strbuf_add(&b, text, t->start), 0);
+                assert_int_equal(sl_json_dump_string(&b, values[k], strlen(values[k])), 0);
+                size_t written = b.len - t->start;
+                assert_int_equal(sl_strbuf_add(&b, text + t->end, len - t->end), 0);
+                assert_int_equal(sl_jview_string_replaced(&view, (int)i, b.s, b.len, written, values[k],
+                                                          strlen(values[k]), written != strlen(values[k]) + 2),
+                                 0);
+                free(text);
+                text = b.s;
+                len = b.len;
+                json_t *want = json_loadb(text, len, 0, NULL), *got = sl_jview_json(&view, 0);
+                assert_non_null(want);
+                if (!json_equal(want, got))
+                    fail_msg("after replacing token %u: %s", i, text);
+                json_decref(want);
+                json_decref(got);
+            }
+            free(text);
+        }
+    }
+}
+
+static void test_mutations(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "{}[]\",:\\u0e-+.1aE \t\n\xc3\xa9";
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    char buf[1024];
+    size_t yes = 0, rounds = 0;
+    for (int round = 0; round < 60000; round++) {
+        const char *seed = events[round % (sizeof events / sizeof events[0])];
+        size_t n = strlen(seed);
+        memcpy(buf, seed, n);
+        for (int m = 0; m < 1 + round % 3; m++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[x % n] = alphabet[(x >> 32) % (sizeof alphabet - 1)];
+        }
+        yes += read_agrees(buf, n);
+        rounds++;
+    }
+    assert_true(yes > rounds / 20); /* enough of them are still JSON */
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    sl_jview_free(&view);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_replace),
+        cmocka_unit_test(test_mutations),
+    };
+    return cmocka_run_group_tests_name("json_view", tests, NULL, teardown);
+}
