@@ -213,11 +213,10 @@ const char *sl_jview_str(const sl_jview *v, int i, size_t *len)
     return t->escaped ? v->dec + t->dec : v->text + t->start + 1;
 }
 
-int sl_jview_get(const sl_jview *v, int obj, const char *key)
+int sl_jview_getn(const sl_jview *v, int obj, const char *key, size_t kl)
 {
     if (obj < 0 || v->tok[obj].type != SL_JV_OBJECT)
         return -1;
-    size_t kl = strlen(key);
     int found = -1;
     uint32_t k = (uint32_t)obj + 1;
     for (uint32_t m = 0; m < v->tok[obj].size; m++) {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum sl_jv_type {
     SL_JV_OBJECT,
@@ -50,8 +51,9 @@ typedef struct sl_jview {
 int sl_jview_read(sl_jview *v, const char *text, size_t len);
 void sl_jview_free(sl_jview *v);
 
-/* The value of object token obj's member key (its last, as jansson keeps), or -1. */
-int sl_jview_get(const sl_jview *v, int obj, const char *key);
+/* The value of object token obj's member key (kl bytes; its last, as jansson keeps), or -1. */
+int sl_jview_getn(const sl_jview *v, int obj, const char *key, size_t kl);
+#define sl_jview_get(v, obj, key) sl_jview_getn((v), (obj), (key), strlen(key))
 /* The item at index i of array token arr, or -1. */
 int sl_jview_item(const sl_jview *v, int arr, size_t i);
 /* A string token's bytes (decoded; not NUL-ended), or NULL when i is not a string. */
