@@ -145,6 +145,7 @@ static void on_client_close(struct evhttp_connection *conn, void *arg)
 {
     exchange *ex = arg;
     ex->closed = true;
+    ex->conn = NULL;   /* freed by libevent after this call: on_watch must not peek at it */
     sl_sched_cancel(ex->srv->cfg->sched, ex->seq);
 }
 
