@@ -122,13 +122,6 @@ const char *sl_resp_event_text(sl_resp_event *ev, size_t *len)
 }
 
 
-/* The event's text as it stands now: the upstream's, or the edited one (made now from the
- * tree if a plugin edited that). */
-static const char *current_text(sl_resp_event *ev, size_t *len)
-{
-    return sl_resp_event_text(ev, len);
-}
-
 /* The tree the event no longer needs (the text was edited instead): kept as the spare, or
  * dropped. */
 static void drop_tree(sl_resp_event *ev)
@@ -147,7 +140,7 @@ json_t *sl_resp_event_json(sl_resp_event *ev)
         return ev->json;
     ev->json_tried = true;
     size_t len = 0;
-    const char *text = current_text(ev, &len);
+    const char *text = sl_resp_event_text(ev, &len); /* as it stands: edited, or the tree serialised */
     if (!text)
         return NULL;
     bool compact = false;
@@ -172,7 +165,7 @@ const sl_jview *sl_resp_event_view(sl_resp_event *ev)
 {
     if (ev->view_state == 0 && !ev->done) {
         size_t len = 0;
-        const char *text = current_text(ev, &len);
+        const char *text = sl_resp_event_text(ev, &len);
         ev->view_state = ev->view && text && sl_jview_read(ev->view, text, len) == 0 ? 1 : -1;
     }
     return ev->view_state > 0 ? ev->view : NULL;

@@ -308,11 +308,9 @@ static json_t *make_template(const sl_jview *v, const json_t *ev)
 typedef struct piece {
     int pos;                /* the choice's place in choices */
     int index, field;
-    int tok;                /* view: the field's string token, -1 when it has none */
-    json_t *holder, *was;   /* tree: the delta (or choice) and the field's value as scanned */
     char *out;
     size_t len;
-    bool had_field;
+    bool had_field;         /* the field held a string */
 } piece;
 
 static void add_piece_to_chunk(json_t *chunk, bool chat, const char *const *fields, const piece *p)
@@ -371,20 +369,17 @@ typedef struct choice_in {
     int index;
     bool final;             /* it has a finish_reason */
     int holder_tok;         /* view: the delta (or the choice) */
-    json_t *choice, *holder;
+    json_t *holder;         /* tree: the same */
 } choice_in;
 
-/* The field f's text (NULL when it has no string there), and where it is. */
-static const char *field_in(const sl_jview *v, const choice_in *ci, const char *name, size_t *len, int *tok,
-                            json_t **was)
+/* The text of the choice's field name, or NULL when it holds no string. */
+static const char *field_in(const sl_jview *v, const choice_in *ci, const char *name, size_t *len)
 {
-    if (v) {
-        *tok = sl_jview_get(v, ci->holder_tok, name);
-        return sl_jview_str(v, *tok, len);
-    }
-    *was = json_object_get(ci->holder, name);
-    *len = json_string_length(*was);
-    return json_string_value(*was);
+    if (v)
+        return sl_jview_str(v, sl_jview_get(v, ci->holder_tok, name), len);
+    json_t *s = json_object_get(ci->holder, name);
+    *len = json_string_length(s);
+    return json_string_value(s);
 }
 
 /* Piece p's text set in the tree (made now if need be), the delta made where there was none. */
@@ -473,24 +468,21 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
         } else {
             static const char *const of_choice[] = {"index", "finish_reason", "delta", NULL};
             json_t *cv[3];
-            ci.choice = json_array_get(choices, i);
-            sl_json_pick(ci.choice, of_choice, cv);
+            json_t *choice = json_array_get(choices, i);
+            sl_json_pick(choice, of_choice, cv);
             if (json_is_integer(cv[0]))
                 ci.index = (int)json_integer_value(cv[0]);
             ci.final = json_is_string(cv[1]);
-            ci.holder = chat ? cv[2] : ci.choice;
+            ci.holder = chat ? cv[2] : choice;
         }
         for (int f = 0; fields[f] && !hit_found; f++) {
             size_t len = 0;
-            int tok = -1;
-            json_t *was = NULL;
-            const char *text = field_in(v, &ci, fields[f], &len, &tok, &was);
+            const char *text = field_in(v, &ci, fields[f], &len);
             field_stream *fs = find_stream(s, ci.index, f);
             if (!text && !(ci.final && fs))
                 continue;
             piece *p = &pieces[np++];
-            *p = (piece){.pos = (int)i, .index = ci.index, .field = f, .tok = tok, .holder = ci.holder, .was = was,
-                         .had_field = text != NULL};
+            *p = (piece){.pos = (int)i, .index = ci.index, .field = f, .had_field = text != NULL};
             if (!fs && !(fs = add_stream(s, c, ci.index, f))) {
                 p->out = strdup(""); /* out of memory: send nothing unscanned */
                 continue;
