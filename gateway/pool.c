@@ -389,27 +389,42 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* An engine's log, after it exited: its last lines, or, where it died on a sanitizer's
+ * report, the report from its first line (the access, then where the memory was freed and
+ * made), which the last lines alone would cut. */
 static void log_tail(const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return;
-    char buf[4096];
+    static char buf[32768]; /* the main thread's alone */
     fseek(f, 0, SEEK_END);
     long sz = ftell(f);
     fseek(f, sz > (long)sizeof buf - 1 ? sz - (long)sizeof buf + 1 : 0, SEEK_SET);
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
+    enum { LAST = 8, REPORT = 100 };
+    char *report = strstr(buf, "==ERROR: ");
+    if (!report)
+        report = strstr(buf, ": runtime error: ");
+    if (report) {
+        while (report > buf && report[-1] != '\n')
+            report--;
+        int k = 0;
+        for (char *line = strtok(report, "\n"); line && k < REPORT; line = strtok(NULL, "\n"), k++)
+            sl_log_warn("  | %s", line);
+        return;
+    }
     char *line = strtok(buf, "\n");
     int shown = 0;
-    char *lines[8] = {0};
+    char *lines[LAST] = {0};
     while (line) {
-        lines[shown++ % 8] = line;
+        lines[shown++ % LAST] = line;
         line = strtok(NULL, "\n");
     }
-    for (int k = shown > 8 ? shown - 8 : 0; k < shown; k++)
-        sl_log_warn("  | %s", lines[k % 8]);
+    for (int k = shown > LAST ? shown - LAST : 0; k < shown; k++)
+        sl_log_warn("  | %s", lines[k % LAST]);
 }
 
 static void sigchld_cb(evutil_socket_t fd, short what, void *arg)

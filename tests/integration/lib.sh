@@ -52,9 +52,20 @@ sl_stop() {
     return 0
 }
 
+# After a failed check: any sanitizer report in the logs of the processes this test ran
+# (the gateway's log holds its engines' stderr), as diagnostics, before the logs go.
+sl_sanitizer_reports() {
+    local f
+    for f in $(grep -rlE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error: ' "$SL_TMP" 2>/dev/null | head -5); do
+        sl_diag "sanitizer report in ${f#"$SL_TMP"/}:"
+        sl_diag "$(grep -m1 -A120 -E 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error: ' "$f")"
+    done
+}
+
 sl_cleanup() {
     local pid
     for pid in "${SL_PIDS[@]}"; do sl_stop "$pid"; done
+    [ "${SL_TAP_FAILED:-0}" -gt 0 ] && sl_sanitizer_reports
     if [ "${SL_KEEP_TMP:-0}" = 1 ]; then echo "# kept $SL_TMP" >&2; else rm -rf "$SL_TMP"; fi
 }
 trap sl_cleanup EXIT
