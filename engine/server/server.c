@@ -161,7 +161,9 @@ static void forget_conn(exchange *ex)
 static void split_text(exchange *ex, const sl_news *news, char *r, size_t *nr, char *c, size_t *nc)
 {
     static const char open_tag[] = "<think>";
-    const char *text = news->text;
+    /* a step that made no text (a token held back as part of a character or a stop string)
+     * posts none: NULL, which memcpy must not see even for 0 bytes */
+    const char *text = news->text ? news->text : "";
     size_t len = news->len;
     *nr = *nc = 0;
     if (ex->mode == TEXT_UNDECIDED) {
@@ -192,7 +194,7 @@ static void split_text(exchange *ex, const sl_news *news, char *r, size_t *nr, c
             *nr += r1;
             *nc += c1;
         }
-    } else if (len) { /* text is NULL when a step made none (memcpy from NULL is undefined) */
+    } else if (len) {
         memcpy(c + *nc, text, len);
         *nc += len;
     }
