@@ -222,8 +222,12 @@ int sl_jview_getn(const sl_jview *v, int obj, const char *key, size_t kl)
     for (uint32_t m = 0; m < v->tok[obj].size; m++) {
         const sl_jv_tok *t = &v->tok[k];
         if (t->size == kl) {
+            /* keys are short: a byte loop beats a call to memcmp */
             const char *s = t->escaped ? v->dec + t->dec : v->text + t->start + 1;
-            if (kl == 0 || (s[0] == key[0] && memcmp(s, key, kl) == 0))
+            size_t j = 0;
+            while (j < kl && s[j] == key[j])
+                j++;
+            if (j == kl)
                 found = (int)k + 1;
         }
         k = v->tok[k + 1].next;
