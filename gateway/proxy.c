@@ -379,8 +379,12 @@ static void finish_buffered(sl_exchange *ex)
     const char *ctype = ex->up_content_type[0] ? ex->up_content_type : "application/json";
     int st = ex->up_status;
     bool is_json = strncasecmp(ctype, "application/json", 16) == 0;
-    json_t *parsed = NULL;
-    if (is_json && st >= 200 && st < 300 && !(parsed = sl_json_from_spare(&ex->w->answer_spare, body ? body : "", len, NULL))) {
+    /* a 2xx JSON answer is read through its view; its tree is made when a plugin asks (or the
+     * view cannot read it, to tell whether it is JSON at all) */
+    sl_resp_event rev = {.stream = false, .status = st, .text = body ? body : "", .text_len = len,
+                         .spare = &ex->w->answer_spare, .view = &ex->w->ev_view};
+    bool readable = is_json && st >= 200 && st < 300;
+    if (readable && !sl_resp_event_view(&rev) && !sl_resp_event_json(&rev)) {
         /* a 200 the client cannot read is the upstream's failure, not a success to pass on */
         attempt_verdict(ex, 0);
         char msg[300];
@@ -404,10 +408,8 @@ static void finish_buffered(sl_exchange *ex)
         sl_http_add_header(ex->conn, "Retry-After", ex->retry_after);
     if (st >= 400)
         ex->error_code = "upstream_status";
-    sl_resp_event rev = {.json = parsed, .json_tried = true, .stream = false, .status = st, .text = body,
-                         .text_len = len, .spare = &ex->w->answer_spare, .view = &ex->w->ev_view};
-    if (parsed) {
-        note_usage_json(ex, parsed);
+    if (readable) {
+        note_usage_event(ex, &rev);
         if (ex->want_events)
             run_event_hooks(ex, &rev);
     }

@@ -249,15 +249,15 @@ static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event
     quota_state *s = sl_ex_plugin_state(ex, &sl_plugin_quota);
     if (!s || !s->have_resv || ev->done)
         return SL_EVENT_PASS;
-    /* a streamed event is read through its view; its tree is made only to change it */
-    const sl_jview *v = ev->stream ? sl_resp_event_view(ev) : NULL;
+    /* the event is read through its view; its tree is made only to change it */
+    const sl_jview *v = sl_resp_event_view(ev);
     if (!v || usage_over(v, s->cap)) {
         json_t *json = sl_resp_event_json(ev);
         if (!json)
             return SL_EVENT_PASS;
         if (clamp_usage(json_object_get(json, "usage"), s->cap))
             sl_resp_event_edit(ev);
-        v = ev->stream ? sl_resp_event_view(ev) : NULL;
+        v = sl_resp_event_view(ev);
     }
     size_t before = s->len;
     if (v)
@@ -265,7 +265,9 @@ static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event
     else
         sl_token_collect_text(sl_resp_event_json(ev), &s->text, &s->len, &s->tcap);
     if (!ev->stream) {
-        if (s->cap > 0 && cut_body(s, ev->json)) {
+        /* a whole answer over the cap (as its view tells) is cut in its tree */
+        bool over = s->cap > 0 && (!v || sl_token_count(((quota_conf *)conf)->tok, s->text ? s->text : "", s->len) > s->cap);
+        if (over && cut_body(s, sl_resp_event_json(ev))) {
             s->cut = true;
             sl_resp_event_edit(ev);
             sl_ex_mark_altered(ex);

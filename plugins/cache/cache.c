@@ -416,13 +416,13 @@ static void note_finish(cache_state *s, const json_t *choices)
             s->saw_finish = true;
 }
 
-/* What a streamed event tells the entry, read through its view: false where the entry
- * cannot be kept (an error event). */
-static bool note_event_view(cache_state *s, const sl_jview *v)
+/* What an event or a whole answer (not embeddings) tells the entry, read through its view:
+ * false where the entry cannot be kept (an error). */
+static bool note_event_view(cache_state *s, const sl_jview *v, bool stream)
 {
     if (sl_jview_type(v, 0) != SL_JV_OBJECT || sl_jview_get(v, 0, "error") >= 0)
         return false;
-    if (!s->head && (s->head = json_object()))
+    if (stream && !s->head && (s->head = json_object()))
         for (size_t i = 0; copied[i]; i++) {
             int t = sl_jview_get(v, 0, copied[i]);
             if (t >= 0)
@@ -432,7 +432,7 @@ static bool note_event_view(cache_state *s, const sl_jview *v)
     for (int i = 0, c; (c = sl_jview_item(v, choices, (size_t)i)) >= 0; i++)
         if (sl_jview_type(v, sl_jview_get(v, c, "finish_reason")) == SL_JV_STRING)
             s->saw_finish = true;
-    s->saw_usage |= sl_jview_type(v, sl_jview_get(v, 0, "usage")) == SL_JV_OBJECT;
+    s->saw_usage |= stream && sl_jview_type(v, sl_jview_get(v, 0, "usage")) == SL_JV_OBJECT;
     return true;
 }
 
@@ -466,9 +466,9 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
     if (!s || !s->capture || s->failed || ev->done)
         return SL_EVENT_PASS;
     s->stream = ev->stream;
-    const sl_jview *v = ev->stream && sl_ex_endpoint(ex) != SL_EP_EMBEDDINGS ? sl_resp_event_view(ev) : NULL;
+    const sl_jview *v = sl_ex_endpoint(ex) != SL_EP_EMBEDDINGS ? sl_resp_event_view(ev) : NULL;
     if (ev->status < 200 || ev->status >= 300 ||
-        !(v ? note_event_view(s, v) : note_event_json(ex, s, ev, sl_resp_event_json(ev)))) {
+        !(v ? note_event_view(s, v, ev->stream) : note_event_json(ex, s, ev, sl_resp_event_json(ev)))) {
         s->failed = true;
         return SL_EVENT_PASS;
     }

@@ -560,6 +560,27 @@ static bool scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, boo
     return blocked;
 }
 
+/* Whether a whole answer, read through its view, has a field some rule hits. */
+static bool body_hits(const sl_guard_conf *c, const sl_jview *v, bool chat)
+{
+    const char *const *fields = chat ? chat_fields : cmpl_fields;
+    sl_guard_scratch *sc = sl_guard_scratch_take();
+    bool hit = false;
+    int choices = sl_jview_get(v, 0, "choices");
+    for (int i = 0, ch; sc && !hit && (ch = sl_jview_item(v, choices, (size_t)i)) >= 0; i++) {
+        int holder = chat ? sl_jview_get(v, ch, "message") : ch;
+        for (int f = 0; fields[f] && !hit; f++) {
+            size_t n;
+            const char *text = sl_jview_str(v, sl_jview_get(v, holder, fields[f]), &n);
+            sl_guard_hit h;
+            hit = text && sl_guard_normalize(&sc->norm, text, n) == 0 &&
+                  sl_guard_rules_scan(&c->rules, sc->norm.s, sc->norm.len, 0, false, sc->md, &h);
+        }
+    }
+    sl_guard_scratch_give(sc);
+    return hit;
+}
+
 static sl_event_action guard_on_response_event(sl_exchange *ex, void *conf, sl_resp_event *ev)
 {
     sl_guard_conf *c = conf;
@@ -569,7 +590,12 @@ static sl_event_action guard_on_response_event(sl_exchange *ex, void *conf, sl_r
         return SL_EVENT_PASS;
     bool chat = ep == SL_EP_CHAT;
     if (!ev->stream) {
-        if (ev->json && scan_body(ex, c, ev->json, chat))
+        /* read through the view; the tree is made only to cut a hit */
+        const sl_jview *v = sl_resp_event_view(ev);
+        if (v && !body_hits(c, v, chat))
+            return SL_EVENT_PASS;
+        json_t *json = sl_resp_event_json(ev);
+        if (json && scan_body(ex, c, json, chat))
             sl_resp_event_edit(ev);
         return SL_EVENT_PASS;
     }
