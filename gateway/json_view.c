@@ -29,20 +29,8 @@ static inline int push(sl_jview *v, sl_jv_type type, const char *at)
 
 static int keep_decoded(sl_jview *v, const char *s, size_t n, uint32_t *at)
 {
-    if (v->n_dec + n > v->cap_dec) {
-        size_t cap = v->cap_dec ? v->cap_dec : 256;
-        while (cap < v->n_dec + n)
-            cap *= 2;
-        char *d = realloc(v->dec, cap);
-        if (!d)
-            return -1;
-        v->dec = d;
-        v->cap_dec = cap;
-    }
-    memcpy(v->dec + v->n_dec, s, n);
-    *at = (uint32_t)v->n_dec;
-    v->n_dec += n;
-    return 0;
+    *at = (uint32_t)v->dec.len;
+    return sl_strbuf_add(&v->dec, s, n);
 }
 
 static const char *skip_ws(const char *p, const char *end)
@@ -128,7 +116,7 @@ int sl_jview_read(sl_jview *v, const char *text, size_t len)
     v->text = text;
     v->len = len;
     v->n = 0;
-    v->n_dec = 0;
+    v->dec.len = 0;
     if (!text || len >= UINT32_MAX)
         return -1;
     const char *p = skip_ws(text, text + len), *end = text + len;
@@ -199,7 +187,7 @@ int sl_jview_read(sl_jview *v, const char *text, size_t len)
 void sl_jview_free(sl_jview *v)
 {
     free(v->tok);
-    free(v->dec);
+    free(v->dec.s);
     free(v->scratch);
     *v = (sl_jview){0};
 }
@@ -210,7 +198,7 @@ const char *sl_jview_str(const sl_jview *v, int i, size_t *len)
         return NULL;
     const sl_jv_tok *t = &v->tok[i];
     *len = t->size;
-    return t->escaped ? v->dec + t->dec : v->text + t->start + 1;
+    return t->escaped ? v->dec.s + t->dec : v->text + t->start + 1;
 }
 
 int sl_jview_getn(const sl_jview *v, int obj, const char *key, size_t kl)
@@ -223,7 +211,7 @@ int sl_jview_getn(const sl_jview *v, int obj, const char *key, size_t kl)
         const sl_jv_tok *t = &v->tok[k];
         if (t->size == kl) {
             /* keys are short: a byte loop beats a call to memcmp */
-            const char *s = t->escaped ? v->dec + t->dec : v->text + t->start + 1;
+            const char *s = t->escaped ? v->dec.s + t->dec : v->text + t->start + 1;
             size_t j = 0;
             while (j < kl && s[j] == key[j])
                 j++;

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "strbuf.h"
+
 typedef enum sl_jv_type {
     SL_JV_OBJECT,
     SL_JV_ARRAY,
@@ -37,8 +39,7 @@ typedef struct sl_jview {
     size_t len;
     sl_jv_tok *tok;
     uint32_t n, cap;
-    char *dec;              /* escaped strings, decoded */
-    size_t n_dec, cap_dec;
+    sl_strbuf dec;          /* escaped strings, decoded */
     char *scratch;
     size_t cap_scratch;
 } sl_jview;

@@ -38,14 +38,15 @@ static const char *find_once(const char *text, size_t tlen, const char *pat, siz
     return at && !memmem(at + 1, tlen - (size_t)(at + 1 - text), pat, plen) ? at : NULL;
 }
 
-/* text with its bytes [head, tail) replaced by `"key":` (when key is set) and s as a JSON
- * string; NULL when out of memory or s is not UTF-8. */
-static char *splice_at(const char *text, size_t tlen, size_t head, size_t tail, const char *key, const char *s,
-                       size_t len, size_t *out_len)
+/* text with its bytes [head, tail) replaced by `"key":` (when key is set; after a comma
+ * when comma is) and s as a JSON string; NULL when out of memory or s is not UTF-8. */
+static char *splice_at(const char *text, size_t tlen, size_t head, size_t tail, bool comma, const char *key,
+                       const char *s, size_t len, size_t *out_len)
 {
     sl_strbuf b = {0};
     size_t kl = key ? strlen(key) : 0;
     if (sl_strbuf_reserve(&b, tlen - (tail - head) + kl + len + 8) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
+        (comma && sl_strbuf_add(&b, ",", 1) < 0) ||
         (key && (sl_json_dump_string(&b, key, kl) < 0 || sl_strbuf_add(&b, ":", 1) < 0)) ||
         sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + tail, tlen - tail) < 0) {
         free(b.s);
@@ -66,8 +67,8 @@ static char *splice_string(const char *text, size_t tlen, const char *key, const
     if (sl_json_dump_string(&pat, key, strlen(key)) == 0 && sl_strbuf_add(&pat, ":", 1) == 0 &&
         (key_part = pat.len, sl_json_dump_string(&pat, json_string_value(was), json_string_length(was)) == 0))
         at = find_once(text, tlen, pat.s, pat.len);
-    char *out = at ? splice_at(text, tlen, (size_t)(at - text) + key_part, (size_t)(at - text) + pat.len, NULL, s,
-                               len, out_len)
+    char *out = at ? splice_at(text, tlen, (size_t)(at - text) + key_part, (size_t)(at - text) + pat.len, false,
+                               NULL, s, len, out_len)
                    : NULL;
     free(pat.s);
     return out;
@@ -80,7 +81,7 @@ static char *splice_into_empty(const char *text, size_t tlen, const char *key, c
 {
     const char *at = find_once(text, tlen, "{}", 2);
     size_t inside = at ? (size_t)(at - text) + 1 : 0;
-    return at ? splice_at(text, tlen, inside, inside, key, s, len, out_len) : NULL;
+    return at ? splice_at(text, tlen, inside, inside, false, key, s, len, out_len) : NULL;
 }
 
 void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key, const char *s, size_t len)
@@ -171,13 +172,13 @@ const sl_jview *sl_resp_event_view(sl_resp_event *ev)
     return ev->view_state > 0 ? ev->view : NULL;
 }
 
-/* The event's text is now b (taken): edited through the view, and any tree made before
+/* The event's text is now out (taken): edited through the view, and any tree made before
  * dropped. */
-static void text_edited(sl_resp_event *ev, sl_strbuf *b)
+static void text_edited(sl_resp_event *ev, char *out, size_t out_len)
 {
     free(ev->out); /* the text the view read may be ev->out: replaced only now */
-    ev->out = b->s;
-    ev->out_len = b->len;
+    ev->out = out;
+    ev->out_len = out_len;
     ev->out_exact = false;
     ev->edited = true;
     if (ev->json)
@@ -190,16 +191,13 @@ int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, siz
     if (!v || sl_jview_type(v, tok) != SL_JV_STRING)
         return -1;
     const sl_jv_tok *t = &v->tok[tok];
-    sl_strbuf b = {0};
-    size_t written = 0;
-    if (sl_strbuf_reserve(&b, v->len - (t->end - t->start) + len + 16) < 0 || sl_strbuf_add(&b, v->text, t->start) < 0 ||
-        sl_json_dump_string(&b, s, len) < 0 || (written = b.len - t->start, 0) ||
-        sl_strbuf_add(&b, v->text + t->end, v->len - t->end) < 0) {
-        free(b.s);
+    size_t out_len = 0, kept = v->len - (t->end - t->start);
+    char *out = splice_at(v->text, v->len, t->start, t->end, false, NULL, s, len, &out_len);
+    if (!out)
         return -1;
-    }
-    text_edited(ev, &b);
-    if (sl_jview_string_replaced(v, tok, b.s, b.len, written, s, len, written != len + 2) < 0)
+    text_edited(ev, out, out_len);
+    size_t written = out_len - kept; /* the string as written, quotes and escapes included */
+    if (sl_jview_string_replaced(v, tok, out, out_len, written, s, len, written != len + 2) < 0)
         ev->view_state = 0;
     return 0;
 }
@@ -210,16 +208,11 @@ int sl_resp_event_view_add_string(sl_resp_event *ev, int obj, const char *key, c
     if (!v || sl_jview_type(v, obj) != SL_JV_OBJECT)
         return -1;
     const sl_jv_tok *t = &v->tok[obj];
-    size_t at = t->end - 1; /* the closing brace */
-    sl_strbuf b = {0};
-    if (sl_strbuf_reserve(&b, v->len + strlen(key) + len + 24) < 0 || sl_strbuf_add(&b, v->text, at) < 0 ||
-        (t->size && sl_strbuf_add(&b, ",", 1) < 0) || sl_json_dump_string(&b, key, strlen(key)) < 0 ||
-        sl_strbuf_add(&b, ":", 1) < 0 || sl_json_dump_string(&b, s, len) < 0 ||
-        sl_strbuf_add(&b, v->text + at, v->len - at) < 0) {
-        free(b.s);
+    size_t at = t->end - 1, out_len = 0; /* before the closing brace */
+    char *out = splice_at(v->text, v->len, at, at, t->size > 0, key, s, len, &out_len);
+    if (!out)
         return -1;
-    }
-    text_edited(ev, &b);
+    text_edited(ev, out, out_len);
     ev->view_state = 0; /* a member more: read again when next asked */
     return 0;
 }
