@@ -223,6 +223,35 @@ int sl_jview_getn(const sl_jview *v, int obj, const char *key, size_t kl)
     return found;
 }
 
+void sl_jview_members(const sl_jview *v, int obj, const sl_jkey *keys, int n, int *out)
+{
+    uint64_t lens = 0; /* the keys' lengths (under 64): most members are passed over on theirs */
+    for (int j = 0; j < n; j++) {
+        out[j] = -1;
+        lens |= keys[j].len < 64 ? (uint64_t)1 << keys[j].len : 0;
+    }
+    if (obj < 0 || v->tok[obj].type != SL_JV_OBJECT)
+        return;
+    uint32_t k = (uint32_t)obj + 1;
+    for (uint32_t m = 0; m < v->tok[obj].size; m++, k = v->tok[k + 1].next) {
+        const sl_jv_tok *t = &v->tok[k];
+        if (t->size >= 64 || !(lens >> t->size & 1))
+            continue;
+        const char *s = t->escaped ? v->dec.s + t->dec : v->text + t->start + 1;
+        for (int j = 0; j < n; j++) {
+            if (t->size != keys[j].len || (t->size && s[0] != keys[j].s[0]))
+                continue;
+            size_t i = t->size ? 1 : 0;
+            while (i < keys[j].len && s[i] == keys[j].s[i])
+                i++;
+            if (i == keys[j].len) {
+                out[j] = (int)k + 1;
+                break;
+            }
+        }
+    }
+}
+
 int sl_jview_item(const sl_jview *v, int arr, size_t i)
 {
     if (arr < 0 || v->tok[arr].type != SL_JV_ARRAY || i >= v->tok[arr].size)

@@ -55,6 +55,15 @@ void sl_jview_free(sl_jview *v);
 /* The value of object token obj's member key (kl bytes; its last, as jansson keeps), or -1. */
 int sl_jview_getn(const sl_jview *v, int obj, const char *key, size_t kl);
 #define sl_jview_get(v, obj, key) sl_jview_getn((v), (obj), (key), strlen(key))
+/* A member name, its length known (for sl_jview_members). */
+typedef struct sl_jkey {
+    const char *s;
+    size_t len;
+} sl_jkey;
+#define SL_JKEY(lit) {(lit), sizeof(lit) - 1}
+/* out[k] = the value of object token obj's member keys[k] (its last), or -1, for k < n: several
+ * members in one walk. All -1 when obj is not an object. */
+void sl_jview_members(const sl_jview *v, int obj, const sl_jkey *keys, int n, int *out);
 /* The item at index i of array token arr, or -1. */
 int sl_jview_item(const sl_jview *v, int arr, size_t i);
 /* A string token's bytes (decoded; not NUL-ended), or NULL when i is not a string. */

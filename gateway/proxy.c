@@ -232,14 +232,13 @@ static bool note_usage_event(sl_exchange *ex, sl_resp_event *ev)
         json_t *json = sl_resp_event_json(ev);
         return json && note_usage_json(ex, json);
     }
-    int u = sl_jview_get(v, 0, "usage");
-    json_t *usage = sl_jview_type(v, u) == SL_JV_OBJECT ? sl_jview_json(v, u) : NULL;
+    const sl_resp_summary *sum = sl_resp_event_summary(ev);
+    json_t *usage = sum && sl_jview_type(v, sum->usage) == SL_JV_OBJECT ? sl_jview_json(v, sum->usage) : NULL;
     if (!usage)
         return false;
     json_decref(ex->usage);
     ex->usage = usage;
-    int choices = sl_jview_get(v, 0, "choices");
-    return sl_jview_type(v, choices) == SL_JV_ARRAY && v->tok[choices].size == 0;
+    return sum->choices >= 0 && sum->n == 0;
 }
 
 static void forward_event(sl_exchange *ex, char *event, size_t len)
@@ -249,7 +248,8 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
     /* a stream's events share their shape: a tree, when one is made, is read into the last one's */
     sl_resp_event rev = {.stream = true, .done = done, .status = ex->up_status, .text = data, .text_len = dlen,
-                         .spare = &ex->ev_spare, .view = &ex->w->ev_view};
+                         .spare = &ex->ev_spare, .view = &ex->w->ev_view,
+                         .summary = &ex->w->ev_summary};
     if (done)
         ex->saw_done = true;
     else if (data && (ex->want_events ? note_usage_event(ex, &rev) : note_usage(ex, data, dlen)) &&
@@ -382,7 +382,8 @@ static void finish_buffered(sl_exchange *ex)
     /* a 2xx JSON answer is read through its view; its tree is made when a plugin asks (or the
      * view cannot read it, to tell whether it is JSON at all) */
     sl_resp_event rev = {.stream = false, .status = st, .text = body ? body : "", .text_len = len,
-                         .spare = &ex->w->answer_spare, .view = &ex->w->ev_view};
+                         .spare = &ex->w->answer_spare, .view = &ex->w->ev_view,
+                         .summary = &ex->w->ev_summary};
     bool readable = is_json && st >= 200 && st < 300;
     if (readable && !sl_resp_event_view(&rev) && !sl_resp_event_json(&rev)) {
         /* a 200 the client cannot read is the upstream's failure, not a success to pass on */

@@ -168,8 +168,60 @@ const sl_jview *sl_resp_event_view(sl_resp_event *ev)
         size_t len = 0;
         const char *text = sl_resp_event_text(ev, &len);
         ev->view_state = ev->view && text && sl_jview_read(ev->view, text, len) == 0 ? 1 : -1;
+        ev->summary_read = false;
     }
     return ev->view_state > 0 ? ev->view : NULL;
+}
+
+static const sl_jkey top_keys[] = {SL_JKEY("choices"), SL_JKEY("usage"), SL_JKEY("error")};
+static const sl_jkey choice_keys[] = {SL_JKEY("index"), SL_JKEY("finish_reason"), SL_JKEY("delta"),
+                                      SL_JKEY("message"), SL_JKEY("text")};
+static const sl_jkey holder_keys[] = {SL_JKEY("content"), SL_JKEY("reasoning_content"), SL_JKEY("tool_calls")};
+
+static void read_choice(const sl_jview *v, int tok, size_t place, sl_resp_choice *c)
+{
+    int m[5], h[3];
+    sl_jview_members(v, tok, choice_keys, 5, m);
+    c->tok = tok;
+    if (!sl_jview_int(v, m[0], &c->index))
+        c->index = (long long)place;
+    c->finish_reason = m[1];
+    c->delta = m[2];
+    c->message = m[3];
+    c->text = m[4];
+    sl_jview_members(v, c->delta >= 0 ? c->delta : c->message, holder_keys, 3, h);
+    c->content = h[0];
+    c->reasoning_content = h[1];
+    c->tool_calls = h[2];
+}
+
+const sl_resp_summary *sl_resp_event_summary(sl_resp_event *ev)
+{
+    const sl_jview *v = sl_resp_event_view(ev);
+    sl_resp_summary *s = ev->summary;
+    if (!v || !s || sl_jview_type(v, 0) != SL_JV_OBJECT)
+        return NULL;
+    if (ev->summary_read)
+        return s;
+    int top[3];
+    sl_jview_members(v, 0, top_keys, 3, top);
+    s->choices = sl_jview_type(v, top[0]) == SL_JV_ARRAY ? top[0] : -1;
+    s->usage = top[1];
+    s->error = top[2];
+    s->n = 0;
+    size_t n = s->choices >= 0 ? v->tok[s->choices].size : 0;
+    if (n > s->cap) {
+        sl_resp_choice *c = realloc(s->c, n * sizeof *c);
+        if (!c)
+            return NULL;
+        s->c = c;
+        s->cap = n;
+    }
+    for (uint32_t i = 0, tok = (uint32_t)s->choices + 1; i < n; i++, tok = v->tok[tok].next)
+        read_choice(v, (int)tok, i, &s->c[i]);
+    s->n = n;
+    ev->summary_read = true;
+    return s;
 }
 
 /* The event's text is now out (taken): edited through the view, and any tree made before

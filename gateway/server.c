@@ -433,6 +433,7 @@ static void server_free(sl_server *s)
         sl_http_server_ctx_release(&w->http);
         json_decref(w->answer_spare);
         sl_jview_free(&w->ev_view);
+        free(w->ev_summary.c);
         if (w->pending_cfg)
             sl_config_unref(w->pending_cfg);
         if (w->base)

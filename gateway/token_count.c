@@ -1,5 +1,6 @@
 #include "token_count.h"
 #include "json_view.h"
+#include "plugin.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -165,21 +166,17 @@ static void append_tok(char **buf, size_t *len, size_t *cap, const sl_jview *v, 
         append_bytes(buf, len, cap, s, n);
 }
 
-void sl_token_collect_view(const sl_jview *v, char **buf, size_t *len, size_t *cap)
+void sl_token_collect_view(const sl_jview *v, const sl_resp_summary *sum, char **buf, size_t *len, size_t *cap)
 {
-    int choices = sl_jview_get(v, 0, "choices");
-    for (int i = 0, ch; (ch = sl_jview_item(v, choices, (size_t)i)) >= 0; i++) {
-        int msg = sl_jview_get(v, ch, "delta");
-        if (msg < 0)
-            msg = sl_jview_get(v, ch, "message");
-        if (msg < 0) {
-            append_tok(buf, len, cap, v, sl_jview_get(v, ch, "text"));
+    for (size_t i = 0; sum && i < sum->n; i++) {
+        const sl_resp_choice *c = &sum->c[i];
+        if (c->delta < 0 && c->message < 0) {
+            append_tok(buf, len, cap, v, c->text);
             continue;
         }
-        append_tok(buf, len, cap, v, sl_jview_get(v, msg, "content"));
-        append_tok(buf, len, cap, v, sl_jview_get(v, msg, "reasoning_content"));
-        int calls = sl_jview_get(v, msg, "tool_calls");
-        for (int j = 0, tc; (tc = sl_jview_item(v, calls, (size_t)j)) >= 0; j++)
+        append_tok(buf, len, cap, v, c->content);
+        append_tok(buf, len, cap, v, c->reasoning_content);
+        for (int j = 0, tc; (tc = sl_jview_item(v, c->tool_calls, (size_t)j)) >= 0; j++)
             append_tok(buf, len, cap, v, sl_jview_get(v, sl_jview_get(v, tc, "function"), "arguments"));
     }
 }

@@ -35,8 +35,10 @@ int64_t sl_token_request_cap(const json_t *body);
  * reasoning_content, tool-call arguments; completions: text), appended to *buf (grown
  * with realloc; *len its length). */
 void sl_token_collect_text(const json_t *event, char **buf, size_t *len, size_t *cap);
-/* The same, read from an event's view (json_view.h). */
+/* The same, read from an event's view (json_view.h) as summed up (plugin.h; NULL: nothing). */
 struct sl_jview;
-void sl_token_collect_view(const struct sl_jview *v, char **buf, size_t *len, size_t *cap);
+struct sl_resp_summary;
+void sl_token_collect_view(const struct sl_jview *v, const struct sl_resp_summary *sum, char **buf, size_t *len,
+                           size_t *cap);
 
 #endif

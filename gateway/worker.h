@@ -13,6 +13,7 @@
 #include "config.h"
 #include "http.h"
 #include "json_view.h"
+#include "plugin.h"
 #include "upstream.h"
 
 struct evconnlistener;
@@ -48,6 +49,7 @@ typedef struct sl_worker {
     struct json_t *answer_spare;      /* the last non-streamed answer's tree, held by no one else:
                                          the next answer of its shape is read into it (proxy.c) */
     sl_jview ev_view;                 /* where response events are viewed (resp_event.c) */
+    sl_resp_summary ev_summary;       /* and summed up */
 } sl_worker;
 
 #endif

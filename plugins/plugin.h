@@ -14,8 +14,9 @@
 #include "yaml_tree.h"
 
 /* 3: a streamed event's tree is made on demand (sl_resp_event_json). Shared objects built for
- * version 2 still load: their hooks get the tree made first. */
-#define SL_PLUGIN_API_VERSION 3
+ * version 2 still load: their hooks get the tree made first.
+ * 4: sl_resp_event_summary; sl_resp_event grew at its end (version 3 objects still load). */
+#define SL_PLUGIN_API_VERSION 4
 #define SL_PLUGIN_API_VERSION_MIN 2
 
 struct sl_config;
@@ -34,6 +35,7 @@ typedef enum sl_step {
  * replaced), then sl_resp_event_edit. An event nobody edited goes out as the upstream wrote
  * it, without being serialised again. */
 struct sl_jview;
+struct sl_resp_summary;
 typedef struct sl_resp_event {
     json_t *json;       /* the tree, once made: a non-streamed answer's is made up front, a
                            streamed event's by sl_resp_event_json (API version 2 plugins get it
@@ -57,7 +59,28 @@ typedef struct sl_resp_event {
     int view_state;     /* 0 not read since the last edit, 1 read, -1 not readable */
     struct sl_jview *view;  /* where the view is read (the worker's) */
     json_t **spare;     /* a tree the text may be read into (sl_json_reload) */
+    struct sl_resp_summary *summary; /* where the summary is read (the worker's) */
+    bool summary_read;  /* summary is of the view as it stands */
 } sl_resp_event;
+
+/* One choice of a completion's event, as every reader looks at it: tokens of the event's view,
+ * -1 where absent. */
+typedef struct sl_resp_choice {
+    int tok;                /* the choice */
+    long long index;        /* its "index" where that is an integer, else its place */
+    int finish_reason;
+    int delta, message;     /* a chat chunk's, a chat answer's */
+    int text;               /* a text completion's */
+    int content, reasoning_content, tool_calls; /* members of delta, else of message */
+} sl_resp_choice;
+
+/* What the proxy and each plugin read of an event, looked up once an event. */
+typedef struct sl_resp_summary {
+    int choices, usage, error;  /* members of the top object; choices only when an array */
+    size_t n;                   /* choices */
+    sl_resp_choice *c;
+    size_t cap;
+} sl_resp_summary;
 
 /* The event's tree, made now if not yet (from the text as it stands). NULL for [DONE] or
  * text that is not JSON. The event owns it. */
@@ -69,6 +92,9 @@ const struct sl_jview *sl_resp_event_view(sl_resp_event *ev);
  * tree made or serialised; a tree made before is dropped) and the view follows. 0, or -1
  * (nothing changed: out of memory, s not UTF-8, tok not a string of the current view). */
 int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, size_t len);
+/* The view's summary (read now where not since the view was), or NULL where the event has
+ * no view or its top is not an object. Valid as the view is. */
+const sl_resp_summary *sl_resp_event_summary(sl_resp_event *ev);
 /* Object token obj of the view gets the member key: s (len bytes) last, the same way (the
  * view is read again when next asked). 0, or -1 as above. */
 int sl_resp_event_view_add_string(sl_resp_event *ev, int obj, const char *key, const char *s, size_t len);

@@ -237,11 +237,10 @@ static bool cut_body(quota_state *s, json_t *body)
 
 /* A streamed event reporting more completion tokens than the cap (its usage is then clamped
  * in its tree). */
-static bool usage_over(const sl_jview *v, int64_t cap)
+static bool usage_over(const sl_jview *v, const sl_resp_summary *sum, int64_t cap)
 {
     long long ct;
-    return cap > 0 && sl_jview_int(v, sl_jview_get(v, sl_jview_get(v, 0, "usage"), "completion_tokens"), &ct) &&
-           ct > cap;
+    return cap > 0 && sum && sl_jview_int(v, sl_jview_get(v, sum->usage, "completion_tokens"), &ct) && ct > cap;
 }
 
 static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event *ev)
@@ -251,7 +250,7 @@ static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event
         return SL_EVENT_PASS;
     /* the event is read through its view; its tree is made only to change it */
     const sl_jview *v = sl_resp_event_view(ev);
-    if (!v || usage_over(v, s->cap)) {
+    if (!v || usage_over(v, sl_resp_event_summary(ev), s->cap)) {
         json_t *json = sl_resp_event_json(ev);
         if (!json)
             return SL_EVENT_PASS;
@@ -261,7 +260,7 @@ static sl_event_action quota_on_event(sl_exchange *ex, void *conf, sl_resp_event
     }
     size_t before = s->len;
     if (v)
-        sl_token_collect_view(v, &s->text, &s->len, &s->tcap);
+        sl_token_collect_view(v, sl_resp_event_summary(ev), &s->text, &s->len, &s->tcap);
     else
         sl_token_collect_text(sl_resp_event_json(ev), &s->text, &s->len, &s->tcap);
     if (!ev->stream) {

@@ -39,8 +39,8 @@ typedef struct cache_state {
     bool capture;                   /* a miss: keep what the upstream answers */
     bool failed;                    /* not storable (too big, an error event, not JSON) */
     bool stream, saw_usage, saw_finish, saw_data;
-    json_t *head;                   /* id, object, created, model of a stream's first event */
     size_t n_events, limit;
+    size_t first_len;               /* the first event's bytes, after the entry's opening */
     sl_strbuf text;                 /* the entry being written (a growing string: an
                                        open_memstream zeroed 8 KiB a request);
                                        empty until the first event */
@@ -238,7 +238,6 @@ static void state_free(cache_state *s)
     if (!s)
         return;
     free(s->text.s);
-    json_decref(s->head);
     free(s);
 }
 
@@ -378,6 +377,8 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
 
 /* ---- response side ---- */
 
+#define STREAM_OPEN "{\"stream\":["
+
 /* Adds one event: its text as the upstream wrote it when given (JSON already parsed once),
  * else json serialised. */
 static void append_event(cache_state *s, const json_t *json, const char *text, size_t text_len)
@@ -388,7 +389,7 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
         s->failed = true;
         return;
     }
-    const char *open = s->stream ? "{\"stream\":[" : "{\"body\":";
+    const char *open = s->stream ? STREAM_OPEN : "{\"body\":";
     if (!s->text.cap) { /* a stream's first event: room for a dozen like it, not a realloc an event */
         size_t room = s->stream ? n * 16 + 64 : n + 16;
         sl_strbuf_reserve(&s->text, room < s->limit ? room : s->limit);
@@ -399,13 +400,29 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
         sl_strbuf_add(&s->text, text ? text : t, n) < 0) {
         s->failed = true;
     } else {
-        s->n_events++;
+        if (!s->n_events++)
+            s->first_len = n;
     }
     free(t);
 }
 
 /* The members a made-up usage chunk copies from the stream's first event. */
 static const char *const copied[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
+
+/* A chunk with the stream's first event's id, object, created, model and no choices, read
+ * from the entry (a usage chunk is rarely made up: no tree for it before). */
+static json_t *chunk_like_first(const cache_state *s)
+{
+    json_t *first = json_loadb(s->text.s + strlen(STREAM_OPEN), s->first_len, 0, NULL);
+    json_t *chunk = json_is_object(first) ? json_object() : NULL;
+    for (size_t i = 0; chunk && copied[i]; i++) {
+        json_t *v = json_object_get(first, copied[i]);
+        if (v)
+            json_object_set(chunk, copied[i], v);
+    }
+    json_decref(first);
+    return chunk;
+}
 
 static void note_finish(cache_state *s, const json_t *choices)
 {
@@ -418,21 +435,14 @@ static void note_finish(cache_state *s, const json_t *choices)
 
 /* What an event or a whole answer (not embeddings) tells the entry, read through its view:
  * false where the entry cannot be kept (an error). */
-static bool note_event_view(cache_state *s, const sl_jview *v, bool stream)
+static bool note_event_view(cache_state *s, const sl_jview *v, const sl_resp_summary *sum, bool stream)
 {
-    if (sl_jview_type(v, 0) != SL_JV_OBJECT || sl_jview_get(v, 0, "error") >= 0)
+    if (!sum || sum->error >= 0)
         return false;
-    if (stream && !s->head && (s->head = json_object()))
-        for (size_t i = 0; copied[i]; i++) {
-            int t = sl_jview_get(v, 0, copied[i]);
-            if (t >= 0)
-                json_object_set_new(s->head, copied[i], sl_jview_json(v, t));
-        }
-    int choices = sl_jview_get(v, 0, "choices");
-    for (int i = 0, c; (c = sl_jview_item(v, choices, (size_t)i)) >= 0; i++)
-        if (sl_jview_type(v, sl_jview_get(v, c, "finish_reason")) == SL_JV_STRING)
+    for (size_t i = 0; i < sum->n; i++)
+        if (sl_jview_type(v, sum->c[i].finish_reason) == SL_JV_STRING)
             s->saw_finish = true;
-    s->saw_usage |= stream && sl_jview_type(v, sl_jview_get(v, 0, "usage")) == SL_JV_OBJECT;
+    s->saw_usage |= stream && sl_jview_type(v, sum->usage) == SL_JV_OBJECT;
     return true;
 }
 
@@ -441,12 +451,6 @@ static bool note_event_json(sl_exchange *ex, cache_state *s, const sl_resp_event
 {
     if (!json_is_object(json) || json_object_get(json, "error"))
         return false;
-    if (ev->stream && !s->head && (s->head = json_object())) /* for a usage chunk made up later */
-        for (size_t i = 0; copied[i]; i++) {
-            json_t *v = json_object_get(json, copied[i]);
-            if (v)
-                json_object_set(s->head, copied[i], v);
-        }
     /* what makes the entry whole: embeddings' data, else a finish_reason */
     json_t *choices = json_object_get(json, "choices");
     if (sl_ex_endpoint(ex) == SL_EP_EMBEDDINGS)
@@ -468,7 +472,8 @@ static sl_event_action cache_on_event(sl_exchange *ex, void *conf, sl_resp_event
     s->stream = ev->stream;
     const sl_jview *v = sl_ex_endpoint(ex) != SL_EP_EMBEDDINGS ? sl_resp_event_view(ev) : NULL;
     if (ev->status < 200 || ev->status >= 300 ||
-        !(v ? note_event_view(s, v, ev->stream) : note_event_json(ex, s, ev, sl_resp_event_json(ev)))) {
+        !(v ? note_event_view(s, v, sl_resp_event_summary(ev), ev->stream)
+            : note_event_json(ex, s, ev, sl_resp_event_json(ev)))) {
         s->failed = true;
         return SL_EVENT_PASS;
     }
@@ -486,10 +491,13 @@ static const char *finish_entry(sl_exchange *ex, cache_state *s)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
         /* the core hid the usage chunk from this client before the hooks: keep it anyway */
-        json_t *chunk = s->head; /* made into the chunk itself: not needed after this */
+        json_t *chunk = chunk_like_first(s);
+        if (!chunk)
+            return NULL;
         json_object_set_new(chunk, "choices", json_array());
         json_object_set(chunk, "usage", (json_t *)sl_ex_usage(ex));
         append_event(s, chunk, NULL, 0);
+        json_decref(chunk);
     }
     const char *close = s->stream ? "]}" : "}";
     if (s->failed || sl_strbuf_add(&s->text, close, strlen(close)) < 0)

@@ -244,7 +244,9 @@ typedef struct field_stream {
 typedef struct resp_state {
     field_stream *fs;
     size_t n, cap;
-    json_t *tmpl;       /* id, object, created, model of the stream's chunks */
+    char *first;        /* the stream's first event, as it came */
+    size_t first_len;
+    json_t *tmpl;       /* id, object, created, model of the stream's chunks (template_of) */
 } resp_state;
 
 static void resp_state_free(resp_state *s)
@@ -254,6 +256,7 @@ static void resp_state_free(resp_state *s)
     for (size_t i = 0; i < s->n; i++)
         sl_guard_stream_free(&s->fs[i].st);
     free(s->fs);
+    free(s->first);
     json_decref(s->tmpl);
     free(s);
 }
@@ -286,22 +289,31 @@ static field_stream *add_stream(resp_state *s, const sl_guard_conf *c, int choic
 
 static const char *const template_keys[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
 
-/* id, object, created, model of the stream's chunks, from its first event's view or tree */
-static json_t *make_template(const sl_jview *v, const json_t *ev)
+/* id, object, created, model of the stream's chunks, from its first event: read only when a
+ * chunk is made up (a hit, or text held at the end), which most streams never need. */
+static json_t *template_of(resp_state *s)
 {
-    json_t *t = json_object();
+    if (s->tmpl || !s->first)
+        return s->tmpl;
+    json_t *first = json_loadb(s->first, s->first_len, 0, NULL);
+    json_t *t = json_is_object(first) ? json_object() : NULL;
     for (size_t i = 0; t && template_keys[i]; i++) {
-        if (v) {
-            int k = sl_jview_get(v, 0, template_keys[i]);
-            if (k >= 0)
-                json_object_set_new(t, template_keys[i], sl_jview_json(v, k));
-        } else {
-            json_t *val = json_object_get(ev, template_keys[i]);
-            if (val)
-                json_object_set(t, template_keys[i], val);
-        }
+        json_t *val = json_object_get(first, template_keys[i]);
+        if (val)
+            json_object_set(t, template_keys[i], val);
     }
-    return t;
+    json_decref(first);
+    return s->tmpl = t;
+}
+
+static void keep_first(resp_state *s, sl_resp_event *ev)
+{
+    size_t n = 0;
+    const char *text = sl_resp_event_text(ev, &n);
+    if (text && (s->first = malloc(n ? n : 1))) {
+        memcpy(s->first, text, n);
+        s->first_len = n;
+    }
 }
 
 /* The text that may go out for one field of one choice of this event. */
@@ -334,7 +346,7 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
     const char *const *fields = chat ? chat_fields : cmpl_fields;
     /* the chunks are made when first needed: most streams end with nothing held */
     json_t *chunk = NULL, *stop = NULL;
-    bool failed = !s->tmpl;
+    bool failed = !s->first;
     for (size_t i = 0; i < s->n && !failed; i++) {
         field_stream *f = &s->fs[i];
         if (f->finished)
@@ -346,12 +358,12 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
         if (r == SL_GUARD_FEED_HIT) { /* only a rule that looks at the end ($, \b) can hit here */
             audit_block(ex, c, &hit, "response");
             sl_ex_mark_altered(ex);
-            if (stop || (stop = chunk_from(s->tmpl)))
+            if (stop || (stop = chunk_from(template_of(s))))
                 json_array_append_new(json_object_get(stop, "choices"),
                                       choice_obj(chat, true, f->choice, NULL, NULL, 0, "content_filter"));
             failed = !stop;
         }
-        if (p.out && (chunk || (chunk = chunk_from(s->tmpl))))
+        if (p.out && (chunk || (chunk = chunk_from(template_of(s)))))
             add_piece_to_chunk(chunk, chat, fields, &p);
         failed |= p.out && !chunk;
         free(p.out);
@@ -368,16 +380,30 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
 typedef struct choice_in {
     int index;
     bool final;             /* it has a finish_reason */
-    int holder_tok;         /* view: the delta (or the choice) */
-    json_t *holder;         /* tree: the same */
+    const sl_resp_choice *c; /* view: the choice summed up */
+    json_t *holder;         /* tree: the delta (or the choice) */
 } choice_in;
 
-/* The text of the choice's field name, or NULL when it holds no string. */
-static const char *field_in(const sl_jview *v, const choice_in *ci, const char *name, size_t *len)
+/* The token of field f (of chat_fields or cmpl_fields) of choice c, whose text is in its delta
+ * (a chunk), its message (an answer) or itself (a text completion); -1 where absent. */
+static int field_tok(const sl_jview *v, const sl_resp_choice *c, bool chat, bool stream, int f)
+{
+    if (!chat)
+        return c->text;
+    int holder = stream ? c->delta : c->message;
+    if (holder < 0)
+        return -1;
+    if (holder != (c->delta >= 0 ? c->delta : c->message)) /* not the holder summed up */
+        return sl_jview_get(v, holder, chat_fields[f]);
+    return f == 0 ? c->content : c->reasoning_content;
+}
+
+/* The text of the choice's field f, or NULL when it holds no string. */
+static const char *field_in(const sl_jview *v, const choice_in *ci, bool chat, int f, size_t *len)
 {
     if (v)
-        return sl_jview_str(v, sl_jview_get(v, ci->holder_tok, name), len);
-    json_t *s = json_object_get(ci->holder, name);
+        return sl_jview_str(v, field_tok(v, ci->c, chat, true, f), len);
+    json_t *s = json_object_get(ci->holder, (chat ? chat_fields : cmpl_fields)[f]);
     *len = json_string_length(s);
     return json_string_value(s);
 }
@@ -402,13 +428,6 @@ static void set_in_tree(sl_resp_event *ev, bool chat, const char *const *fields,
     sl_resp_event_set_string(ev, holder, fields[p->field], p->out ? p->out : "", p->len);
 }
 
-/* The delta (or the choice) at place pos of the view's choices, or -1. */
-static int holder_at(const sl_jview *v, bool chat, int pos)
-{
-    int ch = sl_jview_item(v, sl_jview_get(v, 0, "choices"), (size_t)pos);
-    return chat ? sl_jview_get(v, ch, "delta") : ch;
-}
-
 /* What may go out of each piece put in the event: through the view where the holder is an
  * object there (the field's string replaced, or the field added), else in the tree. */
 static void apply_pieces(sl_resp_event *ev, bool chat, const char *const *fields, const piece *pieces, size_t np)
@@ -419,9 +438,11 @@ static void apply_pieces(sl_resp_event *ev, bool chat, const char *const *fields
             continue;
         const char *out = p->out ? p->out : "";
         const sl_jview *v = sl_resp_event_view(ev); /* as it stands after the pieces before */
-        int holder = v ? holder_at(v, chat, p->pos) : -1;
+        const sl_resp_summary *sum = v ? sl_resp_event_summary(ev) : NULL;
+        const sl_resp_choice *c = sum && (size_t)p->pos < sum->n ? &sum->c[p->pos] : NULL;
+        int holder = !c ? -1 : chat ? c->delta : c->tok;
         if (sl_jview_type(v, holder) == SL_JV_OBJECT) {
-            int tok = sl_jview_get(v, holder, fields[p->field]);
+            int tok = field_tok(v, c, chat, true, p->field);
             size_t wn;
             const char *was = sl_jview_str(v, tok, &wn);
             if (was && wn == p->len && (p->len == 0 || memcmp(was, out, p->len) == 0))
@@ -439,15 +460,16 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
 {
     const char *const *fields = chat ? chat_fields : cmpl_fields;
     const sl_jview *v = sl_resp_event_view(ev);
+    const sl_resp_summary *sum = v ? sl_resp_event_summary(ev) : NULL;
+    if (!sum)
+        v = NULL;
     json_t *json = v ? NULL : sl_resp_event_json(ev);
-    int choices_tok = v ? sl_jview_get(v, 0, "choices") : -1;
     json_t *choices = v ? NULL : json_object_get(json, "choices");
-    size_t n_choices = v ? (sl_jview_type(v, choices_tok) == SL_JV_ARRAY ? v->tok[choices_tok].size : 0)
-                         : json_is_array(choices) ? json_array_size(choices) : 0;
+    size_t n_choices = v ? sum->n : json_is_array(choices) ? json_array_size(choices) : 0;
     if (n_choices == 0)
         return SL_EVENT_PASS;
-    if (!s->tmpl)
-        s->tmpl = make_template(v, json);
+    if (!s->first)
+        keep_first(s, ev);
     size_t n_fields = chat ? 2 : 1;
     piece small[8]; /* one choice (or a few) per chunk: no allocation at every event */
     piece *pieces = n_choices * n_fields <= 8 ? small : calloc(n_choices * n_fields, sizeof *pieces);
@@ -456,15 +478,12 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
     size_t np = 0;
     bool hit_found = false;
     sl_guard_hit hit;
-    for (size_t i = 0, ch_tok = (size_t)choices_tok + 1; i < n_choices && !hit_found; i++) {
-        choice_in ci = {.index = (int)i, .holder_tok = -1};
+    for (size_t i = 0; i < n_choices && !hit_found; i++) {
+        choice_in ci = {.index = (int)i};
         if (v) {
-            long long index;
-            if (sl_jview_int(v, sl_jview_get(v, (int)ch_tok, "index"), &index))
-                ci.index = (int)index;
-            ci.final = sl_jview_type(v, sl_jview_get(v, (int)ch_tok, "finish_reason")) == SL_JV_STRING;
-            ci.holder_tok = chat ? sl_jview_get(v, (int)ch_tok, "delta") : (int)ch_tok;
-            ch_tok = v->tok[ch_tok].next;
+            ci.c = &sum->c[i];
+            ci.index = (int)ci.c->index;
+            ci.final = sl_jview_type(v, ci.c->finish_reason) == SL_JV_STRING;
         } else {
             static const char *const of_choice[] = {"index", "finish_reason", "delta", NULL};
             json_t *cv[3];
@@ -477,7 +496,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
         }
         for (int f = 0; fields[f] && !hit_found; f++) {
             size_t len = 0;
-            const char *text = field_in(v, &ci, fields[f], &len);
+            const char *text = field_in(v, &ci, chat, f, &len);
             field_stream *fs = find_stream(s, ci.index, f);
             if (!text && !(ci.final && fs))
                 continue;
@@ -498,7 +517,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
     } else {
         audit_block(ex, c, &hit, "response");
         sl_ex_mark_altered(ex);
-        json_t *pre = chunk_from(s->tmpl);
+        json_t *pre = chunk_from(template_of(s));
         bool any = false;
         for (size_t k = 0; k < np; k++)
             if (pieces[k].out) {
@@ -508,7 +527,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
         if (any)
             sl_ex_emit_event(ex, pre);
         json_decref(pre);
-        json_t *stop = chunk_from(s->tmpl);
+        json_t *stop = chunk_from(template_of(s));
         json_t *stop_choices = json_object_get(stop, "choices");
         for (size_t k = 0; k < s->n; k++) {
             bool dup = false;
@@ -561,17 +580,15 @@ static bool scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, boo
 }
 
 /* Whether a whole answer, read through its view, has a field some rule hits. */
-static bool body_hits(const sl_guard_conf *c, const sl_jview *v, bool chat)
+static bool body_hits(const sl_guard_conf *c, const sl_jview *v, const sl_resp_summary *sum, bool chat)
 {
     const char *const *fields = chat ? chat_fields : cmpl_fields;
     sl_guard_scratch *sc = sl_guard_scratch_take();
     bool hit = false;
-    int choices = sl_jview_get(v, 0, "choices");
-    for (int i = 0, ch; sc && !hit && (ch = sl_jview_item(v, choices, (size_t)i)) >= 0; i++) {
-        int holder = chat ? sl_jview_get(v, ch, "message") : ch;
+    for (size_t i = 0; sc && !hit && i < sum->n; i++) {
         for (int f = 0; fields[f] && !hit; f++) {
             size_t n;
-            const char *text = sl_jview_str(v, sl_jview_get(v, holder, fields[f]), &n);
+            const char *text = sl_jview_str(v, field_tok(v, &sum->c[i], chat, false, f), &n);
             sl_guard_hit h;
             hit = text && sl_guard_normalize(&sc->norm, text, n) == 0 &&
                   sl_guard_rules_scan(&c->rules, sc->norm.s, sc->norm.len, 0, false, sc->md, &h);
@@ -592,7 +609,8 @@ static sl_event_action guard_on_response_event(sl_exchange *ex, void *conf, sl_r
     if (!ev->stream) {
         /* read through the view; the tree is made only to cut a hit */
         const sl_jview *v = sl_resp_event_view(ev);
-        if (v && !body_hits(c, v, chat))
+        const sl_resp_summary *sum = v ? sl_resp_event_summary(ev) : NULL;
+        if (sum && !body_hits(c, v, sum, chat))
             return SL_EVENT_PASS;
         json_t *json = sl_resp_event_json(ev);
         if (json && scan_body(ex, c, json, chat))

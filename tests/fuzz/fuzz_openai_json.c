@@ -3,7 +3,8 @@
  * system-prompt merge, thinking prefill), add stream_options.include_usage as proxy.c does,
  * estimate prompt tokens and the completion cap (quota), compute the cache key, and turn a
  * body into replayed chunks and back (cache). The first byte picks the endpoint. The body is
- * also read and written by the gateway's own JSON reader/writer: both must agree with jansson;
+ * also read and written by the gateway's own JSON reader/writer: both must agree with jansson
+ * (and what the quota counts of it, read through the view, with what it counts in the tree);
  * and read into a tree of its own shape (sl_json_reload), it must come out the same. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "json_dump.h"
 #include "json_parse.h"
 #include "json_view.h"
+#include "plugin.h"
 #include "profile.h"
 #include "token_count.h"
 
@@ -27,6 +29,20 @@ static void check_view(const char *text, size_t len)
     json_t *want = json_loadb(text, len, 0, NULL), *got = sl_jview_json(&v, 0);
     if (!want || !json_equal(want, got))
         abort();
+    /* the quota's count of an event read through its view's summary (plugin.h) is its
+     * count read from the tree */
+    static sl_jview ev_view;
+    static sl_resp_summary sum;
+    sl_resp_event ev = {.stream = true, .status = 200, .text = text, .text_len = len, .view = &ev_view,
+                        .summary = &sum};
+    char *a = NULL, *b = NULL;
+    size_t al = 0, bl = 0, acap = 0, bcap = 0;
+    sl_token_collect_view(sl_resp_event_view(&ev), sl_resp_event_summary(&ev), &a, &al, &acap);
+    sl_token_collect_text(want, &b, &bl, &bcap);
+    if (al != bl || (al && memcmp(a, b, al) != 0))
+        abort();
+    free(a);
+    free(b);
     json_decref(want);
     json_decref(got);
 }

@@ -104,6 +104,30 @@ static void test_lookups(void **state)
     assert_false(sl_jview_int(&view, sl_jview_get(&view, 0, "b"), &x));
 }
 
+/* Several members in one walk read what one lookup each reads: the last of a duplicate, an
+ * escaped key, the empty key, keys of one length with other bytes, a key absent. */
+static void test_members(void **state)
+{
+    (void)state;
+    const char *t = "{\"ab\":1,\"b\":{\"c\":2},\"ab\":[3],\"\":true,\"k\\u00e9\":null,\"xy\":4,\"finish_reason\":\"s\"}";
+    assert_int_equal(sl_jview_read(&view, t, strlen(t)), 0);
+    static const sl_jkey keys[] = {SL_JKEY("ab"), SL_JKEY("b"),  SL_JKEY(""),  SL_JKEY("k\xc3\xa9"),
+                                   SL_JKEY("xz"), SL_JKEY("finish_reason"), SL_JKEY("missing")};
+    enum { N = sizeof keys / sizeof *keys };
+    int out[N];
+    sl_jview_members(&view, 0, keys, N, out);
+    for (int j = 0; j < N; j++)
+        assert_int_equal(out[j], sl_jview_getn(&view, 0, keys[j].s, keys[j].len));
+    assert_int_equal(sl_jview_type(&view, out[0]), SL_JV_ARRAY);
+    assert_int_equal(out[4], -1);
+    assert_int_equal(out[6], -1);
+    sl_jview_members(&view, out[0], keys, N, out); /* not an object: all absent */
+    for (int j = 0; j < N; j++)
+        assert_int_equal(out[j], -1);
+    sl_jview_members(&view, -1, keys, 1, out);
+    assert_int_equal(out[0], -1);
+}
+
 /* Every string of every event replaced in turn (longer, shorter, with escapes): the text
  * changed in place reads back as the view now says. */
 static void test_replace(void **state)
@@ -177,6 +201,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_members),
         cmocka_unit_test(test_replace),
         cmocka_unit_test(test_mutations),
     };

@@ -13,6 +13,7 @@
 
 #include "json_dump.h"
 #include "json_parse.h"
+#include "json_view.h"
 #include "plugin.h"
 
 /* Parse text as the gateway does, run the edits (holder path "choices/<i>/delta" or
@@ -60,6 +61,75 @@ static bool run(const char *text, const edit *edits, size_t n)
 }
 
 #define CHUNK(c) "{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"choices\":[" c "]}"
+
+/* The summary holds what looking each member up gives, and follows the view's edits. */
+static void test_summary(void **state)
+{
+    (void)state;
+    sl_jview view = {0};
+    sl_resp_summary sum = {0};
+    const char *text = CHUNK("{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\",\"reasoning_content\":\"r\"},"
+                             "\"finish_reason\":null},"
+                             "{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"{}\"}}]},\"index\":3,"
+                             "\"finish_reason\":\"stop\"},"
+                             "{\"index\":\"x\",\"message\":{\"content\":\"m\"}},{\"text\":\"t\"},7");
+    sl_resp_event ev = {.stream = true, .status = 200, .text = text, .text_len = strlen(text), .view = &view,
+                        .summary = &sum};
+    const sl_resp_summary *s = sl_resp_event_summary(&ev);
+    assert_non_null(s);
+    const sl_jview *v = sl_resp_event_view(&ev);
+    assert_int_equal(s->choices, sl_jview_get(v, 0, "choices"));
+    assert_int_equal(s->usage, -1);
+    assert_int_equal(s->error, -1);
+    assert_int_equal(s->n, 5);
+    for (size_t i = 0; i < s->n; i++) {
+        const sl_resp_choice *c = &s->c[i];
+        int tok = sl_jview_item(v, s->choices, i);
+        assert_int_equal(c->tok, tok);
+        assert_int_equal(c->finish_reason, sl_jview_get(v, tok, "finish_reason"));
+        assert_int_equal(c->delta, sl_jview_get(v, tok, "delta"));
+        assert_int_equal(c->message, sl_jview_get(v, tok, "message"));
+        assert_int_equal(c->text, sl_jview_get(v, tok, "text"));
+        int holder = c->delta >= 0 ? c->delta : c->message;
+        assert_int_equal(c->content, sl_jview_get(v, holder, "content"));
+        assert_int_equal(c->reasoning_content, sl_jview_get(v, holder, "reasoning_content"));
+        assert_int_equal(c->tool_calls, sl_jview_get(v, holder, "tool_calls"));
+    }
+    assert_int_equal(s->c[0].index, 0);
+    assert_int_equal(s->c[1].index, 3);
+    assert_int_equal(s->c[2].index, 2); /* not an integer: its place */
+    assert_int_equal(s->c[3].index, 3);
+    assert_int_equal(s->c[4].content, -1); /* not an object */
+
+    /* a string replaced: the tokens stay, and so does the summary */
+    assert_int_equal(sl_resp_event_view_set_string(&ev, s->c[0].content, "Hello there", 11), 0);
+    assert_ptr_equal(sl_resp_event_summary(&ev), s);
+    size_t n = 0;
+    const char *got = sl_jview_str(sl_resp_event_view(&ev), s->c[0].content, &n);
+    assert_int_equal(n, 11);
+    assert_memory_equal(got, "Hello there", 11);
+    /* a member added: the view is read again, and the summary with it */
+    assert_int_equal(sl_resp_event_view_add_string(&ev, s->c[3].tok, "extra", "e", 1), 0);
+    s = sl_resp_event_summary(&ev);
+    v = sl_resp_event_view(&ev);
+    assert_int_equal(s->n, 5);
+    assert_int_equal(s->c[4].tok, sl_jview_item(v, s->choices, 4));
+    assert_int_equal(s->c[3].text, sl_jview_get(v, s->c[3].tok, "text"));
+
+    /* usage and error at the top; not an object at the top: no summary */
+    const char *u = "{\"error\":{},\"choices\":{},\"usage\":{\"completion_tokens\":3}}";
+    sl_resp_event e2 = {.stream = true, .status = 200, .text = u, .text_len = strlen(u), .view = &view, .summary = &sum};
+    s = sl_resp_event_summary(&e2);
+    assert_non_null(s);
+    assert_true(s->usage >= 0 && s->error >= 0);
+    assert_int_equal(s->choices, -1); /* not an array */
+    assert_int_equal(s->n, 0);
+    sl_resp_event e3 = {.stream = true, .status = 200, .text = "[1]", .text_len = 3, .view = &view, .summary = &sum};
+    assert_null(sl_resp_event_summary(&e3));
+    free(ev.out);
+    free(sum.c);
+    sl_jview_free(&view);
+}
 
 static void test_splices(void **state)
 {
@@ -110,6 +180,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_splices),
+        cmocka_unit_test(test_summary),
         cmocka_unit_test(test_falls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
