@@ -241,10 +241,11 @@ static bool note_usage_event(sl_exchange *ex, sl_resp_event *ev)
     return sum->choices >= 0 && sum->n == 0;
 }
 
-static void forward_event(sl_exchange *ex, char *event, size_t len)
+static void forward_event(sl_exchange *ex, const char *event, size_t len)
 {
     size_t dlen = 0;
-    char *data = sl_sse_data(event, len, &dlen);
+    char *joined = NULL;
+    const char *data = sl_sse_data_ref(event, len, &dlen, &joined);
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
     /* a stream's events share their shape: a tree, when one is made, is read into the last one's */
     sl_resp_event rev = {.stream = true, .done = done, .status = ex->up_status, .text = data, .text_len = dlen,
@@ -255,14 +256,14 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
     else if (data && (ex->want_events ? note_usage_event(ex, &rev) : note_usage(ex, data, dlen)) &&
              !ex->client_wants_usage) {
         sl_json_to_spare(&ex->ev_spare, rev.json); /* we asked the upstream for it; this client did not */
-        free(data);
+        free(joined);
         return;
     }
     sl_ex_client_stream_begin(ex);
     if (!done && data)
         sl_metrics_itl_event(&ex->itl, sl_ex_ms_since(&ex->t0));
     if (!ex->want_events || !data) {
-        free(data);
+        free(joined);
         sl_ex_stream_write(ex, event, len);
         return;
     }
@@ -276,7 +277,7 @@ static void forward_event(sl_exchange *ex, char *event, size_t len)
             sl_ex_stream_write(ex, event, len);
         }
     }
-    free(data);
+    free(joined);
     free(rev.out);
     sl_json_to_spare(&ex->ev_spare, rev.json);
     if (act == SL_EVENT_STOP) {
@@ -335,11 +336,9 @@ static void up_on_data(void *arg, const char *data, size_t len)
     sl_ex_ref(ex);
     sl_sse_feed(&ex->sse, data, len);
     size_t n;
-    char *event;
-    while (!ex->finished && (event = sl_sse_next(&ex->sse, &n))) {
+    const char *event;
+    while (!ex->finished && (event = sl_sse_take(&ex->sse, &n)))
         forward_event(ex, event, n);
-        free(event);
-    }
     if (!ex->finished && ex->conn && ex->up &&
         sl_http_pending(ex->conn) > (size_t)ex->cfg->server.stream_buffer_bytes) {
         sl_upstream_pause(ex->up);

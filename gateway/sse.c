@@ -7,7 +7,7 @@
 int sl_sse_init(sl_sse *s)
 {
     s->pending = evbuffer_new();
-    s->scanned = 0;
+    s->taken = s->scanned = 0;
     return s->pending ? 0 : -1;
 }
 
@@ -18,7 +18,19 @@ void sl_sse_free(sl_sse *s)
     s->pending = NULL;
 }
 
-void sl_sse_feed(sl_sse *s, const char *data, size_t len) { evbuffer_add(s->pending, data, len); }
+/* The events handed out are dropped only now: their bytes stayed where the caller read them. */
+static void drop_taken(sl_sse *s)
+{
+    if (s->taken)
+        evbuffer_drain(s->pending, s->taken);
+    s->taken = 0;
+}
+
+void sl_sse_feed(sl_sse *s, const char *data, size_t len)
+{
+    drop_taken(s);
+    evbuffer_add(s->pending, data, len);
+}
 
 static const unsigned char *find_byte(const unsigned char *p, const unsigned char *end, int c)
 {
@@ -54,29 +66,42 @@ static size_t find_end(const unsigned char *p, size_t n, size_t from)
     return 0;
 }
 
-char *sl_sse_next(sl_sse *s, size_t *len)
+const char *sl_sse_take(sl_sse *s, size_t *len)
 {
-    size_t n = evbuffer_get_length(s->pending);
+    size_t n = evbuffer_get_length(s->pending) - s->taken;
     if (n == 0 || n <= s->scanned)
         return NULL;
     const unsigned char *p = evbuffer_pullup(s->pending, -1);
+    if (!p)
+        return NULL;
+    p += s->taken;
     size_t end = find_end(p, n, s->scanned);
     if (!end) {
         s->scanned = n > 2 ? n - 2 : 0;
         return NULL;
     }
-    char *ev = malloc(end + 1);
+    s->taken += end;
+    s->scanned = 0;
+    *len = end;
+    return (const char *)p;
+}
+
+char *sl_sse_next(sl_sse *s, size_t *len)
+{
+    size_t n = 0;
+    const char *at = sl_sse_take(s, &n);
+    char *ev = at ? malloc(n + 1) : NULL;
     if (!ev)
         return NULL;
-    evbuffer_remove(s->pending, ev, end);
-    ev[end] = 0;
-    *len = end;
-    s->scanned = 0;
+    memcpy(ev, at, n);
+    ev[n] = 0;
+    *len = n;
     return ev;
 }
 
 char *sl_sse_rest(sl_sse *s, size_t *len)
 {
+    drop_taken(s);
     size_t n = evbuffer_get_length(s->pending);
     if (!n)
         return NULL;
@@ -130,4 +155,36 @@ char *sl_sse_data(const char *event, size_t len, size_t *data_len)
     if (any)
         *data_len = n;
     return out;
+}
+
+const char *sl_sse_data_ref(const char *event, size_t len, size_t *data_len, char **joined)
+{
+    *joined = NULL;
+    const char *data = NULL;
+    size_t n = 0;
+    const char *p = event, *end = event + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        const char *cr = memchr(p, '\r', (size_t)(eol - p));
+        if (cr)
+            eol = cr;
+        if (eol - p >= 5 && memcmp(p, "data:", 5) == 0) {
+            if (data) /* a second data line: joined */
+                return *joined = sl_sse_data(event, len, data_len);
+            data = p + 5;
+            if (data < eol && *data == ' ')
+                data++;
+            n = (size_t)(eol - data);
+        }
+        p = eol;
+        if (p < end && *p == '\r')
+            p++;
+        if (p < end && *p == '\n')
+            p++;
+    }
+    if (data)
+        *data_len = n;
+    return data;
 }

@@ -9,14 +9,18 @@ struct evbuffer;
 
 typedef struct sl_sse {
     struct evbuffer *pending;   /* bytes of an event not yet complete */
-    size_t scanned;             /* bytes of pending already searched for the end */
+    size_t taken;               /* bytes at its front handed out by sl_sse_take */
+    size_t scanned;             /* bytes after those already searched for the end */
 } sl_sse;
 
 int sl_sse_init(sl_sse *s);
 void sl_sse_free(sl_sse *s);
 void sl_sse_feed(sl_sse *s, const char *data, size_t len);
-/* Take the next complete event (its bytes up to and including the blank line) into a
- * malloc'd buffer the caller frees. Returns NULL when none is complete. */
+/* Take the next complete event (its bytes up to and including the blank line), where it
+ * lies: valid until the next sl_sse_feed, sl_sse_rest or sl_sse_free. NULL when none is
+ * complete. */
+const char *sl_sse_take(sl_sse *s, size_t *len);
+/* The same into a malloc'd buffer (NUL-ended) the caller frees. */
 char *sl_sse_next(sl_sse *s, size_t *len);
 /* Bytes left that do not form a complete event (at the end of the stream). */
 char *sl_sse_rest(sl_sse *s, size_t *len);
@@ -24,5 +28,8 @@ char *sl_sse_rest(sl_sse *s, size_t *len);
 /* The payload of an event's data: lines joined with '\n' (malloc'd, caller frees), or NULL
  * if the event has no data field. */
 char *sl_sse_data(const char *event, size_t len, size_t *data_len);
+/* The same without a copy where the event has one data line: then a pointer into event (not
+ * NUL-ended); else the lines joined into *joined (malloc'd, the caller frees; NULL otherwise). */
+const char *sl_sse_data_ref(const char *event, size_t len, size_t *data_len, char **joined);
 
 #endif

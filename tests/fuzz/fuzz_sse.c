@@ -27,6 +27,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char *d = sl_sse_data(ev, len, &dlen);
             if (d && (dlen > len || strlen(d) > dlen))
                 abort();
+            char *joined = NULL;
+            size_t rlen = 0;
+            const char *r = sl_sse_data_ref(ev, len, &rlen, &joined);
+            if (!r != !d || (r && (rlen != dlen || memcmp(r, d, dlen) != 0)))
+                abort(); /* the copy-free data is the data */
+            free(joined);
             free(d);
             if (got + len > size)
                 abort();

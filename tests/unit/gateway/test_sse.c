@@ -171,6 +171,17 @@ static void same_as_byte_at_a_time(void **state)
                     assert_int_equal(dn, rn);
                     assert_memory_equal(d, ref, rn);
                 }
+                /* the same without a copy: inside the event unless joined */
+                char *joined = NULL;
+                size_t rdn = 0;
+                const char *r = sl_sse_data_ref(ev, n, &rdn, &joined);
+                assert_true(!r == !d);
+                if (r) {
+                    assert_int_equal(rdn, dn);
+                    assert_memory_equal(r, d, dn);
+                    assert_true(joined ? r == joined : r >= ev && r + rdn <= ev + n);
+                }
+                free(joined);
                 free(d);
                 free(ev);
                 ref_off += n;
