@@ -9,16 +9,22 @@
 #define MAX_DEPTH 64
 #define MAX_NUMBER 40 /* a longer number (or one with an exponent) is left to jansson's range checks */
 
+/* Out of line: the hot paths that push tokens stay small. */
+static __attribute__((noinline)) int grow(sl_jview *v)
+{
+    uint32_t cap = v->cap ? v->cap * 2 : 64;
+    sl_jv_tok *t = realloc(v->tok, (size_t)cap * sizeof *t);
+    if (!t)
+        return -1;
+    v->tok = t;
+    v->cap = cap;
+    return 0;
+}
+
 static inline int push(sl_jview *v, sl_jv_type type, const char *at)
 {
-    if (__builtin_expect(v->n == v->cap, 0)) {
-        uint32_t cap = v->cap ? v->cap * 2 : 64;
-        sl_jv_tok *t = realloc(v->tok, (size_t)cap * sizeof *t);
-        if (!t)
-            return -1;
-        v->tok = t;
-        v->cap = cap;
-    }
+    if (__builtin_expect(v->n == v->cap, 0) && grow(v) < 0)
+        return -1;
     sl_jv_tok *t = &v->tok[v->n];
     t->type = (uint8_t)type;
     t->escaped = false;
@@ -40,14 +46,12 @@ static const char *skip_ws(const char *p, const char *end)
     return p;
 }
 
-/* The string at p (its opening quote) as a token; past it, or NULL. */
-static const char *read_string(sl_jview *v, const char *p, const char *end)
+/* A string with an escape or a byte past ASCII (or not a string), read as read_string does. */
+static __attribute__((noinline)) const char *read_decoded(sl_jview *v, const char *p, const char *end)
 {
     const char *body = p + 1, *s = body, *after;
-    size_t n = sl_json_plain_run(body, (size_t)(end - body), false);
-    if (body + n < end && body[n] == '"') /* plain ASCII, no escape: the common case */
-        after = body + n + 1;
-    else if (!(after = sl_json_string_at(body, end, &s, &n, &v->scratch, &v->cap_scratch)))
+    size_t n = 0;
+    if (!(after = sl_json_string_at(body, end, &s, &n, &v->scratch, &v->cap_scratch)))
         return NULL;
     int t = push(v, SL_JV_STRING, p);
     if (t < 0)
@@ -62,6 +66,23 @@ static const char *read_string(sl_jview *v, const char *p, const char *end)
             return NULL;
     }
     return after;
+}
+
+/* The string at p (its opening quote) as a token; past it, or NULL. */
+static inline const char *read_string(sl_jview *v, const char *p, const char *end)
+{
+    const char *body = p + 1;
+    size_t n = sl_json_plain_run(body, (size_t)(end - body), false);
+    if (__builtin_expect(body + n >= end || body[n] != '"', 0)) /* an escape, past ASCII, no end: rare */
+        return read_decoded(v, p, end);
+    int t = push(v, SL_JV_STRING, p);
+    if (t < 0)
+        return NULL;
+    sl_jv_tok *tok = &v->tok[t];
+    tok->end = (uint32_t)(body + n + 1 - v->text);
+    tok->next = (uint32_t)t + 1;
+    tok->size = (uint32_t)n;
+    return body + n + 1;
 }
 
 static const char *literal(const char *p, const char *end, const char *word, size_t n)
