@@ -192,7 +192,7 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
             failed = true;
             break;
         }
-        if (sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, md, &hit)) {
+        if (sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, !norm->raw, md, &hit)) {
             blocked = true;
             break;
         }
@@ -564,7 +564,7 @@ static bool scan_body(sl_exchange *ex, const sl_guard_conf *c, json_t *body, boo
             json_t *v = json_object_get(holder, fields[f]);
             sl_guard_hit hit;
             if (!json_is_string(v) || sl_guard_normalize(norm, json_string_value(v), json_string_length(v)) < 0 ||
-                !sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, md, &hit))
+                !sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, !norm->raw, md, &hit))
                 continue;
             if (!blocked)
                 audit_block(ex, c, &hit, "response");
@@ -591,7 +591,7 @@ static bool body_hits(const sl_guard_conf *c, const sl_jview *v, const sl_resp_s
             const char *text = sl_jview_str(v, field_tok(v, &sum->c[i], chat, false, f), &n);
             sl_guard_hit h;
             hit = text && sl_guard_normalize(&sc->norm, text, n) == 0 &&
-                  sl_guard_rules_scan(&c->rules, sc->norm.s, sc->norm.len, 0, false, sc->md, &h);
+                  sl_guard_rules_scan(&c->rules, sc->norm.s, sc->norm.len, 0, false, !sc->norm.raw, sc->md, &h);
         }
     }
     sl_guard_scratch_give(sc);

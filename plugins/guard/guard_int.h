@@ -24,6 +24,7 @@ typedef struct sl_guard_norm {
     size_t len, cap;
     uint32_t *map;
     size_t map_cap;
+    bool raw;               /* some bytes passed through as they came: s may not be UTF-8 */
 } sl_guard_norm;
 
 /* Normalise text (UTF-8; invalid bytes pass through as themselves) into n, reusing its
@@ -97,8 +98,9 @@ size_t sl_guard_regex_bound(const char *pattern);
 /* Scan normalised text from byte `from` (regexes may look behind it): the rule hit
  * that starts first. more: text may follow, so a regex whose match depends on what comes
  * next (\b, $, a longer repeat) at the end is not a hit yet. md: the caller's match data
- * (pcre2_match_data_create(1+)). */
-bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more,
+ * (pcre2_match_data_create(1+)). utf8: s is known to be UTF-8 (a normalised text with nothing
+ * raw), which the regexes then need not check again. */
+bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more, bool utf8,
                          pcre2_match_data *md, sl_guard_hit *hit);
 /* "deny[3]", "deny_file:120", "deny_regex[0]" (never the text) into buf. */
 const char *sl_guard_rule_name(const sl_guard_rules *r, const sl_guard_hit *hit, char *buf, size_t size);

@@ -75,6 +75,7 @@ static int add_unit(sl_guard_norm *n, const uint8_t *text, size_t us, size_t ue)
     if (k < 0 || k > DECOMP_MAX) { /* invalid bytes: keep them as they are */
         if (reserve(n, n->len + (ue - us)) < 0)
             return -1;
+        n->raw = true;
         for (size_t i = us; i < ue; i++) {
             n->s[n->len] = (char)text[i];
             n->map[n->len++] = (uint32_t)us;
@@ -125,6 +126,7 @@ int sl_guard_normalize(sl_guard_norm *n, const char *text, size_t len)
 {
     const uint8_t *t = (const uint8_t *)text;
     n->len = 0;
+    n->raw = false;
     if (len > UINT32_MAX - 1 || reserve(n, len) < 0)
         return -1;
     size_t i = 0;

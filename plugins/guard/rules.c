@@ -20,7 +20,7 @@ pcre2_code *sl_guard_regex_compile(const char *pattern, sl_err *err)
     return re;
 }
 
-bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more,
+bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more, bool utf8,
                          pcre2_match_data *md, sl_guard_hit *hit)
 {
     bool found = false;
@@ -30,8 +30,9 @@ bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, siz
         hit->start += from;
         hit->end += from;
     }
+    uint32_t opts = (more ? PCRE2_PARTIAL_HARD : 0) | (utf8 ? PCRE2_NO_UTF_CHECK : 0);
     for (size_t i = 0; i < r->n_re; i++) {
-        int rc = pcre2_match(r->re[i], (PCRE2_SPTR)s, len, from, more ? PCRE2_PARTIAL_HARD : 0, md, NULL);
+        int rc = pcre2_match(r->re[i], (PCRE2_SPTR)s, len, from, opts, md, NULL);
         if (rc < 0) /* no match, a partial one (more may follow), or a match error (limits) */
             continue;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);

@@ -91,7 +91,7 @@ sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t
             hi = mid;
     }
     size_t from = lo;
-    if (sl_guard_rules_scan(st->rules, n->s, n->len, from, !final, st->md, hit)) {
+    if (sl_guard_rules_scan(st->rules, n->s, n->len, from, !final, !n->raw, st->md, hit)) {
         size_t os = n->map[hit->start];
         size_t cut = os > st->ctx_len ? os - st->ctx_len : 0;
         if (send_prefix(st, cut, out, out_len) < 0)

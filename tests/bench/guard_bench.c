@@ -85,7 +85,7 @@ static size_t scan(const sl_guard_conf *c, const corpus *cp, bool deny, bool mas
             len--;
         sl_guard_normalize(norm, cp->text + off, len);
         sl_guard_hit h;
-        if (deny && sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, md, &h))
+        if (deny && sl_guard_rules_scan(&c->rules, norm->s, norm->len, 0, false, !norm->raw, md, &h))
             hits++;
         if (masks) {
             char *out;

@@ -108,10 +108,10 @@ static void test_deny_file_relative_to_config(void **state)
     assert_int_equal(c->rules.n_words, 4);
     sl_guard_hit h;
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    assert_true(sl_guard_rules_scan(&c->rules, "zz beta", 7, 0, false, md, &h));
+    assert_true(sl_guard_rules_scan(&c->rules, "zz beta", 7, 0, false, false, md, &h));
     char name[64];
     assert_string_equal(sl_guard_rule_name(&c->rules, &h, name, sizeof name), "deny_file:4");
-    assert_true(sl_guard_rules_scan(&c->rules, "x", 1, 0, false, md, &h));
+    assert_true(sl_guard_rules_scan(&c->rules, "x", 1, 0, false, false, md, &h));
     assert_string_equal(sl_guard_rule_name(&c->rules, &h, name, sizeof name), "deny[0]");
     pcre2_match_data_free(md);
     sl_guard_config_free(c);

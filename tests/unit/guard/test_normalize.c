@@ -75,6 +75,14 @@ static void test_invalid_utf8_passes(void **state)
     assert_int_equal(sl_guard_normalize(&n, in, 3), 0);
     assert_int_equal(n.len, 3);
     assert_memory_equal(n.s, "a\xFF" "b", 3);
+    assert_true(n.raw); /* the regexes check it themselves */
+    /* valid text, of every path the normaliser takes, is known to stay UTF-8 */
+    const char *valid[] = {"plain ASCII", "\xEF\xBC\xA2\xEF\xBD\x81", "e\xCC\x81t\xC3\xA9", "\xE4\xB8\xAD\xE6\x96\x87",
+                           "b\xE2\x80\x8B" "ad", ""};
+    for (size_t i = 0; i < sizeof valid / sizeof *valid; i++) {
+        assert_int_equal(sl_guard_normalize(&n, valid[i], strlen(valid[i])), 0);
+        assert_false(n.raw);
+    }
     sl_guard_norm_free(&n);
 }
 
