@@ -315,6 +315,46 @@ int sl_jview_string_replaced(sl_jview *v, int i, const char *text, size_t text_l
     return has_escape ? keep_decoded(v, s, len, &t->dec) : 0;
 }
 
+int sl_jview_member_added(sl_jview *v, int obj, const char *text, size_t text_len, sl_jv_span k, const char *key,
+                          size_t kl, sl_jv_span val, const char *s, size_t len)
+{
+    if (v->n + 2 > v->cap && (grow(v) < 0 || (v->n + 2 > v->cap && grow(v) < 0)))
+        return -1;
+    uint32_t p = v->tok[obj].next; /* the new key's place: after obj's last member */
+    uint32_t at = (uint32_t)k.start - (v->tok[obj].size > 0), added = (uint32_t)(val.end - at);
+    memmove(&v->tok[p + 2], &v->tok[p], (size_t)(v->n - p) * sizeof *v->tok);
+    v->n += 2;
+    for (uint32_t j = 0; j < v->n; j++) {
+        if (j == p) {
+            j++;
+            continue;
+        }
+        sl_jv_tok *t = &v->tok[j];
+        /* obj and what holds it end after the new member; what obj holds ends before it */
+        if (t->next > p || (t->next == p && j <= (uint32_t)obj))
+            t->next += 2;
+        if (t->start >= at)
+            t->start += added;
+        if (t->end > at)
+            t->end += added;
+    }
+    v->tok[obj].size++;
+    v->text = text;
+    v->len = text_len;
+    const sl_jv_span span[2] = {k, val};
+    const char *str[2] = {key, s};
+    size_t n[2] = {kl, len};
+    for (int i = 0; i < 2; i++) {
+        sl_jv_tok *t = &v->tok[p + (uint32_t)i];
+        *t = (sl_jv_tok){.type = SL_JV_STRING, .start = (uint32_t)span[i].start, .end = (uint32_t)span[i].end,
+                         .next = p + (uint32_t)i + 1, .size = (uint32_t)n[i]};
+        t->escaped = span[i].end - span[i].start != n[i] + 2;
+        if (t->escaped && keep_decoded(v, str[i], n[i], &t->dec) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 json_t *sl_jview_json(const sl_jview *v, int i)
 {
     if (i < 0)

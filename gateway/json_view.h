@@ -81,4 +81,14 @@ static inline int sl_jview_type(const sl_jview *v, int i) { return i < 0 ? -1 : 
 int sl_jview_string_replaced(sl_jview *v, int i, const char *text, size_t text_len, size_t new_len,
                              const char *s, size_t len, bool has_escape);
 
+/* Bytes [start, end) of the text. */
+typedef struct sl_jv_span {
+    size_t start, end;
+} sl_jv_span;
+/* After object token obj got a member last (its key kl bytes, written at k; its value the string
+ * s of len bytes, written at val; a comma before it where obj had members): text now points at
+ * the new text, and the tokens follow. -1 when out of memory (then the view is no longer good). */
+int sl_jview_member_added(sl_jview *v, int obj, const char *text, size_t text_len, sl_jv_span k, const char *key,
+                          size_t kl, sl_jv_span val, const char *s, size_t len);
+
 #endif

@@ -39,16 +39,22 @@ static const char *find_once(const char *text, size_t tlen, const char *pat, siz
 }
 
 /* text with its bytes [head, tail) replaced by `"key":` (when key is set; after a comma
- * when comma is) and s as a JSON string; NULL when out of memory or s is not UTF-8. */
+ * when comma is) and s as a JSON string; NULL when out of memory or s is not UTF-8. *s_at,
+ * when asked: where s's string begins in it. */
 static char *splice_at(const char *text, size_t tlen, size_t head, size_t tail, bool comma, const char *key,
-                       const char *s, size_t len, size_t *out_len)
+                       const char *s, size_t len, size_t *out_len, size_t *s_at)
 {
     sl_strbuf b = {0};
     size_t kl = key ? strlen(key) : 0;
     if (sl_strbuf_reserve(&b, tlen - (tail - head) + kl + len + 8) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
         (comma && sl_strbuf_add(&b, ",", 1) < 0) ||
-        (key && (sl_json_dump_string(&b, key, kl) < 0 || sl_strbuf_add(&b, ":", 1) < 0)) ||
-        sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + tail, tlen - tail) < 0) {
+        (key && (sl_json_dump_string(&b, key, kl) < 0 || sl_strbuf_add(&b, ":", 1) < 0))) {
+        free(b.s);
+        return NULL;
+    }
+    if (s_at)
+        *s_at = b.len;
+    if (sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + tail, tlen - tail) < 0) {
         free(b.s);
         return NULL;
     }
@@ -68,7 +74,7 @@ static char *splice_string(const char *text, size_t tlen, const char *key, const
         (key_part = pat.len, sl_json_dump_string(&pat, json_string_value(was), json_string_length(was)) == 0))
         at = find_once(text, tlen, pat.s, pat.len);
     char *out = at ? splice_at(text, tlen, (size_t)(at - text) + key_part, (size_t)(at - text) + pat.len, false,
-                               NULL, s, len, out_len)
+                               NULL, s, len, out_len, NULL)
                    : NULL;
     free(pat.s);
     return out;
@@ -81,7 +87,7 @@ static char *splice_into_empty(const char *text, size_t tlen, const char *key, c
 {
     const char *at = find_once(text, tlen, "{}", 2);
     size_t inside = at ? (size_t)(at - text) + 1 : 0;
-    return at ? splice_at(text, tlen, inside, inside, false, key, s, len, out_len) : NULL;
+    return at ? splice_at(text, tlen, inside, inside, false, key, s, len, out_len, NULL) : NULL;
 }
 
 void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key, const char *s, size_t len)
@@ -244,7 +250,7 @@ int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, siz
         return -1;
     const sl_jv_tok *t = &v->tok[tok];
     size_t out_len = 0, kept = v->len - (t->end - t->start);
-    char *out = splice_at(v->text, v->len, t->start, t->end, false, NULL, s, len, &out_len);
+    char *out = splice_at(v->text, v->len, t->start, t->end, false, NULL, s, len, &out_len, NULL);
     if (!out)
         return -1;
     text_edited(ev, out, out_len);
@@ -260,11 +266,15 @@ int sl_resp_event_view_add_string(sl_resp_event *ev, int obj, const char *key, c
     if (!v || sl_jview_type(v, obj) != SL_JV_OBJECT)
         return -1;
     const sl_jv_tok *t = &v->tok[obj];
-    size_t at = t->end - 1, out_len = 0; /* before the closing brace */
-    char *out = splice_at(v->text, v->len, at, at, t->size > 0, key, s, len, &out_len);
+    bool comma = t->size > 0;
+    size_t at = t->end - 1, out_len = 0, s_at = 0; /* before the closing brace */
+    char *out = splice_at(v->text, v->len, at, at, comma, key, s, len, &out_len, &s_at);
     if (!out)
         return -1;
     text_edited(ev, out, out_len);
-    ev->view_state = 0; /* a member more: read again when next asked */
+    sl_jv_span k = {at + comma, s_at - 1}, val = {s_at, at + (out_len - v->len)}; /* "key" : "s" */
+    if (sl_jview_member_added(v, obj, out, out_len, k, key, strlen(key), val, s, len) < 0)
+        ev->view_state = 0; /* read again when next asked */
+    ev->summary_read = false; /* tokens after it moved */
     return 0;
 }

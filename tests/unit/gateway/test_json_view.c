@@ -1,8 +1,8 @@
 /* sl_jview_read is sound: a text it reads is one jansson reads (json_loadb, flags 0) into the
  * same value (the view turned into a tree by sl_jview_json equals jansson's), on hand-picked
  * texts and many mutated ones; it reads the usual streamed events; its lookups keep the last
- * of duplicate keys as jansson does; and after a string is replaced in the text, the view
- * says what reading the new text says. */
+ * of duplicate keys as jansson does; and after a string is replaced in the text, or a member
+ * added, the view says what reading the new text says. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -168,6 +168,62 @@ static void test_replace(void **state)
     }
 }
 
+/* A member added last to each object of each event, with keys and values plain and escaped:
+ * the view's tokens are then, one for one, those of reading the new text. */
+static void test_member_added(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"content", "k\"\xc3\xa9y", ""};
+    static const char *const values[] = {"held text", "a\"b\\c\n", ""};
+    sl_jview fresh = {0};
+    for (size_t e = 0; e < sizeof events / sizeof events[0]; e++) {
+        for (size_t k = 0; k < 3; k++) {
+            assert_int_equal(sl_jview_read(&view, events[e], strlen(events[e])), 0);
+            char *text = strdup(events[e]);
+            size_t len = strlen(text);
+            for (uint32_t i = 0; i < view.n; i++) { /* the objects as they come, into one view */
+                if (view.tok[i].type != SL_JV_OBJECT)
+                    continue;
+                const sl_jv_tok *t = &view.tok[i];
+                size_t at = t->end - 1;
+                bool comma = t->size > 0;
+                sl_strbuf b = {0};
+                assert_int_equal(sl_strbuf_add(&b, text, at), 0);
+                if (comma)
+                    assert_int_equal(sl_strbuf_add(&b, ",", 1), 0);
+                sl_jv_span ks = {b.len, 0}, vs = {0, 0};
+                assert_int_equal(sl_json_dump_string(&b, keys[k], strlen(keys[k])), 0);
+                ks.end = b.len;
+                assert_int_equal(sl_strbuf_add(&b, ":", 1), 0);
+                vs.start = b.len;
+                assert_int_equal(sl_json_dump_string(&b, values[k], strlen(values[k])), 0);
+                vs.end = b.len;
+                assert_int_equal(sl_strbuf_add(&b, text + at, len - at), 0);
+                assert_int_equal(sl_jview_member_added(&view, (int)i, b.s, b.len, ks, keys[k], strlen(keys[k]), vs,
+                                                       values[k], strlen(values[k])),
+                                 0);
+                free(text);
+                text = b.s;
+                len = b.len;
+                assert_int_equal(sl_jview_read(&fresh, text, len), 0);
+                assert_int_equal(view.n, fresh.n);
+                for (uint32_t j = 0; j < view.n; j++) {
+                    const sl_jv_tok *a = &view.tok[j], *f = &fresh.tok[j];
+                    if (a->type != f->type || a->start != f->start || a->end != f->end || a->next != f->next ||
+                        a->size != f->size || a->escaped != f->escaped)
+                        fail_msg("after adding to token %u, token %u differs: %s", i, j, text);
+                    size_t an, fn;
+                    const char *as = sl_jview_str(&view, (int)j, &an), *fs = sl_jview_str(&fresh, (int)j, &fn);
+                    if (as && (an != fn || memcmp(as, fs, an) != 0))
+                        fail_msg("after adding to token %u, string %u differs: %s", i, j, text);
+                }
+            }
+            free(text);
+        }
+    }
+    sl_jview_free(&fresh);
+}
+
 static void test_mutations(void **state)
 {
     (void)state;
@@ -203,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_lookups),
         cmocka_unit_test(test_members),
         cmocka_unit_test(test_replace),
+        cmocka_unit_test(test_member_added),
         cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests_name("json_view", tests, NULL, teardown);
