@@ -9,10 +9,20 @@ void sl_log_fields_init(sl_log_fields *lf)
     lf->n = 0;
     lf->cap = SL_LOG_FIELDS_INLINE;
     lf->keys_used = 0;
+    lf->seen = 0;
 }
 
+/* A key's bit in lf->seen: its length and first byte, hashed. */
+static uint64_t key_bit(const char *key, size_t len)
+{
+    return (uint64_t)1 << ((len * 7 + (len ? (unsigned char)key[0] : 0)) & 63);
+}
+
+/* The access log asks for each of its own keys: most are answered by that bit alone. */
 static sl_log_field *find(const sl_log_fields *lf, const char *key, size_t len)
 {
+    if (!(lf->seen & key_bit(key, len)))
+        return NULL;
     for (size_t i = 0; i < lf->n; i++)
         if (lf->f[i].len == len && memcmp(lf->f[i].key, key, len) == 0)
             return &lf->f[i];
@@ -50,6 +60,7 @@ void sl_log_fields_set(sl_log_fields *lf, const char *key, json_t *value)
     }
     f = &lf->f[lf->n];
     *f = (sl_log_field){.len = len, .value = value};
+    lf->seen |= key_bit(key, len);
     if (lf->keys_used + len + 1 <= sizeof lf->keys) {
         char *k = lf->keys + lf->keys_used;
         memcpy(k, key, len + 1);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 typedef struct sl_log_field {
@@ -27,6 +28,7 @@ typedef struct sl_log_fields {
     sl_log_field inline_f[SL_LOG_FIELDS_INLINE];
     char keys[SL_LOG_FIELDS_KEY_BYTES];
     size_t keys_used;
+    uint64_t seen;              /* a bit for each key set (key_bit): a key whose bit is clear is not */
 } sl_log_fields;
 
 void sl_log_fields_init(sl_log_fields *lf);

@@ -142,6 +142,12 @@ static void many_plugin_fields_replace_fixed_ones(void **state)
     assert_null(strstr(text, "200"));
     free(text);
     json_decref(v);
+    /* keys with one length and first byte share a bit: still told apart by their bytes */
+    const char *long_a = "a_key_of_seventy_bytes_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const char *long_b = "a_key_of_seventy_bytes_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    sl_log_fields_set(&logged, long_a, json_integer(70));
+    assert_int_equal(json_integer_value(sl_log_fields_get(&logged, long_a)), 70);
+    assert_null(sl_log_fields_get(&logged, long_b));
     sl_log_fields_free(&logged);
 }
 
