@@ -244,6 +244,13 @@ int sl_jview_getn(const sl_jview *v, int obj, const char *key, size_t kl)
     return found;
 }
 
+static inline uint32_t head4(const char *s)
+{
+    uint32_t h;
+    memcpy(&h, s, 4);
+    return h;
+}
+
 void sl_jview_members(const sl_jview *v, int obj, const sl_jkey *keys, int n, int *out)
 {
     uint64_t lens = 0; /* the keys' lengths (under 64): most members are passed over on theirs */
@@ -259,10 +266,12 @@ void sl_jview_members(const sl_jview *v, int obj, const sl_jkey *keys, int n, in
         if (t->size >= 64 || !(lens >> t->size & 1))
             continue;
         const char *s = t->escaped ? v->dec.s + t->dec : v->text + t->start + 1;
+        size_t from = t->size >= 4 ? 4 : 0; /* the first four bytes compared as one word */
+        uint32_t head = from ? head4(s) : 0;
         for (int j = 0; j < n; j++) {
-            if (t->size != keys[j].len || (t->size && s[0] != keys[j].s[0]))
+            if (t->size != keys[j].len || (from && head != head4(keys[j].s)))
                 continue;
-            size_t i = t->size ? 1 : 0;
+            size_t i = from;
             while (i < keys[j].len && s[i] == keys[j].s[i])
                 i++;
             if (i == keys[j].len) {
