@@ -20,7 +20,8 @@
 #include "token_count.h"
 
 /* The view reads only what jansson reads (flags 0: duplicate keys allowed, the last kept),
- * into the same value. */
+ * into the same value; what the quota counts through it is what it counts in the tree; and
+ * a member added through it leaves it as reading the new text would. */
 static void check_view(const char *text, size_t len)
 {
     static sl_jview v;
@@ -29,6 +30,7 @@ static void check_view(const char *text, size_t len)
     json_t *want = json_loadb(text, len, 0, NULL), *got = sl_jview_json(&v, 0);
     if (!want || !json_equal(want, got))
         abort();
+    json_decref(got);
     /* the quota's count of an event read through its view's summary (plugin.h) is its
      * count read from the tree */
     static sl_jview ev_view;
@@ -44,7 +46,34 @@ static void check_view(const char *text, size_t len)
     free(a);
     free(b);
     json_decref(want);
-    json_decref(got);
+    /* a member added through the view to the last object in the text: the view's tokens are
+     * then those of reading the new text */
+    int obj = -1;
+    for (uint32_t i = 0; i < v.n; i++)
+        if (v.tok[i].type == SL_JV_OBJECT)
+            obj = (int)i;
+    if (obj < 0)
+        return;
+    size_t at = v.tok[obj].end - 1, comma = v.tok[obj].size > 0;
+    char *t2 = malloc(len + 16);
+    memcpy(t2, text, at);
+    memcpy(t2 + at, ",\"k\":\"v\"" + !comma, 7 + comma);
+    memcpy(t2 + at + 7 + comma, text + at, len - at);
+    size_t len2 = len + 7 + comma;
+    sl_jv_span ks = {at + comma, at + comma + 3}, vs = {at + comma + 4, at + comma + 7};
+    static sl_jview fresh;
+    if (sl_jview_member_added(&v, obj, t2, len2, ks, "k", 1, vs, "v", 1) < 0 || sl_jview_read(&fresh, t2, len2) < 0 ||
+        fresh.n != v.n)
+        abort();
+    for (uint32_t i = 0; i < v.n; i++) {
+        const sl_jv_tok *x = &v.tok[i], *y = &fresh.tok[i];
+        size_t xn = 0, yn = 0;
+        const char *xs = sl_jview_str(&v, (int)i, &xn), *ys = sl_jview_str(&fresh, (int)i, &yn);
+        if (x->type != y->type || x->start != y->start || x->end != y->end || x->next != y->next ||
+            x->size != y->size || x->escaped != y->escaped || (xs && (xn != yn || memcmp(xs, ys, xn) != 0)))
+            abort();
+    }
+    free(t2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
