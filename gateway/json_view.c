@@ -69,7 +69,7 @@ static __attribute__((noinline)) const char *read_decoded(sl_jview *v, const cha
 }
 
 /* The string at p (its opening quote) as a token; past it, or NULL. */
-static inline const char *read_string(sl_jview *v, const char *p, const char *end)
+static inline __attribute__((always_inline)) const char *read_string(sl_jview *v, const char *p, const char *end)
 {
     const char *body = p + 1;
     size_t n = sl_json_plain_run(body, (size_t)(end - body), false);
