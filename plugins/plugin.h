@@ -86,17 +86,18 @@ typedef struct sl_resp_summary {
  * text that is not JSON. The event owns it. */
 json_t *sl_resp_event_json(sl_resp_event *ev);
 /* The event's view of its text as it stands (json_view.h), or NULL where it cannot be read
- * (then read the tree). Valid until the next edit other than sl_resp_event_view_set_string. */
+ * (then read the tree). Valid until the next edit other than through the view (the two
+ * below), whose tokens move with the text. */
 const struct sl_jview *sl_resp_event_view(sl_resp_event *ev);
 /* The view's string token tok holds s (len bytes) instead: the text is edited in place (no
  * tree made or serialised; a tree made before is dropped) and the view follows. 0, or -1
  * (nothing changed: out of memory, s not UTF-8, tok not a string of the current view). */
 int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, size_t len);
 /* The view's summary (read now where not since the view was), or NULL where the event has
- * no view or its top is not an object. Valid as the view is. */
+ * no view or its top is not an object. Valid as the view is, and until a member is added. */
 const sl_resp_summary *sl_resp_event_summary(sl_resp_event *ev);
 /* Object token obj of the view gets the member key: s (len bytes) last, the same way (the
- * view is read again when next asked). 0, or -1 as above. */
+ * tokens after it move by two: ask for the summary again). 0, or -1 as above. */
 int sl_resp_event_view_add_string(sl_resp_event *ev, int obj, const char *key, const char *s, size_t len);
 /* A plugin changed ev->json in place. */
 void sl_resp_event_edit(sl_resp_event *ev);
