@@ -268,13 +268,15 @@ static const sl_ynode *find_anchor(loader *L, const char *name)
     return NULL;
 }
 
-/* Anchors defined inside a subtree about to be freed must not be used after. */
+/* Anchors defined inside a subtree about to be freed must not be used after, nor walked
+ * from by the next call: their node is dropped too. */
 static void forget_anchors_in(loader *L, const sl_ynode *sub)
 {
     for (size_t i = 0; i < L->n_anchors; i++)
         for (const sl_ynode *p = L->anchors[i].node; p; p = p->parent)
             if (p == sub) {
                 L->anchors[i].name[0] = '\0';   /* never matches an alias name */
+                L->anchors[i].node = NULL;
                 break;
             }
 }
@@ -319,6 +321,7 @@ static void map_merge(loader *L, sl_ynode *map)
                 }
             }
         }
+        forget_anchors_in(L, k); /* `&a <<: ...` anchors the key, freed here too */
         forget_anchors_in(L, v);
         sl_ynode_free(k);
         sl_ynode_free(v);
