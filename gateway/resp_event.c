@@ -179,6 +179,20 @@ const sl_jview *sl_resp_event_view(sl_resp_event *ev)
     return ev->view_state > 0 ? ev->view : NULL;
 }
 
+json_t *sl_resp_chunk_like(const char *text, size_t len)
+{
+    static const char *const copied[] = {"id", "object", "created", "model", "system_fingerprint"};
+    json_t *ev = sl_json_loadb(text, len, 0, NULL);
+    json_t *chunk = json_is_object(ev) ? json_object() : NULL;
+    for (size_t i = 0; chunk && i < sizeof copied / sizeof *copied; i++) {
+        json_t *v = json_object_get(ev, copied[i]);
+        if (v)
+            json_object_set(chunk, copied[i], v);
+    }
+    json_decref(ev);
+    return chunk;
+}
+
 static const sl_jkey top_keys[] = {SL_JKEY("choices"), SL_JKEY("usage"), SL_JKEY("error")};
 static const sl_jkey choice_keys[] = {SL_JKEY("index"), SL_JKEY("finish_reason"), SL_JKEY("delta"),
                                       SL_JKEY("message"), SL_JKEY("text")};

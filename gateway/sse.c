@@ -115,42 +115,52 @@ char *sl_sse_rest(sl_sse *s, size_t *len)
     return r;
 }
 
+/* The value of the next data line in [*p, end), or NULL when there is none; *p moves past
+ * that line. */
+static const char *next_data(const char **p, const char *end, size_t *vl)
+{
+    while (*p < end) {
+        const char *line = *p, *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol)
+            eol = end;
+        const char *cr = memchr(line, '\r', (size_t)(eol - line));
+        if (cr)
+            eol = cr;
+        *p = eol;
+        if (*p < end && **p == '\r')
+            (*p)++;
+        if (*p < end && **p == '\n')
+            (*p)++;
+        if (eol - line >= 5 && memcmp(line, "data:", 5) == 0) {
+            const char *v = line + 5;
+            if (v < eol && *v == ' ')
+                v++;
+            *vl = (size_t)(eol - v);
+            return v;
+        }
+    }
+    return NULL;
+}
+
 char *sl_sse_data(const char *event, size_t len, size_t *data_len)
 {
     char *out = NULL;
-    size_t n = 0;
+    size_t n = 0, vl = 0;
     bool any = false;
-    const char *p = event, *end = event + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        const char *cr = memchr(p, '\r', (size_t)(eol - p));
-        if (cr)
-            eol = cr;
-        if (eol - p >= 5 && memcmp(p, "data:", 5) == 0) {
-            const char *v = p + 5;
-            if (v < eol && *v == ' ')
-                v++;
-            size_t vl = (size_t)(eol - v);
-            char *grown = realloc(out, n + vl + 2);
-            if (!grown) {
-                free(out);
-                return NULL;
-            }
-            out = grown;
-            if (any)
-                out[n++] = '\n';
-            memcpy(out + n, v, vl);
-            n += vl;
-            out[n] = 0;
-            any = true;
+    const char *p = event, *end = event + len, *v;
+    while ((v = next_data(&p, end, &vl))) {
+        char *grown = realloc(out, n + vl + 2);
+        if (!grown) {
+            free(out);
+            return NULL;
         }
-        p = eol;
-        if (p < end && *p == '\r')
-            p++;
-        if (p < end && *p == '\n')
-            p++;
+        out = grown;
+        if (any)
+            out[n++] = '\n';
+        memcpy(out + n, v, vl);
+        n += vl;
+        out[n] = 0;
+        any = true;
     }
     if (any)
         *data_len = n;
@@ -160,30 +170,10 @@ char *sl_sse_data(const char *event, size_t len, size_t *data_len)
 const char *sl_sse_data_ref(const char *event, size_t len, size_t *data_len, char **joined)
 {
     *joined = NULL;
-    const char *data = NULL;
-    size_t n = 0;
-    const char *p = event, *end = event + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        const char *cr = memchr(p, '\r', (size_t)(eol - p));
-        if (cr)
-            eol = cr;
-        if (eol - p >= 5 && memcmp(p, "data:", 5) == 0) {
-            if (data) /* a second data line: joined */
-                return *joined = sl_sse_data(event, len, data_len);
-            data = p + 5;
-            if (data < eol && *data == ' ')
-                data++;
-            n = (size_t)(eol - data);
-        }
-        p = eol;
-        if (p < end && *p == '\r')
-            p++;
-        if (p < end && *p == '\n')
-            p++;
-    }
+    size_t n = 0, more = 0;
+    const char *p = event, *end = event + len, *data = next_data(&p, end, &n);
+    if (data && next_data(&p, end, &more)) /* a second data line: joined */
+        return *joined = sl_sse_data(event, len, data_len);
     if (data)
         *data_len = n;
     return data;

@@ -96,6 +96,10 @@ int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, siz
 /* The view's summary (read now where not since the view was), or NULL where the event has
  * no view or its top is not an object. Valid as the view is, and until a member is added. */
 const sl_resp_summary *sl_resp_event_summary(sl_resp_event *ev);
+/* For a chunk a plugin makes up in a stream: the members id, object, created, model and
+ * system_fingerprint of one of the stream's events (text, len bytes), as a new object; NULL
+ * where the text is not a JSON object. */
+json_t *sl_resp_chunk_like(const char *text, size_t len);
 /* Object token obj of the view gets the member key: s (len bytes) last, the same way (the
  * tokens after it move by two: ask for the summary again). 0, or -1 as above. */
 int sl_resp_event_view_add_string(sl_resp_event *ev, int obj, const char *key, const char *s, size_t len);

@@ -406,23 +406,6 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
     free(t);
 }
 
-/* The members a made-up usage chunk copies from the stream's first event. */
-static const char *const copied[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
-
-/* A chunk with the stream's first event's id, object, created, model and no choices, read
- * from the entry (a usage chunk is rarely made up: no tree for it before). */
-static json_t *chunk_like_first(const cache_state *s)
-{
-    json_t *first = json_loadb(s->text.s + strlen(STREAM_OPEN), s->first_len, 0, NULL);
-    json_t *chunk = json_is_object(first) ? json_object() : NULL;
-    for (size_t i = 0; chunk && copied[i]; i++) {
-        json_t *v = json_object_get(first, copied[i]);
-        if (v)
-            json_object_set(chunk, copied[i], v);
-    }
-    json_decref(first);
-    return chunk;
-}
 
 static void note_finish(cache_state *s, const json_t *choices)
 {
@@ -491,7 +474,8 @@ static const char *finish_entry(sl_exchange *ex, cache_state *s)
         return NULL;
     if (s->stream && !s->saw_usage && sl_ex_usage(ex)) {
         /* the core hid the usage chunk from this client before the hooks: keep it anyway */
-        json_t *chunk = chunk_like_first(s);
+        /* from the first event as the entry holds it (rare: no tree kept for it before) */
+        json_t *chunk = sl_resp_chunk_like(s->text.s + strlen(STREAM_OPEN), s->first_len);
         if (!chunk)
             return NULL;
         json_object_set_new(chunk, "choices", json_array());

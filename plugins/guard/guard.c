@@ -287,23 +287,13 @@ static field_stream *add_stream(resp_state *s, const sl_guard_conf *c, int choic
     return f;
 }
 
-static const char *const template_keys[] = {"id", "object", "created", "model", "system_fingerprint", NULL};
-
 /* id, object, created, model of the stream's chunks, from its first event: read only when a
  * chunk is made up (a hit, or text held at the end), which most streams never need. */
 static json_t *template_of(resp_state *s)
 {
-    if (s->tmpl || !s->first)
-        return s->tmpl;
-    json_t *first = json_loadb(s->first, s->first_len, 0, NULL);
-    json_t *t = json_is_object(first) ? json_object() : NULL;
-    for (size_t i = 0; t && template_keys[i]; i++) {
-        json_t *val = json_object_get(first, template_keys[i]);
-        if (val)
-            json_object_set(t, template_keys[i], val);
-    }
-    json_decref(first);
-    return s->tmpl = t;
+    if (!s->tmpl && s->first)
+        s->tmpl = sl_resp_chunk_like(s->first, s->first_len);
+    return s->tmpl;
 }
 
 static void keep_first(resp_state *s, sl_resp_event *ev)
