@@ -160,8 +160,13 @@ static void dispatch(double due)
     queue[q_tail++ % q_cap] = due;
 }
 
-static void record(double ms)
+static FILE *dump; /* RATE_LOAD_DUMP=FILE: "due latency-ms" a request (due: CLOCK_MONOTONIC seconds, as
+                     * perf record -k CLOCK_MONOTONIC stamps samples), to find when stalls happen */
+
+static void record(double due, double ms)
 {
+    if (dump)
+        fprintf(dump, "%.6f %.3f\n", due, ms);
     if (n_lat == cap_lat) {
         cap_lat = cap_lat ? cap_lat * 2 : 65536;
         lat = realloc(lat, (size_t)cap_lat * sizeof *lat);
@@ -210,7 +215,7 @@ static void on_readable(conn *c)
             answered++;
             if (st != 200)
                 non200++;
-            record((now_s() - c->due) * 1000.0);
+            record(c->due, (now_s() - c->due) * 1000.0);
             c->due = -1;
             memmove(c->in, c->in + len, c->in_len - len);
             c->in_len -= len;
@@ -265,6 +270,11 @@ int main(int argc, char **argv)
         head_len += (size_t)sprintf(head + head_len, "%s\r\n", argv[i]);
     head_len += (size_t)sprintf(head + head_len, "Content-Length: ");
 
+    const char *dump_path = getenv("RATE_LOAD_DUMP");
+    if (dump_path && !(dump = fopen(dump_path, "w"))) {
+        perror(dump_path);
+        return 2;
+    }
     ep = epoll_create1(0);
     conn *conns = calloc((size_t)n_conns, sizeof *conns);
     for (int i = 0; i < n_conns; i++) {
@@ -308,6 +318,8 @@ int main(int argc, char **argv)
                 on_readable(c);
         }
     }
+    if (dump)
+        fclose(dump);
     qsort(lat, (size_t)n_lat, sizeof *lat, cmp_d);
     printf("rate=%.0f sent=%ld answered=%ld non200=%ld errors=%ld p50=%.3f p90=%.3f p99=%.3f p999=%.3f max=%.3f\n",
            rate, sent, answered, non200, errors, pct(50), pct(90), pct(99), pct(99.9), n_lat ? lat[n_lat - 1] : 0);
