@@ -6,6 +6,7 @@
  * both. Deadlines (head, body, idle, closing) share one timer a connection, moved only
  * when a deadline comes earlier than the one it is set for. */
 #include "http.h"
+#include "coarse_clock.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -136,12 +137,7 @@ static const char *http_date(void)
 
 /* ---- the deadline ---- */
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static long long now_ms(void) { return sl_coarse_ms(); }
 
 static void timer_arm(sl_http_conn *c, long long ms)
 {

@@ -241,7 +241,10 @@ static bool note_usage_event(sl_exchange *ex, sl_resp_event *ev)
     return sum->choices >= 0 && sum->n == 0;
 }
 
-static void forward_event(sl_exchange *ex, const char *event, size_t len)
+/* One event of the stream. at: when the read that brought it came (ms since the exchange's
+ * start; < 0 until asked): the events of one read arrived together, and share one reading
+ * of the clock. */
+static void forward_event(sl_exchange *ex, const char *event, size_t len, double *at)
 {
     size_t dlen = 0;
     char *joined = NULL;
@@ -261,7 +264,7 @@ static void forward_event(sl_exchange *ex, const char *event, size_t len)
     }
     sl_ex_client_stream_begin(ex);
     if (!done && data)
-        sl_metrics_itl_event(&ex->itl, sl_ex_ms_since(&ex->t0));
+        sl_metrics_itl_event(&ex->itl, *at >= 0 ? *at : (*at = sl_ex_ms_since(&ex->t0)));
     if (!ex->want_events || !data) {
         free(joined);
         sl_ex_stream_write(ex, event, len);
@@ -337,8 +340,9 @@ static void up_on_data(void *arg, const char *data, size_t len)
     sl_sse_feed(&ex->sse, data, len);
     size_t n;
     const char *event;
+    double at = -1;
     while (!ex->finished && (event = sl_sse_take(&ex->sse, &n)))
-        forward_event(ex, event, n);
+        forward_event(ex, event, n, &at);
     if (!ex->finished && ex->conn && ex->up &&
         sl_http_pending(ex->conn) > (size_t)ex->cfg->server.stream_buffer_bytes) {
         sl_upstream_pause(ex->up);
@@ -460,7 +464,8 @@ static void up_on_done(void *arg, sl_upstream_result result, const char *message
             if (ev) {
                 memcpy(ev, rest, n);
                 memcpy(ev + n, "\n\n", 2);
-                forward_event(ex, ev, n + 2);
+                double at = -1;
+                forward_event(ex, ev, n + 2, &at);
                 free(ev);
             }
             free(rest);

@@ -1,5 +1,6 @@
 #include "upstream.h"
 #include "upstream_int.h"
+#include "coarse_clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,12 +255,7 @@ void sl_upstream_client_free(sl_upstream_client *c)
 
 int sl_upstream_client_active(const sl_upstream_client *c) { return c->active; }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static long long now_ms(void) { return sl_coarse_ms(); }
 
 /* The timer is set for the deadline at, or for a second from now when that is sooner: the
  * deadlines a request sets next (first byte, then stream idle) are then rarely earlier, and

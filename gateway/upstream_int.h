@@ -48,7 +48,7 @@ struct sl_upstream_req {
     char *body;
     sl_upstream_cbs cbs;
     void *arg;
-    /* One timer for every deadline (CLOCK_MONOTONIC ms, 0: none): it fires at the earliest
+    /* One timer for every deadline (CLOCK_MONOTONIC_COARSE ms, coarse_clock.h; 0: none): it fires at the earliest
      * of them or before, and a deadline moved later costs no timer change (upstream.c) */
     struct event *timer;
     long long armed;                   /* when the timer fires; 0: not pending */

@@ -1,6 +1,12 @@
 /* The memory backend: a hash table split in shards, each with its own lock, byte budget and
  * LRU list, so that worker threads rarely wait on each other. An entry costs its key, its
- * value and its bookkeeping; expired entries are dropped when met or evicted. */
+ * value and its bookkeeping; expired entries are dropped when met or evicted.
+ *
+ * A shard's index is open addressing (linear probing) over slots that hold each entry's hash
+ * beside its pointer: a lookup reads the slots, a small array that stays in the CPU's cache,
+ * and touches an entry (somewhere in up to max_bytes of memory) only when the whole hash
+ * matches. Most lookups miss (each new prompt is one); a chain of entries cost a cache miss
+ * a link. */
 #include "cache.h"
 #include "hash64.h"
 
@@ -11,8 +17,6 @@
 
 /* One allocation: the entry, then its key (NUL-terminated), then its value. */
 typedef struct entry {
-    struct entry *next_in_bucket;
-    struct entry **in_bucket;       /* what points at this entry: unlinked without a walk */
     struct entry *prev, *next;      /* LRU: head = most recently used */
     uint64_t hash;
     int64_t expires_ms;             /* 0 = never */
@@ -21,10 +25,15 @@ typedef struct entry {
     char key[];
 } entry;
 
+typedef struct slot {
+    uint64_t hash;
+    entry *e;                       /* NULL: empty */
+} slot;
+
 typedef struct shard {
     pthread_mutex_t lock;
-    entry **buckets;
-    size_t n_buckets;               /* power of two */
+    slot *slots;
+    size_t n_slots;                 /* power of two; kept over a quarter empty */
     size_t count;
     size_t bytes, cap;
     entry *head, *tail;
@@ -77,7 +86,7 @@ void sl_cache_mem_free(sl_cache_mem *m)
             next = e->next;
             entry_free(e);
         }
-        free(s->buckets);
+        free(s->slots);
         pthread_mutex_destroy(&s->lock);
     }
     free(m->shards);
@@ -88,23 +97,50 @@ size_t sl_cache_mem_max_entry(const sl_cache_mem *m) { return m->shards[0].cap; 
 
 static shard *shard_of(sl_cache_mem *m, uint64_t h) { return &m->shards[(h >> 48) & (m->n_shards - 1)]; }
 
-static entry *find(shard *s, uint64_t h, const char *key)
+/* The slot holding key (hash h), or -1. */
+static long find(const shard *s, uint64_t h, const char *key)
 {
-    if (!s->n_buckets)
-        return NULL;
-    entry *e = s->buckets[h & (s->n_buckets - 1)];
-    while (e && (e->hash != h || strcmp(e->key, key) != 0))
-        e = e->next_in_bucket;
-    return e;
+    if (!s->n_slots)
+        return -1;
+    size_t mask = s->n_slots - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        const slot *sl = &s->slots[i];
+        if (!sl->e)
+            return -1;
+        if (sl->hash == h && strcmp(sl->e->key, key) == 0)
+            return (long)i;
+    }
 }
 
-static void bucket_push(entry **bucket, entry *e)
+static size_t slot_of(const shard *s, const entry *e)
 {
-    e->next_in_bucket = *bucket;
-    if (*bucket)
-        (*bucket)->in_bucket = &e->next_in_bucket;
-    e->in_bucket = bucket;
-    *bucket = e;
+    size_t mask = s->n_slots - 1, i = e->hash & mask;
+    while (s->slots[i].e != e)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static void slot_put(slot *slots, size_t n_slots, uint64_t h, entry *e)
+{
+    size_t mask = n_slots - 1, i = h & mask;
+    while (slots[i].e)
+        i = (i + 1) & mask;
+    slots[i] = (slot){h, e};
+}
+
+/* Empty slot i; the slots after it in its run move back where their probe allows, so that
+ * every lookup still reaches its entry before an empty slot (no tombstones). */
+static void slot_clear(shard *s, size_t i)
+{
+    size_t mask = s->n_slots - 1;
+    for (size_t j = (i + 1) & mask; s->slots[j].e; j = (j + 1) & mask) {
+        size_t home = s->slots[j].hash & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) { /* the hole lies between its home and j */
+            s->slots[i] = s->slots[j];
+            i = j;
+        }
+    }
+    s->slots[i].e = NULL;
 }
 
 static void lru_unlink(shard *s, entry *e)
@@ -133,9 +169,7 @@ static void lru_push_front(shard *s, entry *e)
 
 static void remove_entry(shard *s, entry *e)
 {
-    *e->in_bucket = e->next_in_bucket;
-    if (e->next_in_bucket)
-        e->next_in_bucket->in_bucket = e->in_bucket;
+    slot_clear(s, slot_of(s, e));
     lru_unlink(s, e);
     s->bytes -= e->cost;
     s->count--;
@@ -144,19 +178,16 @@ static void remove_entry(shard *s, entry *e)
 
 static int grow(shard *s)
 {
-    size_t n = s->n_buckets ? s->n_buckets * 2 : 64;
-    entry **b = calloc(n, sizeof *b);
-    if (!b)
+    size_t n = s->n_slots ? s->n_slots * 2 : 64;
+    slot *slots = calloc(n, sizeof *slots);
+    if (!slots)
         return -1;
-    for (size_t i = 0; i < s->n_buckets; i++) {
-        for (entry *e = s->buckets[i], *next; e; e = next) {
-            next = e->next_in_bucket;
-            bucket_push(&b[e->hash & (n - 1)], e);
-        }
-    }
-    free(s->buckets);
-    s->buckets = b;
-    s->n_buckets = n;
+    for (size_t i = 0; i < s->n_slots; i++)
+        if (s->slots[i].e)
+            slot_put(slots, n, s->slots[i].hash, s->slots[i].e);
+    free(s->slots);
+    s->slots = slots;
+    s->n_slots = n;
     return 0;
 }
 
@@ -166,7 +197,8 @@ char *sl_cache_mem_get(sl_cache_mem *m, const char *key, int64_t now_ms, size_t 
     shard *s = shard_of(m, h);
     char *out = NULL;
     pthread_mutex_lock(&s->lock);
-    entry *e = find(s, h, key);
+    long i = find(s, h, key);
+    entry *e = i >= 0 ? s->slots[i].e : NULL;
     if (e && e->expires_ms && e->expires_ms <= now_ms) {
         remove_entry(s, e);
         e = NULL;
@@ -205,14 +237,14 @@ int sl_cache_mem_put(sl_cache_mem *m, const char *key, const char *val, size_t l
 
     int rc = -1;
     pthread_mutex_lock(&s->lock);
-    entry *old = find(s, h, key);
-    if (old)
-        remove_entry(s, old);
+    long old = find(s, h, key);
+    if (old >= 0)
+        remove_entry(s, s->slots[old].e);
     while (s->bytes + cost > s->cap && s->tail)
         remove_entry(s, s->tail);
-    if (s->count + 1 > s->n_buckets && grow(s) < 0)
+    if ((s->count + 1) * 4 > s->n_slots * 3 && grow(s) < 0)
         goto fail;
-    bucket_push(&s->buckets[h & (s->n_buckets - 1)], e);
+    slot_put(s->slots, s->n_slots, h, e);
     lru_push_front(s, e);
     s->bytes += cost;
     s->count++;
