@@ -22,6 +22,8 @@
 # env:   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2 BENCH_WORKERS=1
 #        BENCH_TTFB_N=200 (sequential streamed requests per target for the TTFB figures)
 #        BENCH_RATE=N: the fixed-rate latency run at N requests/s instead of half nginx's peak
+#        RATE_LOAD_DUMP=PREFIX: that run writes each request's due time (CLOCK_MONOTONIC s) and
+#        latency (ms) to PREFIX.TARGET, to line a stall up with perf sched/record -k CLOCK_MONOTONIC
 #        NO_PORTKEY=1 to leave Portkey out (it is installed by npm ci in tests/bench/portkey)
 #        BENCH_TARGETS="nginx sluice" to run some targets only; BENCH_STREAMS="0" (non-streaming
 #        only) or "1"; SLUICE_WRAP="perf record -g -o FILE --" runs sluice under a profiler
@@ -296,7 +298,7 @@ if [ -x "$RATE_LOAD" ] && { [ -n "${BENCH_RATE:-}" ] || grep -q '^nginx 0 ' "$T/
         mapfile -t hdrs < <(headers_of "$t" 0)
         u=$(url_of "$t"); hp=${u#http://}
         c0=$(cpu_ticks "${ROOT_PID[$t]}")
-        line=$($ON_LOAD "$RATE_LOAD" "${hp%:*}" "${hp#*:}" "$(path_of "$t" 0)" "$HALF" "${BENCH_RATE_SECONDS:-5}" "$CONNS" \
+        line=$(RATE_LOAD_DUMP=${RATE_LOAD_DUMP:+$RATE_LOAD_DUMP.$t} $ON_LOAD "$RATE_LOAD" "${hp%:*}" "${hp#*:}" "$(path_of "$t" 0)" "$HALF" "${BENCH_RATE_SECONDS:-5}" "$CONNS" \
                "$(body_of "$t" 0 "rate-$(date +%s%N)-@@N@@")" "${hdrs[@]}")
         c1=$(cpu_ticks "${ROOT_PID[$t]}")
         echo "$t $line cpu0=${c0/ /,} cpu1=${c1/ /,}" >>"$T/rate"
