@@ -22,8 +22,9 @@
 # env:   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2 BENCH_WORKERS=1
 #        BENCH_TTFB_N=200 (sequential streamed requests per target for the TTFB figures)
 #        BENCH_RATE=N: the fixed-rate latency run at N requests/s instead of half nginx's peak
-#        RATE_LOAD_DUMP=PREFIX: that run writes each request's due time (CLOCK_MONOTONIC s) and
-#        latency (ms) to PREFIX.TARGET, to line a stall up with perf sched/record -k CLOCK_MONOTONIC
+#        BENCH_RATE_SHARES="0.5 0.25": the fixed-rate runs, as shares of nginx's peak
+#        RATE_LOAD_DUMP=PREFIX: those runs write each request's due time (CLOCK_MONOTONIC s) and
+#        latency (ms) to PREFIX.SHARE.TARGET, to line a stall up with perf sched/record -k CLOCK_MONOTONIC
 #        NO_PORTKEY=1 to leave Portkey out (it is installed by npm ci in tests/bench/portkey)
 #        BENCH_TARGETS="nginx sluice" to run some targets only; BENCH_STREAMS="0" (non-streaming
 #        only) or "1"; SLUICE_WRAP="perf record -g -o FILE --" runs sluice under a profiler
@@ -287,21 +288,26 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 for t in "${TARGETS[@]}"; do ttfb "$t"; done
 
-# Latency at a fixed load: half of nginx's median non-streaming peak (wrk above), open loop
-# (tests/bench/rate_load.c: latency from when each request was due), same rate for all.
+# Latency at a fixed load: half of nginx's median non-streaming peak (wrk above), and a
+# quarter of it, open loop (tests/bench/rate_load.c: latency from when each request was due),
+# same rate for all. BENCH_RATE_SHARES="0.5" for the issue's point alone.
 RATE_LOAD=${RATE_LOAD:-$BUILD/tests/bench/rate_load}
 : >"$T/rate"
 if [ -x "$RATE_LOAD" ] && { [ -n "${BENCH_RATE:-}" ] || grep -q '^nginx 0 ' "$T/results"; }; then
-    HALF=${BENCH_RATE:-$(awk '$1 == "nginx" && $2 == 0 { print $3 }' "$T/results" | sort -n | awk '{ v[NR] = $1 } END { printf "%d", v[int((NR + 1) / 2)] / 2 }')}
-    for t in "${TARGETS[@]}"; do
-        [ "$t" = portkey ] && continue # it cannot keep half of nginx's rate (see its requests/s)
-        mapfile -t hdrs < <(headers_of "$t" 0)
-        u=$(url_of "$t"); hp=${u#http://}
-        c0=$(cpu_ticks "${ROOT_PID[$t]}")
-        line=$(RATE_LOAD_DUMP=${RATE_LOAD_DUMP:+$RATE_LOAD_DUMP.$t} $ON_LOAD "$RATE_LOAD" "${hp%:*}" "${hp#*:}" "$(path_of "$t" 0)" "$HALF" "${BENCH_RATE_SECONDS:-5}" "$CONNS" \
-               "$(body_of "$t" 0 "rate-$(date +%s%N)-@@N@@")" "${hdrs[@]}")
-        c1=$(cpu_ticks "${ROOT_PID[$t]}")
-        echo "$t $line cpu0=${c0/ /,} cpu1=${c1/ /,}" >>"$T/rate"
+    PEAK=$(awk '$1 == "nginx" && $2 == 0 { print $3 }' "$T/results" | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%d", v[int((NR + 1) / 2)] }')
+    SHARES=${BENCH_RATE_SHARES:-0.5 0.25}; [ -n "${BENCH_RATE:-}" ] && SHARES=set
+    for share in $SHARES; do
+        if [ "$share" = set ]; then RATE=$BENCH_RATE; else RATE=$(awk -v p="$PEAK" -v s="$share" 'BEGIN { printf "%d", p * s }'); fi
+        for t in "${TARGETS[@]}"; do
+            [ "$t" = portkey ] && continue # it cannot keep half of nginx's rate (see its requests/s)
+            mapfile -t hdrs < <(headers_of "$t" 0)
+            u=$(url_of "$t"); hp=${u#http://}
+            c0=$(cpu_ticks "${ROOT_PID[$t]}")
+            line=$(RATE_LOAD_DUMP=${RATE_LOAD_DUMP:+$RATE_LOAD_DUMP.$share.$t} $ON_LOAD "$RATE_LOAD" "${hp%:*}" "${hp#*:}" "$(path_of "$t" 0)" "$RATE" "${BENCH_RATE_SECONDS:-5}" "$CONNS" \
+                   "$(body_of "$t" 0 "rate-$(date +%s%N)-@@N@@")" "${hdrs[@]}")
+            c1=$(cpu_ticks "${ROOT_PID[$t]}")
+            echo "$share $t $line cpu0=${c0/ /,} cpu1=${c1/ /,}" >>"$T/rate"
+        done
     done
 fi
 hits=$(grep -c '"cache":"hit"' "$T/access.log" 2>/dev/null); misses=$(grep -c '"cache":"miss"' "$T/access.log" 2>/dev/null)
@@ -317,7 +323,7 @@ for line in open(sys.argv[2]):
     tt.setdefault(name, []).append(float(ms))
 rate = [l.split() for l in open(sys.argv[4])] if len(sys.argv) > 4 else []
 names = [n for n in ("direct", "nginx", "portkey", "sluice")
-         if (n, "0") in res or (n, "1") in res or n in tt or any(r[0] == n for r in rate)]
+         if (n, "0") in res or (n, "1") in res or n in tt or any(r[1] == n for r in rate)]
 labels = {"direct": "upstream (direct)", "nginx": "nginx proxy_pass", "portkey": "Portkey gateway",
           "sluice": "sluice (full chain)"}
 med = lambda k, i: statistics.median(r[i] for r in res[k]) if k in res else None
@@ -340,10 +346,15 @@ for s, title in (("0", "non-streaming"), ("1", "streaming (6 events + [DONE])"))
     sl, ng, pk = med(("sluice", s), 0), med(("nginx", s), 0), med(("portkey", s), 0)
     print("sluice/nginx requests/s: %s   sluice/portkey requests/s: %s" % (
         "%.2f" % (sl / ng) if sl and ng else "n/a", "%.1f" % (sl / pk) if sl and pk else "n/a"))
-if rate:
-    kv = {r[0]: dict(x.split("=") for x in r[1:]) for r in rate}
+shares = []
+for r in rate:
+    if r[0] not in shares:
+        shares.append(r[0])
+for share in shares:
+    kv = {r[1]: dict(x.split("=") for x in r[2:]) for r in rate if r[0] == share}
+    what = sys.argv[6] if share == "set" else "%s of nginx's peak" % {"0.5": "half", "0.25": "a quarter"}.get(share, share)
     print("\n## latency at a fixed rate: %s, %s req/s for %s s, open loop (from when each was due)"
-          % (sys.argv[6] or "half of nginx's peak", rate[0][1].split("=")[1], sys.argv[5]))
+          % (what, next(iter(kv.values()))["rate"], sys.argv[5]))
     print("| %-20s | %8s | %8s | %8s | %8s | %14s | %6s | %13s |" % ("target", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
           "added p99 ms", "errors", "CPU µs/req u+s"))
     print("|%s|%s|%s|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 10, "-" * 10, "-" * 10, "-" * 10, "-" * 16, "-" * 8, "-" * 15))

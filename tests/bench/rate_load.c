@@ -271,7 +271,7 @@ int main(int argc, char **argv)
     head_len += (size_t)sprintf(head + head_len, "Content-Length: ");
 
     const char *dump_path = getenv("RATE_LOAD_DUMP");
-    if (dump_path && !(dump = fopen(dump_path, "w"))) {
+    if (dump_path && *dump_path && !(dump = fopen(dump_path, "w"))) {
         perror(dump_path);
         return 2;
     }
