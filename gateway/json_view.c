@@ -251,15 +251,29 @@ static inline uint32_t head4(const char *s)
     return h;
 }
 
-void sl_jview_members(const sl_jview *v, int obj, const sl_jkey *keys, int n, int *out)
+int sl_jkeys_init(sl_jkeys *ks, const sl_jkey *keys, int n)
 {
-    uint64_t lens = 0; /* the keys' lengths (under 64): most members are passed over on theirs */
+    memset(ks, 0, sizeof *ks);
+    if (n < 0 || n > SL_JKEYS_MAX)
+        return -1;
     for (int j = 0; j < n; j++) {
-        out[j] = -1;
-        lens |= keys[j].len < 64 ? (uint64_t)1 << keys[j].len : 0;
+        ks->key[j] = keys[j];
+        ks->lens |= keys[j].len < 64 ? (uint64_t)1 << keys[j].len : 0; /* a longer one is never found */
+        ks->head[j] = keys[j].len >= 4 ? head4(keys[j].s) : 0;
     }
+    ks->n = n;
+    return 0;
+}
+
+/* Not a memset call for a few ints (GCC makes the fill loop one). */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void sl_jview_members_of(const sl_jview *v, int obj,
+                                                                                    const sl_jkeys *ks, int *out)
+{
+    for (int j = 0; j < ks->n; j++)
+        out[j] = -1;
     if (obj < 0 || v->tok[obj].type != SL_JV_OBJECT)
         return;
+    uint64_t lens = ks->lens; /* most members are passed over on their length */
     uint32_t k = (uint32_t)obj + 1;
     for (uint32_t m = 0; m < v->tok[obj].size; m++, k = v->tok[k + 1].next) {
         const sl_jv_tok *t = &v->tok[k];
@@ -268,17 +282,26 @@ void sl_jview_members(const sl_jview *v, int obj, const sl_jkey *keys, int n, in
         const char *s = t->escaped ? v->dec.s + t->dec : v->text + t->start + 1;
         size_t from = t->size >= 4 ? 4 : 0; /* the first four bytes compared as one word */
         uint32_t head = from ? head4(s) : 0;
-        for (int j = 0; j < n; j++) {
-            if (t->size != keys[j].len || (from && head != head4(keys[j].s)))
+        for (int j = 0; j < ks->n; j++) {
+            if (t->size != ks->key[j].len || head != ks->head[j])
                 continue;
             size_t i = from;
-            while (i < keys[j].len && s[i] == keys[j].s[i])
+            while (i < ks->key[j].len && s[i] == ks->key[j].s[i])
                 i++;
-            if (i == keys[j].len) {
+            if (i == ks->key[j].len) {
                 out[j] = (int)k + 1;
                 break;
             }
         }
+    }
+}
+
+void sl_jview_members(const sl_jview *v, int obj, const sl_jkey *keys, int n, int *out)
+{
+    sl_jkeys ks;
+    for (int at = 0; at < n; at += SL_JKEYS_MAX) { /* a long list: in sets of SL_JKEYS_MAX */
+        sl_jkeys_init(&ks, keys + at, n - at < SL_JKEYS_MAX ? n - at : SL_JKEYS_MAX);
+        sl_jview_members_of(v, obj, &ks, out + at);
     }
 }
 

@@ -62,8 +62,21 @@ typedef struct sl_jkey {
 } sl_jkey;
 #define SL_JKEY(lit) {(lit), sizeof(lit) - 1}
 /* out[k] = the value of object token obj's member keys[k] (its last), or -1, for k < n: several
- * members in one walk. All -1 when obj is not an object. */
+ * members in one walk. All -1 when obj is not an object. A key of 64 bytes or more is never
+ * found (none is looked up). */
 void sl_jview_members(const sl_jview *v, int obj, const sl_jkey *keys, int n, int *out);
+/* The same keys, looked up again and again (the members of every streamed event): what the
+ * walk tests first (the keys' lengths, their first four bytes) worked out once. */
+#define SL_JKEYS_MAX 8
+typedef struct sl_jkeys {
+    int n;
+    uint64_t lens;                  /* bit k set: a key of k bytes */
+    sl_jkey key[SL_JKEYS_MAX];
+    uint32_t head[SL_JKEYS_MAX];    /* the first four bytes of a key of four or more */
+} sl_jkeys;
+/* -1 (and ks unusable) when n is over SL_JKEYS_MAX. A key of 64 bytes or more is never found. */
+int sl_jkeys_init(sl_jkeys *ks, const sl_jkey *keys, int n);
+void sl_jview_members_of(const sl_jview *v, int obj, const sl_jkeys *ks, int *out);
 /* The item at index i of array token arr, or -1. */
 int sl_jview_item(const sl_jview *v, int arr, size_t i);
 /* A string token's bytes (decoded; not NUL-ended), or NULL when i is not a string. */

@@ -2,6 +2,7 @@
  * its view (json_view.h), and the edits made to either. */
 #include "plugin.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -198,10 +199,21 @@ static const sl_jkey choice_keys[] = {SL_JKEY("index"), SL_JKEY("finish_reason")
                                       SL_JKEY("message"), SL_JKEY("text")};
 static const sl_jkey holder_keys[] = {SL_JKEY("content"), SL_JKEY("reasoning_content"), SL_JKEY("tool_calls")};
 
+/* The three key sets, with their length masks and heads worked out once for all workers. */
+static sl_jkeys top_set, choice_set, holder_set;
+static pthread_once_t sets_made = PTHREAD_ONCE_INIT;
+
+static void make_sets(void)
+{
+    sl_jkeys_init(&top_set, top_keys, 3);
+    sl_jkeys_init(&choice_set, choice_keys, 5);
+    sl_jkeys_init(&holder_set, holder_keys, 3);
+}
+
 static void read_choice(const sl_jview *v, int tok, size_t place, sl_resp_choice *c)
 {
     int m[5], h[3];
-    sl_jview_members(v, tok, choice_keys, 5, m);
+    sl_jview_members_of(v, tok, &choice_set, m);
     c->tok = tok;
     if (!sl_jview_int(v, m[0], &c->index))
         c->index = (long long)place;
@@ -209,7 +221,7 @@ static void read_choice(const sl_jview *v, int tok, size_t place, sl_resp_choice
     c->delta = m[2];
     c->message = m[3];
     c->text = m[4];
-    sl_jview_members(v, c->delta >= 0 ? c->delta : c->message, holder_keys, 3, h);
+    sl_jview_members_of(v, c->delta >= 0 ? c->delta : c->message, &holder_set, h);
     c->content = h[0];
     c->reasoning_content = h[1];
     c->tool_calls = h[2];
@@ -224,7 +236,8 @@ const sl_resp_summary *sl_resp_event_summary(sl_resp_event *ev)
     if (ev->summary_read)
         return s;
     int top[3];
-    sl_jview_members(v, 0, top_keys, 3, top);
+    pthread_once(&sets_made, make_sets);
+    sl_jview_members_of(v, 0, &top_set, top);
     s->choices = sl_jview_type(v, top[0]) == SL_JV_ARRAY ? top[0] : -1;
     s->usage = top[1];
     s->error = top[2];

@@ -128,6 +128,36 @@ static void test_members(void **state)
     assert_int_equal(out[0], -1);
 }
 
+/* A key set made once reads what the one-off walk reads; a list longer than a set is walked
+ * in sets; more keys than a set holds is refused. */
+static void test_key_sets(void **state)
+{
+    (void)state;
+    const char *t = "{\"a\":0,\"bb\":1,\"ccc\":2,\"dddd\":3,\"eeeee\":4,\"ffffff\":5,\"ggggggg\":6,\"hhhhhhhh\":7,"
+                    "\"iiiiiiiii\":8,\"jjjj\":9,\"dddx\":10}";
+    assert_int_equal(sl_jview_read(&view, t, strlen(t)), 0);
+    static const sl_jkey keys[] = {SL_JKEY("iiiiiiiii"), SL_JKEY("a"),        SL_JKEY("dddx"),    SL_JKEY("bb"),
+                                   SL_JKEY("zz"),        SL_JKEY("hhhhhhhh"), SL_JKEY("ccc"),     SL_JKEY("dddd"),
+                                   SL_JKEY("jjjj"),      SL_JKEY("ffffff"),   SL_JKEY("ggggggg"), SL_JKEY("eeeee")};
+    enum { N = sizeof keys / sizeof *keys };
+    int out[N], one[SL_JKEYS_MAX];
+    sl_jview_members(&view, 0, keys, N, out); /* 12 keys: a set of 8, then one of 4 */
+    for (int j = 0; j < N; j++)
+        assert_int_equal(out[j], sl_jview_getn(&view, 0, keys[j].s, keys[j].len));
+    assert_int_equal(out[4], -1);
+    sl_jkeys ks;
+    assert_int_equal(sl_jkeys_init(&ks, keys, SL_JKEYS_MAX), 0);
+    for (int round = 0; round < 2; round++) { /* the set is not used up */
+        sl_jview_members_of(&view, 0, &ks, one);
+        for (int j = 0; j < SL_JKEYS_MAX; j++)
+            assert_int_equal(one[j], out[j]);
+    }
+    sl_jview_members_of(&view, out[0], &ks, one); /* not an object */
+    for (int j = 0; j < SL_JKEYS_MAX; j++)
+        assert_int_equal(one[j], -1);
+    assert_int_equal(sl_jkeys_init(&ks, keys, SL_JKEYS_MAX + 1), -1);
+}
+
 /* Every string of every event replaced in turn (longer, shorter, with escapes): the text
  * changed in place reads back as the view now says. */
 static void test_replace(void **state)
@@ -258,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_lookups),
         cmocka_unit_test(test_members),
+        cmocka_unit_test(test_key_sets),
         cmocka_unit_test(test_replace),
         cmocka_unit_test(test_member_added),
         cmocka_unit_test(test_mutations),
