@@ -21,6 +21,8 @@
 # usage: tests/bench/gateway_bench.sh [BUILD_DIR]     (default build/)
 # env:   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2 BENCH_WORKERS=1
 #        BENCH_TTFB_N=200 (sequential streamed requests per target for the TTFB figures)
+#        BENCH_EVENTS=5: content events in each streamed answer (then a usage event and [DONE]);
+#        real streams carry a token or so an event, hundreds of them
 #        BENCH_RATE=N: the fixed-rate latency run at N requests/s instead of half nginx's peak
 #        BENCH_RATE_SHARES="0.5 0.25": the fixed-rate runs, as shares of nginx's peak
 #        RATE_LOAD_DUMP=PREFIX: those runs write each request's due time (CLOCK_MONOTONIC s) and
@@ -77,7 +79,18 @@ UP_PORT=$(free_port); NGX_PORT=$(free_port); PK_PORT=$(free_port); GW_PORT=$(fre
 RESPONSE='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
 CHUNK='{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}'
 LAST='{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}'
-SSE="data: $CHUNK\n\ndata: $CHUNK\n\ndata: $CHUNK\n\ndata: $CHUNK\n\ndata: $CHUNK\n\ndata: $LAST\n\ndata: [DONE]\n\n"
+EVENTS=${BENCH_EVENTS:-5} # content events a stream (each "Hello"), then the usage event and [DONE]
+SSE=""; for ((i = 0; i < EVENTS; i++)); do SSE="${SSE}data: $CHUNK\n\n"; done
+SSE="${SSE}data: $LAST\n\ndata: [DONE]\n\n"
+export BENCH_STREAM_EVENTS=$((EVENTS + 1))
+if ((${#SSE} < 3500)); then # the answer in the config, as nginx's return writes it
+    STREAM_LOCATION="        location /stream/ { default_type text/event-stream; return 200 '$SSE'; }"
+else # longer than a config string may be: a file; a POST to it is a 405, made a 200 with the file by an internal GET
+    mkdir -p "$T/www" && chmod 755 "$T" "$T/www" # nginx's workers run as nobody when we are root
+    printf "$SSE" >"$T/www/stream.sse" && chmod 644 "$T/www/stream.sse"
+    STREAM_LOCATION="        location /stream/ { error_page 405 =200 /stream.sse; return 405; }
+        location = /stream.sse { internal; default_type text/event-stream; root $T/www; }"
+fi
 
 declare -A ROOT_PID # the process (tree) whose CPU time each target's requests cost
 start_nginx() { # NAME WORKERS HTTP-BLOCK
@@ -104,7 +117,7 @@ EOF
 start_nginx upstream 1 "    server {
         listen 127.0.0.1:$UP_PORT;
         location / { default_type application/json; return 200 '$RESPONSE'; }
-        location /stream/ { default_type text/event-stream; return 200 '$SSE'; }
+$STREAM_LOCATION
     }"
 start_nginx proxy "$WORKERS" "    upstream bench_up { server 127.0.0.1:$UP_PORT; keepalive 64; }
     server {
@@ -330,7 +343,8 @@ med = lambda k, i: statistics.median(r[i] for r in res[k]) if k in res else None
 def q(v, p):
     v = sorted(v)
     return v[min(len(v) - 1, int(p / 100 * len(v)))]
-for s, title in (("0", "non-streaming"), ("1", "streaming (6 events + [DONE])")):
+import os
+for s, title in (("0", "non-streaming"), ("1", "streaming (%s events + [DONE])" % os.environ.get("BENCH_STREAM_EVENTS", "6"))):
     print(f"\n## {title}")
     print("| %-20s | %10s | %15s | %8s | %8s | %6s | %13s |" % ("target", "req/s", "rounds min-max", "p50 ms", "p99 ms",
           "errors", "CPU µs/req u+s"))
