@@ -39,17 +39,18 @@ static const unsigned char *find_byte(const unsigned char *p, const unsigned cha
 }
 
 /* An event ends at "\n\n", "\r\n\r\n" or "\r\r"; return the offset just past it, or 0.
- * Only the line ends are looked at (memchr to the next '\n' and the next '\r'). */
+ * Only the line ends are looked at: memchr to the next '\n', then for a '\r' before it. The
+ * '\r' is not looked for past that '\n': in a read of many events with none, each event
+ * would scan the rest of the read. */
 static size_t find_end(const unsigned char *p, size_t n, size_t from)
 {
     const unsigned char *end = p + n, *at = p + (from ? from - 1 : 0);
-    const unsigned char *nl = NULL, *cr = NULL; /* the next of each from at (end: none) */
+    const unsigned char *nl = NULL; /* the next '\n' from at (end: none) */
     while (at < end) {
         if (!nl || nl < at)
             nl = find_byte(at, end, '\n');
-        if (!cr || cr < at)
-            cr = find_byte(at, end, '\r');
-        at = nl < cr ? nl : cr;
+        const unsigned char *cr = find_byte(at, nl, '\r');
+        at = cr < nl ? cr : nl;
         if (at == end)
             return 0;
         size_t i = (size_t)(at - p);

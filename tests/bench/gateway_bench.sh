@@ -83,6 +83,8 @@ EVENTS=${BENCH_EVENTS:-5} # content events a stream (each "Hello"), then the usa
 SSE=""; for ((i = 0; i < EVENTS; i++)); do SSE="${SSE}data: $CHUNK\n\n"; done
 SSE="${SSE}data: $LAST\n\ndata: [DONE]\n\n"
 export BENCH_STREAM_EVENTS=$((EVENTS + 1))
+# room for every event's token: sluice ends a stream that goes past the request's max_tokens
+MAX_TOKENS=64; ((EVENTS * 2 > MAX_TOKENS)) && MAX_TOKENS=$((EVENTS * 2))
 if ((${#SSE} < 3500)); then # the answer in the config, as nginx's return writes it
     STREAM_LOCATION="        location /stream/ { default_type text/event-stream; return 200 '$SSE'; }"
 else # longer than a config string may be: a file; a POST to it is a 405, made a 200 with the file by an internal GET
@@ -190,8 +192,8 @@ headers_of() {
 }
 body_of() { # TARGET STREAM TEXT
     local stream=false; [ "$2" = 1 ] && stream=true
-    printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Hello there, how are you? %s"}],"temperature":0,"max_tokens":64,"stream":%s}' \
-        "$(model_of "$1" "$2")" "$3" "$stream"
+    printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Hello there, how are you? %s"}],"temperature":0,"max_tokens":%d,"stream":%s}' \
+        "$(model_of "$1" "$2")" "$3" "$MAX_TOKENS" "$stream"
 }
 lua_of() { # TARGET STREAM -> a wrk script sending a new prompt each request
     local h="" line

@@ -1,10 +1,26 @@
 /* Fuzz target: the SSE splitter (gateway/sse.c) fed in pieces whose sizes come from the
- * input. Checks that the events plus the rest give back exactly the bytes fed. */
+ * input. Checks that the events plus the rest give back exactly the bytes fed, and that
+ * each event ends at the first event end a byte-by-byte search finds. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sse.h"
+
+/* Where the first event of p ends, byte by byte (the splitter's own search skips ahead with
+ * memchr): just past the first "\n\n", "\r\n\r\n" or "\r\r", or 0. */
+static size_t first_end(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n' && i + 1 < n && p[i + 1] == '\n')
+            return i + 2;
+        if (p[i] == '\n' && i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
+            return i + 3;
+        if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\r')
+            return i + 2;
+    }
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -36,6 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(d);
             if (got + len > size)
                 abort();
+            if (first_end(ev, len) != len)
+                abort(); /* an event ends at its first end, not before, not after */
             memcpy(out + got, ev, len);
             got += len;
             free(ev);
@@ -44,8 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t rlen = 0;
     char *rest = sl_sse_rest(&s, &rlen);
     if (rest) {
-        if (got + rlen > size)
-            abort();
+        if (got + rlen > size || first_end(rest, rlen) != 0)
+            abort(); /* the rest holds no whole event */
         memcpy(out + got, rest, rlen);
         got += rlen;
         free(rest);
