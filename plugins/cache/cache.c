@@ -499,8 +499,10 @@ static void cache_on_complete(sl_exchange *ex, void *conf)
     const char *text = s->capture && sl_ex_complete(ex) ? finish_entry(ex, s) : NULL;
     if (text && c->redis)
         sl_cache_redis_set(sl_ex_base(ex), c->redis_url, s->key, text, s->text.len, c->ttl_ms);
-    else if (text)
-        sl_cache_mem_put(c->mem, s->key, text, s->text.len, c->ttl_ms, sl_cache_now_ms());
+    else if (text) { /* the entry takes the text */
+        sl_cache_mem_put_owned(c->mem, s->key, s->text.s, s->text.len, s->text.cap, c->ttl_ms, sl_cache_now_ms());
+        s->text = (sl_strbuf){0};
+    }
     state_free(s);
 }
 

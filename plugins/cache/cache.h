@@ -48,6 +48,10 @@ char *sl_cache_mem_get(sl_cache_mem *m, const char *key, int64_t now_ms, size_t 
  * of the shard until it fits. 0, or -1 when it can never fit or memory ran out. */
 int sl_cache_mem_put(sl_cache_mem *m, const char *key, const char *val, size_t len, int64_t ttl_ms,
                      int64_t now_ms);
+/* The same, taking val (a malloc'd block of cap bytes, its value len of them) instead of a
+ * copy: a long streamed answer is not copied once more. val is freed on failure too. */
+int sl_cache_mem_put_owned(sl_cache_mem *m, const char *key, char *val, size_t len, size_t cap, int64_t ttl_ms,
+                           int64_t now_ms);
 /* Bytes and entries held now (all shards). */
 size_t sl_cache_mem_bytes(sl_cache_mem *m);
 size_t sl_cache_mem_count(sl_cache_mem *m);

@@ -11,6 +11,7 @@
 #include "hash64.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,7 +22,8 @@ typedef struct entry {
     uint64_t hash;
     int64_t expires_ms;             /* 0 = never */
     size_t len, cost;
-    char *val;
+    char *val;                      /* after the key, or its own block (own_val) */
+    bool own_val;                   /* handed over by sl_cache_mem_put_owned */
     char key[];
 } entry;
 
@@ -74,7 +76,12 @@ sl_cache_mem *sl_cache_mem_new(size_t max_bytes, unsigned n_shards)
     return m;
 }
 
-static void entry_free(entry *e) { free(e); }
+static void entry_free(entry *e)
+{
+    if (e->own_val)
+        free(e->val);
+    free(e);
+}
 
 void sl_cache_mem_free(sl_cache_mem *m)
 {
@@ -216,45 +223,75 @@ char *sl_cache_mem_get(sl_cache_mem *m, const char *key, int64_t now_ms, size_t 
     return out;
 }
 
+/* Into its shard: e (its key, value, cost and hash set) replaces the entry of its key, after
+ * the least recently used ones make room. 0, or -1 (e not taken). */
+static int insert(sl_cache_mem *m, entry *e, int64_t ttl_ms, int64_t now_ms)
+{
+    shard *s = shard_of(m, e->hash);
+    if (e->cost > s->cap)
+        return -1;
+    e->expires_ms = ttl_ms > 0 ? now_ms + ttl_ms : 0;
+    int rc = -1;
+    pthread_mutex_lock(&s->lock);
+    long old = find(s, e->hash, e->key);
+    if (old >= 0)
+        remove_entry(s, s->slots[old].e);
+    while (s->bytes + e->cost > s->cap && s->tail)
+        remove_entry(s, s->tail);
+    if ((s->count + 1) * 4 <= s->n_slots * 3 || grow(s) == 0) {
+        slot_put(s->slots, s->n_slots, e->hash, e);
+        lru_push_front(s, e);
+        s->bytes += e->cost;
+        s->count++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 int sl_cache_mem_put(sl_cache_mem *m, const char *key, const char *val, size_t len, int64_t ttl_ms, int64_t now_ms)
 {
-    size_t key_len = strlen(key);
+    size_t key_len = strlen(key), cost = sizeof(entry) + key_len + 1 + len;
     uint64_t h = sl_hash64(key, key_len);
-    shard *s = shard_of(m, h);
-    size_t cost = sizeof(entry) + key_len + 1 + len;
-    if (cost > s->cap)
+    if (cost > shard_of(m, h)->cap)
         return -1;
     entry *e = malloc(cost);
     if (!e)
         return -1;
     memcpy(e->key, key, key_len + 1);
     e->val = e->key + key_len + 1;
+    e->own_val = false;
     memcpy(e->val, val, len);
     e->len = len;
     e->cost = cost;
     e->hash = h;
-    e->expires_ms = ttl_ms > 0 ? now_ms + ttl_ms : 0;
-
-    int rc = -1;
-    pthread_mutex_lock(&s->lock);
-    long old = find(s, h, key);
-    if (old >= 0)
-        remove_entry(s, s->slots[old].e);
-    while (s->bytes + cost > s->cap && s->tail)
-        remove_entry(s, s->tail);
-    if ((s->count + 1) * 4 > s->n_slots * 3 && grow(s) < 0)
-        goto fail;
-    slot_put(s->slots, s->n_slots, h, e);
-    lru_push_front(s, e);
-    s->bytes += cost;
-    s->count++;
-    e = NULL;
-    rc = 0;
-fail:
-    pthread_mutex_unlock(&s->lock);
-    if (e)
+    if (insert(m, e, ttl_ms, now_ms) < 0) {
         entry_free(e);
-    return rc;
+        return -1;
+    }
+    return 0;
+}
+
+int sl_cache_mem_put_owned(sl_cache_mem *m, const char *key, char *val, size_t len, size_t cap, int64_t ttl_ms,
+                           int64_t now_ms)
+{
+    size_t key_len = strlen(key);
+    entry *e = malloc(sizeof(entry) + key_len + 1);
+    if (!e) {
+        free(val);
+        return -1;
+    }
+    memcpy(e->key, key, key_len + 1);
+    e->val = val;
+    e->own_val = true;
+    e->len = len;
+    e->cost = sizeof(entry) + key_len + 1 + (cap > len ? cap : len);
+    e->hash = sl_hash64(key, key_len);
+    if (insert(m, e, ttl_ms, now_ms) < 0) {
+        entry_free(e);
+        return -1;
+    }
+    return 0;
 }
 
 size_t sl_cache_mem_bytes(sl_cache_mem *m)
