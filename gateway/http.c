@@ -137,8 +137,6 @@ static const char *http_date(void)
 
 /* ---- the deadline ---- */
 
-static long long now_ms(void) { return sl_coarse_ms(); }
-
 static void timer_arm(sl_http_conn *c, long long ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -155,7 +153,7 @@ static void deadline_in(sl_http_conn *c, long long ms)
         c->deadline = 0;
         return;
     }
-    c->deadline = now_ms() + ms;
+    c->deadline = sl_coarse_ms() + ms;
     if (!c->armed || c->armed > c->deadline)
         timer_arm(c, ms);
 }
@@ -884,7 +882,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     c->armed = 0;
     if (!c->deadline)
         return;
-    long long left = c->deadline - now_ms();
+    long long left = c->deadline - sl_coarse_ms();
     if (left > 0) { /* set later since the timer was: wait for the rest */
         timer_arm(c, left);
         return;

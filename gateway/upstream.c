@@ -255,8 +255,6 @@ void sl_upstream_client_free(sl_upstream_client *c)
 
 int sl_upstream_client_active(const sl_upstream_client *c) { return c->active; }
 
-static long long now_ms(void) { return sl_coarse_ms(); }
-
 /* The timer is set for the deadline at, or for a second from now when that is sooner: the
  * deadlines a request sets next (first byte, then stream idle) are then rarely earlier, and
  * need no timer change; a long request looks at its deadlines once a second. */
@@ -274,7 +272,7 @@ static void arm_at(sl_upstream_req *r, long long at, long long now)
 
 void sl_up_deadline(sl_upstream_req *r, long long *at, long long ms)
 {
-    long long now = now_ms();
+    long long now = sl_coarse_ms();
     *at = now + ms;
     if (!r->armed || r->armed > *at)
         arm_at(r, *at, now);
@@ -289,7 +287,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sl_upstream_req *r = arg;
-    long long now = now_ms();
+    long long now = sl_coarse_ms();
     r->armed = 0;
     if (passed(r->idle_at, now) && r->paused)
         r->idle_at = 0; /* waiting on our client, not on the upstream: set again on resume */

@@ -406,7 +406,6 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
     free(t);
 }
 
-
 static void note_finish(cache_state *s, const json_t *choices)
 {
     size_t i;

@@ -8,15 +8,16 @@
  * matches. Most lookups miss (each new prompt is one); a chain of entries cost a cache miss
  * a link. */
 #include "cache.h"
+#include "coarse_clock.h"
 #include "hash64.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-/* One allocation: the entry, then its key (NUL-terminated), then its value. */
+/* One allocation: the entry, then its key (NUL-terminated), then its value (unless the
+ * value was handed over: own_val). */
 typedef struct entry {
     struct entry *prev, *next;      /* LRU: head = most recently used */
     uint64_t hash;
@@ -46,12 +47,7 @@ struct sl_cache_mem {
     shard *shards;
 };
 
-int64_t sl_cache_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t sl_cache_now_ms(void) { return sl_coarse_ms(); } /* TTLs are whole seconds and up */
 
 sl_cache_mem *sl_cache_mem_new(size_t max_bytes, unsigned n_shards)
 {
@@ -249,22 +245,31 @@ static int insert(sl_cache_mem *m, entry *e, int64_t ttl_ms, int64_t now_ms)
     return rc;
 }
 
+/* A new entry for key with room for extra bytes after it; its value is the caller's to set. */
+static entry *entry_new(const char *key, size_t key_len, uint64_t h, size_t extra)
+{
+    entry *e = malloc(sizeof(entry) + key_len + 1 + extra);
+    if (!e)
+        return NULL;
+    memcpy(e->key, key, key_len + 1);
+    e->hash = h;
+    e->cost = sizeof(entry) + key_len + 1 + extra;
+    return e;
+}
+
 int sl_cache_mem_put(sl_cache_mem *m, const char *key, const char *val, size_t len, int64_t ttl_ms, int64_t now_ms)
 {
-    size_t key_len = strlen(key), cost = sizeof(entry) + key_len + 1 + len;
+    size_t key_len = strlen(key);
     uint64_t h = sl_hash64(key, key_len);
-    if (cost > shard_of(m, h)->cap)
+    if (sizeof(entry) + key_len + 1 + len > shard_of(m, h)->cap) /* before allocating it */
         return -1;
-    entry *e = malloc(cost);
+    entry *e = entry_new(key, key_len, h, len);
     if (!e)
         return -1;
-    memcpy(e->key, key, key_len + 1);
     e->val = e->key + key_len + 1;
     e->own_val = false;
     memcpy(e->val, val, len);
     e->len = len;
-    e->cost = cost;
-    e->hash = h;
     if (insert(m, e, ttl_ms, now_ms) < 0) {
         entry_free(e);
         return -1;
@@ -276,17 +281,15 @@ int sl_cache_mem_put_owned(sl_cache_mem *m, const char *key, char *val, size_t l
                            int64_t now_ms)
 {
     size_t key_len = strlen(key);
-    entry *e = malloc(sizeof(entry) + key_len + 1);
+    entry *e = entry_new(key, key_len, sl_hash64(key, key_len), 0);
     if (!e) {
         free(val);
         return -1;
     }
-    memcpy(e->key, key, key_len + 1);
     e->val = val;
     e->own_val = true;
     e->len = len;
-    e->cost = sizeof(entry) + key_len + 1 + (cap > len ? cap : len);
-    e->hash = sl_hash64(key, key_len);
+    e->cost += cap > len ? cap : len;
     if (insert(m, e, ttl_ms, now_ms) < 0) {
         entry_free(e);
         return -1;
