@@ -334,11 +334,15 @@ int sl_jview_string_replaced(sl_jview *v, int i, const char *text, size_t text_l
     sl_jv_tok *t = &v->tok[i];
     uint32_t old_end = t->end;
     uint32_t delta = (uint32_t)new_len - (t->end - t->start); /* modulo 2^32: a shift either way */
-    for (uint32_t j = 0; j < v->n; j++) {
-        if (v->tok[j].start >= old_end)
-            v->tok[j].start += delta;
+    /* tokens are in document order: before i, only what holds i ends past it; after i
+     * (a string holds nothing), everything is past it */
+    for (uint32_t j = 0; j < (uint32_t)i; j++)
         if (v->tok[j].end >= old_end)
             v->tok[j].end += delta;
+    t->end += delta;
+    for (uint32_t j = (uint32_t)i + 1; j < v->n; j++) {
+        v->tok[j].start += delta;
+        v->tok[j].end += delta;
     }
     v->text = text;
     v->len = text_len;

@@ -69,6 +69,11 @@ int sl_guard_ac_add(sl_guard_ac *ac, const char *kw, size_t len, uint32_t id);
 int sl_guard_ac_build(sl_guard_ac *ac);
 /* The match that ends first in s (the longest of those ending there): true and *hit. */
 bool sl_guard_ac_find(const sl_guard_ac *ac, const char *s, size_t len, sl_guard_hit *hit);
+/* The same over s[from, len), going on from *state (0: the start) for text that comes in
+ * pieces; *state is where the scan stands after len when it finds nothing. Offsets in *hit
+ * count from s. */
+bool sl_guard_ac_feed(const sl_guard_ac *ac, int32_t *state, const char *s, size_t from, size_t len,
+                      sl_guard_hit *hit);
 /* Whether the DFA was built; sl_guard_ac_drop_dfa scans with the edge arrays (tests). */
 bool sl_guard_ac_has_dfa(const sl_guard_ac *ac);
 void sl_guard_ac_drop_dfa(sl_guard_ac *ac);
@@ -102,6 +107,10 @@ size_t sl_guard_regex_bound(const char *pattern);
  * raw), which the regexes then need not check again. */
 bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more, bool utf8,
                          pcre2_match_data *md, sl_guard_hit *hit);
+/* Its regexes alone: *hit (already found when `found`) is replaced by a match that starts
+ * before it. True when either is a hit. */
+bool sl_guard_regex_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more, bool utf8,
+                         pcre2_match_data *md, bool found, sl_guard_hit *hit);
 /* "deny[3]", "deny_file:120", "deny_regex[0]" (never the text) into buf. */
 const char *sl_guard_rule_name(const sl_guard_rules *r, const sl_guard_hit *hit, char *buf, size_t size);
 bool sl_guard_rules_empty(const sl_guard_rules *r);
@@ -152,6 +161,8 @@ typedef struct sl_guard_stream {
     size_t scratch_cap;
     sl_guard_norm norm;
     pcre2_match_data *md;
+    int32_t ac_state;           /* the keyword scan's state at held[ac_at], the start of the */
+    size_t ac_at;               /* last unit (which a combining mark may yet extend), or 0 at 0 */
 } sl_guard_stream;
 
 typedef enum sl_guard_feed {

@@ -29,7 +29,8 @@ struct sl_guard_ac {
     int32_t *fail;
     int32_t *out;               /* longest keyword ending at s or at a suffix of s, -1 */
     uint32_t *out_len;
-    /* DFA: the next state of s on byte b is dfa[s * n_classes + cls[b]], with OUT_BIT set
+    /* DFA: states are kept as row offsets (state * n_classes, which takes the multiply off
+     * the chain of loads); the next of row r on byte b is dfa[r + cls[b]], with OUT_BIT set
      * when that state has an output (saves a second load per byte); NULL when too big */
     uint8_t cls[256];
     uint32_t n_classes;
@@ -154,7 +155,7 @@ static void build_dfa(sl_guard_ac *ac, const int32_t *bfs, size_t n)
     uint32_t nc = 1;
     for (int b = 0; b < 256; b++)
         ac->cls[b] = used[b] ? (uint8_t)nc++ : 0;
-    if ((double)n * nc * sizeof(int32_t) > DFA_BUDGET || n >= OUT_BIT)
+    if ((double)n * nc * sizeof(int32_t) > DFA_BUDGET || (double)n * nc >= OUT_BIT)
         return;
     int32_t *dfa = malloc(n * nc * sizeof *dfa), *renum = malloc(n * sizeof *renum);
     ac->dfa_out = malloc(n * sizeof *ac->dfa_out);
@@ -182,7 +183,8 @@ static void build_dfa(sl_guard_ac *ac, const int32_t *bfs, size_t n)
             memcpy(row, dfa + (size_t)renum[ac->fail[s]] * nc, nc * sizeof *row);
         for (uint32_t k = ac->edge_off[s]; k < ac->edge_off[s + 1]; k++) {
             int32_t t = ac->edge_to[k];
-            row[ac->cls[ac->edge_byte[k]]] = ac->out[t] >= 0 ? renum[t] | OUT_BIT : renum[t];
+            int32_t to = renum[t] * (int32_t)nc;
+            row[ac->cls[ac->edge_byte[k]]] = ac->out[t] >= 0 ? to | OUT_BIT : to;
         }
     }
     free(renum);
@@ -261,39 +263,51 @@ fail:
     return -1;
 }
 
-bool sl_guard_ac_find(const sl_guard_ac *ac, const char *s, size_t len, sl_guard_hit *hit)
+bool sl_guard_ac_feed(const sl_guard_ac *ac, int32_t *state, const char *s, size_t from, size_t len,
+                     sl_guard_hit *hit)
 {
     if (!ac || !ac->built)
         return false;
     const uint8_t *p = (const uint8_t *)s;
-    int32_t st = 0;
+    int32_t st = *state;
+    size_t klen;
     if (ac->dfa) {
-        const int32_t *dfa = ac->dfa, *out = ac->dfa_out;
-        const uint32_t nc = ac->n_classes;
-        for (size_t i = 0; i < len; i++) {
-            st = dfa[(size_t)st * nc + ac->cls[p[i]]];
+        const int32_t *dfa = ac->dfa;
+        for (size_t i = from; i < len; i++) {
+            st = dfa[st + ac->cls[p[i]]];
             if (st & OUT_BIT) {
-                st &= ~OUT_BIT;
+                size_t row = (size_t)(st & ~OUT_BIT) / ac->n_classes;
                 hit->end = i + 1;
-                hit->start = hit->end - ac->dfa_out_len[st];
-                hit->id = (uint32_t)out[st];
-                hit->is_regex = false;
-                return true;
+                hit->id = (uint32_t)ac->dfa_out[row];
+                klen = ac->dfa_out_len[row];
+                goto found;
             }
         }
+        *state = st;
         return false;
     }
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = from; i < len; i++) {
         st = step(ac, st, p[i]);
         if (ac->out[st] >= 0) {
             hit->end = i + 1;
-            hit->start = hit->end - ac->out_len[st];
             hit->id = (uint32_t)ac->out[st];
-            hit->is_regex = false;
-            return true;
+            klen = ac->out_len[st];
+            goto found;
         }
     }
+    *state = st;
     return false;
+found:
+    *state = 0;
+    hit->start = klen < hit->end ? hit->end - klen : 0; /* begun before s: only past a short hold-back */
+    hit->is_regex = false;
+    return true;
+}
+
+bool sl_guard_ac_find(const sl_guard_ac *ac, const char *s, size_t len, sl_guard_hit *hit)
+{
+    int32_t state = 0;
+    return sl_guard_ac_feed(ac, &state, s, 0, len, hit);
 }
 
 bool sl_guard_ac_has_dfa(const sl_guard_ac *ac) { return ac && ac->dfa; }

@@ -20,16 +20,9 @@ pcre2_code *sl_guard_regex_compile(const char *pattern, sl_err *err)
     return re;
 }
 
-bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more, bool utf8,
-                         pcre2_match_data *md, sl_guard_hit *hit)
+bool sl_guard_regex_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more, bool utf8,
+                         pcre2_match_data *md, bool found, sl_guard_hit *hit)
 {
-    bool found = false;
-    if (r->ac && from < len)
-        found = sl_guard_ac_find(r->ac, s + from, len - from, hit);
-    if (found) {
-        hit->start += from;
-        hit->end += from;
-    }
     uint32_t opts = (more ? PCRE2_PARTIAL_HARD : 0) | (utf8 ? PCRE2_NO_UTF_CHECK : 0);
     for (size_t i = 0; i < r->n_re; i++) {
         int rc = pcre2_match(r->re[i], (PCRE2_SPTR)s, len, from, opts, md, NULL);
@@ -42,6 +35,14 @@ bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, siz
         }
     }
     return found;
+}
+
+bool sl_guard_rules_scan(const sl_guard_rules *r, const char *s, size_t len, size_t from, bool more, bool utf8,
+                         pcre2_match_data *md, sl_guard_hit *hit)
+{
+    int32_t state = 0;
+    bool found = r->ac && sl_guard_ac_feed(r->ac, &state, s, from, len, hit);
+    return sl_guard_regex_scan(r, s, len, from, more, utf8, md, found, hit);
 }
 
 const char *sl_guard_rule_name(const sl_guard_rules *r, const sl_guard_hit *hit, char *buf, size_t size)

@@ -2,7 +2,9 @@
  * stay unsent: a keyword no longer than that which begins in the text already sent would
  * have been complete, and seen, before that text went out. So a word split over chunks
  * is always seen whole. The held text is scanned again with each piece (it is short); a
- * little of the sent text is kept in front of it as context for regex look-behind (\b). */
+ * little of the sent text is kept in front of it as context for regex look-behind (\b).
+ * The keywords are not scanned again: their scan goes on from the last unit of the text
+ * before (see scan_keywords). */
 #include "guard_int.h"
 
 #include <stdlib.h>
@@ -61,7 +63,59 @@ static int send_prefix(sl_guard_stream *st, size_t cut, char **out, size_t *out_
     st->ctx_len = total - from;
     memmove(st->held, st->held + cut, st->held_len - cut);
     st->held_len -= cut;
+    if (st->ac_at >= cut) {
+        st->ac_at -= cut;
+    } else {
+        st->ac_at = 0;
+        st->ac_state = 0;
+    }
     return 0;
+}
+
+/* The first normalised byte in [lo, n->len) that maps to original offset `at` or past it. */
+static size_t norm_at(const sl_guard_norm *n, size_t lo, size_t at)
+{
+    size_t hi = n->len;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (n->map[mid] < at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The keywords over the held text (normalised from byte `from`), going on from where the
+ * last feed stood. Units are normalised alone, so the held text's normal form is what it was
+ * then up to its last unit, which a combining mark in the new text may extend: the scan
+ * stopped there and goes on from there. Going on rather than starting again at `from` finds
+ * the same: a keyword that began in text already sent is longer than the hold-back, as that
+ * text went out with at least the hold-back after it. */
+static bool scan_keywords(sl_guard_stream *st, const sl_guard_norm *n, size_t from, bool final, sl_guard_hit *hit)
+{
+    const sl_guard_ac *ac = st->rules->ac;
+    if (!ac || from >= n->len)
+        return false;
+    size_t at = from;
+    int32_t state = 0;
+    if (st->ac_at > 0) {
+        size_t j = norm_at(n, from, st->ctx_len + st->ac_at);
+        if (j < n->len && n->map[j] == st->ctx_len + st->ac_at) {
+            at = j;
+            state = st->ac_state;
+        }
+    }
+    size_t last = n->len - 1;
+    while (last > at && n->map[last - 1] == n->map[n->len - 1])
+        last--;
+    if (sl_guard_ac_feed(ac, &state, n->s, at, last, hit))
+        return true;
+    st->ac_state = state;
+    st->ac_at = n->map[last] - st->ctx_len;
+    /* The last unit is held back (when anything is) and scanned once the mark that may
+     * follow it has had its chance: so "cafe" + U+0301 is "café", never "cafe". */
+    return (final || st->holdback == 0) && sl_guard_ac_feed(ac, &state, n->s, last, n->len, hit);
 }
 
 sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t len, bool final, char **out,
@@ -81,22 +135,15 @@ sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t
     if (sl_guard_normalize(&st->norm, st->scratch, total) < 0)
         return SL_GUARD_FEED_ERROR;
     const sl_guard_norm *n = &st->norm;
-    /* the first normalised byte of the held text */
-    size_t lo = 0, hi = n->len;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (n->map[mid] < st->ctx_len)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    size_t from = lo;
-    if (sl_guard_rules_scan(st->rules, n->s, n->len, from, !final, !n->raw, st->md, hit)) {
+    size_t from = norm_at(n, 0, st->ctx_len); /* the first normalised byte of the held text */
+    bool found = scan_keywords(st, n, from, final, hit);
+    if (sl_guard_regex_scan(st->rules, n->s, n->len, from, !final, !n->raw, st->md, found, hit)) {
         size_t os = n->map[hit->start];
         size_t cut = os > st->ctx_len ? os - st->ctx_len : 0;
         if (send_prefix(st, cut, out, out_len) < 0)
             return SL_GUARD_FEED_ERROR;
         st->held_len = 0;
+        st->ac_at = 0;
         return SL_GUARD_FEED_HIT;
     }
     if (final)

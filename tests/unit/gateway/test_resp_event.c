@@ -60,6 +60,23 @@ static bool run(const char *text, const edit *edits, size_t n)
     return spliced;
 }
 
+/* The edited view has the tokens a fresh read of its text gives. */
+static void same_as_read_again(const sl_jview *v)
+{
+    sl_jview fresh = {0};
+    assert_int_equal(sl_jview_read(&fresh, v->text, v->len), 0);
+    assert_int_equal(fresh.n, v->n);
+    for (uint32_t j = 0; j < v->n; j++) {
+        const sl_jv_tok *a = &v->tok[j], *b = &fresh.tok[j];
+        assert_int_equal(a->type, b->type);
+        assert_int_equal(a->start, b->start);
+        assert_int_equal(a->end, b->end);
+        assert_int_equal(a->next, b->next);
+        assert_int_equal(a->size, b->size);
+    }
+    sl_jview_free(&fresh);
+}
+
 #define CHUNK(c) "{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"choices\":[" c "]}"
 
 /* The summary holds what looking each member up gives, and follows the view's edits. */
@@ -108,6 +125,14 @@ static void test_summary(void **state)
     const char *got = sl_jview_str(sl_resp_event_view(&ev), s->c[0].content, &n);
     assert_int_equal(n, 11);
     assert_memory_equal(got, "Hello there", 11);
+    same_as_read_again(sl_resp_event_view(&ev));
+    assert_int_equal(sl_resp_event_view_set_string(&ev, s->c[0].reasoning_content, "", 0), 0); /* shorter */
+    same_as_read_again(sl_resp_event_view(&ev));
+    assert_int_equal(sl_resp_event_view_set_string(&ev, s->c[3].text, "a \"quoted\"\n line", 16), 0); /* escaped */
+    same_as_read_again(sl_resp_event_view(&ev));
+    got = sl_jview_str(sl_resp_event_view(&ev), s->c[3].text, &n);
+    assert_int_equal(n, 16);
+    assert_memory_equal(got, "a \"quoted\"\n line", 16);
     /* a member added: the view is read again, and the summary with it */
     assert_int_equal(sl_resp_event_view_add_string(&ev, s->c[3].tok, "extra", "e", 1), 0);
     s = sl_resp_event_summary(&ev);
@@ -115,6 +140,7 @@ static void test_summary(void **state)
     assert_int_equal(s->n, 5);
     assert_int_equal(s->c[4].tok, sl_jview_item(v, s->choices, 4));
     assert_int_equal(s->c[3].text, sl_jview_get(v, s->c[3].tok, "text"));
+    same_as_read_again(v);
 
     /* usage and error at the top; not an object at the top: no summary */
     const char *u = "{\"error\":{},\"choices\":{},\"usage\":{\"completion_tokens\":3}}";
