@@ -8,6 +8,7 @@
 #include <time.h>
 #include <event2/buffer.h>
 
+#include "event_memo.h"
 #include "json_line.h"
 #include "log.h"
 #include "metrics_exchange.h"
@@ -40,6 +41,7 @@ void sl_ex_unref(sl_exchange *ex)
     sl_log_fields_free(&ex->log);
     json_decref(ex->usage);
     json_decref(ex->ev_spare);
+    sl_event_memo_free(ex->ev_memo);
     json_decref(ex->attempt_log);
     free(ex->plan);
     if (ex->backoff)

@@ -205,6 +205,68 @@ int sl_jview_read(sl_jview *v, const char *text, size_t len)
     }
 }
 
+/* The first byte at which a and b (n bytes each) differ, or n. */
+static size_t first_difference(const char *a, const char *b, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return i + (size_t)__builtin_ctzll(x ^ y) / 8; /* little-endian: the lowest byte first */
+    }
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* The last token that starts before byte d (tokens are in document order). */
+static uint32_t token_before(const sl_jview *v, size_t d)
+{
+    uint32_t lo = 0, hi = v->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (v->tok[mid].start < d)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo - 1; /* token 0 starts at the text's first value, before any difference that matters */
+}
+
+int sl_jview_read_again(sl_jview *v, const char *text, size_t len)
+{
+    const char *old = v->text;
+    size_t old_len = v->len;
+    if (!old || !text || v->n == 0 || v->dec.len > 4096 || len >= UINT32_MAX) /* decoded bytes pile up */
+        return sl_jview_read(v, text, len);
+    size_t d = first_difference(old, text, old_len < len ? old_len : len);
+    if (d == old_len && d == len) {
+        v->text = text;
+        return 1;
+    }
+    if (d <= v->tok[0].start)
+        return sl_jview_read(v, text, len);
+    uint32_t i = token_before(v, d);
+    sl_jv_tok *t = &v->tok[i];
+    if (t->type != SL_JV_STRING || d >= t->end)
+        return sl_jview_read(v, text, len);
+    const char *q = skip_ws(old + t->end, old + old_len);
+    if (q < old + old_len && *q == ':') /* a key: the members are others now */
+        return sl_jview_read(v, text, len);
+    const char *body = text + t->start + 1, *s = body, *after;
+    size_t n = 0;
+    if (!(after = sl_json_string_at(body, text + len, &s, &n, &v->scratch, &v->cap_scratch)))
+        return sl_jview_read(v, text, len);
+    size_t end = (size_t)(after - text);
+    if (len - end != old_len - t->end || memcmp(after, old + t->end, len - end) != 0)
+        return sl_jview_read(v, text, len);
+    if (sl_jview_string_replaced(v, (int)i, text, len, end - t->start, s, n, s != body) < 0)
+        return sl_jview_read(v, text, len);
+    return 1;
+}
+
 void sl_jview_free(sl_jview *v)
 {
     free(v->tok);

@@ -50,6 +50,11 @@ typedef struct sl_jview {
  * what the view leaves to jansson (integers past 18 digits, exponents, nesting past 64):
  * callers then parse it into a tree. */
 int sl_jview_read(sl_jview *v, const char *text, size_t len);
+/* Read text, which is mostly the view's text (still readable) with one string changed: a
+ * stream's next event. Where the two differ inside one string value only, that string is read
+ * and the tokens after it moved (1: the tokens are the same ones, as a summary of them is);
+ * else as sl_jview_read (0 or -1). */
+int sl_jview_read_again(sl_jview *v, const char *text, size_t len);
 void sl_jview_free(sl_jview *v);
 
 /* The value of object token obj's member key (kl bytes; its last, as jansson keeps), or -1. */

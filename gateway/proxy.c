@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "circuit.h"
+#include "event_memo.h"
 #include "exchange_int.h"
 #include "json_dump.h"
 #include "json_plain.h"
@@ -254,10 +255,16 @@ static void forward_event(sl_exchange *ex, const char *event, size_t len, double
     sl_resp_event rev = {.stream = true, .done = done, .status = ex->up_status, .text = data, .text_len = dlen,
                          .spare = &ex->ev_spare, .view = &ex->w->ev_view,
                          .summary = &ex->w->ev_summary};
+    if (ex->want_events && data && !ex->ev_memo)
+        ex->ev_memo = sl_event_memo_new(); /* out of memory: the worker's view, read afresh */
+    if (ex->ev_memo)
+        sl_event_memo_lend(ex->ev_memo, &rev);
     if (done)
         ex->saw_done = true;
     else if (data && (ex->want_events ? note_usage_event(ex, &rev) : note_usage(ex, data, dlen)) &&
              !ex->client_wants_usage) {
+        if (ex->ev_memo)
+            sl_event_memo_keep(ex->ev_memo, &rev);
         sl_json_to_spare(&ex->ev_spare, rev.json); /* we asked the upstream for it; this client did not */
         free(joined);
         return;
@@ -280,6 +287,8 @@ static void forward_event(sl_exchange *ex, const char *event, size_t len, double
             sl_ex_stream_write(ex, event, len);
         }
     }
+    if (ex->ev_memo)
+        sl_event_memo_keep(ex->ev_memo, &rev);
     free(joined);
     free(rev.out);
     sl_json_to_spare(&ex->ev_spare, rev.json);

@@ -174,8 +174,12 @@ const sl_jview *sl_resp_event_view(sl_resp_event *ev)
     if (ev->view_state == 0 && !ev->done) {
         size_t len = 0;
         const char *text = sl_resp_event_text(ev, &len);
-        ev->view_state = ev->view && text && sl_jview_read(ev->view, text, len) == 0 ? 1 : -1;
-        ev->summary_read = false;
+        int r = !ev->view || !text  ? -1
+                : ev->view_again    ? sl_jview_read_again(ev->view, text, len)
+                                    : sl_jview_read(ev->view, text, len);
+        ev->view_state = r >= 0 ? 1 : -1;
+        ev->summary_read = r == 1 && ev->summary_kept; /* the same tokens as the last event's */
+        ev->view_again = false;
     }
     return ev->view_state > 0 ? ev->view : NULL;
 }

@@ -61,6 +61,9 @@ typedef struct sl_resp_event {
     json_t **spare;     /* a tree the text may be read into (sl_json_reload) */
     struct sl_resp_summary *summary; /* where the summary is read (the worker's) */
     bool summary_read;  /* summary is of the view as it stands */
+    bool view_again;    /* view holds the stream's last event (its text still readable), and
+                           summary_kept says its summary too: this one is read against it */
+    bool summary_kept;
 } sl_resp_event;
 
 /* One choice of a completion's event, as every reader looks at it: tokens of the event's view,

@@ -2,7 +2,8 @@
  * same value (the view turned into a tree by sl_jview_json equals jansson's), on hand-picked
  * texts and many mutated ones; it reads the usual streamed events; its lookups keep the last
  * of duplicate keys as jansson does; and after a string is replaced in the text, or a member
- * added, the view says what reading the new text says. */
+ * added, the view says what reading the new text says; and reading a text against the last
+ * one (a stream's next event) gives what reading it afresh gives. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -275,6 +276,103 @@ static void test_mutations(void **state)
     assert_true(yes > rounds / 20); /* enough of them are still JSON */
 }
 
+/* The view (read against the last text) says what a fresh read of text says. */
+static void same_as_fresh(const sl_jview *v, int got, const char *text, size_t len)
+{
+    sl_jview fresh = {0};
+    int want = sl_jview_read(&fresh, text, len);
+    if ((got < 0) != (want < 0))
+        fail_msg("read again %d, afresh %d: %.*s", got, want, (int)len, text);
+    if (want == 0) {
+        if (v->n != fresh.n)
+            fail_msg("read again: %u tokens, afresh %u: %.*s", v->n, fresh.n, (int)len, text);
+        for (uint32_t j = 0; j < v->n; j++) {
+            const sl_jv_tok *a = &v->tok[j], *f = &fresh.tok[j];
+            if (a->type != f->type || a->start != f->start || a->end != f->end || a->next != f->next ||
+                a->size != f->size || a->escaped != f->escaped)
+                fail_msg("read again: token %u differs: %.*s", j, (int)len, text);
+            size_t an, fn;
+            const char *as = sl_jview_str(v, (int)j, &an), *fs = sl_jview_str(&fresh, (int)j, &fn);
+            if (as && (an != fn || memcmp(as, fs, an) != 0))
+                fail_msg("read again: string %u differs: %.*s", j, (int)len, text);
+        }
+    }
+    sl_jview_free(&fresh);
+}
+
+/* Streams of texts, each read against the one before: the events with their content
+ * rewritten (moved: 1), and mutated anywhere, with bytes changed, put in or taken out. */
+static void test_read_again(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "{}[]\",:\\u0e-+.1aE \t\n\xc3\xa9";
+    static const char *const contents[] = {"", "Hi", " there, a longer piece", "q\"\\\n\x01", "\xe4\xbd\xa0",
+                                           "\xf0\x9f\x98\x80 ok"};
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    char bufs[2][1024];
+    size_t moved = 0, rounds = 0;
+    for (size_t e = 0; e < sizeof events / sizeof events[0]; e++) {
+        size_t n = strlen(events[e]);
+        memcpy(bufs[0], events[e], n);
+        int cur = 0;
+        if (sl_jview_read(&view, bufs[0], n) < 0)
+            continue;
+        for (int round = 0; round < 3000; round++) {
+            char *next = bufs[!cur];
+            size_t m = 0;
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const char *was = bufs[cur];
+            size_t was_len = view.len;
+            if (view.n && round % 2 == 0) { /* a string of the last text rewritten, as a guard does */
+                uint32_t i = (uint32_t)(x % view.n);
+                while (i < view.n && (view.tok[i].type != SL_JV_STRING || was[view.tok[i].end] == ':'))
+                    i++; /* a value (a key changed is another member: read afresh) */
+                if (i == view.n)
+                    continue;
+                const sl_jv_tok *t = &view.tok[i];
+                const char *c = contents[(x >> 20) % (sizeof contents / sizeof contents[0])];
+                sl_strbuf b = {0};
+                assert_int_equal(sl_json_dump_string(&b, c, strlen(c)), 0);
+                if (t->start + b.len + (was_len - t->end) >= sizeof bufs[0]) {
+                    free(b.s);
+                    continue;
+                }
+                memcpy(next, was, t->start);
+                memcpy(next + t->start, b.s, b.len);
+                memcpy(next + t->start + b.len, was + t->end, was_len - t->end);
+                m = t->start + b.len + (was_len - t->end);
+                free(b.s);
+            } else { /* anything: a byte changed, put in or taken out */
+                memcpy(next, was, was_len);
+                m = was_len;
+                for (int k = 0; k < 1 + round % 3; k++) {
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    size_t at = m ? x % m : 0;
+                    char c = alphabet[(x >> 32) % (sizeof alphabet - 1)];
+                    switch ((x >> 40) % 3) {
+                    case 0: if (m) next[at] = c; break;
+                    case 1: if (m + 1 < sizeof bufs[0]) { memmove(next + at + 1, next + at, m - at); next[at] = c; m++; } break;
+                    default: if (m) { memmove(next + at, next + at + 1, m - at - 1); m--; } break;
+                    }
+                }
+            }
+            int got = sl_jview_read_again(&view, next, m);
+            same_as_fresh(&view, got, next, m);
+            moved += got == 1;
+            rounds++;
+            if (got < 0) { /* not readable: start the stream again */
+                memcpy(bufs[0], events[e], n);
+                cur = 0;
+                assert_int_equal(sl_jview_read(&view, bufs[0], n), 0);
+                continue;
+            }
+            cur = !cur;
+        }
+    }
+    if (moved < rounds / 3) /* the values rewritten are moved */
+        fail_msg("%zu of %zu moved", moved, rounds);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -292,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_replace),
         cmocka_unit_test(test_member_added),
         cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_read_again),
     };
     return cmocka_run_group_tests_name("json_view", tests, NULL, teardown);
 }

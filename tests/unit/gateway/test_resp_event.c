@@ -13,6 +13,7 @@
 
 #include "json_dump.h"
 #include "json_parse.h"
+#include "event_memo.h"
 #include "json_view.h"
 #include "plugin.h"
 
@@ -157,6 +158,61 @@ static void test_summary(void **state)
     sl_jview_free(&view);
 }
 
+/* A stream's events read through the exchange's memo, each against the one before (as the
+ * hooks left it): the summary is always the one a fresh read gives, whether the event
+ * differs in a value (the tokens moved, the summary kept), a key, a literal or its shape. */
+static void test_memo(void **state)
+{
+    (void)state;
+    static const char *const stream[] = {
+        CHUNK("{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}"),
+        CHUNK("{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}"),
+        CHUNK("{\"index\":0,\"delta\":{\"content\":\" there\\n\"},\"finish_reason\":null}"),
+        CHUNK("{\"index\":0,\"delta\":{\"contenx\":\" there\\n\"},\"finish_reason\":null}"),  /* a key */
+        CHUNK("{\"index\":0,\"delta\":{\"content\":\"\xc3\xa9\"},\"finish_reason\":null}"),
+        CHUNK("{\"index\":1,\"delta\":{\"content\":\"\xc3\xa9\"},\"finish_reason\":null}"),      /* a number */
+        CHUNK("{\"index\":1,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"length\"}"),
+        CHUNK("{\"index\":1,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}"),         /* a value */
+        "{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"choices\":[{\"index\":1,\"delta\":{},"
+        "\"finish_reason\":\"stop\"}],\"usage\":{\"total_tokens\":3}}",
+        CHUNK("{\"index\":1,\"delta\":{\"content\":\"y\"},\"finish_reason\":null}"),
+        CHUNK("{\"index\":1,\"delta\":{\"content\":\"z\"},\"finish_reason\":null}"),
+    };
+    sl_event_memo *m = sl_event_memo_new();
+    assert_non_null(m);
+    sl_jview fresh_view = {0};
+    sl_resp_summary fresh_sum = {0};
+    for (int pass = 0; pass < 2; pass++) { /* the second time, each event's content rewritten too */
+        for (size_t e = 0; e < sizeof stream / sizeof stream[0]; e++) {
+            char *text = strdup(stream[e]); /* freed before the next: the memo keeps its own copy */
+            sl_resp_event ev = {.stream = true, .status = 200, .text = text, .text_len = strlen(text)};
+            sl_event_memo_lend(m, &ev);
+            const sl_resp_summary *s = sl_resp_event_summary(&ev);
+            sl_resp_event fe = {.stream = true, .status = 200, .text = text, .text_len = strlen(text),
+                                .view = &fresh_view, .summary = &fresh_sum};
+            const sl_resp_summary *f = sl_resp_event_summary(&fe);
+            assert_non_null(s);
+            assert_non_null(f);
+            assert_int_equal(s->choices, f->choices);
+            assert_int_equal(s->usage, f->usage);
+            assert_int_equal(s->n, f->n);
+            for (size_t i = 0; i < s->n; i++)
+                if (memcmp(&s->c[i], &f->c[i], sizeof s->c[i]) != 0)
+                    fail_msg("event %zu, pass %d: choice %zu differs from a fresh read", e, pass, i);
+            if (pass == 1 && s->n && s->c[0].content >= 0)
+                assert_int_equal(sl_resp_event_view_set_string(&ev, s->c[0].content, "held \"back\"", 11), 0);
+            sl_event_memo_keep(m, &ev);
+            free(ev.out);
+            free(text);
+            if (pass == 1 && s->n && s->c[0].content >= 0)
+                same_as_read_again(&m->view);
+        }
+    }
+    sl_jview_free(&fresh_view);
+    free(fresh_sum.c);
+    sl_event_memo_free(m);
+}
+
 static void test_splices(void **state)
 {
     (void)state;
@@ -207,6 +263,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_splices),
         cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_memo),
         cmocka_unit_test(test_falls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,48 @@
+#include "event_memo.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+sl_event_memo *sl_event_memo_new(void) { return calloc(1, sizeof(sl_event_memo)); }
+
+void sl_event_memo_lend(sl_event_memo *m, sl_resp_event *ev)
+{
+    ev->view = &m->view;
+    ev->summary = &m->summary;
+    ev->view_again = m->valid;
+    ev->summary_kept = m->valid && m->summary_valid;
+}
+
+void sl_event_memo_keep(sl_event_memo *m, const sl_resp_event *ev)
+{
+    sl_jview *v = &m->view;
+    if (v->text == m->text) /* not read this event: still the last one's */
+        return;
+    m->valid = false;
+    if (ev->view_state <= 0)
+        return;
+    if (v->len > m->cap) {
+        size_t cap = m->cap ? m->cap : 256;
+        while (cap < v->len)
+            cap *= 2;
+        char *t = realloc(m->text, cap);
+        if (!t)
+            return;
+        m->text = t;
+        m->cap = cap;
+    }
+    memcpy(m->text, v->text, v->len);
+    v->text = m->text;
+    m->valid = true;
+    m->summary_valid = ev->summary_read;
+}
+
+void sl_event_memo_free(sl_event_memo *m)
+{
+    if (!m)
+        return;
+    sl_jview_free(&m->view);
+    free(m->summary.c);
+    free(m->text);
+    free(m);
+}

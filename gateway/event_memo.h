@@ -1,0 +1,32 @@
+/* The stream's last event, kept so that the next one, which mostly differs from it in one
+ * string (the delta's text), is read by moving the last one's tokens rather than reading it
+ * all (sl_jview_read_again), and keeps its summary. Owned by the exchange (one a stream, made
+ * at its first event that hooks see), so streams that take turns on a worker keep theirs. */
+#ifndef SL_EVENT_MEMO_H
+#define SL_EVENT_MEMO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "json_view.h"
+#include "plugin.h"
+
+typedef struct sl_event_memo {
+    sl_jview view;
+    sl_resp_summary summary;
+    char *text;             /* the view's text: the last event as the hooks left it (a copy) */
+    size_t cap;
+    bool valid;             /* view holds text's tokens */
+    bool summary_valid;     /* and summary is of them */
+} sl_event_memo;
+
+/* NULL when out of memory. */
+sl_event_memo *sl_event_memo_new(void);
+/* ev is to be read with the memo's view and summary, against the last event. */
+void sl_event_memo_lend(sl_event_memo *m, sl_resp_event *ev);
+/* After ev's hooks, before its text and out are freed: keep a copy of what its view read, or
+ * forget a view that this event left unread. */
+void sl_event_memo_keep(sl_event_memo *m, const sl_resp_event *ev);
+void sl_event_memo_free(sl_event_memo *m);
+
+#endif
