@@ -235,7 +235,7 @@ static int out_reserve(sl_http_conn *c, size_t n)
     }
     size_t cap = c->out_cap ? c->out_cap : SL_HTTP_BLOCK;
     while (cap - c->out_len < n)
-        cap *= 2;
+        cap *= 4; /* a stream's read of events is ~16 KB from the upstream: one copy, not two */
     char *p = c->out_cap == 0 && cap == SL_HTTP_BLOCK ? block_take(c->sctx) : realloc(c->out, cap);
     if (!p)
         return -1;

@@ -381,6 +381,11 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
 
 /* Adds one event: its text as the upstream wrote it when given (JSON already parsed once),
  * else json serialised. */
+/* What the last stream this thread captured came to: the next one reserves about that much
+ * at its first event (a deployment's answers are much alike in length), not a copy at every
+ * doubling on the way there. */
+static _Thread_local size_t last_stream_bytes;
+
 static void append_event(cache_state *s, const json_t *json, const char *text, size_t text_len)
 {
     size_t n = text_len;
@@ -392,6 +397,8 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
     const char *open = s->stream ? STREAM_OPEN : "{\"body\":";
     if (!s->text.cap) { /* a stream's first event: room for a dozen like it, not a realloc an event */
         size_t room = s->stream ? n * 16 + 64 : n + 16;
+        if (s->stream && last_stream_bytes > room)
+            room = last_stream_bytes + last_stream_bytes / 8;
         sl_strbuf_reserve(&s->text, room < s->limit ? room : s->limit);
     }
     if (s->text.len + n + 16 > s->limit ||
@@ -485,6 +492,15 @@ static const char *finish_entry(sl_exchange *ex, cache_state *s)
     const char *close = s->stream ? "]}" : "}";
     if (s->failed || sl_strbuf_add(&s->text, close, strlen(close)) < 0)
         return NULL;
+    if (s->stream)
+        last_stream_bytes = s->text.len;
+    if (s->text.cap > 2 * s->text.len + 64) { /* reserved for a longer one: the entry is counted at its size */
+        char *t = realloc(s->text.s, s->text.len + 1);
+        if (t) {
+            s->text.s = t;
+            s->text.cap = s->text.len + 1;
+        }
+    }
     return s->text.s;
 }
 
