@@ -457,6 +457,23 @@ static int take_line(struct h1_xfer *x, const char *p, size_t n, size_t *used)
     return nl ? 1 : 0;
 }
 
+/* How much of q (n bytes) belongs to the head that b has begun: up to its blank line (*whole),
+ * which may begin in b's last bytes; else all of it. Only the head is copied into b, not the
+ * body that came in the same read. */
+static size_t head_part(const sl_strbuf *b, const char *q, size_t n, bool *whole)
+{
+    static const char blank[] = "\r\n\r\n";
+    *whole = true;
+    for (size_t j = 3; j >= 1; j--) /* "\r\n\r" ... "\r" at b's end: the earliest end first */
+        if (b->len >= j && n >= 4 - j && memcmp(b->s + b->len - j, blank, j) == 0 && memcmp(q, blank + j, 4 - j) == 0)
+            return 4 - j;
+    const char *e = memmem(q, n, blank, 4);
+    if (e)
+        return (size_t)(e - q) + 4;
+    *whole = false;
+    return n;
+}
+
 static feed_rc feed(struct h1_xfer *x, const char *p, size_t n, size_t *consumed, const char **why)
 {
     sl_upstream_req *r = x->r;
@@ -471,21 +488,15 @@ static feed_rc feed(struct h1_xfer *x, const char *p, size_t n, size_t *consumed
         size_t avail = n - off, used = 0;
         switch (x->st) {
         case X_HEAD: {
-            size_t before = x->buf.len;
-            if (!buf_add(x, q, avail, HEAD_MAX)) {
+            bool whole;
+            size_t k = head_part(&x->buf, q, avail, &whole);
+            if (!buf_add(x, q, k, HEAD_MAX)) {
                 *why = "upstream response headers too large";
                 return FEED_ERROR;
             }
-            size_t from = before >= 3 ? before - 3 : 0;
-            char *end = strstr(x->buf.s + from, "\r\n\r\n");
-            if (!end) {
-                off = n;
+            off += k;
+            if (!whole)
                 break;
-            }
-            size_t head_len = (size_t)(end - x->buf.s) + 4;
-            off += head_len - before;
-            x->buf.len = head_len;
-            x->buf.s[head_len] = 0;
             bool chunked;
             long long length;
             int h = parse_head(x, &chunked, &length);
