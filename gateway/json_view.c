@@ -221,18 +221,14 @@ static size_t first_difference(const char *a, const char *b, size_t n)
     return i;
 }
 
-/* The last token that starts before byte d (tokens are in document order). */
+/* The last token that starts before byte d (tokens are in document order; token 0 does).
+ * Halving without branches: where d falls follows no pattern the predictor could learn. */
 static uint32_t token_before(const sl_jview *v, size_t d)
 {
-    uint32_t lo = 0, hi = v->n;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (v->tok[mid].start < d)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo - 1; /* token 0 starts at the text's first value, before any difference that matters */
+    const sl_jv_tok *b = v->tok;
+    for (uint32_t n = v->n; n > 1; n -= n / 2)
+        b = b[n / 2].start < d ? b + n / 2 : b;
+    return (uint32_t)(b - v->tok);
 }
 
 int sl_jview_read_again(sl_jview *v, const char *text, size_t len)
@@ -398,9 +394,8 @@ int sl_jview_string_replaced(sl_jview *v, int i, const char *text, size_t text_l
     uint32_t delta = (uint32_t)new_len - (t->end - t->start); /* modulo 2^32: a shift either way */
     /* tokens are in document order: before i, only what holds i ends past it; after i
      * (a string holds nothing), everything is past it */
-    for (uint32_t j = 0; j < (uint32_t)i; j++)
-        if (v->tok[j].end >= old_end)
-            v->tok[j].end += delta;
+    for (uint32_t j = 0; j < (uint32_t)i; j++) /* no branch: which ones hold i follows no pattern */
+        v->tok[j].end += delta & -(uint32_t)(v->tok[j].end >= old_end);
     t->end += delta;
     for (uint32_t j = (uint32_t)i + 1; j < v->n; j++) {
         v->tok[j].start += delta;

@@ -72,18 +72,16 @@ static int send_prefix(sl_guard_stream *st, size_t cut, char **out, size_t *out_
     return 0;
 }
 
-/* The first normalised byte in [lo, n->len) that maps to original offset `at` or past it. */
+/* The first normalised byte in [lo, n->len) that maps to original offset `at` or past it
+ * (halving without branches, which would follow no pattern). */
 static size_t norm_at(const sl_guard_norm *n, size_t lo, size_t at)
 {
-    size_t hi = n->len;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (n->map[mid] < at)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    if (lo >= n->len)
+        return lo;
+    const uint32_t *b = n->map + lo;
+    for (size_t k = n->len - lo; k > 1; k -= k / 2)
+        b = b[k / 2] < at ? b + k / 2 : b;
+    return (size_t)(b - n->map) + (*b < at);
 }
 
 /* The keywords over the held text (normalised from byte `from`), going on from where the
