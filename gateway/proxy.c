@@ -249,7 +249,7 @@ static void forward_event(sl_exchange *ex, const char *event, size_t len, double
 {
     size_t dlen = 0;
     char *joined = NULL;
-    const char *data = sl_sse_data_ref(event, len, &dlen, &joined);
+    const char *data = sl_sse_data_of(&ex->sse, event, len, &dlen, &joined);
     bool done = data && dlen == 6 && memcmp(data, "[DONE]", 6) == 0;
     /* a stream's events share their shape: a tree, when one is made, is read into the last one's */
     sl_resp_event rev = {.stream = true, .done = done, .status = ex->up_status, .text = data, .text_len = dlen,

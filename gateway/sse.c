@@ -8,6 +8,7 @@ int sl_sse_init(sl_sse *s)
 {
     s->pending = evbuffer_new();
     s->taken = s->scanned = 0;
+    s->one_line = false;
     return s->pending ? 0 : -1;
 }
 
@@ -42,11 +43,12 @@ static const unsigned char *find_byte(const unsigned char *p, const unsigned cha
  * Only the line ends are looked at: memchr to the next '\n', then for a '\r' before it. The
  * '\r' is not looked for past that '\n': in a read of many events with none, each event
  * would scan the rest of the read. */
-static size_t find_end(const unsigned char *p, size_t n, size_t from)
+static size_t find_end(const unsigned char *p, size_t n, size_t from, bool *one_line)
 {
     const unsigned char *end = p + n, *at = p + (from ? from - 1 : 0);
     const unsigned char *nl = NULL; /* the next '\n' from at (end: none) */
-    while (at < end) {
+    *one_line = false;
+    for (bool first = from == 0; at < end; first = false) {
         if (!nl || nl < at)
             nl = find_byte(at, end, '\n');
         const unsigned char *cr = find_byte(at, nl, '\r');
@@ -55,8 +57,10 @@ static size_t find_end(const unsigned char *p, size_t n, size_t from)
             return 0;
         size_t i = (size_t)(at - p);
         if (p[i] == '\n') {
-            if (i + 1 < n && p[i + 1] == '\n')
+            if (i + 1 < n && p[i + 1] == '\n') {
+                *one_line = first; /* the first line end, and no '\r' before it */
                 return i + 2;
+            }
             if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
                 return i + 3;
         } else if (i + 1 < n && p[i + 1] == '\r') {
@@ -76,7 +80,7 @@ const char *sl_sse_take(sl_sse *s, size_t *len)
     if (!p)
         return NULL;
     p += s->taken;
-    size_t end = find_end(p, n, s->scanned);
+    size_t end = find_end(p, n, s->scanned, &s->one_line);
     if (!end) {
         s->scanned = n > 2 ? n - 2 : 0;
         return NULL;
@@ -178,4 +182,14 @@ const char *sl_sse_data_ref(const char *event, size_t len, size_t *data_len, cha
     if (data)
         *data_len = n;
     return data;
+}
+
+const char *sl_sse_data_of(const sl_sse *s, const char *event, size_t len, size_t *data_len, char **joined)
+{
+    if (!s->one_line || len < 7 || memcmp(event, "data:", 5) != 0)
+        return sl_sse_data_ref(event, len, data_len, joined);
+    *joined = NULL;
+    const char *v = event + 5 + (event[5] == ' ');
+    *data_len = (size_t)(event + len - 2 - v);
+    return v;
 }

@@ -11,6 +11,8 @@ typedef struct sl_sse {
     struct evbuffer *pending;   /* bytes of an event not yet complete */
     size_t taken;               /* bytes at its front handed out by sl_sse_take */
     size_t scanned;             /* bytes after those already searched for the end */
+    bool one_line;              /* the event taken last is one line and the blank one: no '\r',
+                                   and its first '\n' ends it (sl_sse_data_of reads no more) */
 } sl_sse;
 
 int sl_sse_init(sl_sse *s);
@@ -31,5 +33,8 @@ char *sl_sse_data(const char *event, size_t len, size_t *data_len);
 /* The same without a copy where the event has one data line: then a pointer into event (not
  * NUL-ended); else the lines joined into *joined (malloc'd, the caller frees; NULL otherwise). */
 const char *sl_sse_data_ref(const char *event, size_t len, size_t *data_len, char **joined);
+/* sl_sse_data_ref for the event s took last, which it already knows the lines of when it is
+ * one line (the usual "data: {...}\n\n"). */
+const char *sl_sse_data_of(const sl_sse *s, const char *event, size_t len, size_t *data_len, char **joined);
 
 #endif

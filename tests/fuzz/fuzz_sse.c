@@ -49,6 +49,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!r != !d || (r && (rlen != dlen || memcmp(r, d, dlen) != 0)))
                 abort(); /* the copy-free data is the data */
             free(joined);
+            joined = NULL;
+            rlen = 0;
+            r = sl_sse_data_of(&s, ev, len, &rlen, &joined); /* knowing the event's lines from take */
+            if (!r != !d || (r && (rlen != dlen || memcmp(r, d, dlen) != 0)))
+                abort();
+            free(joined);
             free(d);
             if (got + len > size)
                 abort();

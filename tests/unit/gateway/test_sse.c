@@ -182,6 +182,16 @@ static void same_as_byte_at_a_time(void **state)
                     assert_true(joined ? r == joined : r >= ev && r + rdn <= ev + n);
                 }
                 free(joined);
+                /* and knowing the lines from the take (one line: nothing read again) */
+                joined = NULL;
+                rdn = 0;
+                r = sl_sse_data_of(&s, ev, n, &rdn, &joined);
+                assert_true(!r == !d);
+                if (r) {
+                    assert_int_equal(rdn, dn);
+                    assert_memory_equal(r, d, dn);
+                }
+                free(joined);
                 free(d);
                 free(ev);
                 ref_off += n;
@@ -192,12 +202,43 @@ static void same_as_byte_at_a_time(void **state)
     }
 }
 
+/* The usual event is one line, known as such from the take; split over reads, it is not. */
+static void one_line_events(void **state)
+{
+    (void)state;
+    sl_sse s;
+    assert_int_equal(sl_sse_init(&s), 0);
+    const char *stream = "data: {\"a\":1}\n\ndata:x\r\n\r\ndata: y\ndata: z\n\n: note\ndata: w\n\n";
+    sl_sse_feed(&s, stream, strlen(stream));
+    static const char *const want[] = {"{\"a\":1}", "x", "y\nz", "w"};
+    static const bool one[] = {true, false, false, false};
+    for (int k = 0; k < 4; k++) {
+        size_t n = 0, dn = 0;
+        const char *ev = sl_sse_take(&s, &n);
+        assert_non_null(ev);
+        assert_int_equal(s.one_line, one[k]);
+        char *joined = NULL;
+        const char *d = sl_sse_data_of(&s, ev, n, &dn, &joined);
+        assert_int_equal(dn, strlen(want[k]));
+        assert_memory_equal(d, want[k], dn);
+        free(joined);
+    }
+    sl_sse_feed(&s, "data: spl", 9); /* the end looked for again from where it stopped */
+    size_t n;
+    assert_null(sl_sse_take(&s, &n));
+    sl_sse_feed(&s, "it\n\n", 4);
+    assert_non_null(sl_sse_take(&s, &n));
+    assert_false(s.one_line);
+    sl_sse_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(whole_stream_at_once), cmocka_unit_test(byte_by_byte),
         cmocka_unit_test(odd_chunks), cmocka_unit_test(data_lines_joined),
         cmocka_unit_test(incomplete_tail_is_rest), cmocka_unit_test(same_as_byte_at_a_time),
+        cmocka_unit_test(one_line_events),
     };
     return cmocka_run_group_tests_name("sse", tests, NULL, NULL);
 }
