@@ -310,7 +310,7 @@ static void keep_first(resp_state *s, sl_resp_event *ev)
 typedef struct piece {
     int pos;                /* the choice's place in choices */
     int index, field;
-    char *out;
+    const char *out;        /* in the field's stream buffer (sl_guard_stream_feed) */
     size_t len;
     bool had_field;         /* the field held a string */
 } piece;
@@ -356,7 +356,6 @@ static void flush_at_done(sl_exchange *ex, const sl_guard_conf *c, resp_state *s
         if (p.out && (chunk || (chunk = chunk_from(template_of(s)))))
             add_piece_to_chunk(chunk, chat, fields, &p);
         failed |= p.out && !chunk;
-        free(p.out);
     }
     if (chunk)
         sl_ex_emit_event(ex, chunk);
@@ -493,7 +492,7 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
             piece *p = &pieces[np++];
             *p = (piece){.pos = (int)i, .index = ci.index, .field = f, .had_field = text != NULL};
             if (!fs && !(fs = add_stream(s, c, ci.index, f))) {
-                p->out = strdup(""); /* out of memory: send nothing unscanned */
+                p->out = ""; /* out of memory: send nothing unscanned */
                 continue;
             }
             sl_guard_feed r = sl_guard_stream_feed(&fs->st, text ? text : "", len, ci.final, &p->out, &p->len, &hit);
@@ -530,8 +529,6 @@ static sl_event_action scan_stream_event(sl_exchange *ex, const sl_guard_conf *c
         sl_resp_event_replace(ev, stop);
         act = SL_EVENT_STOP;
     }
-    for (size_t k = 0; k < np; k++)
-        free(pieces[k].out);
     if (pieces != small)
         free(pieces);
     return act;

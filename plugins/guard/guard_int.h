@@ -30,6 +30,9 @@ typedef struct sl_guard_norm {
 /* Normalise text (UTF-8; invalid bytes pass through as themselves) into n, reusing its
  * buffers. 0, or -1 when out of memory or the text is over 4 GiB. */
 int sl_guard_normalize(sl_guard_norm *n, const char *text, size_t len);
+/* Normalise text[from, len) (from: the start of a unit) onto the end of what n holds, its
+ * map counting from text; n->raw is set (never cleared) where bytes pass through. */
+int sl_guard_normalize_more(sl_guard_norm *n, const char *text, size_t from, size_t len);
 /* Original byte range of normalised bytes [ns, ne): whole units, so a match inside a
  * composed character covers all of it. */
 void sl_guard_norm_span(const sl_guard_norm *n, size_t ns, size_t ne, size_t *os, size_t *oe);
@@ -153,16 +156,14 @@ bool sl_guard_cn_id_ok(const char *id18);
 typedef struct sl_guard_stream {
     const sl_guard_rules *rules;
     size_t holdback;            /* normalised code points kept unsent */
-    char *held;                 /* original text not yet sent */
-    size_t held_len, held_cap;
-    char *ctx;                  /* the tail of what was sent, for regex look-behind */
-    size_t ctx_len;
-    char *scratch;              /* ctx + held */
-    size_t scratch_cap;
-    sl_guard_norm norm;
+    char *buf;                  /* [start, held): the tail of what was sent, for regex */
+    size_t start, held, len, cap; /* look-behind; [held, len): the text not yet sent */
+    sl_guard_norm norm;         /* buf normalised from the unit at map[norm_from]; the map */
+    size_t norm_from;           /* gives offsets in buf */
+    size_t raw_end;             /* buf[0, raw_end) may hold bytes that are not UTF-8 */
     pcre2_match_data *md;
-    int32_t ac_state;           /* the keyword scan's state at held[ac_at], the start of the */
-    size_t ac_at;               /* last unit (which a combining mark may yet extend), or 0 at 0 */
+    int32_t ac_state;           /* the keyword scan's state at buf[ac_at], the start of the */
+    size_t ac_at;               /* last unit (which a combining mark may yet extend); SIZE_MAX: none */
 } sl_guard_stream;
 
 typedef enum sl_guard_feed {
@@ -173,9 +174,9 @@ typedef enum sl_guard_feed {
 
 /* 0 or -1 (out of memory). */
 int sl_guard_stream_init(sl_guard_stream *st, const sl_guard_rules *rules, size_t holdback);
-/* Add text; final flushes what is held. *out (caller frees, NULL when nothing) is the
- * text that may go out now. On a hit, *hit says which rule. */
-sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t len, bool final, char **out,
+/* Add text; final flushes what is held. *out (NULL when nothing) is the text that may go out
+ * now, in the stream's buffer: good until the next feed. On a hit, *hit says which rule. */
+sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t len, bool final, const char **out,
                                    size_t *out_len, sl_guard_hit *hit);
 void sl_guard_stream_free(sl_guard_stream *st);
 

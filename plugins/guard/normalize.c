@@ -124,12 +124,17 @@ static size_t ascii_run(const uint8_t *t, size_t i, size_t len, char *o, uint32_
 
 int sl_guard_normalize(sl_guard_norm *n, const char *text, size_t len)
 {
-    const uint8_t *t = (const uint8_t *)text;
     n->len = 0;
     n->raw = false;
-    if (len > UINT32_MAX - 1 || reserve(n, len) < 0)
+    return sl_guard_normalize_more(n, text, 0, len);
+}
+
+int sl_guard_normalize_more(sl_guard_norm *n, const char *text, size_t from, size_t len)
+{
+    const uint8_t *t = (const uint8_t *)text;
+    if (len > UINT32_MAX - 1 || reserve(n, n->len + (len - from)) < 0)
         return -1;
-    size_t i = 0;
+    size_t i = from;
     while (i < len) {
         if (t[i] < 0x80) { /* a run of ASCII: each byte that no mark follows, lower-cased */
             if (reserve(n, n->len + (len - i)) < 0) /* the run is no longer than what is left */

@@ -1,78 +1,33 @@
 /* Deny rules over a text that streams in pieces. The last `holdback` normalised characters
  * stay unsent: a keyword no longer than that which begins in the text already sent would
  * have been complete, and seen, before that text went out. So a word split over chunks
- * is always seen whole. The held text is scanned again with each piece (it is short); a
- * little of the sent text is kept in front of it as context for regex look-behind (\b).
- * The keywords are not scanned again: their scan goes on from the last unit of the text
- * before (see scan_keywords). */
+ * is always seen whole. The held text is scanned again by the regexes with each piece (it is
+ * short); a little of the sent text is kept in front of it as context for regex look-behind
+ * (\b).
+ * One buffer holds the context and the held text, normalised as it comes: only the new
+ * piece and the unit before it (which a combining mark may extend) are normalised, and the
+ * keyword scan goes on from where it stood (see scan_keywords). What goes out is handed out
+ * where it lies in the buffer. */
 #include "guard_int.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CTX_BYTES 64
-
-static int grow(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 256;
-    while (c < need)
-        c *= 2;
-    char *b = realloc(*buf, c);
-    if (!b)
-        return -1;
-    *buf = b;
-    *cap = c;
-    return 0;
-}
+#define NONE SIZE_MAX
 
 int sl_guard_stream_init(sl_guard_stream *st, const sl_guard_rules *rules, size_t holdback)
 {
     memset(st, 0, sizeof *st);
     st->rules = rules;
     st->holdback = holdback;
-    st->ctx = malloc(CTX_BYTES);
+    st->ac_at = NONE;
     st->md = pcre2_match_data_create(1, NULL);
-    if (!st->ctx || !st->md) {
-        sl_guard_stream_free(st);
-        return -1;
-    }
-    return 0;
+    return st->md ? 0 : -1;
 }
 
-/* Send held[0, cut): *out gets a copy, the sent text's tail becomes the context. */
-static int send_prefix(sl_guard_stream *st, size_t cut, char **out, size_t *out_len)
-{
-    *out = NULL;
-    *out_len = 0;
-    if (cut == 0)
-        return 0;
-    char *o = malloc(cut + 1);
-    if (!o)
-        return -1;
-    memcpy(o, st->held, cut);
-    o[cut] = '\0';
-    *out = o;
-    *out_len = cut;
-    /* context: the last CTX_BYTES of ctx + sent, from a character start */
-    size_t total = st->ctx_len + cut, from = total > CTX_BYTES ? total - CTX_BYTES : 0;
-    while (from < total && ((uint8_t)st->scratch[from] & 0xC0) == 0x80)
-        from++;
-    memmove(st->ctx, st->scratch + from, total - from);
-    st->ctx_len = total - from;
-    memmove(st->held, st->held + cut, st->held_len - cut);
-    st->held_len -= cut;
-    if (st->ac_at >= cut) {
-        st->ac_at -= cut;
-    } else {
-        st->ac_at = 0;
-        st->ac_state = 0;
-    }
-    return 0;
-}
-
-/* The first normalised byte in [lo, n->len) that maps to original offset `at` or past it
+/* The first normalised byte in [lo, n->len) that maps to buffer offset `at` or past it
  * (halving without branches, which would follow no pattern). */
 static size_t norm_at(const sl_guard_norm *n, size_t lo, size_t at)
 {
@@ -84,22 +39,80 @@ static size_t norm_at(const sl_guard_norm *n, size_t lo, size_t at)
     return (size_t)(b - n->map) + (*b < at);
 }
 
+/* Move what is live (from start) to the front of the buffer, and the normalised text with it. */
+static void compact(sl_guard_stream *st)
+{
+    size_t d = st->start;
+    if (!d)
+        return;
+    memmove(st->buf, st->buf + d, st->len - d);
+    st->len -= d;
+    st->held -= d;
+    st->start = 0;
+    st->raw_end = st->raw_end > d ? st->raw_end - d : 0;
+    if (st->ac_at != NONE)
+        st->ac_at -= d;
+    sl_guard_norm *n = &st->norm;
+    size_t keep = n->len - st->norm_from;
+    memmove(n->s, n->s + st->norm_from, keep);
+    memmove(n->map, n->map + st->norm_from, keep * sizeof *n->map);
+    n->len = keep;
+    st->norm_from = 0;
+    for (size_t i = 0; i < keep; i++)
+        n->map[i] -= (uint32_t)d;
+}
+
+/* Add text to the buffer, and normalise it with the last unit before it. */
+static int add_text(sl_guard_stream *st, const char *text, size_t len)
+{
+    if (st->len + len + 1 > st->cap) {
+        compact(st);
+        if (st->len + len + 1 > st->cap) {
+            size_t cap = st->cap ? st->cap : 256;
+            while (cap < st->len + len + 1)
+                cap *= 2;
+            char *b = realloc(st->buf, cap);
+            if (!b)
+                return -1;
+            st->buf = b;
+            st->cap = cap;
+        }
+    }
+    memcpy(st->buf + st->len, text, len);
+    st->len += len;
+    sl_guard_norm *n = &st->norm;
+    size_t from = st->start;
+    if (n->len > st->norm_from) { /* again from the last unit */
+        uint32_t last = n->map[n->len - 1];
+        while (n->len > st->norm_from && n->map[n->len - 1] == last)
+            n->len--;
+        from = last;
+    }
+    n->raw = false;
+    if (sl_guard_normalize_more(n, st->buf, from, st->len) < 0)
+        return -1;
+    if (n->raw)
+        st->raw_end = st->len;
+    return 0;
+}
+
 /* The keywords over the held text (normalised from byte `from`), going on from where the
  * last feed stood. Units are normalised alone, so the held text's normal form is what it was
  * then up to its last unit, which a combining mark in the new text may extend: the scan
  * stopped there and goes on from there. Going on rather than starting again at `from` finds
  * the same: a keyword that began in text already sent is longer than the hold-back, as that
  * text went out with at least the hold-back after it. */
-static bool scan_keywords(sl_guard_stream *st, const sl_guard_norm *n, size_t from, bool final, sl_guard_hit *hit)
+static bool scan_keywords(sl_guard_stream *st, size_t from, bool final, sl_guard_hit *hit)
 {
     const sl_guard_ac *ac = st->rules->ac;
+    const sl_guard_norm *n = &st->norm;
     if (!ac || from >= n->len)
         return false;
     size_t at = from;
     int32_t state = 0;
-    if (st->ac_at > 0) {
-        size_t j = norm_at(n, from, st->ctx_len + st->ac_at);
-        if (j < n->len && n->map[j] == st->ctx_len + st->ac_at) {
+    if (st->ac_at != NONE) {
+        size_t j = norm_at(n, from, st->ac_at);
+        if (j < n->len && n->map[j] == st->ac_at) {
             at = j;
             state = st->ac_state;
         }
@@ -110,42 +123,54 @@ static bool scan_keywords(sl_guard_stream *st, const sl_guard_norm *n, size_t fr
     if (sl_guard_ac_feed(ac, &state, n->s, at, last, hit))
         return true;
     st->ac_state = state;
-    st->ac_at = n->map[last] - st->ctx_len;
+    st->ac_at = n->map[last];
     /* The last unit is held back (when anything is) and scanned once the mark that may
      * follow it has had its chance: so "cafe" + U+0301 is "café", never "cafe". */
     return (final || st->holdback == 0) && sl_guard_ac_feed(ac, &state, n->s, last, n->len, hit);
 }
 
-sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t len, bool final, char **out,
+/* held[0, cut) goes out (*out points at it); the sent text's tail stays as context. */
+static void send_prefix(sl_guard_stream *st, size_t cut, const char **out, size_t *out_len)
+{
+    *out = cut ? st->buf + st->held : NULL;
+    *out_len = cut;
+    st->held += cut;
+    size_t start = st->held > st->start + CTX_BYTES ? st->held - CTX_BYTES : st->start;
+    while (start < st->held && ((uint8_t)st->buf[start] & 0xC0) == 0x80)
+        start++;
+    st->start = start;
+    st->norm_from = norm_at(&st->norm, st->norm_from, start);
+    if (st->ac_at != NONE && st->ac_at < st->held)
+        st->ac_at = NONE;
+}
+
+sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t len, bool final, const char **out,
                                    size_t *out_len, sl_guard_hit *hit)
 {
     *out = NULL;
     *out_len = 0;
-    if (grow(&st->held, &st->held_cap, st->held_len + len + 1) < 0)
-        return SL_GUARD_FEED_ERROR;
-    memcpy(st->held + st->held_len, text, len);
-    st->held_len += len;
-    size_t total = st->ctx_len + st->held_len;
-    if (grow(&st->scratch, &st->scratch_cap, total + 1) < 0)
-        return SL_GUARD_FEED_ERROR;
-    memcpy(st->scratch, st->ctx, st->ctx_len);
-    memcpy(st->scratch + st->ctx_len, st->held, st->held_len);
-    if (sl_guard_normalize(&st->norm, st->scratch, total) < 0)
+    if (add_text(st, text, len) < 0)
         return SL_GUARD_FEED_ERROR;
     const sl_guard_norm *n = &st->norm;
-    size_t from = norm_at(n, 0, st->ctx_len); /* the first normalised byte of the held text */
-    bool found = scan_keywords(st, n, from, final, hit);
-    if (sl_guard_regex_scan(st->rules, n->s, n->len, from, !final, !n->raw, st->md, found, hit)) {
-        size_t os = n->map[hit->start];
-        size_t cut = os > st->ctx_len ? os - st->ctx_len : 0;
-        if (send_prefix(st, cut, out, out_len) < 0)
-            return SL_GUARD_FEED_ERROR;
-        st->held_len = 0;
-        st->ac_at = 0;
+    size_t base = st->norm_from; /* the regexes see the window from here */
+    size_t from = norm_at(n, base, st->held); /* the first normalised byte of the held text */
+    bool found = scan_keywords(st, from, final, hit);
+    if (found) { /* offsets from base, as the regexes give theirs */
+        hit->start = hit->start > base ? hit->start - base : 0;
+        hit->end -= base;
+    }
+    if (sl_guard_regex_scan(st->rules, n->s + base, n->len - base, from - base, !final, st->raw_end <= st->start,
+                            st->md, found, hit)) {
+        size_t os = n->map[base + hit->start];
+        send_prefix(st, os > st->held ? os - st->held : 0, out, out_len);
+        st->held = st->len; /* the rest is never sent */
+        st->ac_at = NONE;
         return SL_GUARD_FEED_HIT;
     }
-    if (final)
-        return send_prefix(st, st->held_len, out, out_len) < 0 ? SL_GUARD_FEED_ERROR : SL_GUARD_FEED_OK;
+    if (final) {
+        send_prefix(st, st->len - st->held, out, out_len);
+        return SL_GUARD_FEED_OK;
+    }
     /* keep the last `holdback` normalised characters */
     size_t q = n->len, kept = 0;
     while (q > from && kept < st->holdback) {
@@ -156,16 +181,13 @@ sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t
     }
     if (kept < st->holdback || q <= from)
         return SL_GUARD_FEED_OK;
-    size_t os = n->map[q];
-    size_t cut = os > st->ctx_len ? os - st->ctx_len : 0;
-    return send_prefix(st, cut, out, out_len) < 0 ? SL_GUARD_FEED_ERROR : SL_GUARD_FEED_OK;
+    send_prefix(st, n->map[q] - st->held, out, out_len);
+    return SL_GUARD_FEED_OK;
 }
 
 void sl_guard_stream_free(sl_guard_stream *st)
 {
-    free(st->held);
-    free(st->ctx);
-    free(st->scratch);
+    free(st->buf);
     sl_guard_norm_free(&st->norm);
     pcre2_match_data_free(st->md);
     memset(st, 0, sizeof *st);
