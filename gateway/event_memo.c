@@ -5,6 +5,24 @@
 
 sl_event_memo *sl_event_memo_new(void) { return calloc(1, sizeof(sl_event_memo)); }
 
+sl_event_memo *sl_event_memo_take(sl_event_memo **spare, int *n)
+{
+    return *n > 0 ? spare[--*n] : sl_event_memo_new();
+}
+
+void sl_event_memo_give(sl_event_memo *m, sl_event_memo **spare, int *n, int max)
+{
+    if (!m)
+        return;
+    if (*n >= max || m->cap > 16384 || m->view.cap > 256) {
+        sl_event_memo_free(m);
+        return;
+    }
+    m->valid = m->summary_valid = false; /* the next stream reads its first event afresh */
+    m->view.text = NULL;
+    spare[(*n)++] = m;
+}
+
 void sl_event_memo_lend(sl_event_memo *m, sl_resp_event *ev)
 {
     ev->view = &m->view;

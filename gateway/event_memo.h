@@ -22,6 +22,10 @@ typedef struct sl_event_memo {
 
 /* NULL when out of memory. */
 sl_event_memo *sl_event_memo_new(void);
+/* One of the n spares (a finished stream's, its buffers kept), else a new one. */
+sl_event_memo *sl_event_memo_take(sl_event_memo **spare, int *n);
+/* m (NULL: nothing) kept among the spares while fewer than max and not grown large, else freed. */
+void sl_event_memo_give(sl_event_memo *m, sl_event_memo **spare, int *n, int max);
 /* ev is to be read with the memo's view and summary, against the last event. */
 void sl_event_memo_lend(sl_event_memo *m, sl_resp_event *ev);
 /* After ev's hooks, before its text and out are freed: keep a copy of what its view read, or

@@ -2,6 +2,7 @@
 #include "json_parse.h"
 #include "json_plain.h"
 
+#include <emmintrin.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,13 @@ int sl_jview_read(sl_jview *v, const char *text, size_t len)
 static size_t first_difference(const char *a, const char *b, size_t n)
 {
     size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
+        __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+        unsigned same = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
+        if (same != 0xFFFF)
+            return i + (size_t)__builtin_ctz(~same);
+    }
     for (; i + 8 <= n; i += 8) {
         uint64_t x, y;
         memcpy(&x, a + i, 8);
@@ -237,14 +245,20 @@ int sl_jview_read_again(sl_jview *v, const char *text, size_t len)
     size_t old_len = v->len;
     if (!old || !text || v->n == 0 || v->dec.len > 4096 || len >= UINT32_MAX) /* decoded bytes pile up */
         return sl_jview_read(v, text, len);
-    size_t d = first_difference(old, text, old_len < len ? old_len : len);
+    size_t m = old_len < len ? old_len : len, from = 0;
+    uint32_t h = v->moved; /* the same string as last time differs, most likely: all before it is the same */
+    bool hinted = h < v->n && v->tok[h].type == SL_JV_STRING && v->tok[h].start < m &&
+                  memcmp(old, text, v->tok[h].start + 1) == 0;
+    if (hinted)
+        from = v->tok[h].start + 1;
+    size_t d = from + first_difference(old + from, text + from, m - from);
     if (d == old_len && d == len) {
         v->text = text;
         return 1;
     }
     if (d <= v->tok[0].start)
         return sl_jview_read(v, text, len);
-    uint32_t i = token_before(v, d);
+    uint32_t i = hinted && d < v->tok[h].end ? h : token_before(v, d);
     sl_jv_tok *t = &v->tok[i];
     if (t->type != SL_JV_STRING || d >= t->end)
         return sl_jview_read(v, text, len);
@@ -260,6 +274,7 @@ int sl_jview_read_again(sl_jview *v, const char *text, size_t len)
         return sl_jview_read(v, text, len);
     if (sl_jview_string_replaced(v, (int)i, text, len, end - t->start, s, n, s != body) < 0)
         return sl_jview_read(v, text, len);
+    v->moved = i;
     return 1;
 }
 

@@ -42,6 +42,8 @@ typedef struct sl_jview {
     sl_strbuf dec;          /* escaped strings, decoded */
     char *scratch;
     size_t cap_scratch;
+    uint32_t moved;         /* the string sl_jview_read_again moved last: where the next text
+                               most likely differs (a hint, checked before it is used) */
 } sl_jview;
 
 /* Read text into v (its storage reused from the last read). 0: v holds the text's values,

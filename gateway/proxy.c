@@ -256,7 +256,7 @@ static void forward_event(sl_exchange *ex, const char *event, size_t len, double
                          .spare = &ex->ev_spare, .view = &ex->w->ev_view,
                          .summary = &ex->w->ev_summary};
     if (ex->want_events && data && !ex->ev_memo)
-        ex->ev_memo = sl_event_memo_new(); /* out of memory: the worker's view, read afresh */
+        ex->ev_memo = sl_event_memo_take(ex->w->memo_spare, &ex->w->n_memo_spare); /* NULL: the worker's view */
     if (ex->ev_memo)
         sl_event_memo_lend(ex->ev_memo, &rev);
     if (done)

@@ -23,6 +23,7 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "event_memo.h"
 #include "exchange.h"
 #include "log.h"
 #include "pool.h"
@@ -434,6 +435,8 @@ static void server_free(sl_server *s)
         json_decref(w->answer_spare);
         sl_jview_free(&w->ev_view);
         free(w->ev_summary.c);
+        while (w->n_memo_spare)
+            sl_event_memo_free(w->memo_spare[--w->n_memo_spare]);
         if (w->pending_cfg)
             sl_config_unref(w->pending_cfg);
         if (w->base)

@@ -19,6 +19,8 @@
 struct evconnlistener;
 struct sl_server;
 
+#define SL_MEMO_SPARES 16
+
 typedef struct sl_worker {
     int index;
     pthread_t thread;
@@ -50,6 +52,8 @@ typedef struct sl_worker {
                                          the next answer of its shape is read into it (proxy.c) */
     sl_jview ev_view;                 /* where response events are viewed (resp_event.c) */
     sl_resp_summary ev_summary;       /* and summed up */
+    struct sl_event_memo *memo_spare[SL_MEMO_SPARES]; /* finished streams' memos, for the next */
+    int n_memo_spare;
 } sl_worker;
 
 #endif
