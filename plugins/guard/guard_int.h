@@ -164,6 +164,8 @@ typedef struct sl_guard_stream {
     pcre2_match_data *md;
     int32_t ac_state;           /* the keyword scan's state at buf[ac_at], the start of the */
     size_t ac_at;               /* last unit (which a combining mark may yet extend); SIZE_MAX: none */
+    size_t held_norm;           /* where held is in norm (a hint, checked) */
+    size_t more_at, more_norm;  /* where the last feed's normalising began: in buf, in norm */
 } sl_guard_stream;
 
 typedef enum sl_guard_feed {

@@ -57,6 +57,7 @@ static void compact(sl_guard_stream *st)
     memmove(n->s, n->s + st->norm_from, keep);
     memmove(n->map, n->map + st->norm_from, keep * sizeof *n->map);
     n->len = keep;
+    st->held_norm = st->held_norm > st->norm_from ? st->held_norm - st->norm_from : 0;
     st->norm_from = 0;
     for (size_t i = 0; i < keep; i++)
         n->map[i] -= (uint32_t)d;
@@ -88,6 +89,8 @@ static int add_text(sl_guard_stream *st, const char *text, size_t len)
             n->len--;
         from = last;
     }
+    st->more_at = from;
+    st->more_norm = n->len;
     n->raw = false;
     if (sl_guard_normalize_more(n, st->buf, from, st->len) < 0)
         return -1;
@@ -111,7 +114,8 @@ static bool scan_keywords(sl_guard_stream *st, size_t from, bool final, sl_guard
     size_t at = from;
     int32_t state = 0;
     if (st->ac_at != NONE) {
-        size_t j = norm_at(n, from, st->ac_at);
+        /* where the last feed stopped is, as a rule, where this one's normalising began */
+        size_t j = st->ac_at == st->more_at && st->more_norm >= from ? st->more_norm : norm_at(n, from, st->ac_at);
         if (j < n->len && n->map[j] == st->ac_at) {
             at = j;
             state = st->ac_state;
@@ -129,19 +133,35 @@ static bool scan_keywords(sl_guard_stream *st, size_t from, bool final, sl_guard
     return (final || st->holdback == 0) && sl_guard_ac_feed(ac, &state, n->s, last, n->len, hit);
 }
 
-/* held[0, cut) goes out (*out points at it); the sent text's tail stays as context. */
-static void send_prefix(sl_guard_stream *st, size_t cut, const char **out, size_t *out_len)
+/* held[0, cut) goes out (*out points at it); the sent text's tail stays as context: from
+ * CTX_BYTES to twice that, cut back when it reaches the most. held_norm: where the new held
+ * starts in norm. */
+static void send_prefix(sl_guard_stream *st, size_t cut, size_t held_norm, const char **out, size_t *out_len)
 {
     *out = cut ? st->buf + st->held : NULL;
     *out_len = cut;
     st->held += cut;
-    size_t start = st->held > st->start + CTX_BYTES ? st->held - CTX_BYTES : st->start;
-    while (start < st->held && ((uint8_t)st->buf[start] & 0xC0) == 0x80)
-        start++;
-    st->start = start;
-    st->norm_from = norm_at(&st->norm, st->norm_from, start);
+    st->held_norm = held_norm;
+    if (st->held - st->start > 2 * CTX_BYTES) {
+        size_t start = st->held - CTX_BYTES;
+        while (start < st->held && ((uint8_t)st->buf[start] & 0xC0) == 0x80)
+            start++;
+        st->start = start;
+        st->norm_from = norm_at(&st->norm, st->norm_from, start);
+    }
     if (st->ac_at != NONE && st->ac_at < st->held)
         st->ac_at = NONE;
+}
+
+/* Where held starts in norm: the hint left by the last cut where it still holds. */
+static size_t held_in_norm(const sl_guard_stream *st)
+{
+    const sl_guard_norm *n = &st->norm;
+    size_t h = st->held_norm;
+    if (h >= st->norm_from && h <= n->len && (h == n->len || n->map[h] >= st->held) &&
+        (h == st->norm_from || n->map[h - 1] < st->held))
+        return h;
+    return norm_at(n, st->norm_from, st->held);
 }
 
 sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t len, bool final, const char **out,
@@ -153,7 +173,7 @@ sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t
         return SL_GUARD_FEED_ERROR;
     const sl_guard_norm *n = &st->norm;
     size_t base = st->norm_from; /* the regexes see the window from here */
-    size_t from = norm_at(n, base, st->held); /* the first normalised byte of the held text */
+    size_t from = held_in_norm(st); /* the first normalised byte of the held text */
     bool found = scan_keywords(st, from, final, hit);
     if (found) { /* offsets from base, as the regexes give theirs */
         hit->start = hit->start > base ? hit->start - base : 0;
@@ -162,13 +182,13 @@ sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t
     if (sl_guard_regex_scan(st->rules, n->s + base, n->len - base, from - base, !final, st->raw_end <= st->start,
                             st->md, found, hit)) {
         size_t os = n->map[base + hit->start];
-        send_prefix(st, os > st->held ? os - st->held : 0, out, out_len);
+        send_prefix(st, os > st->held ? os - st->held : 0, from, out, out_len);
         st->held = st->len; /* the rest is never sent */
         st->ac_at = NONE;
         return SL_GUARD_FEED_HIT;
     }
     if (final) {
-        send_prefix(st, st->len - st->held, out, out_len);
+        send_prefix(st, st->len - st->held, n->len, out, out_len);
         return SL_GUARD_FEED_OK;
     }
     /* keep the last `holdback` normalised characters */
@@ -181,7 +201,7 @@ sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t
     }
     if (kept < st->holdback || q <= from)
         return SL_GUARD_FEED_OK;
-    send_prefix(st, n->map[q] - st->held, out, out_len);
+    send_prefix(st, n->map[q] - st->held, q, out, out_len);
     return SL_GUARD_FEED_OK;
 }
 
