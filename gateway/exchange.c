@@ -41,6 +41,7 @@ void sl_ex_unref(sl_exchange *ex)
     sl_log_fields_free(&ex->log);
     json_decref(ex->usage);
     json_decref(ex->ev_spare);
+    free(ex->out_spare);
     sl_event_memo_give(ex->ev_memo, ex->w->memo_spare, &ex->w->n_memo_spare, SL_MEMO_SPARES);
     json_decref(ex->attempt_log);
     free(ex->plan);

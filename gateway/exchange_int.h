@@ -89,6 +89,8 @@ struct sl_exchange {
     json_t *usage;
     json_t *ev_spare;               /* the last streamed event's JSON, held by no one else: the
                                        next event of the same shape is read into it */
+    char *out_spare;                /* the last edited event's buffer, for the next edit */
+    size_t out_spare_cap;
     struct sl_event_memo *ev_memo;  /* the last streamed event's view, for the next to be read
                                        against; made at the first event hooks see */
 

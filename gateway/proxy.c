@@ -242,6 +242,24 @@ static bool note_usage_event(sl_exchange *ex, sl_resp_event *ev)
     return sum->choices >= 0 && sum->n == 0;
 }
 
+/* The event's edited text, or the buffer it did not need, is the next event's to write into
+ * (one is kept, the larger, up to 64 KiB). */
+static void keep_out_buffer(sl_exchange *ex, sl_resp_event *ev)
+{
+    char *keep = ev->out_spare;
+    size_t cap = ev->out_spare_cap;
+    if (ev->out && ev->out_cap > cap && ev->out_cap <= 65536) {
+        free(keep);
+        keep = ev->out;
+        cap = ev->out_cap;
+    } else {
+        free(ev->out);
+    }
+    ev->out = ev->out_spare = NULL;
+    ex->out_spare = keep;
+    ex->out_spare_cap = keep ? cap : 0;
+}
+
 /* One event of the stream. at: when the read that brought it came (ms since the exchange's
  * start; < 0 until asked): the events of one read arrived together, and share one reading
  * of the clock. */
@@ -277,6 +295,9 @@ static void forward_event(sl_exchange *ex, const char *event, size_t len, double
         sl_ex_stream_write(ex, event, len);
         return;
     }
+    rev.out_spare = ex->out_spare; /* an edit writes the event into the last one's buffer */
+    rev.out_spare_cap = ex->out_spare_cap;
+    ex->out_spare = NULL;
     sl_event_action act = run_event_hooks(ex, &rev);
     if (act != SL_EVENT_DROP) {
         size_t n = 0;
@@ -290,7 +311,7 @@ static void forward_event(sl_exchange *ex, const char *event, size_t len, double
     if (ex->ev_memo)
         sl_event_memo_keep(ex->ev_memo, &rev);
     free(joined);
-    free(rev.out);
+    keep_out_buffer(ex, &rev);
     sl_json_to_spare(&ex->ev_spare, rev.json);
     if (act == SL_EVENT_STOP) {
         ex->altered = true;

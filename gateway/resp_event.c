@@ -16,6 +16,7 @@ void sl_resp_event_edit(sl_resp_event *ev)
     ev->edited = true;
     free(ev->out);
     ev->out = NULL;
+    ev->out_cap = 0;
     ev->out_exact = false;
     ev->view_state = 0;
 }
@@ -42,10 +43,16 @@ static const char *find_once(const char *text, size_t tlen, const char *pat, siz
 /* text with its bytes [head, tail) replaced by `"key":` (when key is set; after a comma
  * when comma is) and s as a JSON string; NULL when out of memory or s is not UTF-8. *s_at,
  * when asked: where s's string begins in it. */
-static char *splice_at(const char *text, size_t tlen, size_t head, size_t tail, bool comma, const char *key,
-                       const char *s, size_t len, size_t *out_len, size_t *s_at)
+/* ... written into ev's spare buffer where it has one (the buffer is then the text's). */
+static char *splice_into(sl_resp_event *ev, const char *text, size_t tlen, size_t head, size_t tail, bool comma,
+                         const char *key, const char *s, size_t len, size_t *out_len, size_t *s_at)
 {
     sl_strbuf b = {0};
+    if (ev && ev->out_spare) {
+        b.s = ev->out_spare;
+        b.cap = ev->out_spare_cap;
+        ev->out_spare = NULL;
+    }
     size_t kl = key ? strlen(key) : 0;
     if (sl_strbuf_reserve(&b, tlen - (tail - head) + kl + len + 8) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
         (comma && sl_strbuf_add(&b, ",", 1) < 0) ||
@@ -60,7 +67,15 @@ static char *splice_at(const char *text, size_t tlen, size_t head, size_t tail, 
         return NULL;
     }
     *out_len = b.len;
+    if (ev)
+        ev->out_spare_cap = b.cap; /* the buffer's size, for text_edited */
     return b.s;
+}
+
+static char *splice_at(const char *text, size_t tlen, size_t head, size_t tail, bool comma, const char *key,
+                       const char *s, size_t len, size_t *out_len, size_t *s_at)
+{
+    return splice_into(NULL, text, tlen, head, tail, comma, key, s, len, out_len, s_at);
 }
 
 /* text with holder's member key (a string, was) holding s instead; NULL where that cannot
@@ -110,6 +125,7 @@ void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key
     }
     sl_resp_event_edit(ev);
     ev->out = out;
+    ev->out_cap = 0;
     ev->out_len = out_len;
     ev->out_exact = out != NULL;
 }
@@ -123,6 +139,7 @@ const char *sl_resp_event_text(sl_resp_event *ev, size_t *len)
     if (!ev->out && ev->json) {
         ev->out_len = 0;
         ev->out = sl_json_dumps(ev->json, &ev->out_len);
+        ev->out_cap = 0;
         ev->out_exact = ev->out != NULL;
     }
     *len = ev->out_len;
@@ -267,6 +284,7 @@ static void text_edited(sl_resp_event *ev, char *out, size_t out_len)
 {
     free(ev->out); /* the text the view read may be ev->out: replaced only now */
     ev->out = out;
+    ev->out_cap = 0;
     ev->out_len = out_len;
     ev->out_exact = false;
     ev->edited = true;
@@ -281,10 +299,12 @@ int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, siz
         return -1;
     const sl_jv_tok *t = &v->tok[tok];
     size_t out_len = 0, kept = v->len - (t->end - t->start);
-    char *out = splice_at(v->text, v->len, t->start, t->end, false, NULL, s, len, &out_len, NULL);
+    char *out = splice_into(ev, v->text, v->len, t->start, t->end, false, NULL, s, len, &out_len, NULL);
     if (!out)
         return -1;
     text_edited(ev, out, out_len);
+    ev->out_cap = ev->out_spare_cap;
+    ev->out_spare_cap = 0;
     size_t written = out_len - kept; /* the string as written, quotes and escapes included */
     if (sl_jview_string_replaced(v, tok, out, out_len, written, s, len, written != len + 2) < 0)
         ev->view_state = 0;

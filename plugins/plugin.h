@@ -64,6 +64,9 @@ typedef struct sl_resp_event {
     bool view_again;    /* view holds the stream's last event (its text still readable), and
                            summary_kept says its summary too: this one is read against it */
     bool summary_kept;
+    char *out_spare;    /* a buffer the next view edit may write the event into (the gateway's: */
+    size_t out_spare_cap; /* the last event's), and out's size when a view edit made it */
+    size_t out_cap;
 } sl_resp_event;
 
 /* One choice of a completion's event, as every reader looks at it: tokens of the event's view,
