@@ -168,10 +168,27 @@ static void refuse(sl_exchange *ex, const sl_guard_conf *c)
     sl_ex_respond_json(ex, 200, body);
 }
 
+/* Log probabilities carry each token's text beside the content (chunks' logprobs.content[].token,
+ * bytes, top_logprobs): the answer's scan would not see a denied word there, nor hold it back.
+ * So where answers are scanned, they are not asked for. */
+static void drop_logprobs(sl_exchange *ex)
+{
+    const json_t *view = sl_ex_body_view(ex);
+    const json_t *lp = json_object_get(view, "logprobs"), *top = json_object_get(view, "top_logprobs");
+    if ((!lp || json_is_false(lp) || json_is_null(lp)) && !top)
+        return;
+    json_t *body = sl_ex_body(ex);
+    json_object_del(body, "logprobs");
+    json_object_del(body, "top_logprobs");
+    sl_ex_log_field(ex, "guard_logprobs_dropped", json_true());
+}
+
 static sl_step guard_on_request(sl_exchange *ex, void *conf)
 {
     sl_guard_conf *c = conf;
     sl_endpoint ep = sl_ex_endpoint(ex);
+    if (c->on_response && (ep == SL_EP_CHAT || ep == SL_EP_COMPLETIONS))
+        drop_logprobs(ex);
     if (!c->on_request || (ep != SL_EP_CHAT && ep != SL_EP_COMPLETIONS && ep != SL_EP_EMBEDDINGS))
         return SL_STEP_CONTINUE;
     refs r = {0};

@@ -62,6 +62,18 @@ sl_is "masking: the upstream got the masked text" "$(sl_mock_last | sl_json 'd["
 sl_http POST /v1/completions '{"model":"demo","prompt":"write to \uff41\uff40x.io ok"}'
 sl_is "masking: nothing to mask leaves the prompt alone" "$(sl_mock_last | sl_json 'd["body"]["prompt"]')" "write to ａ｀x.io ok"
 
+# ---- log probabilities: each token's text beside the content, which the answer's scan does not
+# hold back: not asked of the upstream while answers are scanned ---------------------------------
+sl_http POST /v1/chat/completions "$(chat '"hi"' '"logprobs":true,"top_logprobs":2,"temperature":0.5')"
+sl_is "logprobs: the request passes (200)" "$HTTP_CODE" 200
+sl_is "logprobs: the upstream was not asked for them" \
+    "$(sl_mock_last | sl_json '",".join(k for k in ("logprobs","top_logprobs","temperature") if k in d["body"])')" "temperature"
+sl_http POST /v1/completions '{"model":"demo","prompt":"hi","logprobs":3}'
+sl_is "logprobs: nor for a completion" "$(sl_mock_last | sl_json 'str("logprobs" in d["body"])')" "False"
+sl_http POST /v1/chat/completions "$(chat '"hi"' '"logprobs":false')"
+sl_is "logprobs: false is left as it is" "$(sl_mock_last | sl_json 'str(d["body"].get("logprobs"))')" "False"
+sl_check "logprobs: the access log says they were dropped" sl_wait_for 5 grep -qE '"guard_logprobs_dropped": ?true' "$SL_TMP/access.log"
+
 # ---- response stage: streamed ---------------------------------------------------------------
 sse=$SL_TMP/guard.sse
 stream() { # stream MOCK-JSON
