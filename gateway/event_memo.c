@@ -14,7 +14,7 @@ void sl_event_memo_give(sl_event_memo *m, sl_event_memo **spare, int *n, int max
 {
     if (!m)
         return;
-    if (*n >= max || m->cap > 16384 || m->view.cap > 256) {
+    if (*n >= max || m->text.cap > 16384 || m->view.cap > 256) {
         sl_event_memo_free(m);
         return;
     }
@@ -34,23 +34,15 @@ void sl_event_memo_lend(sl_event_memo *m, sl_resp_event *ev)
 void sl_event_memo_keep(sl_event_memo *m, const sl_resp_event *ev)
 {
     sl_jview *v = &m->view;
-    if (v->text == m->text) /* not read this event: still the last one's */
+    if (v->text == m->text.s) /* not read this event: still the last one's */
         return;
     m->valid = false;
     if (ev->view_state <= 0)
         return;
-    if (v->len > m->cap) {
-        size_t cap = m->cap ? m->cap : 256;
-        while (cap < v->len)
-            cap *= 2;
-        char *t = realloc(m->text, cap);
-        if (!t)
-            return;
-        m->text = t;
-        m->cap = cap;
-    }
-    memcpy(m->text, v->text, v->len);
-    v->text = m->text;
+    m->text.len = 0;
+    if (sl_strbuf_add(&m->text, v->text, v->len) < 0)
+        return;
+    v->text = m->text.s;
     m->valid = true;
     m->summary_valid = ev->summary_read;
 }
@@ -61,6 +53,6 @@ void sl_event_memo_free(sl_event_memo *m)
         return;
     sl_jview_free(&m->view);
     free(m->summary.c);
-    free(m->text);
+    free(m->text.s);
     free(m);
 }

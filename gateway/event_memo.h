@@ -10,12 +10,12 @@
 
 #include "json_view.h"
 #include "plugin.h"
+#include "strbuf.h"
 
 typedef struct sl_event_memo {
     sl_jview view;
     sl_resp_summary summary;
-    char *text;             /* the view's text: the last event as the hooks left it (a copy) */
-    size_t cap;
+    sl_strbuf text;         /* the view's text: the last event as the hooks left it (a copy) */
     bool valid;             /* view holds text's tokens */
     bool summary_valid;     /* and summary is of them */
 } sl_event_memo;

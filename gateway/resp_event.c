@@ -41,41 +41,26 @@ static const char *find_once(const char *text, size_t tlen, const char *pat, siz
 }
 
 /* text with its bytes [head, tail) replaced by `"key":` (when key is set; after a comma
- * when comma is) and s as a JSON string; NULL when out of memory or s is not UTF-8. *s_at,
- * when asked: where s's string begins in it. */
-/* ... written into ev's spare buffer where it has one (the buffer is then the text's). */
-static char *splice_into(sl_resp_event *ev, const char *text, size_t tlen, size_t head, size_t tail, bool comma,
-                         const char *key, const char *s, size_t len, size_t *out_len, size_t *s_at)
+ * when comma is) and s as a JSON string, written into b (empty; its buffer, if it has one, is
+ * reused). -1 when out of memory or s is not UTF-8 (b is then freed). *s_at, when asked:
+ * where s's string begins in it. */
+static int splice_at(sl_strbuf *b, const char *text, size_t tlen, size_t head, size_t tail, bool comma,
+                     const char *key, const char *s, size_t len, size_t *s_at)
 {
-    sl_strbuf b = {0};
-    if (ev && ev->out_spare) {
-        b.s = ev->out_spare;
-        b.cap = ev->out_spare_cap;
-        ev->out_spare = NULL;
-    }
     size_t kl = key ? strlen(key) : 0;
-    if (sl_strbuf_reserve(&b, tlen - (tail - head) + kl + len + 8) < 0 || sl_strbuf_add(&b, text, head) < 0 ||
-        (comma && sl_strbuf_add(&b, ",", 1) < 0) ||
-        (key && (sl_json_dump_string(&b, key, kl) < 0 || sl_strbuf_add(&b, ":", 1) < 0))) {
-        free(b.s);
-        return NULL;
-    }
+    if (sl_strbuf_reserve(b, tlen - (tail - head) + kl + len + 8) < 0 || sl_strbuf_add(b, text, head) < 0 ||
+        (comma && sl_strbuf_add(b, ",", 1) < 0) ||
+        (key && (sl_json_dump_string(b, key, kl) < 0 || sl_strbuf_add(b, ":", 1) < 0)))
+        goto fail;
     if (s_at)
-        *s_at = b.len;
-    if (sl_json_dump_string(&b, s, len) < 0 || sl_strbuf_add(&b, text + tail, tlen - tail) < 0) {
-        free(b.s);
-        return NULL;
-    }
-    *out_len = b.len;
-    if (ev)
-        ev->out_spare_cap = b.cap; /* the buffer's size, for text_edited */
-    return b.s;
-}
-
-static char *splice_at(const char *text, size_t tlen, size_t head, size_t tail, bool comma, const char *key,
-                       const char *s, size_t len, size_t *out_len, size_t *s_at)
-{
-    return splice_into(NULL, text, tlen, head, tail, comma, key, s, len, out_len, s_at);
+        *s_at = b->len;
+    if (sl_json_dump_string(b, s, len) < 0 || sl_strbuf_add(b, text + tail, tlen - tail) < 0)
+        goto fail;
+    return 0;
+fail:
+    free(b->s);
+    *b = (sl_strbuf){0};
+    return -1;
 }
 
 /* text with holder's member key (a string, was) holding s instead; NULL where that cannot
@@ -89,11 +74,13 @@ static char *splice_string(const char *text, size_t tlen, const char *key, const
     if (sl_json_dump_string(&pat, key, strlen(key)) == 0 && sl_strbuf_add(&pat, ":", 1) == 0 &&
         (key_part = pat.len, sl_json_dump_string(&pat, json_string_value(was), json_string_length(was)) == 0))
         at = find_once(text, tlen, pat.s, pat.len);
-    char *out = at ? splice_at(text, tlen, (size_t)(at - text) + key_part, (size_t)(at - text) + pat.len, false,
-                               NULL, s, len, out_len, NULL)
-                   : NULL;
+    sl_strbuf out = {0};
+    if (at)
+        splice_at(&out, text, tlen, (size_t)(at - text) + key_part, (size_t)(at - text) + pat.len, false, NULL, s,
+                  len, NULL);
     free(pat.s);
-    return out;
+    *out_len = out.len;
+    return out.s;
 }
 
 /* text with holder, an empty object, holding key: s; NULL unless "{}" is in text exactly
@@ -103,7 +90,11 @@ static char *splice_into_empty(const char *text, size_t tlen, const char *key, c
 {
     const char *at = find_once(text, tlen, "{}", 2);
     size_t inside = at ? (size_t)(at - text) + 1 : 0;
-    return at ? splice_at(text, tlen, inside, inside, false, key, s, len, out_len, NULL) : NULL;
+    sl_strbuf out = {0};
+    if (at)
+        splice_at(&out, text, tlen, inside, inside, false, key, s, len, NULL);
+    *out_len = out.len;
+    return out.s;
 }
 
 void sl_resp_event_set_string(sl_resp_event *ev, json_t *holder, const char *key, const char *s, size_t len)
@@ -280,12 +271,12 @@ const sl_resp_summary *sl_resp_event_summary(sl_resp_event *ev)
 
 /* The event's text is now out (taken): edited through the view, and any tree made before
  * dropped. */
-static void text_edited(sl_resp_event *ev, char *out, size_t out_len)
+static void text_edited(sl_resp_event *ev, const sl_strbuf *out)
 {
     free(ev->out); /* the text the view read may be ev->out: replaced only now */
-    ev->out = out;
-    ev->out_cap = 0;
-    ev->out_len = out_len;
+    ev->out = out->s;
+    ev->out_cap = out->cap;
+    ev->out_len = out->len;
     ev->out_exact = false;
     ev->edited = true;
     if (ev->json)
@@ -298,15 +289,14 @@ int sl_resp_event_view_set_string(sl_resp_event *ev, int tok, const char *s, siz
     if (!v || sl_jview_type(v, tok) != SL_JV_STRING)
         return -1;
     const sl_jv_tok *t = &v->tok[tok];
-    size_t out_len = 0, kept = v->len - (t->end - t->start);
-    char *out = splice_into(ev, v->text, v->len, t->start, t->end, false, NULL, s, len, &out_len, NULL);
-    if (!out)
+    size_t kept = v->len - (t->end - t->start);
+    sl_strbuf out = {.s = ev->out_spare, .cap = ev->out_spare_cap}; /* the last edited event's buffer */
+    ev->out_spare = NULL;
+    if (splice_at(&out, v->text, v->len, t->start, t->end, false, NULL, s, len, NULL) < 0)
         return -1;
-    text_edited(ev, out, out_len);
-    ev->out_cap = ev->out_spare_cap;
-    ev->out_spare_cap = 0;
-    size_t written = out_len - kept; /* the string as written, quotes and escapes included */
-    if (sl_jview_string_replaced(v, tok, out, out_len, written, s, len, written != len + 2) < 0)
+    text_edited(ev, &out);
+    size_t written = out.len - kept; /* the string as written, quotes and escapes included */
+    if (sl_jview_string_replaced(v, tok, out.s, out.len, written, s, len, written != len + 2) < 0)
         ev->view_state = 0;
     return 0;
 }
@@ -318,13 +308,13 @@ int sl_resp_event_view_add_string(sl_resp_event *ev, int obj, const char *key, c
         return -1;
     const sl_jv_tok *t = &v->tok[obj];
     bool comma = t->size > 0;
-    size_t at = t->end - 1, out_len = 0, s_at = 0; /* before the closing brace */
-    char *out = splice_at(v->text, v->len, at, at, comma, key, s, len, &out_len, &s_at);
-    if (!out)
+    size_t at = t->end - 1, s_at = 0; /* before the closing brace */
+    sl_strbuf out = {0};
+    if (splice_at(&out, v->text, v->len, at, at, comma, key, s, len, &s_at) < 0)
         return -1;
-    text_edited(ev, out, out_len);
-    sl_jv_span k = {at + comma, s_at - 1}, val = {s_at, at + (out_len - v->len)}; /* "key" : "s" */
-    if (sl_jview_member_added(v, obj, out, out_len, k, key, strlen(key), val, s, len) < 0)
+    text_edited(ev, &out);
+    sl_jv_span k = {at + comma, s_at - 1}, val = {s_at, at + (out.len - v->len)}; /* "key" : "s" */
+    if (sl_jview_member_added(v, obj, out.s, out.len, k, key, strlen(key), val, s, len) < 0)
         ev->view_state = 0; /* read again when next asked */
     ev->summary_read = false; /* tokens after it moved */
     return 0;

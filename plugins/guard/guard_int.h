@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "strbuf.h"
 #include "yaml_tree.h"
 
 /* ---- normalize.c: NFKC + case fold + default-ignorables removed ---- */
@@ -156,16 +157,16 @@ bool sl_guard_cn_id_ok(const char *id18);
 typedef struct sl_guard_stream {
     const sl_guard_rules *rules;
     size_t holdback;            /* normalised code points kept unsent */
-    char *buf;                  /* [start, held): the tail of what was sent, for regex */
-    size_t start, held, len, cap; /* look-behind; [held, len): the text not yet sent */
-    sl_guard_norm norm;         /* buf normalised from the unit at map[norm_from]; the map */
-    size_t norm_from;           /* gives offsets in buf */
-    size_t raw_end;             /* buf[0, raw_end) may hold bytes that are not UTF-8 */
+    sl_strbuf text;             /* [start, held): the tail of what was sent, for regex */
+    size_t start, held;         /* look-behind; [held, text.len): the text not yet sent */
+    sl_guard_norm norm;         /* text normalised from the unit at map[norm_from]; the map */
+    size_t norm_from;           /* gives offsets in text */
+    size_t raw_end;             /* text[0, raw_end) may hold bytes that are not UTF-8 */
     pcre2_match_data *md;
-    int32_t ac_state;           /* the keyword scan's state at buf[ac_at], the start of the */
+    int32_t ac_state;           /* the keyword scan's state at text[ac_at], the start of the */
     size_t ac_at;               /* last unit (which a combining mark may yet extend); SIZE_MAX: none */
     size_t held_norm;           /* where held is in norm (a hint, checked) */
-    size_t more_at, more_norm;  /* where the last feed's normalising began: in buf, in norm */
+    size_t more_at, more_norm;  /* where the last feed's normalising began: in text, in norm */
 } sl_guard_stream;
 
 typedef enum sl_guard_feed {

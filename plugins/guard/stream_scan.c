@@ -39,14 +39,14 @@ static size_t norm_at(const sl_guard_norm *n, size_t lo, size_t at)
     return (size_t)(b - n->map) + (*b < at);
 }
 
-/* Move what is live (from start) to the front of the buffer, and the normalised text with it. */
+/* Move what is live (from start) to the front of the window, and the normalised text with it. */
 static void compact(sl_guard_stream *st)
 {
     size_t d = st->start;
     if (!d)
         return;
-    memmove(st->buf, st->buf + d, st->len - d);
-    st->len -= d;
+    memmove(st->text.s, st->text.s + d, st->text.len - d);
+    st->text.len -= d;
     st->held -= d;
     st->start = 0;
     st->raw_end = st->raw_end > d ? st->raw_end - d : 0;
@@ -63,24 +63,13 @@ static void compact(sl_guard_stream *st)
         n->map[i] -= (uint32_t)d;
 }
 
-/* Add text to the buffer, and normalise it with the last unit before it. */
+/* Add text to the window, and normalise it with the last unit before it. */
 static int add_text(sl_guard_stream *st, const char *text, size_t len)
 {
-    if (st->len + len + 1 > st->cap) {
-        compact(st);
-        if (st->len + len + 1 > st->cap) {
-            size_t cap = st->cap ? st->cap : 256;
-            while (cap < st->len + len + 1)
-                cap *= 2;
-            char *b = realloc(st->buf, cap);
-            if (!b)
-                return -1;
-            st->buf = b;
-            st->cap = cap;
-        }
-    }
-    memcpy(st->buf + st->len, text, len);
-    st->len += len;
+    if (st->text.len + len + 1 > st->text.cap)
+        compact(st); /* room at the front first: the buffer stays the size of a window */
+    if (sl_strbuf_add(&st->text, text, len) < 0)
+        return -1;
     sl_guard_norm *n = &st->norm;
     size_t from = st->start;
     if (n->len > st->norm_from) { /* again from the last unit */
@@ -92,10 +81,10 @@ static int add_text(sl_guard_stream *st, const char *text, size_t len)
     st->more_at = from;
     st->more_norm = n->len;
     n->raw = false;
-    if (sl_guard_normalize_more(n, st->buf, from, st->len) < 0)
+    if (sl_guard_normalize_more(n, st->text.s, from, st->text.len) < 0)
         return -1;
     if (n->raw)
-        st->raw_end = st->len;
+        st->raw_end = st->text.len;
     return 0;
 }
 
@@ -138,13 +127,13 @@ static bool scan_keywords(sl_guard_stream *st, size_t from, bool final, sl_guard
  * starts in norm. */
 static void send_prefix(sl_guard_stream *st, size_t cut, size_t held_norm, const char **out, size_t *out_len)
 {
-    *out = cut ? st->buf + st->held : NULL;
+    *out = cut ? st->text.s + st->held : NULL;
     *out_len = cut;
     st->held += cut;
     st->held_norm = held_norm;
     if (st->held - st->start > 2 * CTX_BYTES) {
         size_t start = st->held - CTX_BYTES;
-        while (start < st->held && ((uint8_t)st->buf[start] & 0xC0) == 0x80)
+        while (start < st->held && ((uint8_t)st->text.s[start] & 0xC0) == 0x80)
             start++;
         st->start = start;
         st->norm_from = norm_at(&st->norm, st->norm_from, start);
@@ -183,12 +172,12 @@ sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t
                             st->md, found, hit)) {
         size_t os = n->map[base + hit->start];
         send_prefix(st, os > st->held ? os - st->held : 0, from, out, out_len);
-        st->held = st->len; /* the rest is never sent */
+        st->held = st->text.len; /* the rest is never sent */
         st->ac_at = NONE;
         return SL_GUARD_FEED_HIT;
     }
     if (final) {
-        send_prefix(st, st->len - st->held, n->len, out, out_len);
+        send_prefix(st, st->text.len - st->held, n->len, out, out_len);
         return SL_GUARD_FEED_OK;
     }
     /* keep the last `holdback` normalised characters */
@@ -207,7 +196,7 @@ sl_guard_feed sl_guard_stream_feed(sl_guard_stream *st, const char *text, size_t
 
 void sl_guard_stream_free(sl_guard_stream *st)
 {
-    free(st->buf);
+    free(st->text.s);
     sl_guard_norm_free(&st->norm);
     pcre2_match_data_free(st->md);
     memset(st, 0, sizeof *st);
