@@ -33,11 +33,37 @@ double sl_ex_ms_since(const struct timespec *t0)
 
 void sl_ex_ref(sl_exchange *ex) { ex->refs++; }
 
+/* Buffers kept only while small: one odd large request does not stay in every worker. */
+#define REQ_SPARE_TEXT (64 * 1024)
+#define REQ_SPARE_TOKENS 4096
+
+static void take_request_text(sl_exchange *ex)
+{
+    sl_worker *w = ex->w;
+    if (w->n_req_spare)
+        ex->rq = w->req_spare[--w->n_req_spare];
+}
+
+static void give_request_text(sl_exchange *ex)
+{
+    sl_worker *w = ex->w;
+    sl_req_text *r = &ex->rq;
+    if (w->n_req_spare < SL_REQ_SPARES && r->text.cap <= REQ_SPARE_TEXT && r->view.cap <= REQ_SPARE_TOKENS &&
+        r->view.dec.cap <= REQ_SPARE_TEXT) {
+        w->req_spare[w->n_req_spare++] = *r;
+    } else {
+        free(r->text.s);
+        sl_jview_free(&r->view);
+    }
+    *r = (sl_req_text){0};
+}
+
 void sl_ex_unref(sl_exchange *ex)
 {
     if (--ex->refs > 0)
         return;
     json_decref(ex->body);
+    give_request_text(ex);
     sl_log_fields_free(&ex->log);
     json_decref(ex->usage);
     json_decref(ex->ev_spare);
@@ -337,6 +363,61 @@ static sl_endpoint classify_path(const char *method, const char *path, bool *met
     return SL_EP_OTHER;
 }
 
+/* The body read through a view: its text copied (the connection's buffer serves the next
+ * request while this one is still in flight), a JSON object without a duplicate key. False
+ * when the view cannot say so: jansson then reads it, or says what is wrong. */
+static bool view_body(sl_exchange *ex)
+{
+    take_request_text(ex);
+    sl_req_text *r = &ex->rq;
+    r->text.len = 0;
+    if (sl_strbuf_add(&r->text, ex->req->body, ex->req->body_len) < 0)
+        return false;
+    return sl_jview_read(&r->view, r->text.s, r->text.len) == 0 && r->view.tok[0].type == SL_JV_OBJECT &&
+           sl_jview_keys_unique(&r->view);
+}
+
+/* What the exchange takes from the body: the model, stream and the client's stream_options. */
+static int read_body_fields(sl_exchange *ex)
+{
+    const char *model = NULL;
+    size_t model_len = 0;
+    int stream, include_usage;
+    bool model_present;
+    if (ex->rq_viewed) {
+        const sl_jview *v = &ex->rq.view;
+        int m = sl_jview_get(v, 0, "model");
+        model_present = m >= 0;
+        model = sl_jview_str(v, m, &model_len);
+        stream = sl_jview_type(v, sl_jview_get(v, 0, "stream"));
+        include_usage = sl_jview_type(v, sl_jview_get(v, sl_jview_get(v, 0, "stream_options"), "include_usage"));
+        stream = stream < 0 ? -1 : stream == SL_JV_TRUE ? 1 : stream == SL_JV_FALSE || stream == SL_JV_NULL ? 0 : 2;
+        include_usage = include_usage == SL_JV_TRUE;
+    } else {
+        json_t *jm = json_object_get(ex->body, "model"), *js = json_object_get(ex->body, "stream");
+        model_present = jm != NULL;
+        if (json_is_string(jm)) {
+            model = json_string_value(jm);
+            model_len = json_string_length(jm);
+        }
+        stream = !js ? -1 : json_is_true(js) ? 1 : json_is_false(js) || json_is_null(js) ? 0 : 2;
+        include_usage = json_is_true(json_object_get(json_object_get(ex->body, "stream_options"), "include_usage"));
+    }
+    if (!model || model_len == 0) {
+        sl_ex_respond_error_now(ex, 400, "invalid_request_error", "invalid_request", "model",
+                                model_present ? "model must be a non-empty string" : "you must provide a model parameter");
+        return -1;
+    }
+    ex->model_name = strndup(model, model_len);
+    if (stream == 2) {
+        sl_ex_respond_error_now(ex, 400, "invalid_request_error", "invalid_request", "stream", "stream must be a boolean");
+        return -1;
+    }
+    ex->stream = stream == 1;
+    ex->client_wants_usage = include_usage; /* proxy.c sets it again */
+    return 0;
+}
+
 static int parse_body(sl_exchange *ex)
 {
     json_error_t jerr;
@@ -345,6 +426,8 @@ static int parse_body(sl_exchange *ex)
                       "the request body is empty: send a JSON object");
         return -1;
     }
+    if ((ex->rq_viewed = view_body(ex)))
+        return read_body_fields(ex);
     sl_json_text text = {.find = "model"};
     ex->body = sl_json_loadb_text(ex->req->body, ex->req->body_len, JSON_REJECT_DUPLICATES, &jerr, &text);
     ex->body_compact = text.compact && text.len > 0;
@@ -361,22 +444,7 @@ static int parse_body(sl_exchange *ex)
         sl_ex_respond_error_now(ex, 400, "invalid_request_error", "invalid_request", NULL, "the JSON body must be an object");
         return -1;
     }
-    json_t *model = json_object_get(ex->body, "model");
-    if (!json_is_string(model) || json_string_length(model) == 0) {
-        sl_ex_respond_error_now(ex, 400, "invalid_request_error", "invalid_request", "model",
-                      model ? "model must be a non-empty string" : "you must provide a model parameter");
-        return -1;
-    }
-    ex->model_name = strdup(json_string_value(model));
-    json_t *stream = json_object_get(ex->body, "stream");
-    if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
-        sl_ex_respond_error_now(ex, 400, "invalid_request_error", "invalid_request", "stream", "stream must be a boolean");
-        return -1;
-    }
-    ex->stream = json_is_true(stream);
-    json_t *so = json_object_get(ex->body, "stream_options");
-    ex->client_wants_usage = json_is_true(json_object_get(so, "include_usage")); /* proxy.c sets it again */
-    return 0;
+    return read_body_fields(ex);
 }
 
 void sl_exchange_start(sl_worker *w, sl_http_conn *conn, sl_http_request *req)
@@ -435,19 +503,33 @@ const char *sl_ex_request_id(const sl_exchange *ex) { return ex->id; }
 const struct sl_config *sl_ex_config(const sl_exchange *ex) { return ex->cfg; }
 struct event_base *sl_ex_base(const sl_exchange *ex) { return ex->w->base; }
 struct sl_store_conn *sl_ex_store(const sl_exchange *ex) { return ex->w->store; }
+json_t *sl_ex_tree(sl_exchange *ex)
+{
+    if (!ex->body && ex->rq_viewed)
+        ex->body = sl_jview_json(&ex->rq.view, 0);
+    return ex->body;
+}
+
 json_t *sl_ex_body(sl_exchange *ex)
 {
     ex->body_gen++; /* whoever holds it may change it */
     ex->body_taken_at = ex->chain_pos + 1;
-    return ex->body;
+    return sl_ex_tree(ex);
 }
 
-const json_t *sl_ex_body_view(const sl_exchange *ex) { return ex->body; }
+const json_t *sl_ex_body_view(sl_exchange *ex) { return sl_ex_tree(ex); }
+
+const sl_jview *sl_ex_request_view(const sl_exchange *ex)
+{
+    return ex->rq_viewed && ex->body_gen == 0 ? &ex->rq.view : NULL;
+}
 
 int64_t sl_ex_prompt_estimate(sl_exchange *ex, const struct sl_tokenizer *tok)
 {
     if (!ex->prompt_est.valid || ex->prompt_est.tok != tok || ex->prompt_est.gen != ex->body_gen) {
-        ex->prompt_est.tokens = sl_token_estimate_prompt(tok, ex->ep, ex->body);
+        const sl_jview *v = sl_ex_request_view(ex);
+        ex->prompt_est.tokens = v ? sl_token_estimate_prompt_view(tok, ex->ep, v)
+                                  : sl_token_estimate_prompt(tok, ex->ep, sl_ex_tree(ex));
         ex->prompt_est.tok = tok;
         ex->prompt_est.gen = ex->body_gen;
         ex->prompt_est.valid = true;

@@ -22,6 +22,10 @@ struct sl_exchange {
     char path[160];
     char client[64];
     sl_endpoint ep;
+    /* The body as read: its text (a copy) through a view, while rq_viewed; the tree is made
+     * only when someone asks for it (sl_ex_tree) */
+    sl_req_text rq;
+    bool rq_viewed;
     json_t *body;
     /* the body may have changed since: bumped when a plugin takes it (sl_ex_body) and when
      * a step that took it resumes (it may have changed it in between) */
@@ -102,6 +106,9 @@ struct sl_exchange {
 };
 
 double sl_ex_ms_since(const struct timespec *t0);
+/* The request body's tree, made from the view at the first call (NULL: out of memory, or no
+ * body); taking it this way does not count as a change (body_gen). */
+json_t *sl_ex_tree(sl_exchange *ex);
 void sl_ex_ref(sl_exchange *ex);
 void sl_ex_unref(sl_exchange *ex);
 /* Ends the exchange once: cancels what is in flight, runs on_complete, logs, drops the

@@ -401,6 +401,58 @@ bool sl_jview_int(const sl_jview *v, int i, long long *out)
     return true;
 }
 
+bool sl_jview_number(const sl_jview *v, int i, double *out)
+{
+    long long x;
+    if (sl_jview_int(v, i, &x)) {
+        *out = (double)x;
+        return true;
+    }
+    if (i < 0 || v->tok[i].type != SL_JV_REAL)
+        return false;
+    char buf[MAX_NUMBER + 1]; /* the view reads reals of at most MAX_NUMBER bytes */
+    size_t len = v->tok[i].end - v->tok[i].start;
+    memcpy(buf, v->text + v->tok[i].start, len);
+    buf[len] = 0;
+    *out = strtod(buf, NULL);
+    return true;
+}
+
+#define UNIQUE_MAX 64
+
+int sl_jview_keys_unique(const sl_jview *v)
+{
+    for (uint32_t o = 0; o < v->n; o++) {
+        if (v->tok[o].type != SL_JV_OBJECT || v->tok[o].size < 2)
+            continue;
+        if (v->tok[o].size > UNIQUE_MAX)
+            return 0;
+        /* members are few: each key against those before it, by length first */
+        const char *s[UNIQUE_MAX];
+        uint32_t len[UNIQUE_MAX];
+        uint32_t k = o + 1;
+        for (uint32_t m = 0; m < v->tok[o].size; m++, k = v->tok[k + 1].next) {
+            size_t n;
+            s[m] = sl_jview_str(v, (int)k, &n);
+            len[m] = (uint32_t)n;
+            for (uint32_t j = 0; j < m; j++)
+                if (len[j] == len[m] && memcmp(s[j], s[m], n) == 0)
+                    return 0;
+        }
+    }
+    return 1;
+}
+
+bool sl_jview_has_real(const sl_jview *v, int i)
+{
+    if (i < 0)
+        return false;
+    for (uint32_t k = (uint32_t)i, end = v->tok[i].next; k < end; k++)
+        if (v->tok[k].type == SL_JV_REAL)
+            return true;
+    return false;
+}
+
 int sl_jview_string_replaced(sl_jview *v, int i, const char *text, size_t text_len, size_t new_len,
                              const char *s, size_t len, bool has_escape)
 {

@@ -86,10 +86,30 @@ int sl_jkeys_init(sl_jkeys *ks, const sl_jkey *keys, int n);
 void sl_jview_members_of(const sl_jview *v, int obj, const sl_jkeys *ks, int *out);
 /* The item at index i of array token arr, or -1. */
 int sl_jview_item(const sl_jview *v, int arr, size_t i);
+/* The items of array token arr in order, without an index walk each:
+ * for (int k = sl_jview_items(v, arr); k >= 0; k = sl_jview_next(v, arr, k)) */
+static inline int sl_jview_items(const sl_jview *v, int arr)
+{
+    return arr >= 0 && v->tok[arr].type == SL_JV_ARRAY && v->tok[arr].size ? arr + 1 : -1;
+}
+static inline int sl_jview_next(const sl_jview *v, int arr, int k)
+{
+    uint32_t n = v->tok[k].next;
+    return n < v->tok[arr].next ? (int)n : -1;
+}
 /* A string token's bytes (decoded; not NUL-ended), or NULL when i is not a string. */
 const char *sl_jview_str(const sl_jview *v, int i, size_t *len);
 /* An integer token's value; false when i is not an integer. */
 bool sl_jview_int(const sl_jview *v, int i, long long *out);
+/* A number token's value (an integer's or a real's, as jansson reads it); false when i is not a
+ * number. */
+bool sl_jview_number(const sl_jview *v, int i, double *out);
+/* 1 when no object in the view has a key twice (as json_loadb's JSON_REJECT_DUPLICATES checks);
+ * 0 when one has, or when an object is too large to check here (over 64 members): the caller
+ * asks jansson then. */
+int sl_jview_keys_unique(const sl_jview *v);
+/* Whether token i, or any value in it, is a real. */
+bool sl_jview_has_real(const sl_jview *v, int i);
 /* Token i as a jansson value (a new reference), or NULL (out of memory, i < 0). */
 struct json_t;
 struct json_t *sl_jview_json(const sl_jview *v, int i);

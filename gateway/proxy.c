@@ -623,6 +623,50 @@ static char *body_from_text(const sl_exchange *ex, const char *model, bool add_o
     return out;
 }
 
+static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, char *body, size_t body_len);
+
+/* The same from a viewed request (any spelling: the client's own text goes on), and where a
+ * stream's usage must be asked for, stream_options added. NULL where the tree must change
+ * instead (the client's stream_options lack include_usage: true; a model name that needs
+ * escaping). */
+static char *body_from_view(sl_exchange *ex, const sl_jview *v, const char *model, size_t *len)
+{
+    static const char options[] = ",\"stream_options\":{\"include_usage\":true}";
+    bool add_options = false;
+    if (ex->stream && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)) {
+        int so = sl_jview_get(v, 0, "stream_options");
+        ex->client_wants_usage = sl_jview_type(v, sl_jview_get(v, so, "include_usage")) == SL_JV_TRUE;
+        if (so >= 0 && !ex->client_wants_usage)
+            return NULL;
+        add_options = so < 0;
+    }
+    int m = sl_jview_get(v, 0, "model");
+    size_t mn = strlen(model);
+    if (m < 0 || sl_json_plain_run(model, mn, false) != mn)
+        return NULL;
+    const char *text = v->text;
+    size_t from = v->tok[0].start, brace = v->tok[0].end - 1, at = v->tok[m].start, after = v->tok[m].end;
+    size_t extra = add_options ? sizeof options - 1 : 0;
+    char *out = malloc((brace - from) - (after - at) + mn + 2 + extra + 2);
+    if (!out)
+        return NULL;
+    char *p = out;
+    memcpy(p, text + from, at - from);
+    p += at - from;
+    *p++ = '"';
+    memcpy(p, model, mn);
+    p += mn;
+    *p++ = '"';
+    memcpy(p, text + after, brace - after);
+    p += brace - after;
+    memcpy(p, options, extra);
+    p += extra;
+    *p++ = '}';
+    *p = 0;
+    *len = (size_t)(p - out);
+    return out;
+}
+
 static void launch(sl_exchange *ex, const sl_attempt *a)
 {
     ex->model = a->model;
@@ -640,7 +684,7 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     const sl_upstream_conf *uc = a->target->up;
     sl_upstream_target t = {.base_url = uc->base_url, .conf = uc};
     if (uc->type == SL_UPSTREAM_ENGINE) {
-        uint64_t key = uc->prefix_affinity > 0 ? prefix_key(ex->body, ex->ep) : 0;
+        uint64_t key = uc->prefix_affinity > 0 ? prefix_key(sl_ex_tree(ex), ex->ep) : 0;
         ex->engine = sl_pool_pick(ex->w->pool, uc, ex->engine_refused, key);
         if (!ex->engine) {
             char msg[300];
@@ -652,8 +696,15 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         t.unix_socket = ex->engine->socket_path;
     }
     /* each attempt gets the request as its own model's profile shapes it */
-    json_t *req = ex->body;
     bool profiled = !sl_profile_is_empty(&a->model->profile);
+    const sl_jview *view = profiled ? NULL : sl_ex_request_view(ex);
+    size_t body_len = 0;
+    char *body = view ? body_from_view(ex, view, a->target->model, &body_len) : NULL;
+    if (body) {
+        send_attempt(ex, &t, body, body_len);
+        return;
+    }
+    json_t *req = sl_ex_tree(ex);
     if (profiled) {
         req = json_deep_copy(ex->body);
         sl_profile_apply(&a->model->profile, ex->ep, req);
@@ -661,6 +712,11 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     bool as_read = !profiled && ex->body_gen == 0;
     if (req == ex->body)
         ex->body_gen++; /* changed below */
+    if (!req) {
+        sl_ex_respond_error_now(ex, 500, "api_error", "internal_error", NULL, "out of memory");
+        sl_ex_finish(ex);
+        return;
+    }
     json_object_set_new(req, "model", json_string(a->target->model));
     bool add_options = false;
     if (ex->stream && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)) {
@@ -678,8 +734,7 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         }
         json_object_set_new(so, "include_usage", json_true());
     }
-    size_t body_len = 0;
-    char *body = as_read ? body_from_text(ex, a->target->model, add_options, &body_len) : NULL;
+    body = as_read ? body_from_text(ex, a->target->model, add_options, &body_len) : NULL;
     if (!body)
         body = sl_json_dumps(req, &body_len);
     if (req != ex->body)
@@ -689,9 +744,15 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         sl_ex_finish(ex);
         return;
     }
+    send_attempt(ex, &t, body, body_len);
+}
+
+/* The attempt's body (taken) sent to t. */
+static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, char *body, size_t body_len)
+{
     sl_upstream_cbs cbs = {.on_headers = up_on_headers, .on_data = up_on_data, .on_done = up_on_done};
     ex->n_started++;
-    ex->up = sl_upstream_post(ex->w->upstream, &t, endpoint_path(ex->ep), body, body_len, &cbs, ex);
+    ex->up = sl_upstream_post(ex->w->upstream, t, endpoint_path(ex->ep), body, body_len, &cbs, ex);
     free(body);
     if (!ex->up) {
         attempt_release(ex);

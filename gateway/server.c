@@ -437,6 +437,11 @@ static void server_free(sl_server *s)
         free(w->ev_summary.c);
         while (w->n_memo_spare)
             sl_event_memo_free(w->memo_spare[--w->n_memo_spare]);
+        while (w->n_req_spare) {
+            sl_req_text *r = &w->req_spare[--w->n_req_spare];
+            free(r->text.s);
+            sl_jview_free(&r->view);
+        }
         if (w->pending_cfg)
             sl_config_unref(w->pending_cfg);
         if (w->base)

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt_int.h"
 #include "json_pick.h"
 #include "json_plain.h"
+#include "strbuf.h"
 #include "tokenizer.h"
 
 typedef struct loaded { char *path; sl_tokenizer *tok; struct loaded *next; } loaded;
@@ -110,6 +112,144 @@ static int64_t count_json(const sl_tokenizer *tok, const json_t *v)
     int64_t n = s ? sl_token_count(tok, s, strlen(s)) : 0;
     free(s);
     return n;
+}
+
+/* quoted_len's string written (to out), as json_dumps writes it. */
+static void put_quoted(sl_strbuf *out, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, run = 0;
+    sl_strbuf_add(out, "\"", 1);
+    while ((i += sl_json_plain_run(str + i, len - i, true)) < len) {
+        unsigned char c = s[i];
+        char esc[6] = {'\\', (char)c};
+        size_t n = 2;
+        switch (c) {
+        case '"': case '\\': break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default: /* another control byte */
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        sl_strbuf_add(out, str + run, i - run);
+        sl_strbuf_add(out, esc, n);
+        run = ++i;
+    }
+    sl_strbuf_add(out, str + run, len - run);
+    sl_strbuf_add(out, "\"", 1);
+}
+
+/* compact_len of view token i (no real in it), and with out, its text written there: what
+ * json_dumps(JSON_COMPACT) writes of the tree (members in the text's order, which is the
+ * tree's). Returns the token after i's value. */
+static uint32_t view_compact(const sl_jview *v, uint32_t i, size_t *len, sl_strbuf *out)
+{
+    const sl_jv_tok *t = &v->tok[i];
+    const char *s;
+    size_t n;
+    char buf[SL_FMT_INT_MAX];
+    long long x;
+    switch (t->type) {
+    case SL_JV_OBJECT:
+    case SL_JV_ARRAY: {
+        bool obj = t->type == SL_JV_OBJECT;
+        *len += t->size ? t->size + 1 : 2; /* the brackets and the commas */
+        if (out)
+            sl_strbuf_add(out, obj ? "{" : "[", 1);
+        uint32_t k = i + 1;
+        for (uint32_t m = 0; m < t->size; m++) {
+            if (out && m)
+                sl_strbuf_add(out, ",", 1);
+            if (obj) {
+                s = sl_jview_str(v, (int)k, &n);
+                *len += quoted_len(s, n) + 1;
+                if (out) {
+                    put_quoted(out, s, n);
+                    sl_strbuf_add(out, ":", 1);
+                }
+                k++;
+            }
+            k = view_compact(v, k, len, out);
+        }
+        if (out)
+            sl_strbuf_add(out, obj ? "}" : "]", 1);
+        return t->next;
+    }
+    case SL_JV_STRING:
+        s = sl_jview_str(v, (int)i, &n);
+        *len += quoted_len(s, n);
+        if (out)
+            put_quoted(out, s, n);
+        return i + 1;
+    case SL_JV_INTEGER:
+        sl_jview_int(v, (int)i, &x);
+        n = sl_fmt_int(buf, x);
+        s = buf;
+        break;
+    case SL_JV_TRUE: s = "true", n = 4; break;
+    case SL_JV_FALSE: s = "false", n = 5; break;
+    default: s = "null", n = 4; break;
+    }
+    *len += n;
+    if (out)
+        sl_strbuf_add(out, s, n);
+    return i + 1;
+}
+
+/* count_json of view token i. */
+static int64_t count_view(const sl_tokenizer *tok, const sl_jview *v, int i)
+{
+    if (i < 0)
+        return 0;
+    size_t n = 0;
+    const char *s = sl_jview_str(v, i, &n);
+    if (s)
+        return sl_token_count(tok, s, n);
+    if (sl_jview_has_real(v, i)) { /* jansson's way of printing reals is its own */
+        json_t *t = sl_jview_json(v, i);
+        int64_t c = count_json(tok, t);
+        json_decref(t);
+        return c;
+    }
+    if (!tok) {
+        view_compact(v, (uint32_t)i, &n, NULL);
+        return n ? (int64_t)(n + 2) / 3 : 0;
+    }
+    sl_strbuf b = {0};
+    view_compact(v, (uint32_t)i, &n, &b);
+    int64_t c = b.s && b.len == n ? sl_token_count(tok, b.s, b.len) : 0; /* short: out of memory */
+    free(b.s);
+    return c;
+}
+
+int64_t sl_token_estimate_prompt_view(const sl_tokenizer *tok, sl_endpoint ep, const sl_jview *v)
+{
+    switch (ep) {
+    case SL_EP_CHAT:
+        return count_view(tok, v, sl_jview_get(v, 0, "messages")) + count_view(tok, v, sl_jview_get(v, 0, "tools")) + 8;
+    case SL_EP_COMPLETIONS:
+        return count_view(tok, v, sl_jview_get(v, 0, "prompt")) + 4;
+    case SL_EP_EMBEDDINGS:
+        return count_view(tok, v, sl_jview_get(v, 0, "input"));
+    default:
+        return 0;
+    }
+}
+
+int64_t sl_token_request_cap_view(const sl_jview *v)
+{
+    long long x;
+    if (!sl_jview_int(v, sl_jview_get(v, 0, "max_completion_tokens"), &x) &&
+        !sl_jview_int(v, sl_jview_get(v, 0, "max_tokens"), &x))
+        return 0;
+    return x > 0 ? (int64_t)x : 0;
 }
 
 int64_t sl_token_estimate_prompt(const sl_tokenizer *tok, sl_endpoint ep, const json_t *body)

@@ -23,6 +23,12 @@ int64_t sl_token_count(const struct sl_tokenizer *tok, const char *text, size_t 
  * messages (and tools) as JSON text, or prompt / input. */
 int64_t sl_token_estimate_prompt(const struct sl_tokenizer *tok, sl_endpoint ep, const json_t *body);
 
+/* The same, and sl_token_request_cap, of a request read into a view (json_view.h): equal to
+ * theirs of the tree jansson reads of that text. */
+struct sl_jview;
+int64_t sl_token_estimate_prompt_view(const struct sl_tokenizer *tok, sl_endpoint ep, const struct sl_jview *v);
+int64_t sl_token_request_cap_view(const struct sl_jview *v);
+
 /* sl_token_estimate_prompt of the exchange's request body, worked out once for both the
  * rate limit and the quota: again only where the tokenizer differs or a plugin may have
  * changed the body since (it took it with sl_ex_body). */
@@ -36,7 +42,6 @@ int64_t sl_token_request_cap(const json_t *body);
  * with realloc; *len its length). */
 void sl_token_collect_text(const json_t *event, char **buf, size_t *len, size_t *cap);
 /* The same, read from an event's view (json_view.h) as summed up (plugin.h; NULL: nothing). */
-struct sl_jview;
 struct sl_resp_summary;
 void sl_token_collect_view(const struct sl_jview *v, const struct sl_resp_summary *sum, char **buf, size_t *len,
                            size_t *cap);

@@ -20,6 +20,14 @@ struct evconnlistener;
 struct sl_server;
 
 #define SL_MEMO_SPARES 16
+#define SL_REQ_SPARES 16
+
+/* A request's text, copied out of the connection's buffer (which the next request reuses),
+ * and its view: how an exchange reads its body without a tree (exchange.c). */
+typedef struct sl_req_text {
+    sl_strbuf text;
+    sl_jview view;
+} sl_req_text;
 
 typedef struct sl_worker {
     int index;
@@ -54,6 +62,8 @@ typedef struct sl_worker {
     sl_resp_summary ev_summary;       /* and summed up */
     struct sl_event_memo *memo_spare[SL_MEMO_SPARES]; /* finished streams' memos, for the next */
     int n_memo_spare;
+    sl_req_text req_spare[SL_REQ_SPARES]; /* finished exchanges' request buffers, for the next */
+    int n_req_spare;
 } sl_worker;
 
 #endif

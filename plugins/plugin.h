@@ -172,7 +172,13 @@ const char *sl_ex_header(const sl_exchange *ex, const char *name);
 json_t *sl_ex_body(sl_exchange *ex);
 /* The same, to read only: a plugin that does not change the body takes it this way, so the
  * gateway knows the request's own text still says it (and sends it on without a rewrite). */
-const json_t *sl_ex_body_view(const sl_exchange *ex);
+const json_t *sl_ex_body_view(sl_exchange *ex);
+/* The request's own text read into a view (gateway/json_view.h), for plugins that only read
+ * a few members: no tree is made for them. NULL once a plugin has taken the body with
+ * sl_ex_body (the view would no longer say what goes upstream), or where the view could not
+ * read the text: then read sl_ex_body_view. */
+struct sl_jview;
+const struct sl_jview *sl_ex_request_view(const sl_exchange *ex);
 bool sl_ex_stream(const sl_exchange *ex);
 /* The client-facing model name the request asked for (after alias resolution: the name
  * whose config applies), or NULL. */

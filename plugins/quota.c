@@ -131,9 +131,9 @@ static sl_step quota_on_request(sl_exchange *ex, void *conf)
     s->conf = qc;
     s->ex = ex;
     s->prompt_est = sl_ex_prompt_estimate(ex, qc->tok); /* ratelimit's may serve */
-    const json_t *body = sl_ex_body_view(ex);
     if (ep != SL_EP_EMBEDDINGS) {
-        s->cap = sl_token_request_cap(body);
+        const sl_jview *v = sl_ex_request_view(ex);
+        s->cap = v ? sl_token_request_cap_view(v) : sl_token_request_cap(sl_ex_body_view(ex));
         s->own_cap = s->cap != 0;
         const sl_model_conf *m = sl_config_model(sl_ex_config(ex), sl_ex_model(ex));
         if (!s->cap)

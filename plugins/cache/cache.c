@@ -218,11 +218,21 @@ static const char *bypass_reason(sl_exchange *ex, const cache_conf *c, const sl_
         return "model"; /* route answers 404; a hit must not bypass that */
     if (c->always || ep == SL_EP_EMBEDDINGS) /* embeddings have no sampling */
         return NULL;
-    json_t *t = json_object_get(sl_ex_body_view(ex), "temperature");
-    if (json_is_number(t))
-        return json_number_value(t) == 0 ? NULL : "temperature";
-    if (t && !json_is_null(t))
-        return "temperature";
+    const sl_jview *v = sl_ex_request_view(ex);
+    if (v) {
+        int t = sl_jview_get(v, 0, "temperature");
+        double d;
+        if (sl_jview_number(v, t, &d))
+            return d == 0 ? NULL : "temperature";
+        if (t >= 0 && sl_jview_type(v, t) != SL_JV_NULL)
+            return "temperature";
+    } else {
+        json_t *t = json_object_get(sl_ex_body_view(ex), "temperature");
+        if (json_is_number(t))
+            return json_number_value(t) == 0 ? NULL : "temperature";
+        if (t && !json_is_null(t))
+            return "temperature";
+    }
     const sl_profile_conf *p = &(*model)->profile;
     return p->has_temperature && p->temperature == 0 ? NULL : "temperature";
 }
@@ -344,8 +354,10 @@ static sl_step cache_on_request(sl_exchange *ex, void *conf)
     char hex[65];
     sl_err err;
     err.msg[0] = '\0'; /* sl_cache_key fills it on failure; not cleared whole on every request */
-    if (s && sl_cache_key(sl_ex_body_view(ex), model->name, ep, c->scope_global ? NULL : sl_ex_consumer(ex), hex,
-                          &err) < 0) {
+    const char *scope = c->scope_global ? NULL : sl_ex_consumer(ex);
+    const sl_jview *v = s ? sl_ex_request_view(ex) : NULL;
+    if (s && (v ? sl_cache_key_view(v, model->name, ep, scope, hex, &err)
+                : sl_cache_key(sl_ex_body_view(ex), model->name, ep, scope, hex, &err)) < 0) {
         sl_ex_log_field(ex, "cache_error", json_string(err.msg));
         free(s);
         s = NULL;

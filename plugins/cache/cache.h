@@ -29,6 +29,10 @@ bool sl_cache_field_ignored(const char *name);
  * body but the ignored ones. 0, or -1 with err filled. */
 int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const char *consumer, char hex[65],
                  sl_err *err);
+/* The same key, of a request read into a view (gateway/json_view.h; its top-level object). */
+struct sl_jview;
+int sl_cache_key_view(const struct sl_jview *v, const char *model, sl_endpoint ep, const char *consumer, char hex[65],
+                      sl_err *err);
 
 /* ---- memory backend (cache_memory.c) ---- */
 

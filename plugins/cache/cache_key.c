@@ -3,6 +3,7 @@
 #include "cache.h"
 #include "fmt_int.h"
 #include "json_plain.h"
+#include "json_view.h"
 #include "strbuf.h"
 
 #include <math.h>
@@ -203,6 +204,114 @@ static int put_value(canon_out *o, const json_t *v)
     return -1;
 }
 
+/* The same canonical text, of a view's tokens (gateway/json_view.h): the view's keys are not
+ * NUL-ended (and hold no NUL: the view leaves \u0000 to jansson), so they sort by memcmp. */
+typedef struct vmember {
+    const char *key;
+    size_t len;
+    uint32_t value;
+} vmember;
+
+static int cmp_vkeys(const vmember *a, const vmember *b)
+{
+    int c = memcmp(a->key, b->key, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+static int cmp_vmembers(const void *a, const void *b) { return cmp_vkeys(a, b); }
+
+static void sort_vmembers(vmember *m, size_t n)
+{
+    if (n > 16) {
+        qsort(m, n, sizeof *m, cmp_vmembers);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        vmember x = m[i];
+        size_t j = i;
+        for (; j > 0 && cmp_vkeys(&m[j - 1], &x) > 0; j--)
+            m[j] = m[j - 1];
+        m[j] = x;
+    }
+}
+
+static int put_view_value(canon_out *o, const sl_jview *v, uint32_t i);
+
+static int put_view_object(canon_out *o, const sl_jview *v, uint32_t obj, bool (*skip)(const char *, size_t))
+{
+    vmember small[16], *m = small;
+    size_t n = v->tok[obj].size, i = 0;
+    if (n > sizeof small / sizeof small[0] && !(m = malloc(n * sizeof *m)))
+        return -1;
+    uint32_t k = obj + 1;
+    for (size_t j = 0; j < n; j++, k = v->tok[k + 1].next) {
+        size_t kl;
+        const char *key = sl_jview_str(v, (int)k, &kl);
+        if (!skip || !skip(key, kl))
+            m[i++] = (vmember){key, kl, k + 1};
+    }
+    sort_vmembers(m, i);
+    out_char(o, '{');
+    int rc = 0;
+    for (size_t j = 0; j < i && rc == 0; j++) {
+        if (j)
+            out_char(o, ',');
+        put_string(o, m[j].key, m[j].len);
+        out_char(o, ':');
+        rc = put_view_value(o, v, m[j].value);
+    }
+    out_char(o, '}');
+    if (m != small)
+        free(m);
+    return rc;
+}
+
+static int put_view_value(canon_out *o, const sl_jview *v, uint32_t i)
+{
+    const sl_jv_tok *t = &v->tok[i];
+    char buf[SL_FMT_INT_MAX];
+    size_t n;
+    long long x;
+    double d;
+    switch (t->type) {
+    case SL_JV_OBJECT:
+        return put_view_object(o, v, i, NULL);
+    case SL_JV_ARRAY:
+        out_char(o, '[');
+        for (uint32_t j = 0, k = i + 1; j < t->size; j++, k = v->tok[k].next) {
+            if (j)
+                out_char(o, ',');
+            if (put_view_value(o, v, k) < 0)
+                return -1;
+        }
+        out_char(o, ']');
+        return 0;
+    case SL_JV_STRING: {
+        const char *s = sl_jview_str(v, (int)i, &n);
+        put_string(o, s, n);
+        return 0;
+    }
+    case SL_JV_INTEGER:
+        sl_jview_int(v, (int)i, &x);
+        out_bytes(o, buf, sl_fmt_int(buf, x));
+        return 0;
+    case SL_JV_REAL:
+        sl_jview_number(v, (int)i, &d);
+        put_number(o, d);
+        return 0;
+    case SL_JV_TRUE:
+        out_str(o, "true");
+        return 0;
+    case SL_JV_FALSE:
+        out_str(o, "false");
+        return 0;
+    case SL_JV_NULL:
+        out_str(o, "null");
+        return 0;
+    }
+    return -1;
+}
+
 static int sink_string(canon_out *o, const char *data, size_t len) { return sl_strbuf_add(o->arg, data, len); }
 
 char *sl_cache_canonical(const json_t *v)
@@ -219,17 +328,21 @@ char *sl_cache_canonical(const json_t *v)
     return g.s;
 }
 
-bool sl_cache_field_ignored(const char *name)
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(name, lit, n) == 0)
+static bool field_ignored(const char *name, size_t n)
 {
     /* stream/stream_options: a streamed and a non-streamed request share an entry; model is
      * replaced by the client-facing name; the rest are labels that do not change the text. */
-    switch (name[0]) {
-    case 's': return !strcmp(name, "stream") || !strcmp(name, "stream_options") || !strcmp(name, "store");
-    case 'm': return !strcmp(name, "model") || !strcmp(name, "metadata");
-    case 'u': return !strcmp(name, "user");
+    switch (n ? name[0] : 0) {
+    case 's': return IS("stream") || IS("stream_options") || IS("store");
+    case 'm': return IS("model") || IS("metadata");
+    case 'u': return IS("user");
     default: return false;
     }
 }
+#undef IS
+
+bool sl_cache_field_ignored(const char *name) { return field_ignored(name, strlen(name)); }
 
 static const char *endpoint_name(sl_endpoint ep)
 {
@@ -281,9 +394,10 @@ static EVP_MD_CTX *sha256_start(void)
 }
 
 /* SHA-256 of the canonical text of {"consumer", "endpoint", "model", "request": the body
- * without its ignored fields}, written straight into the digest. */
-int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const char *consumer, char hex[65],
-                 sl_err *err)
+ * without its ignored fields}, written straight into the digest. The body is a tree, or
+ * (body NULL) view v's top-level object. */
+static int key_of(const json_t *body, const sl_jview *v, const char *model, sl_endpoint ep, const char *consumer,
+                  char hex[65], sl_err *err)
 {
     EVP_MD_CTX *md_ctx = sha256_start();
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -309,7 +423,9 @@ int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const ch
         out_str(o, "null");
     out_str(o, ",\"request\":");
     int rc = 0;
-    if (json_is_object(body))
+    if (!body && v && v->n && v->tok[0].type == SL_JV_OBJECT)
+        rc = put_view_object(o, v, 0, field_ignored);
+    else if (json_is_object(body))
         rc = put_object(o, body, sl_cache_field_ignored);
     else
         out_str(o, "{}");
@@ -330,4 +446,16 @@ int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const ch
     }
     hex[64] = 0;
     return 0;
+}
+
+int sl_cache_key(const json_t *body, const char *model, sl_endpoint ep, const char *consumer, char hex[65],
+                 sl_err *err)
+{
+    return key_of(body, NULL, model, ep, consumer, hex, err);
+}
+
+int sl_cache_key_view(const sl_jview *v, const char *model, sl_endpoint ep, const char *consumer, char hex[65],
+                      sl_err *err)
+{
+    return key_of(NULL, v, model, ep, consumer, hex, err);
 }

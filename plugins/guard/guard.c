@@ -34,12 +34,14 @@ static void audit_block(sl_exchange *ex, const sl_guard_conf *c, const sl_guard_
 /* ---- request ---- */
 
 /* Where a text of the request lives: holder[key] (object) or holder[index] (array), and
- * the string there (found while collecting: not looked up again). */
+ * the string there (found while collecting: not looked up again); or, read through the
+ * request's view, its string token (value NULL). */
 typedef struct text_ref {
     json_t *holder;
     const char *key;
     size_t index;
     json_t *value;
+    int tok;
 } text_ref;
 
 typedef struct refs {
@@ -57,7 +59,41 @@ static int push_ref(refs *r, json_t *holder, const char *key, size_t index, json
         r->v = v;
         r->cap = cap;
     }
-    r->v[r->n++] = (text_ref){holder, key, index, value};
+    r->v[r->n++] = (text_ref){holder, key, index, value, -1};
+    return 0;
+}
+
+static int push_tok(refs *r, int tok)
+{
+    if (push_ref(r, NULL, NULL, 0, NULL) < 0)
+        return -1;
+    r->v[r->n - 1].tok = tok;
+    return 0;
+}
+
+/* collect_texts of the request's view. */
+static int collect_view(const sl_jview *v, sl_endpoint ep, refs *r)
+{
+    if (ep == SL_EP_COMPLETIONS || ep == SL_EP_EMBEDDINGS) {
+        int x = sl_jview_get(v, 0, ep == SL_EP_COMPLETIONS ? "prompt" : "input");
+        if (sl_jview_type(v, x) == SL_JV_STRING)
+            return push_tok(r, x);
+        for (int k = sl_jview_items(v, x); k >= 0; k = sl_jview_next(v, x, k))
+            if (v->tok[k].type == SL_JV_STRING && push_tok(r, k) < 0)
+                return -1;
+        return 0;
+    }
+    int messages = sl_jview_get(v, 0, "messages");
+    for (int m = sl_jview_items(v, messages); m >= 0; m = sl_jview_next(v, messages, m)) {
+        int content = sl_jview_get(v, m, "content");
+        if (sl_jview_type(v, content) == SL_JV_STRING && push_tok(r, content) < 0)
+            return -1;
+        for (int p = sl_jview_items(v, content); p >= 0; p = sl_jview_next(v, content, p)) {
+            int text = sl_jview_get(v, p, "text");
+            if (sl_jview_type(v, text) == SL_JV_STRING && push_tok(r, text) < 0)
+                return -1;
+        }
+    }
     return 0;
 }
 
@@ -173,10 +209,17 @@ static void refuse(sl_exchange *ex, const sl_guard_conf *c)
  * So where answers are scanned, they are not asked for. */
 static void drop_logprobs(sl_exchange *ex)
 {
-    const json_t *view = sl_ex_body_view(ex);
-    const json_t *lp = json_object_get(view, "logprobs"), *top = json_object_get(view, "top_logprobs");
-    if ((!lp || json_is_false(lp) || json_is_null(lp)) && !top)
-        return;
+    const sl_jview *v = sl_ex_request_view(ex);
+    if (v) {
+        int lp = sl_jview_type(v, sl_jview_get(v, 0, "logprobs"));
+        if ((lp < 0 || lp == SL_JV_FALSE || lp == SL_JV_NULL) && sl_jview_get(v, 0, "top_logprobs") < 0)
+            return;
+    } else {
+        const json_t *view = sl_ex_body_view(ex);
+        const json_t *lp = json_object_get(view, "logprobs"), *top = json_object_get(view, "top_logprobs");
+        if ((!lp || json_is_false(lp) || json_is_null(lp)) && !top)
+            return;
+    }
     json_t *body = sl_ex_body(ex);
     json_object_del(body, "logprobs");
     json_object_del(body, "top_logprobs");
@@ -198,13 +241,17 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
     sl_guard_hit hit;
     bool blocked = false, failed = !sc;
     int masked = 0;
-    /* read through the view: the body is taken for a change only where a mask applies */
-    if (!failed && collect_texts((json_t *)sl_ex_body_view(ex), ep, &r) < 0)
+    /* read through the request's view, else the tree: the body is taken for a change only
+     * where a mask applies (and then its texts are collected again, from the tree) */
+    const sl_jview *view = sl_ex_request_view(ex);
+    if (!failed && (view ? collect_view(view, ep, &r) : collect_texts((json_t *)sl_ex_body_view(ex), ep, &r)) < 0)
         failed = true;
     for (size_t i = 0; i < r.n && !blocked && !failed; i++) {
         json_t *v = r.v[i].value;
-        const char *t = json_string_value(v);
-        size_t len = json_string_length(v);
+        size_t len;
+        const char *t = v ? json_string_value(v) : sl_jview_str(view, r.v[i].tok, &len);
+        if (v)
+            len = json_string_length(v);
         if (sl_guard_normalize(norm, t, len) < 0) {
             failed = true;
             break;
@@ -219,6 +266,13 @@ static sl_step guard_on_request(sl_exchange *ex, void *conf)
             int k = sl_guard_masks_apply(c->masks, c->n_masks, t, len, norm, md, &out, &out_len);
             if (k < 0) {
                 failed = true;
+            } else if (k > 0 && !v) { /* the view's texts: again from the tree, which can change */
+                free(out);
+                r.n = 0;
+                json_t *tree = sl_ex_body(ex);
+                if (!tree || collect_texts(tree, ep, &r) < 0)
+                    failed = true;
+                i = (size_t)-1;
             } else if (k > 0) {
                 (void)sl_ex_body(ex);
                 ref_set(&r.v[i], json_stringn(out, out_len));

@@ -58,8 +58,8 @@ up=$(sl_mock_last)
 sl_is "upstream got the rewritten model" "$(sl_json 'd["body"]["model"]' <<<"$up")" mock-model
 sl_is "upstream got Authorization from api_key_env" "$(sl_json 'd["headers"]["authorization"]' <<<"$up")" "Bearer $MOCK_KEY"
 sl_is "upstream path" "$(sl_json 'd["method"]+" "+d["path"]' <<<"$up")" "POST /v1/chat/completions"
-# the body the upstream gets, byte for byte: written from the client's compact text (model
-# replaced, stream_options added last) or serialised from the tree, the same bytes either way
+# the body the upstream gets, byte for byte: the client's own text (model replaced,
+# stream_options added last) where no plugin changed it, else serialised from the tree
 upstream_text() { sl_mock_clear; sl_http POST /v1/chat/completions "$1" >/dev/null; sl_mock_last | sl_json 'd["text"]'; }
 sl_is "upstream body: compact text, model replaced in place" \
     "$(upstream_text '{"model":"demo","messages":[{"role":"user","content":"héllo"}],"n":1,"x":{"model":"demo"}}')" \
@@ -73,9 +73,17 @@ sl_is "upstream body: stream_options asked without usage gets it inside" \
 sl_is "upstream body: stream_options null is replaced in its place" \
     "$(upstream_text '{"model":"demo","stream_options":null,"stream":true,"messages":[{"role":"user","content":"hi"}]}')" \
     '{"model":"mock-model","stream_options":{"include_usage":true},"stream":true,"messages":[{"role":"user","content":"hi"}]}'
-sl_is "upstream body: text with spaces and escapes is serialised compact" \
-    "$(upstream_text '{ "model" : "demo", "messages": [{"role": "user", "content": "a\"b\u00e9"}], "t": 1.50 }')" \
-    '{"model":"mock-model","messages":[{"role":"user","content":"a\"bé"}],"t":1.5}'
+sl_is "upstream body: text with spaces and escapes goes on in the client's spelling" \
+    "$(upstream_text ' { "model" : "demo", "messages": [{"role": "user", "content": "a\"b\u00e9"}], "t": 1.50 } ')" \
+    '{ "model" : "mock-model", "messages": [{"role": "user", "content": "a\"b\u00e9"}], "t": 1.50 }'
+sl_is "upstream body: stream_options added after the client's spacing" \
+    "$(upstream_text '{"model": "demo", "stream": true, "messages": []
+}')" \
+    '{"model": "mock-model", "stream": true, "messages": []
+,"stream_options":{"include_usage":true}}'
+sl_is "upstream body: a text jansson reads (an exponent) is serialised compact from the tree" \
+    "$(upstream_text '{ "model" : "demo", "messages": [{"role": "user", "content": "a\"b\u00e9"}], "t": 1e2 }')" \
+    '{"model":"mock-model","messages":[{"role":"user","content":"a\"bé"}],"t":100.0}'
 sl_is "unknown request fields passed through" "$(sl_json 'd["body"]["custom_field"]["a"]' <<<"$up")" 1
 sl_http POST /v1/chat/completions "$(chat demo)"
 sl_check "request ids differ per request" test -n "$(sl_header x-sluice-request-id)" -a "$(sl_header x-sluice-request-id)" != "$rid1"
