@@ -407,11 +407,15 @@ static void append_event(cache_state *s, const json_t *json, const char *text, s
         return;
     }
     const char *open = s->stream ? STREAM_OPEN : "{\"body\":";
-    if (!s->text.cap) { /* a stream's first event: room for a dozen like it, not a realloc an event */
+    if (!s->text.cap) { /* a stream's first event: room for what the last stream came to (or a
+                           dozen events like this one), not a realloc an event, nor a shrink at the end */
         size_t room = s->stream ? n * 16 + 64 : n + 16;
-        if (s->stream && last_stream_bytes > room)
-            room = last_stream_bytes + last_stream_bytes / 8;
-        sl_strbuf_reserve(&s->text, room < s->limit ? room : s->limit);
+        if (s->stream && last_stream_bytes)
+            room = last_stream_bytes + last_stream_bytes / 8 + 16;
+        room = room < s->limit ? room : s->limit;
+        char *t = malloc(room + 1);
+        if (t)
+            s->text = (sl_strbuf){t, 0, room + 1};
     }
     if (s->text.len + n + 16 > s->limit ||
         (!s->text.len && sl_strbuf_add(&s->text, open, strlen(open)) < 0) ||
