@@ -460,6 +460,8 @@ static int take_line(struct h1_xfer *x, const char *p, size_t n, size_t *used)
 /* How much of q (n bytes) belongs to the head that b has begun: up to its blank line (*whole),
  * which may begin in b's last bytes; else all of it. Only the head is copied into b, not the
  * body that came in the same read. */
+static const char *find_blank_line(const char *q, size_t n);
+
 static size_t head_part(const sl_strbuf *b, const char *q, size_t n, bool *whole)
 {
     static const char blank[] = "\r\n\r\n";
@@ -467,11 +469,22 @@ static size_t head_part(const sl_strbuf *b, const char *q, size_t n, bool *whole
     for (size_t j = 3; j >= 1; j--) /* "\r\n\r" ... "\r" at b's end: the earliest end first */
         if (b->len >= j && n >= 4 - j && memcmp(b->s + b->len - j, blank, j) == 0 && memcmp(q, blank + j, 4 - j) == 0)
             return 4 - j;
-    const char *e = memmem(q, n, blank, 4);
+    const char *e = find_blank_line(q, n);
     if (e)
         return (size_t)(e - q) + 4;
     *whole = false;
     return n;
+}
+
+/* The first "\r\n\r\n" in q: from line end to line end (memchr), not memmem's search at
+ * every byte of a read that is mostly body. */
+static const char *find_blank_line(const char *q, size_t n)
+{
+    const char *end = q + n;
+    for (const char *p = q; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        if (p > q && p[-1] == '\r' && end - p >= 3 && p[1] == '\r' && p[2] == '\n')
+            return p - 1;
+    return NULL;
 }
 
 static feed_rc feed(struct h1_xfer *x, const char *p, size_t n, size_t *consumed, const char **why)

@@ -15,8 +15,10 @@
 
 /* 3: a streamed event's tree is made on demand (sl_resp_event_json). Shared objects built for
  * version 2 still load: their hooks get the tree made first.
- * 4: sl_resp_event_summary; sl_resp_event grew at its end (version 3 objects still load). */
-#define SL_PLUGIN_API_VERSION 4
+ * 4: sl_resp_event_summary; sl_resp_event grew at its end (version 3 objects still load).
+ * 5: sl_ex_request_view (the request body without a tree); the tree behind sl_ex_body and
+ *    sl_ex_body_view is made at the first ask (version 2-4 objects still load). */
+#define SL_PLUGIN_API_VERSION 5
 #define SL_PLUGIN_API_VERSION_MIN 2
 
 struct sl_config;
