@@ -5,7 +5,9 @@
  * body into replayed chunks and back (cache). The first byte picks the endpoint. The body is
  * also read and written by the gateway's own JSON reader/writer: both must agree with jansson
  * (and what the quota counts of it, read through the view, with what it counts in the tree);
- * and read into a tree of its own shape (sl_json_reload), it must come out the same. */
+ * and read into a tree of its own shape (sl_json_reload), it must come out the same. Read
+ * through a view as the exchange reads requests, its estimates, cap and cache key must be
+ * the tree's. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +109,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* (a number the reader leaves to jansson, past 18 digits, refuses) */
     }
     json_decref(fast);
+    /* the request read through a view, as the exchange reads it: a duplicate key is seen where
+     * jansson sees one (an object past 64 members is left to jansson), and what the quota,
+     * the rate limit and the cache make of it is what they make of the tree */
+    static sl_jview rv;
+    if (sl_jview_read(&rv, (const char *)data + 1, size - 1) == 0) {
+        bool large = false;
+        for (uint32_t i = 0; i < rv.n; i++)
+            large |= rv.tok[i].type == SL_JV_OBJECT && rv.tok[i].size > 64;
+        int unique = sl_jview_keys_unique(&rv);
+        if ((unique && !body) || (!unique && body && !large))
+            abort();
+        if (unique && json_is_object(body)) {
+            char h1[65], h2[65];
+            sl_err e1, e2;
+            if (sl_token_estimate_prompt_view(NULL, ep, &rv) != sl_token_estimate_prompt(NULL, ep, body) ||
+                sl_token_request_cap_view(&rv) != sl_token_request_cap(body) ||
+                sl_cache_key_view(&rv, "m", ep, "acme", h1, &e1) < 0 || sl_cache_key(body, "m", ep, "acme", h2, &e2) < 0 ||
+                strcmp(h1, h2) != 0)
+                abort();
+        }
+    }
     if (!body)
         return 0;
     json_t *model = json_object_get(body, "model");
