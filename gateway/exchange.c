@@ -18,6 +18,7 @@
 #include "fmt_int.h"
 #include "json_dump.h"
 #include "json_parse.h"
+#include "json_plain.h"
 #include "token_count.h"
 #include <event2/event.h>
 
@@ -518,6 +519,62 @@ json_t *sl_ex_body(sl_exchange *ex)
 }
 
 const json_t *sl_ex_body_view(sl_exchange *ex) { return sl_ex_tree(ex); }
+
+/* The viewed text with top-level member key's value replaced by val (or the member added last),
+ * read again: -1 where it cannot be (a key that needs escaping, out of memory). */
+static int view_set_member(sl_req_text *r, const char *key, const char *val, size_t vn)
+{
+    const sl_jview *v = &r->view;
+    size_t kl = strlen(key);
+    if (sl_json_plain_run(key, kl, false) != kl)
+        return -1;
+    int m = sl_jview_get(v, 0, key);
+    size_t cut = m >= 0 ? v->tok[m].start : v->tok[0].end - 1, resume = m >= 0 ? v->tok[m].end : cut;
+    sl_strbuf out = {0};
+    int rc = sl_strbuf_reserve(&out, r->text.len + kl + vn + 8);
+    rc |= sl_strbuf_add(&out, r->text.s, cut);
+    if (m < 0) { /* ,"key": before the closing brace (the object has "model": never empty) */
+        rc |= sl_strbuf_add(&out, ",\"", 2);
+        rc |= sl_strbuf_add(&out, key, kl);
+        rc |= sl_strbuf_add(&out, "\":", 2);
+    }
+    rc |= sl_strbuf_add(&out, val, vn);
+    rc |= sl_strbuf_add(&out, r->text.s + resume, r->text.len - resume);
+    if (rc < 0 || sl_jview_read(&r->view, out.s, out.len) < 0) {
+        /* back to the old text, which read before and so reads again (its room is there) */
+        free(out.s);
+        (void)sl_jview_read(&r->view, r->text.s, r->text.len);
+        return -1;
+    }
+    free(r->text.s);
+    r->text = out;
+    return 0;
+}
+
+int sl_ex_body_set(sl_exchange *ex, const char *key, json_t *value)
+{
+    if (!value)
+        return -1;
+    if (ex->rq_viewed && ex->body_gen == 0) {
+        size_t vn;
+        char *val = sl_json_dumps(value, &vn);
+        int rc = val ? view_set_member(&ex->rq, key, val, vn) : -1;
+        free(val);
+        if (rc == 0) {
+            json_decref(value);
+            json_decref(ex->body); /* made from the old text: made again at the next ask */
+            ex->body = NULL;
+            ex->prompt_est.valid = false;
+            return 0;
+        }
+    }
+    json_t *body = sl_ex_body(ex);
+    if (!body) {
+        json_decref(value);
+        return -1;
+    }
+    return json_object_set_new(body, key, value);
+}
 
 const sl_jview *sl_ex_request_view(const sl_exchange *ex)
 {

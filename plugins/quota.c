@@ -76,9 +76,10 @@ static void reserved(void *arg, sl_store_status st, const sl_quota_resv *r, cons
         s->have_resv = true;
         int64_t cap = r->amount - s->prompt_est;
         if (s->cap > 0 && (cap < s->cap || !s->own_cap)) {
-            json_t *body = sl_ex_body(ex);
-            const char *key = json_object_get(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-            json_object_set_new(body, key, json_integer(cap));
+            const sl_jview *v = sl_ex_request_view(ex);
+            bool mct = v ? sl_jview_get(v, 0, "max_completion_tokens") >= 0
+                         : json_object_get(sl_ex_body_view(ex), "max_completion_tokens") != NULL;
+            sl_ex_body_set(ex, mct ? "max_completion_tokens" : "max_tokens", json_integer(cap));
             s->cap = cap;
         }
         char left[SL_FMT_INT_MAX];

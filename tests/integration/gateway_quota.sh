@@ -92,6 +92,23 @@ used=$(usage_of "$ADMIN_PORT" acme used)
 sl_check "quota spent: charged never passes the quota ($used ≤ 1000)" [ "$used" -le 1000 ]
 sl_mock_reset
 
+# ---- the cap the upstream is asked for: default_max_tokens where the client set none ----
+# the client's own text goes on with the member added (or replaced) in place; a body the
+# gateway reads as a tree (an exponent) is serialised with it
+upstream_text() { sl_mock_clear; sl_http POST /v1/chat/completions "$1" -H "Authorization: Bearer $K_SMALL" >/dev/null; sl_mock_last | sl_json 'd["text"]'; }
+sl_is "cap: none asked, default_max_tokens added to the client's text" \
+    "$(upstream_text '{"model":"demo", "messages":[{"role":"user","content":"hi"}] }')" \
+    '{"model":"mock-model", "messages":[{"role":"user","content":"hi"}] ,"max_tokens":64}'
+sl_is "cap: max_tokens null is replaced in its place" \
+    "$(upstream_text '{"model":"demo","max_tokens":null,"messages":[{"role":"user","content":"hi"}]}')" \
+    '{"model":"mock-model","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}'
+sl_is "cap: one asked within the quota goes on as it is" \
+    "$(upstream_text '{"model":"demo","max_completion_tokens":50,"messages":[{"role":"user","content":"hi"}]}')" \
+    '{"model":"mock-model","max_completion_tokens":50,"messages":[{"role":"user","content":"hi"}]}'
+sl_is "cap: a body read as a tree gets it serialised" \
+    "$(upstream_text '{"model":"demo","temperature":1e0,"messages":[{"role":"user","content":"hi"}]}')" \
+    '{"model":"mock-model","temperature":1.0,"messages":[{"role":"user","content":"hi"}],"max_tokens":64}'
+
 # ---- the cap is enforced: an upstream ignoring max_tokens is cut ----
 sl_mock_config '{"chunks":200,"text":"word ","usage":false}'
 before=$(usage_of "$ADMIN_PORT" small used)
