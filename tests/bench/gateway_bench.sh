@@ -23,6 +23,8 @@
 #        BENCH_TTFB_N=200 (sequential streamed requests per target for the TTFB figures)
 #        BENCH_EVENTS=5: content events in each streamed answer (then a usage event and [DONE]);
 #        real streams carry a token or so an event, hundreds of them
+#        BENCH_PROMPT_BYTES=N: a system prompt of about N bytes (28 by default; real ones run to KBs)
+#        BENCH_MAX_TOKENS=0: requests without max_tokens (sluice's quota then adds its cap)
 #        BENCH_RATE=N: the fixed-rate latency run at N requests/s instead of half nginx's peak
 #        BENCH_RATE_SHARES="0.5 0.25": the fixed-rate runs, as shares of nginx's peak
 #        RATE_LOAD_DUMP=PREFIX: those runs write each request's due time (CLOCK_MONOTONIC s) and
@@ -190,10 +192,15 @@ headers_of() {
         *) echo "Authorization: Bearer sk-bench-client";;
     esac
 }
+# BENCH_PROMPT_BYTES: a system prompt of about that many bytes (real prompts run to KBs);
+# BENCH_MAX_TOKENS=0: no max_tokens in the request (most clients send none: quota adds its cap)
+SYSTEM="You are a helpful assistant."
+while ((${#SYSTEM} < ${BENCH_PROMPT_BYTES:-0})); do SYSTEM="$SYSTEM Answer briefly, and say where each fact comes from."; done
+[ "${BENCH_MAX_TOKENS:-}" = 0 ] && CAP_MEMBER="" || CAP_MEMBER=",\"max_tokens\":$MAX_TOKENS"
 body_of() { # TARGET STREAM TEXT
     local stream=false; [ "$2" = 1 ] && stream=true
-    printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Hello there, how are you? %s"}],"temperature":0,"max_tokens":%d,"stream":%s}' \
-        "$(model_of "$1" "$2")" "$3" "$MAX_TOKENS" "$stream"
+    printf '{"model":"%s","messages":[{"role":"system","content":"%s"},{"role":"user","content":"Hello there, how are you? %s"}],"temperature":0%s,"stream":%s}' \
+        "$(model_of "$1" "$2")" "$SYSTEM" "$3" "$CAP_MEMBER" "$stream"
 }
 lua_of() { # TARGET STREAM -> a wrk script sending a new prompt each request
     local h="" line
