@@ -151,12 +151,84 @@ static void test_10000_keywords_against_naive_edges(void **state)
     against_naive(false);
 }
 
+/* Long texts with few matches, so that every lane of the DFA's four-lane scan has the first
+ * one in turn, planted across the places where the text is cut: the same first match as the
+ * naive search, and fed in pieces (the one-lane scan), the same state after the text. */
+static void test_lanes_against_naive(void **state)
+{
+    (void)state;
+    enum { NK = 40, MINL = 2, MAXL = 30, ROUNDS = 3000 };
+    char *kw[NK];
+    kwe sorted[NK];
+    sl_guard_ac *ac = sl_guard_ac_new();
+    assert_non_null(ac);
+    for (size_t k = 0; k < NK; k++) {
+        size_t l = k == 0 ? MAXL : k == 1 ? MINL : MINL + rnd() % (MAXL - MINL + 1);
+        kw[k] = malloc(l);
+        for (size_t i = 0; i < l; i++)
+            kw[k][i] = (char)('a' + rnd() % 4);
+        sorted[k] = (kwe){kw[k], l, (uint32_t)k};
+        assert_int_equal(sl_guard_ac_add(ac, kw[k], l, (uint32_t)k), 0);
+    }
+    assert_int_equal(sl_guard_ac_build(ac), 0);
+    assert_true(sl_guard_ac_has_dfa(ac));
+    qsort(sorted, NK, sizeof *sorted, cmp_kwe);
+    size_t by_lane[4] = {0}, none = 0;
+    char text[6000];
+    for (int r = 0; r < ROUNDS; r++) {
+        size_t len = 200 + rnd() % (sizeof text - 200);
+        for (size_t i = 0; i < len; i++) /* mostly letters no keyword has: matches only where planted */
+            text[i] = (char)(rnd() % 64 ? 'e' + rnd() % 20 : 'a' + rnd() % 4);
+        for (int n = (int)(rnd() % 3); n > 0; n--) {
+            const char *w = kw[rnd() % NK];
+            size_t l = sorted[0].len, at;
+            for (size_t k = 0; k < NK; k++)
+                if (sorted[k].s == w)
+                    l = sorted[k].len;
+            if (l > len)
+                continue;
+            /* near a cut (a quarter of the text) as often as anywhere */
+            size_t cut = len / 4 * (1 + rnd() % 3);
+            at = rnd() % 2 ? cut - (rnd() % l < cut ? rnd() % l : 0) : rnd() % (len - l + 1);
+            if (at + l > len)
+                at = len - l;
+            memcpy(text + at, w, l);
+        }
+        sl_guard_hit a, b;
+        bool fa = sl_guard_ac_find(ac, text, len, &a);
+        bool fb = naive(sorted, NK, MINL, MAXL, text, len, &b);
+        assert_int_equal(fa, fb);
+        if (fa) {
+            assert_int_equal(a.start, b.start);
+            assert_int_equal(a.end, b.end);
+            assert_memory_equal(kw[a.id], text + a.start, a.end - a.start);
+            by_lane[(a.end - 1) * 4 / len < 4 ? (a.end - 1) * 4 / len : 3]++;
+        } else {
+            none++;
+            /* the state the four lanes leave is the one-lane scan's, fed in short pieces */
+            int32_t s4 = 0, s1 = 0;
+            sl_guard_hit h;
+            assert_false(sl_guard_ac_feed(ac, &s4, text, 0, len, &h));
+            for (size_t i = 0; i < len; i += 50)
+                assert_false(sl_guard_ac_feed(ac, &s1, text, i, i + 50 < len ? i + 50 : len, &h));
+            assert_int_equal(s4, s1);
+        }
+    }
+    for (int k = 0; k < 4; k++)
+        assert_true(by_lane[k] > 100);
+    assert_true(none > 100);
+    for (size_t k = 0; k < NK; k++)
+        free(kw[k]);
+    sl_guard_ac_free(ac);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_10000_keywords_against_naive_dfa),
         cmocka_unit_test(test_10000_keywords_against_naive_edges),
+        cmocka_unit_test(test_lanes_against_naive),
     };
     return cmocka_run_group_tests_name("guard_keywords", tests, NULL, NULL);
 }
