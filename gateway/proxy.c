@@ -623,13 +623,14 @@ static char *body_from_text(const sl_exchange *ex, const char *model, bool add_o
     return out;
 }
 
-static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, char *body, size_t body_len);
+static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, const sl_upstream_part *parts, int n);
 
-/* The same from a viewed request (any spelling: the client's own text goes on), and where a
- * stream's usage must be asked for, stream_options added. NULL where the tree must change
- * instead (the client's stream_options lack include_usage: true; a model name that needs
- * escaping). */
-static char *body_from_view(sl_exchange *ex, const sl_jview *v, const char *model, size_t *len)
+/* The same from a viewed request (any spelling: the client's own text goes on), as the parts
+ * the upstream client copies (no body of its own), and where a stream's usage must be asked
+ * for, stream_options added. 0 parts where the tree must change instead (the client's
+ * stream_options lack include_usage: true; a model name that needs escaping). */
+#define VIEW_PARTS 7
+static int body_from_view(sl_exchange *ex, const sl_jview *v, const char *model, sl_upstream_part *parts)
 {
     static const char options[] = ",\"stream_options\":{\"include_usage\":true}";
     bool add_options = false;
@@ -637,34 +638,25 @@ static char *body_from_view(sl_exchange *ex, const sl_jview *v, const char *mode
         int so = sl_jview_get(v, 0, "stream_options");
         ex->client_wants_usage = sl_jview_type(v, sl_jview_get(v, so, "include_usage")) == SL_JV_TRUE;
         if (so >= 0 && !ex->client_wants_usage)
-            return NULL;
+            return 0;
         add_options = so < 0;
     }
     int m = sl_jview_get(v, 0, "model");
     size_t mn = strlen(model);
     if (m < 0 || sl_json_plain_run(model, mn, false) != mn)
-        return NULL;
+        return 0;
     const char *text = v->text;
     size_t from = v->tok[0].start, brace = v->tok[0].end - 1, at = v->tok[m].start, after = v->tok[m].end;
-    size_t extra = add_options ? sizeof options - 1 : 0;
-    char *out = malloc((brace - from) - (after - at) + mn + 2 + extra + 2);
-    if (!out)
-        return NULL;
-    char *p = out;
-    memcpy(p, text + from, at - from);
-    p += at - from;
-    *p++ = '"';
-    memcpy(p, model, mn);
-    p += mn;
-    *p++ = '"';
-    memcpy(p, text + after, brace - after);
-    p += brace - after;
-    memcpy(p, options, extra);
-    p += extra;
-    *p++ = '}';
-    *p = 0;
-    *len = (size_t)(p - out);
-    return out;
+    int n = 0;
+    parts[n++] = (sl_upstream_part){text + from, at - from};
+    parts[n++] = (sl_upstream_part){"\"", 1};
+    parts[n++] = (sl_upstream_part){model, mn};
+    parts[n++] = (sl_upstream_part){"\"", 1};
+    parts[n++] = (sl_upstream_part){text + after, brace - after};
+    if (add_options)
+        parts[n++] = (sl_upstream_part){options, sizeof options - 1};
+    parts[n++] = (sl_upstream_part){"}", 1};
+    return n;
 }
 
 static void launch(sl_exchange *ex, const sl_attempt *a)
@@ -698,10 +690,10 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     /* each attempt gets the request as its own model's profile shapes it */
     bool profiled = !sl_profile_is_empty(&a->model->profile);
     const sl_jview *view = profiled ? NULL : sl_ex_request_view(ex);
-    size_t body_len = 0;
-    char *body = view ? body_from_view(ex, view, a->target->model, &body_len) : NULL;
-    if (body) {
-        send_attempt(ex, &t, body, body_len);
+    sl_upstream_part parts[VIEW_PARTS];
+    int n_parts = view ? body_from_view(ex, view, a->target->model, parts) : 0;
+    if (n_parts) {
+        send_attempt(ex, &t, parts, n_parts);
         return;
     }
     json_t *req = sl_ex_tree(ex);
@@ -734,7 +726,8 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         }
         json_object_set_new(so, "include_usage", json_true());
     }
-    body = as_read ? body_from_text(ex, a->target->model, add_options, &body_len) : NULL;
+    size_t body_len = 0;
+    char *body = as_read ? body_from_text(ex, a->target->model, add_options, &body_len) : NULL;
     if (!body)
         body = sl_json_dumps(req, &body_len);
     if (req != ex->body)
@@ -744,16 +737,17 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         sl_ex_finish(ex);
         return;
     }
-    send_attempt(ex, &t, body, body_len);
+    sl_upstream_part whole = {body, body_len};
+    send_attempt(ex, &t, &whole, 1);
+    free(body);
 }
 
-/* The attempt's body (taken) sent to t. */
-static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, char *body, size_t body_len)
+/* The attempt's body (its parts) sent to t. */
+static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, const sl_upstream_part *parts, int n)
 {
     sl_upstream_cbs cbs = {.on_headers = up_on_headers, .on_data = up_on_data, .on_done = up_on_done};
     ex->n_started++;
-    ex->up = sl_upstream_post(ex->w->upstream, t, endpoint_path(ex->ep), body, body_len, &cbs, ex);
-    free(body);
+    ex->up = sl_upstream_post(ex->w->upstream, t, endpoint_path(ex->ep), parts, n, &cbs, ex);
     if (!ex->up) {
         attempt_release(ex);
         attempt_verdict(ex, -1);

@@ -412,8 +412,11 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
 }
 
 sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_target *t, const char *path,
-                                  const char *body, size_t len, const sl_upstream_cbs *cbs, void *arg)
+                                  const sl_upstream_part *parts, int n, const sl_upstream_cbs *cbs, void *arg)
 {
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += parts[i].len;
     const sl_upstream_conf *uc = t->conf;
     /* the timer's event in the same allocation (libevent says how big it is) */
     size_t ev_at = (sizeof(sl_upstream_req) + 15) & ~(size_t)15;
@@ -429,7 +432,7 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
     long long total_ms = uc ? uc->total_timeout_ms : 600000;
     long long first_ms = uc ? uc->first_byte_timeout_ms : 120000;
     r->idle_ms = uc ? uc->stream_idle_timeout_ms : 60000;
-    if (sl_h1_start(r, t, path, body, len) == 0) { /* plain http to an address: our own client */
+    if (sl_h1_start(r, t, path, parts, n, len) == 0) { /* plain http to an address: our own client */
         c->active++;
         if (first_ms > 0)
             sl_up_deadline(r, &r->first_byte_at, first_ms);
@@ -446,7 +449,11 @@ sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_targe
         return NULL;
     }
     c->active++;
-    memcpy(r->body, body, len);
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(r->body + at, parts[i].s, parts[i].len);
+        at += parts[i].len;
+    }
     r->body[len] = 0;
 
     char url[2048];

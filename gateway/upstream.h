@@ -51,10 +51,17 @@ typedef struct sl_upstream_target {
     const sl_upstream_conf *conf;
 } sl_upstream_target;
 
-/* POST body (copied) to base_url + path. Returns NULL on allocation failure. The request
- * is freed after on_done returns, or by sl_upstream_cancel. */
+/* A piece of a request body: the body is its pieces in order, copied once, into the request
+ * as it goes out (a body made of the client's text around an edit needs no copy of its own). */
+typedef struct sl_upstream_part {
+    const char *s;
+    size_t len;
+} sl_upstream_part;
+
+/* POST the body (its n parts, copied) to base_url + path. Returns NULL on allocation failure.
+ * The request is freed after on_done returns, or by sl_upstream_cancel. */
 sl_upstream_req *sl_upstream_post(sl_upstream_client *c, const sl_upstream_target *t, const char *path,
-                                  const char *body, size_t len, const sl_upstream_cbs *cbs, void *arg);
+                                  const sl_upstream_part *parts, int n, const sl_upstream_cbs *cbs, void *arg);
 /* Stop reading from upstream (backpressure) / start again. */
 void sl_upstream_pause(sl_upstream_req *r);
 void sl_upstream_resume(sl_upstream_req *r);

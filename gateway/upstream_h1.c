@@ -793,7 +793,8 @@ static int add_header(sl_strbuf *b, const char *name, const char *prefix, const 
            sl_strbuf_add(b, value, strlen(value)) | sl_strbuf_add(b, "\r\n", 2);
 }
 
-int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *path, const char *body, size_t len)
+int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *path, const sl_upstream_part *body,
+                int n, size_t len)
 {
     sl_upstream_client *c = r->client;
     const sl_upstream_conf *uc = t->conf;
@@ -836,7 +837,9 @@ int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *pat
         bad |= add_header(&x->msg, "Authorization", "Bearer ", uc->api_key);
     for (size_t i = 0; uc && i < uc->n_headers; i++)
         bad |= add_header(&x->msg, uc->headers[i].name, "", uc->headers[i].value);
-    bad |= sl_strbuf_add(&x->msg, "\r\n", 2) | sl_strbuf_add(&x->msg, body, len);
+    bad |= sl_strbuf_add(&x->msg, "\r\n", 2);
+    for (int i = 0; i < n; i++)
+        bad |= sl_strbuf_add(&x->msg, body[i].s, body[i].len);
     if (bad) {
         r->h1 = x;
         sl_h1_free(r);

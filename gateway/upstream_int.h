@@ -72,7 +72,8 @@ struct sl_upstream_req {
 /* upstream_h1.c */
 /* The target, when the own HTTP/1.1 client can carry it (http:// to an IP or localhost, or a
  * unix socket): starts r and returns 0; -1 leaves r to libcurl. */
-int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *path, const char *body, size_t len);
+int sl_h1_start(sl_upstream_req *r, const sl_upstream_target *t, const char *path, const sl_upstream_part *parts,
+                int n, size_t len);
 void sl_h1_free(sl_upstream_req *r);     /* closes its connection unless it went back to the pool */
 void sl_h1_resume(sl_upstream_req *r);
 void sl_h1_client_free(sl_upstream_client *c);
