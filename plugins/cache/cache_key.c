@@ -108,16 +108,23 @@ static void put_number(canon_out *o, double d)
     out_str(o, buf);
 }
 
-/* One member of an object being written: its key and value, sorted by key. */
+/* One member of an object being written, sorted by key: its value a tree's or a view's token
+ * (gateway/json_view.h). Keys hold no NUL (neither jansson nor the view reads one), so
+ * memcmp and then length sort them as strcmp would. */
 typedef struct member {
     const char *key;
-    json_t *value;
+    size_t len;
+    const json_t *tree;
+    uint32_t tok;
 } member;
 
-static int cmp_members(const void *a, const void *b)
+static int cmp_keys(const member *a, const member *b)
 {
-    return strcmp(((const member *)a)->key, ((const member *)b)->key);
+    int c = memcmp(a->key, b->key, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
 }
+
+static int cmp_members(const void *a, const void *b) { return cmp_keys(a, b); }
 
 /* Requests' objects are small: an insertion sort on the stack beats qsort's setup. */
 static void sort_members(member *m, size_t n)
@@ -129,7 +136,7 @@ static void sort_members(member *m, size_t n)
     for (size_t i = 1; i < n; i++) {
         member x = m[i];
         size_t j = i;
-        for (; j > 0 && strcmp(m[j - 1].key, x.key) > 0; j--)
+        for (; j > 0 && cmp_keys(&m[j - 1], &x) > 0; j--)
             m[j] = m[j - 1];
         m[j] = x;
     }
@@ -138,16 +145,31 @@ static void sort_members(member *m, size_t n)
 static int put_value(canon_out *o, const json_t *v);
 
 /* The object's members that skip() lets through (skip may be NULL), sorted by key. */
-static int put_object(canon_out *o, const json_t *v, bool (*skip)(const char *))
+static int put_view_value(canon_out *o, const sl_jview *v, uint32_t i);
+
+/* The members of a tree's object v, or (v NULL) of view object token obj, that skip() lets
+ * through (skip may be NULL), sorted by key. */
+static int put_members(canon_out *o, const json_t *v, const sl_jview *view, uint32_t obj,
+                       bool (*skip)(const char *, size_t))
 {
     member small[16], *m = small;
-    size_t n = json_object_size(v), i = 0;
+    size_t n = v ? json_object_size(v) : view->tok[obj].size, i = 0;
     if (n > sizeof small / sizeof small[0] && !(m = malloc(n * sizeof *m)))
         return -1;
-    for (void *it = json_object_iter((json_t *)v); it && i < n; it = json_object_iter_next((json_t *)v, it)) {
-        const char *k = json_object_iter_key(it);
-        if (!skip || !skip(k))
-            m[i++] = (member){k, json_object_iter_value(it)};
+    if (v) {
+        for (void *it = json_object_iter((json_t *)v); it && i < n; it = json_object_iter_next((json_t *)v, it)) {
+            member x = {json_object_iter_key(it), json_object_iter_key_len(it), json_object_iter_value(it), 0};
+            if (!skip || !skip(x.key, x.len))
+                m[i++] = x;
+        }
+    } else {
+        uint32_t k = obj + 1;
+        for (size_t j = 0; j < n; j++, k = view->tok[k + 1].next) {
+            member x = {NULL, 0, NULL, k + 1};
+            x.key = sl_jview_str(view, (int)k, &x.len);
+            if (!skip || !skip(x.key, x.len))
+                m[i++] = x;
+        }
     }
     sort_members(m, i);
     out_char(o, '{');
@@ -155,9 +177,9 @@ static int put_object(canon_out *o, const json_t *v, bool (*skip)(const char *))
     for (size_t j = 0; j < i && rc == 0; j++) {
         if (j)
             out_char(o, ',');
-        put_string(o, m[j].key, strlen(m[j].key));
+        put_string(o, m[j].key, m[j].len);
         out_char(o, ':');
-        rc = put_value(o, m[j].value);
+        rc = v ? put_value(o, m[j].tree) : put_view_value(o, view, m[j].tok);
     }
     out_char(o, '}');
     if (m != small)
@@ -170,7 +192,7 @@ static int put_value(canon_out *o, const json_t *v)
     char buf[32];
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        return put_object(o, v, NULL);
+        return put_members(o, v, NULL, 0, NULL);
     case JSON_ARRAY:
         out_char(o, '[');
         for (size_t i = 0; i < json_array_size(v); i++) {
@@ -204,68 +226,7 @@ static int put_value(canon_out *o, const json_t *v)
     return -1;
 }
 
-/* The same canonical text, of a view's tokens (gateway/json_view.h): the view's keys are not
- * NUL-ended (and hold no NUL: the view leaves \u0000 to jansson), so they sort by memcmp. */
-typedef struct vmember {
-    const char *key;
-    size_t len;
-    uint32_t value;
-} vmember;
-
-static int cmp_vkeys(const vmember *a, const vmember *b)
-{
-    int c = memcmp(a->key, b->key, a->len < b->len ? a->len : b->len);
-    return c ? c : (a->len > b->len) - (a->len < b->len);
-}
-
-static int cmp_vmembers(const void *a, const void *b) { return cmp_vkeys(a, b); }
-
-static void sort_vmembers(vmember *m, size_t n)
-{
-    if (n > 16) {
-        qsort(m, n, sizeof *m, cmp_vmembers);
-        return;
-    }
-    for (size_t i = 1; i < n; i++) {
-        vmember x = m[i];
-        size_t j = i;
-        for (; j > 0 && cmp_vkeys(&m[j - 1], &x) > 0; j--)
-            m[j] = m[j - 1];
-        m[j] = x;
-    }
-}
-
-static int put_view_value(canon_out *o, const sl_jview *v, uint32_t i);
-
-static int put_view_object(canon_out *o, const sl_jview *v, uint32_t obj, bool (*skip)(const char *, size_t))
-{
-    vmember small[16], *m = small;
-    size_t n = v->tok[obj].size, i = 0;
-    if (n > sizeof small / sizeof small[0] && !(m = malloc(n * sizeof *m)))
-        return -1;
-    uint32_t k = obj + 1;
-    for (size_t j = 0; j < n; j++, k = v->tok[k + 1].next) {
-        size_t kl;
-        const char *key = sl_jview_str(v, (int)k, &kl);
-        if (!skip || !skip(key, kl))
-            m[i++] = (vmember){key, kl, k + 1};
-    }
-    sort_vmembers(m, i);
-    out_char(o, '{');
-    int rc = 0;
-    for (size_t j = 0; j < i && rc == 0; j++) {
-        if (j)
-            out_char(o, ',');
-        put_string(o, m[j].key, m[j].len);
-        out_char(o, ':');
-        rc = put_view_value(o, v, m[j].value);
-    }
-    out_char(o, '}');
-    if (m != small)
-        free(m);
-    return rc;
-}
-
+/* The same canonical text, of a view's tokens (gateway/json_view.h). */
 static int put_view_value(canon_out *o, const sl_jview *v, uint32_t i)
 {
     const sl_jv_tok *t = &v->tok[i];
@@ -275,7 +236,7 @@ static int put_view_value(canon_out *o, const sl_jview *v, uint32_t i)
     double d;
     switch (t->type) {
     case SL_JV_OBJECT:
-        return put_view_object(o, v, i, NULL);
+        return put_members(o, NULL, v, i, NULL);
     case SL_JV_ARRAY:
         out_char(o, '[');
         for (uint32_t j = 0, k = i + 1; j < t->size; j++, k = v->tok[k].next) {
@@ -424,9 +385,9 @@ static int key_of(const json_t *body, const sl_jview *v, const char *model, sl_e
     out_str(o, ",\"request\":");
     int rc = 0;
     if (!body && v && v->n && v->tok[0].type == SL_JV_OBJECT)
-        rc = put_view_object(o, v, 0, field_ignored);
+        rc = put_members(o, NULL, v, 0, field_ignored);
     else if (json_is_object(body))
-        rc = put_object(o, body, sl_cache_field_ignored);
+        rc = put_members(o, body, NULL, 0, field_ignored);
     else
         out_str(o, "{}");
     out_char(o, '}');

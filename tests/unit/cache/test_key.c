@@ -42,6 +42,9 @@ static void canonical_sorts_keys_and_drops_whitespace(void **state)
     assert_canonical("{ \"b\" : [1, 2 ,{\"z\":1, \"a\":2}], \"a\": \"x\" }", "{\"a\":\"x\",\"b\":[1,2,{\"a\":2,\"z\":1}]}");
     assert_canonical("{\"s\":\"tab\\there \\\"q\\\" \\u00e9\\n\"}", "{\"s\":\"tab\\u0009here \\\"q\\\" \xc3\xa9\\u000a\"}");
     assert_canonical("[true,false,null,\"\"]", "[true,false,null,\"\"]");
+    /* a key before the keys it begins (strcmp's order), bytes unsigned (é after z) */
+    assert_canonical("{\"abc\":1,\"\u00e9\":4,\"z\":5,\"ab\":2,\"a\":3}",
+                     "{\"a\":3,\"ab\":2,\"abc\":1,\"z\":5,\"\xc3\xa9\":4}");
 }
 
 static void canonical_numbers_are_normalised(void **state)
