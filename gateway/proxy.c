@@ -19,6 +19,7 @@
 #include "openai_error.h"
 #include "pool.h"
 #include "profile.h"
+#include "text_edits.h"
 #include "str_copy.h"
 
 #define MAX_RESPONSE_BYTES (64u << 20)
@@ -625,14 +626,15 @@ static char *body_from_text(const sl_exchange *ex, const char *model, bool add_o
 
 static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, const sl_upstream_part *parts, int n);
 
-/* The same from a viewed request (any spelling: the client's own text goes on), as the parts
- * the upstream client copies (no body of its own), and where a stream's usage must be asked
- * for, stream_options added. 0 parts where the tree must change instead (the client's
- * stream_options lack include_usage: true; a model name that needs escaping). */
-#define VIEW_PARTS 7
-static int body_from_view(sl_exchange *ex, const sl_jview *v, const char *model, sl_upstream_part *parts)
+/* The upstream's body from a viewed request, as edits of the client's own text (any spelling:
+ * it goes on as it is around them): the model's value, the attempt's profile and, where a
+ * stream's usage must be asked for, stream_options added. The parts point into the text and
+ * t's buffer, for the upstream client to copy once. 0 where the tree must change instead
+ * (the client's stream_options lack include_usage: true). */
+#define VIEW_PARTS (2 * SL_TEXT_EDITS_MAX + 1)
+static int body_from_view(sl_exchange *ex, const sl_jview *v, const sl_attempt *a, bool profiled, sl_text_edits *t,
+                          sl_upstream_part *parts)
 {
-    static const char options[] = ",\"stream_options\":{\"include_usage\":true}";
     bool add_options = false;
     if (ex->stream && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)) {
         int so = sl_jview_get(v, 0, "stream_options");
@@ -641,22 +643,19 @@ static int body_from_view(sl_exchange *ex, const sl_jview *v, const char *model,
             return 0;
         add_options = so < 0;
     }
-    int m = sl_jview_get(v, 0, "model");
-    size_t mn = strlen(model);
-    if (m < 0 || sl_json_plain_run(model, mn, false) != mn)
+    sl_strbuf model = {0};
+    if (sl_json_dump_string(&model, a->target->model, strlen(a->target->model)) < 0) {
+        free(model.s);
         return 0;
-    const char *text = v->text;
-    size_t from = v->tok[0].start, brace = v->tok[0].end - 1, at = v->tok[m].start, after = v->tok[m].end;
-    int n = 0;
-    parts[n++] = (sl_upstream_part){text + from, at - from};
-    parts[n++] = (sl_upstream_part){"\"", 1};
-    parts[n++] = (sl_upstream_part){model, mn};
-    parts[n++] = (sl_upstream_part){"\"", 1};
-    parts[n++] = (sl_upstream_part){text + after, brace - after};
+    }
+    sl_text_edit_member(t, "model", model.s, model.len);
+    free(model.s);
+    if (profiled)
+        sl_profile_apply_view(&a->model->profile, ex->ep, v, t);
     if (add_options)
-        parts[n++] = (sl_upstream_part){options, sizeof options - 1};
-    parts[n++] = (sl_upstream_part){"}", 1};
-    return n;
+        sl_text_edit_member(t, "stream_options", "{\"include_usage\":true}", 22);
+    int n = sl_text_edits_parts(t, parts, VIEW_PARTS);
+    return n > 0 ? n : 0;
 }
 
 static void launch(sl_exchange *ex, const sl_attempt *a)
@@ -689,12 +688,17 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     }
     /* each attempt gets the request as its own model's profile shapes it */
     bool profiled = !sl_profile_is_empty(&a->model->profile);
-    const sl_jview *view = profiled ? NULL : sl_ex_request_view(ex);
-    sl_upstream_part parts[VIEW_PARTS];
-    int n_parts = view ? body_from_view(ex, view, a->target->model, parts) : 0;
-    if (n_parts) {
-        send_attempt(ex, &t, parts, n_parts);
-        return;
+    const sl_jview *view = sl_ex_request_view(ex);
+    if (view) {
+        sl_text_edits edits;
+        sl_upstream_part parts[VIEW_PARTS];
+        sl_text_edits_init(&edits, view);
+        int n_parts = body_from_view(ex, view, a, profiled, &edits, parts);
+        if (n_parts)
+            send_attempt(ex, &t, parts, n_parts);
+        sl_text_edits_free(&edits);
+        if (n_parts)
+            return;
     }
     json_t *req = sl_ex_tree(ex);
     if (profiled) {

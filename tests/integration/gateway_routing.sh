@@ -99,6 +99,12 @@ sl_http POST /v1/chat/completions '{"model":"r1","max_tokens":5000,"temperature"
 body=$(sl_mock_requests "$MOCK_URL" "$since" | sl_json 'd[-1]["body"]')
 sl_is "profile: max_tokens lowered to max_tokens_limit" "$(echo "$body" | sl_json 'd["max_tokens"]')" "1000"
 sl_is "profile: the client's temperature wins over the default" "$(echo "$body" | sl_json 'd["temperature"]')" "0.1"
+# the profile's edits are made in the client's own text: its spelling is kept around them
+since=$(last_id)
+sl_http POST /v1/chat/completions '{ "model": "r1",  "x": 1.50, "messages": [ {"role": "user", "content": "caf\u00e9"} ] }'
+text=$(sl_mock_requests "$MOCK_URL" "$since" | sl_json 'd[-1]["text"]')
+sl_is "profile: edits made in the client's text" "$text" \
+    '{ "model": "r1-model",  "x": 1.50, "messages": [{"role": "user", "content": "caf\u00e9"},{"role":"assistant","content":"<think>\n","prefix":true}] ,"temperature":0.59999999999999998,"max_tokens":333,"continue_final_message":true,"add_generation_prompt":false}'
 
 # ---- fallback on 5xx ----
 sl_mock_config '{"by_model":{"big-model":{"status":503}}}'

@@ -13,7 +13,9 @@
 
 #include "cache.h"
 #include "json_view.h"
+#include "profile.h"
 #include "strbuf.h"
+#include "text_edits.h"
 #include "token_count.h"
 #include "tokenizer.h"
 
@@ -258,11 +260,127 @@ static void duplicate_keys(void **state)
     sl_jview_free(&v);
 }
 
+/* A chat body with messages of every role, contents as strings or parts (some empty), and
+ * the members a profile looks at present or not. */
+static void chat_body(sl_strbuf *b)
+{
+    static const char *const roles[] = {"system", "developer", "user", "assistant", "tool", "\\u0073ystem"};
+    b->len = 0;
+    put(b, "{");
+    ws(b);
+    put(b, "\"model\":\"m\"");
+    if (rnd(8)) {
+        put(b, ", \"messages\": [");
+        for (unsigned i = 0, n = rnd(5); i < n; i++) {
+            put(b, i ? "," : "");
+            ws(b);
+            if (rnd(12) == 0) {
+                value(b, 2);
+                continue;
+            }
+            put(b, "{\"role\":\"");
+            put(b, roles[rnd(6)]);
+            put(b, "\",\"content\":");
+            if (rnd(3)) {
+                string(b);
+            } else {
+                put(b, "[");
+                for (unsigned k = 0, np = rnd(3); k < np; k++) {
+                    put(b, k ? "," : "");
+                    if (rnd(4)) {
+                        put(b, "{\"type\":\"text\",\"text\":");
+                        if (rnd(3))
+                            string(b);
+                        else
+                            put(b, "\"\"");
+                        put(b, "}");
+                    } else {
+                        value(b, 3);
+                    }
+                }
+                put(b, "]");
+            }
+            if (rnd(4) == 0)
+                put(b, ",\"name\":\"x\"");
+            put(b, "}");
+        }
+        put(b, "]");
+    } else if (rnd(2)) {
+        put(b, ",\"messages\":");
+        value(b, 2);
+    }
+    static const char *const extra[] = {",\"temperature\":0.2", ",\"max_tokens\":100", ",\"max_tokens\":99999",
+                                        ",\"max_completion_tokens\":50000", ",\"max_completion_tokens\":\"x\"",
+                                        ",\"max_tokens\":null", ",\"continue_final_message\":false",
+                                        ",\"add_generation_prompt\":true", ",\"stream\":true"};
+    for (unsigned i = 0, n = rnd(4); i < n; i++)
+        put(b, extra[rnd(sizeof extra / sizeof extra[0])]);
+    ws(b);
+    put(b, "}");
+}
+
+static void profile_edits_equal_the_tree(void **state)
+{
+    (void)state;
+    sl_strbuf b = {0}, out = {0};
+    sl_jview v = {0};
+    int compared = 0;
+    static const char *const models[] = {"up-model", "up\"model\u00e9\\"};
+    for (int round = 0; round < 4000; round++) {
+        chat_body(&b);
+        if (sl_jview_read(&v, b.s, b.len) < 0 || !sl_jview_keys_unique(&v))
+            continue;
+        json_t *tree = json_loadb(b.s, b.len, JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(tree);
+        unsigned flags = rnd(32);
+        sl_profile_conf p = {.has_temperature = flags & 1, .temperature = 0.6, .max_tokens = flags & 2 ? 4096 : 0,
+                             .max_tokens_limit = flags & 4 ? 32768 : 0, .system_prompt_merge = flags & 8,
+                             .force_thinking = flags & 16};
+        sl_endpoint ep = rnd(5) ? SL_EP_CHAT : SL_EP_COMPLETIONS;
+        const char *model = models[rnd(2)];
+        sl_profile_apply(&p, ep, tree);
+        json_object_set_new(tree, "model", json_string(model));
+
+        sl_text_edits t;
+        sl_text_edits_init(&t, &v);
+        sl_strbuf q = {0};
+        json_t *ms = json_string(model);
+        char *quoted = json_dumps(ms, JSON_ENCODE_ANY);
+        sl_text_edit_member(&t, "model", quoted, strlen(quoted));
+        free(quoted);
+        json_decref(ms);
+        free(q.s);
+        sl_profile_apply_view(&p, ep, &v, &t);
+        sl_upstream_part parts[2 * SL_TEXT_EDITS_MAX + 1];
+        int n = sl_text_edits_parts(&t, parts, 2 * SL_TEXT_EDITS_MAX + 1);
+        assert_true(n > 0);
+        out.len = 0;
+        for (int i = 0; i < n; i++)
+            sl_strbuf_add(&out, parts[i].s, parts[i].len);
+        json_error_t err;
+        json_t *got = json_loadb(out.s, out.len, JSON_REJECT_DUPLICATES, &err);
+        if (!got || !json_equal(got, tree)) {
+            char *want = json_dumps(tree, JSON_COMPACT);
+            fail_msg("profile %u on %s\n  text: %s\n  tree: %s (%s)", flags, b.s, out.s, want, got ? "" : err.text);
+        }
+        json_decref(got);
+        json_decref(tree);
+        sl_text_edits_free(&t);
+        compared++;
+    }
+    print_message("# %d bodies edited as text and as a tree\n", compared);
+    assert_true(compared > 2000);
+    sl_jview_free(&v);
+    free(b.s);
+    free(out.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(duplicate_keys),
         cmocka_unit_test(view_reads_requests_as_the_tree_does),
+        cmocka_unit_test(profile_edits_equal_the_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
