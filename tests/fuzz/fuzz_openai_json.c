@@ -19,6 +19,7 @@
 #include "json_view.h"
 #include "plugin.h"
 #include "profile.h"
+#include "text_edits.h"
 #include "token_count.h"
 
 /* The view reads only what jansson reads (flags 0: duplicate keys allowed, the last kept),
@@ -59,7 +60,7 @@ static void check_view(const char *text, size_t len)
     size_t at = v.tok[obj].end - 1, comma = v.tok[obj].size > 0;
     char *t2 = malloc(len + 16);
     memcpy(t2, text, at);
-    memcpy(t2 + at, ",\"k\":\"v\"" + !comma, 7 + comma);
+    memcpy(t2 + at, &",\"k\":\"v\""[!comma], 7 + comma);
     memcpy(t2 + at + 7 + comma, text + at, len - at);
     size_t len2 = len + 7 + comma;
     sl_jv_span ks = {at + comma, at + comma + 3}, vs = {at + comma + 4, at + comma + 7};
@@ -151,6 +152,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *req = json_deep_copy(body);
     sl_profile_apply(&prof, ep, req);
     json_object_set_new(req, "model", json_string("upstream-model"));
+    /* the same profile as edits of the text (what goes upstream from a viewed request) reads
+     * as that tree */
+    if (sl_jview_read(&rv, (const char *)data + 1, size - 1) == 0 && sl_jview_keys_unique(&rv)) {
+        sl_text_edits t;
+        sl_text_edits_init(&t, &rv);
+        sl_text_edit_member(&t, "model", "\"upstream-model\"", 16);
+        sl_profile_apply_view(&prof, ep, &rv, &t);
+        sl_upstream_part parts[2 * SL_TEXT_EDITS_MAX + 1];
+        int n = sl_text_edits_parts(&t, parts, 2 * SL_TEXT_EDITS_MAX + 1);
+        sl_strbuf out = {0};
+        for (int i = 0; i < n; i++)
+            sl_strbuf_add(&out, parts[i].s, parts[i].len);
+        json_t *edited = n > 0 ? json_loadb(out.s, out.len, 0, NULL) : NULL;
+        if (!edited || !json_equal(edited, req))
+            abort();
+        json_decref(edited);
+        free(out.s);
+        sl_text_edits_free(&t);
+    }
     if (json_is_true(stream)) {
         json_t *so = json_object_get(req, "stream_options");
         if (!json_is_object(so)) {
