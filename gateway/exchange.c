@@ -19,6 +19,7 @@
 #include "json_dump.h"
 #include "json_parse.h"
 #include "json_plain.h"
+#include "text_edits.h"
 #include "token_count.h"
 #include <event2/event.h>
 
@@ -524,22 +525,18 @@ const json_t *sl_ex_body_view(sl_exchange *ex) { return sl_ex_tree(ex); }
  * read again: -1 where it cannot be (a key that needs escaping, out of memory). */
 static int view_set_member(sl_req_text *r, const char *key, const char *val, size_t vn)
 {
-    const sl_jview *v = &r->view;
     size_t kl = strlen(key);
     if (sl_json_plain_run(key, kl, false) != kl)
         return -1;
-    int m = sl_jview_get(v, 0, key);
-    size_t cut = m >= 0 ? v->tok[m].start : v->tok[0].end - 1, resume = m >= 0 ? v->tok[m].end : cut;
+    sl_text_edits t;
+    sl_upstream_part parts[3];
+    sl_text_edits_init(&t, &r->view);
+    sl_text_edit_member(&t, key, val, vn);
+    int n = sl_text_edits_parts(&t, parts, 3), rc = n > 0 ? 0 : -1;
     sl_strbuf out = {0};
-    int rc = sl_strbuf_reserve(&out, r->text.len + kl + vn + 8);
-    rc |= sl_strbuf_add(&out, r->text.s, cut);
-    if (m < 0) { /* ,"key": before the closing brace (the object has "model": never empty) */
-        rc |= sl_strbuf_add(&out, ",\"", 2);
-        rc |= sl_strbuf_add(&out, key, kl);
-        rc |= sl_strbuf_add(&out, "\":", 2);
-    }
-    rc |= sl_strbuf_add(&out, val, vn);
-    rc |= sl_strbuf_add(&out, r->text.s + resume, r->text.len - resume);
+    for (int i = 0; i < n; i++)
+        rc |= sl_strbuf_add(&out, parts[i].s, parts[i].len);
+    sl_text_edits_free(&t);
     if (rc < 0 || sl_jview_read(&r->view, out.s, out.len) < 0) {
         /* back to the old text, which read before and so reads again (its room is there) */
         free(out.s);

@@ -628,20 +628,24 @@ static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, const sl_
 
 /* The upstream's body from a viewed request, as edits of the client's own text (any spelling:
  * it goes on as it is around them): the model's value, the attempt's profile and, where a
- * stream's usage must be asked for, stream_options added. The parts point into the text and
- * t's buffer, for the upstream client to copy once. 0 where the tree must change instead
- * (the client's stream_options lack include_usage: true). */
+ * stream's usage must be asked for, stream_options.include_usage set. The parts point into the
+ * text and t's buffer, for the upstream client to copy once. 0 where that fails (out of
+ * memory): the tree is serialised then. */
 #define VIEW_PARTS (2 * SL_TEXT_EDITS_MAX + 1)
 static int body_from_view(sl_exchange *ex, const sl_jview *v, const sl_attempt *a, bool profiled, sl_text_edits *t,
                           sl_upstream_part *parts)
 {
-    bool add_options = false;
     if (ex->stream && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)) {
+        /* usage at the end of every stream, for accounting; hidden again from clients that
+         * did not ask for it */
         int so = sl_jview_get(v, 0, "stream_options");
         ex->client_wants_usage = sl_jview_type(v, sl_jview_get(v, so, "include_usage")) == SL_JV_TRUE;
-        if (so >= 0 && !ex->client_wants_usage)
-            return 0;
-        add_options = so < 0;
+        if (sl_jview_type(v, so) == SL_JV_OBJECT) {
+            if (!ex->client_wants_usage)
+                sl_text_edit_member_of(t, so, "include_usage", "true", 4);
+        } else {
+            sl_text_edit_member(t, "stream_options", "{\"include_usage\":true}", 22);
+        }
     }
     sl_strbuf model = {0};
     if (sl_json_dump_string(&model, a->target->model, strlen(a->target->model)) < 0) {
@@ -652,8 +656,6 @@ static int body_from_view(sl_exchange *ex, const sl_jview *v, const sl_attempt *
     free(model.s);
     if (profiled)
         sl_profile_apply_view(&a->model->profile, ex->ep, v, t);
-    if (add_options)
-        sl_text_edit_member(t, "stream_options", "{\"include_usage\":true}", 22);
     int n = sl_text_edits_parts(t, parts, VIEW_PARTS);
     return n > 0 ? n : 0;
 }

@@ -21,20 +21,20 @@ void sl_text_edit_span(sl_text_edits *t, size_t start, size_t end, const char *r
     sl_strbuf_add(&t->buf, rep, len);
 }
 
-void sl_text_edit_member(sl_text_edits *t, const char *key, const char *val, size_t vn)
+void sl_text_edit_member_of(sl_text_edits *t, int obj, const char *key, const char *val, size_t vn)
 {
     const sl_jview *v = t->v;
-    int m = sl_jview_get(v, 0, key);
+    int m = sl_jview_get(v, obj, key);
     if (m >= 0) {
         sl_text_edit_span(t, v->tok[m].start, v->tok[m].end, val, vn);
         return;
     }
-    size_t at = v->tok[0].end - 1, kl = strlen(key), from = t->buf.len; /* before the closing brace */
+    size_t at = v->tok[obj].end - 1, kl = strlen(key), from = t->buf.len; /* before the closing brace */
     if (sl_strbuf_reserve(&t->buf, kl + vn + 4) < 0 || t->n == SL_TEXT_EDITS_MAX) {
         t->failed = 1;
         return;
     }
-    if (v->tok[0].size) /* a member or an insert before this one: a comma first */
+    if (v->tok[obj].size) /* a member or an insert before this one: a comma first */
         sl_strbuf_add(&t->buf, ",", 1);
     else
         for (int i = 0; i < t->n; i++)

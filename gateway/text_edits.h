@@ -30,9 +30,14 @@ typedef struct sl_text_edits {
 void sl_text_edits_init(sl_text_edits *t, const sl_jview *v);
 /* Bytes [start, end) replaced by rep (len bytes). Edits must not overlap. */
 void sl_text_edit_span(sl_text_edits *t, size_t start, size_t end, const char *rep, size_t len);
-/* Top-level member key set to the JSON text val (vn bytes): its value replaced where it is,
- * else the member added last. key must need no escape. */
-void sl_text_edit_member(sl_text_edits *t, const char *key, const char *val, size_t vn);
+/* Member key of object token obj set to the JSON text val (vn bytes): its value replaced where
+ * it is, else the member added last. key must need no escape. */
+void sl_text_edit_member_of(sl_text_edits *t, int obj, const char *key, const char *val, size_t vn);
+/* The same in the top-level object. */
+static inline void sl_text_edit_member(sl_text_edits *t, const char *key, const char *val, size_t vn)
+{
+    sl_text_edit_member_of(t, 0, key, val, vn);
+}
 /* The edited text as parts (at most 2 * n + 1 of out, in order; pointing into the view's text
  * and the edit list's buffer): their count, or -1 when the list failed. */
 int sl_text_edits_parts(sl_text_edits *t, sl_upstream_part *out, int max);

@@ -70,6 +70,9 @@ sl_is "upstream body: stream gains stream_options at the end" \
 sl_is "upstream body: stream_options asked without usage gets it inside" \
     "$(upstream_text '{"model":"demo","stream_options":{"include_usage":false},"stream":true,"messages":[{"role":"user","content":"hi"}]}')" \
     '{"model":"mock-model","stream_options":{"include_usage":true},"stream":true,"messages":[{"role":"user","content":"hi"}]}'
+sl_is "upstream body: stream_options with other members gets include_usage added last" \
+    "$(upstream_text '{"model":"demo","stream_options":{ "x": 1 },"stream":true,"messages":[{"role":"user","content":"hi"}]}')" \
+    '{"model":"mock-model","stream_options":{ "x": 1 ,"include_usage":true},"stream":true,"messages":[{"role":"user","content":"hi"}]}'
 sl_is "upstream body: stream_options null is replaced in its place" \
     "$(upstream_text '{"model":"demo","stream_options":null,"stream":true,"messages":[{"role":"user","content":"hi"}]}')" \
     '{"model":"mock-model","stream_options":{"include_usage":true},"stream":true,"messages":[{"role":"user","content":"hi"}]}'
