@@ -523,20 +523,19 @@ const json_t *sl_ex_body_view(sl_exchange *ex) { return sl_ex_tree(ex); }
 
 /* The viewed text with top-level member key's value replaced by val (or the member added last),
  * read again: -1 where it cannot be (a key that needs escaping, out of memory). */
-static int view_set_member(sl_req_text *r, const char *key, const char *val, size_t vn)
+static int view_set_member(sl_req_text *r, const char *key, const char *val, size_t vn, sl_strbuf *scratch)
 {
     size_t kl = strlen(key);
     if (sl_json_plain_run(key, kl, false) != kl)
         return -1;
     sl_text_edits t;
     sl_upstream_part parts[3];
-    sl_text_edits_init(&t, &r->view);
+    sl_text_edits_init(&t, &r->view, scratch);
     sl_text_edit_member(&t, key, val, vn);
     int n = sl_text_edits_parts(&t, parts, 3), rc = n > 0 ? 0 : -1;
     sl_strbuf out = {0};
     for (int i = 0; i < n; i++)
         rc |= sl_strbuf_add(&out, parts[i].s, parts[i].len);
-    sl_text_edits_free(&t);
     if (rc < 0 || sl_jview_read(&r->view, out.s, out.len) < 0) {
         /* back to the old text, which read before and so reads again (its room is there) */
         free(out.s);
@@ -555,7 +554,7 @@ int sl_ex_body_set(sl_exchange *ex, const char *key, json_t *value)
     if (ex->rq_viewed && ex->body_gen == 0) {
         size_t vn;
         char *val = sl_json_dumps(value, &vn);
-        int rc = val ? view_set_member(&ex->rq, key, val, vn) : -1;
+        int rc = val ? view_set_member(&ex->rq, key, val, vn, &ex->w->edit_buf) : -1;
         free(val);
         if (rc == 0) {
             json_decref(value);

@@ -647,13 +647,7 @@ static int body_from_view(sl_exchange *ex, const sl_jview *v, const sl_attempt *
             sl_text_edit_member(t, "stream_options", "{\"include_usage\":true}", 22);
         }
     }
-    sl_strbuf model = {0};
-    if (sl_json_dump_string(&model, a->target->model, strlen(a->target->model)) < 0) {
-        free(model.s);
-        return 0;
-    }
-    sl_text_edit_member(t, "model", model.s, model.len);
-    free(model.s);
+    sl_text_edit_member_string(t, "model", a->target->model, strlen(a->target->model));
     if (profiled)
         sl_profile_apply_view(&a->model->profile, ex->ep, v, t);
     int n = sl_text_edits_parts(t, parts, VIEW_PARTS);
@@ -694,13 +688,12 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
     if (view) {
         sl_text_edits edits;
         sl_upstream_part parts[VIEW_PARTS];
-        sl_text_edits_init(&edits, view);
+        sl_text_edits_init(&edits, view, &ex->w->edit_buf);
         int n_parts = body_from_view(ex, view, a, profiled, &edits, parts);
-        if (n_parts)
+        if (n_parts) {
             send_attempt(ex, &t, parts, n_parts);
-        sl_text_edits_free(&edits);
-        if (n_parts)
             return;
+        }
     }
     json_t *req = sl_ex_tree(ex);
     if (profiled) {

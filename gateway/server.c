@@ -437,6 +437,7 @@ static void server_free(sl_server *s)
         free(w->ev_summary.c);
         while (w->n_memo_spare)
             sl_event_memo_free(w->memo_spare[--w->n_memo_spare]);
+        free(w->edit_buf.s);
         while (w->n_req_spare) {
             sl_req_text *r = &w->req_spare[--w->n_req_spare];
             free(r->text.s);

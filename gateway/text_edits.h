@@ -1,7 +1,7 @@
 /* Edits of a JSON text that is read through a view (json_view.h): spans of it replaced by new
- * bytes, and members set in its top-level object, then the result handed out as parts of the
- * old text and the new bytes, so that a request goes upstream without being serialised again.
- * The new bytes live in the edit list's own buffer; the caller frees it (sl_text_edits_free). */
+ * bytes, and members set in its objects, then the result handed out as parts of the old text
+ * and the new bytes, so that a request goes upstream without being serialised again. The new
+ * bytes go to a buffer the caller owns and may keep for the next list (a worker's). */
 #ifndef SL_TEXT_EDITS_H
 #define SL_TEXT_EDITS_H
 
@@ -22,12 +22,13 @@ typedef struct sl_text_edits {
     const sl_jview *v;
     sl_text_edit e[SL_TEXT_EDITS_MAX];
     int n;
-    sl_strbuf buf;
+    sl_strbuf *buf;
     int failed;                 /* out of memory, or more than SL_TEXT_EDITS_MAX edits */
 } sl_text_edits;
 
-/* Begins an edit list of v's text (v: a view of a JSON object). */
-void sl_text_edits_init(sl_text_edits *t, const sl_jview *v);
+/* Begins an edit list of v's text (v: a view of a JSON object); buf (emptied) takes the new
+ * bytes and stays the caller's. */
+void sl_text_edits_init(sl_text_edits *t, const sl_jview *v, sl_strbuf *buf);
 /* Bytes [start, end) replaced by rep (len bytes). Edits must not overlap. */
 void sl_text_edit_span(sl_text_edits *t, size_t start, size_t end, const char *rep, size_t len);
 /* Member key of object token obj set to the JSON text val (vn bytes): its value replaced where
@@ -38,9 +39,10 @@ static inline void sl_text_edit_member(sl_text_edits *t, const char *key, const 
 {
     sl_text_edit_member_of(t, 0, key, val, vn);
 }
+/* Top-level member key set to the string s (len bytes), written as JSON. */
+void sl_text_edit_member_string(sl_text_edits *t, const char *key, const char *s, size_t len);
 /* The edited text as parts (at most 2 * n + 1 of out, in order; pointing into the view's text
- * and the edit list's buffer): their count, or -1 when the list failed. */
+ * and the buffer): their count, or -1 when the list failed. */
 int sl_text_edits_parts(sl_text_edits *t, sl_upstream_part *out, int max);
-void sl_text_edits_free(sl_text_edits *t);
 
 #endif

@@ -64,6 +64,7 @@ typedef struct sl_worker {
     int n_memo_spare;
     sl_req_text req_spare[SL_REQ_SPARES]; /* finished exchanges' request buffers, for the next */
     int n_req_spare;
+    sl_strbuf edit_buf;               /* the new bytes of a request's text edits (text_edits.h) */
 } sl_worker;
 
 #endif

@@ -156,7 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * as that tree */
     if (sl_jview_read(&rv, (const char *)data + 1, size - 1) == 0 && sl_jview_keys_unique(&rv)) {
         sl_text_edits t;
-        sl_text_edits_init(&t, &rv);
+        sl_strbuf edit_buf = {0};
+        sl_text_edits_init(&t, &rv, &edit_buf);
         sl_text_edit_member(&t, "model", "\"upstream-model\"", 16);
         sl_profile_apply_view(&prof, ep, &rv, &t);
         sl_upstream_part parts[2 * SL_TEXT_EDITS_MAX + 1];
@@ -169,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         json_decref(edited);
         free(out.s);
-        sl_text_edits_free(&t);
+        free(edit_buf.s);
     }
     if (json_is_true(stream)) {
         json_t *so = json_object_get(req, "stream_options");
