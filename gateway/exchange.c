@@ -521,8 +521,9 @@ json_t *sl_ex_body(sl_exchange *ex)
 
 const json_t *sl_ex_body_view(sl_exchange *ex) { return sl_ex_tree(ex); }
 
-/* The viewed text with top-level member key's value replaced by val (or the member added last),
- * read again: -1 where it cannot be (a key that needs escaping, out of memory). */
+/* The viewed text with top-level member key's value replaced by val (or the member added last;
+ * val NULL: the member taken out), read again: -1 where it cannot be (a key that needs
+ * escaping, out of memory). */
 static int view_set_member(sl_req_text *r, const char *key, const char *val, size_t vn, sl_strbuf *scratch)
 {
     size_t kl = strlen(key);
@@ -531,7 +532,10 @@ static int view_set_member(sl_req_text *r, const char *key, const char *val, siz
     sl_text_edits t;
     sl_upstream_part parts[3];
     sl_text_edits_init(&t, &r->view, scratch);
-    sl_text_edit_member(&t, key, val, vn);
+    if (val)
+        sl_text_edit_member(&t, key, val, vn);
+    else
+        sl_text_edit_member_delete(&t, 0, key);
     int n = sl_text_edits_parts(&t, parts, 3), rc = n > 0 ? 0 : -1;
     sl_strbuf out = {0};
     for (int i = 0; i < n; i++)
@@ -570,6 +574,25 @@ int sl_ex_body_set(sl_exchange *ex, const char *key, json_t *value)
         return -1;
     }
     return json_object_set_new(body, key, value);
+}
+
+int sl_ex_body_del(sl_exchange *ex, const char *key)
+{
+    if (ex->rq_viewed && ex->body_gen == 0) {
+        if (sl_jview_get(&ex->rq.view, 0, key) < 0)
+            return 0;
+        if (view_set_member(&ex->rq, key, NULL, 0, &ex->w->edit_buf) == 0) {
+            json_decref(ex->body);
+            ex->body = NULL;
+            ex->prompt_est.valid = false;
+            return 0;
+        }
+    }
+    json_t *body = sl_ex_body(ex);
+    if (!body)
+        return -1;
+    json_object_del(body, key);
+    return 0;
 }
 
 const sl_jview *sl_ex_request_view(const sl_exchange *ex)

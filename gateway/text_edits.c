@@ -71,6 +71,27 @@ void sl_text_edit_member_string(sl_text_edits *t, const char *key, const char *s
     member_end(t, start, end, from);
 }
 
+void sl_text_edit_member_delete(sl_text_edits *t, int obj, const char *key)
+{
+    const sl_jview *v = t->v;
+    size_t kl = strlen(key), prev_end = 0;
+    uint32_t k = (uint32_t)obj + 1;
+    for (uint32_t m = 0; m < v->tok[obj].size; m++, k = v->tok[k + 1].next) {
+        size_t n;
+        const char *s = sl_jview_str(v, (int)k, &n);
+        if (n != kl || memcmp(s, key, n) != 0) {
+            prev_end = v->tok[k + 1].end;
+            continue;
+        }
+        /* after a member: from its end (the comma between); the first: up to the next key */
+        size_t start = m ? prev_end : v->tok[k].start, end = v->tok[k + 1].end;
+        if (!m && v->tok[obj].size > 1)
+            end = v->tok[v->tok[k + 1].next].start;
+        sl_text_edit_span(t, start, end, "", 0);
+        return;
+    }
+}
+
 int sl_text_edits_parts(sl_text_edits *t, sl_upstream_part *out, int max)
 {
     if (t->failed || 2 * t->n + 1 > max)

@@ -39,6 +39,9 @@ static inline void sl_text_edit_member(sl_text_edits *t, const char *key, const 
 {
     sl_text_edit_member_of(t, 0, key, val, vn);
 }
+/* Member key of object token obj taken out (with the comma that separates it), if it is there.
+ * At most one member of an object a list. */
+void sl_text_edit_member_delete(sl_text_edits *t, int obj, const char *key);
 /* Top-level member key set to the string s (len bytes), written as JSON. */
 void sl_text_edit_member_string(sl_text_edits *t, const char *key, const char *s, size_t len);
 /* The edited text as parts (at most 2 * n + 1 of out, in order; pointing into the view's text

@@ -16,8 +16,9 @@
 /* 3: a streamed event's tree is made on demand (sl_resp_event_json). Shared objects built for
  * version 2 still load: their hooks get the tree made first.
  * 4: sl_resp_event_summary; sl_resp_event grew at its end (version 3 objects still load).
- * 5: sl_ex_request_view (the request body without a tree), sl_ex_body_set; the tree behind
- *    sl_ex_body and sl_ex_body_view is made at the first ask (version 2-4 objects still load). */
+ * 5: sl_ex_request_view (the request body without a tree), sl_ex_body_set, sl_ex_body_del;
+ *    the tree behind sl_ex_body and sl_ex_body_view is made at the first ask (version 2-4
+ *    objects still load). */
 #define SL_PLUGIN_API_VERSION 5
 #define SL_PLUGIN_API_VERSION_MIN 2
 
@@ -181,6 +182,8 @@ const json_t *sl_ex_body_view(sl_exchange *ex);
  * rewrite. A tree taken with sl_ex_body_view before is not valid after. 0, or -1 (out of
  * memory). */
 int sl_ex_body_set(sl_exchange *ex, const char *key, json_t *value);
+/* The body's top-level member key taken out (nothing when it is not there), the same way. */
+int sl_ex_body_del(sl_exchange *ex, const char *key);
 /* The request's own text read into a view (gateway/json_view.h), for plugins that only read
  * a few members: no tree is made for them. NULL once a plugin has taken the body with
  * sl_ex_body (the view would no longer say what goes upstream), or where the view could not

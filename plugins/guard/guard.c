@@ -220,9 +220,8 @@ static void drop_logprobs(sl_exchange *ex)
         if ((!lp || json_is_false(lp) || json_is_null(lp)) && !top)
             return;
     }
-    json_t *body = sl_ex_body(ex);
-    json_object_del(body, "logprobs");
-    json_object_del(body, "top_logprobs");
+    sl_ex_body_del(ex, "logprobs");
+    sl_ex_body_del(ex, "top_logprobs");
     sl_ex_log_field(ex, "guard_logprobs_dropped", json_true());
 }
 

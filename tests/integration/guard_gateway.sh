@@ -68,6 +68,8 @@ sl_http POST /v1/chat/completions "$(chat '"hi"' '"logprobs":true,"top_logprobs"
 sl_is "logprobs: the request passes (200)" "$HTTP_CODE" 200
 sl_is "logprobs: the upstream was not asked for them" \
     "$(sl_mock_last | sl_json '",".join(k for k in ("logprobs","top_logprobs","temperature") if k in d["body"])')" "temperature"
+sl_is "logprobs: taken out of the client's text, the rest as it was" "$(sl_mock_last | sl_json 'd["text"]')" \
+    '{"model":"mock-model","messages":[{"role":"user","content":"hi"}],"temperature":0.5}'
 sl_http POST /v1/completions '{"model":"demo","prompt":"hi","logprobs":3}'
 sl_is "logprobs: nor for a completion" "$(sl_mock_last | sl_json 'str("logprobs" in d["body"])')" "False"
 sl_http POST /v1/chat/completions "$(chat '"hi"' '"logprobs":false')"

@@ -369,12 +369,60 @@ static void profile_edits_equal_the_tree(void **state)
     free(out.s);
 }
 
+/* A member taken out of the text wherever it stands (first, between, last, alone beside the
+ * model, in white space), and one set: the text reads as the tree with the same change. */
+static void member_edits_equal_the_tree(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "{\"logprobs\":true,\"model\":\"m\"}",
+        "{\"model\":\"m\",\"logprobs\":true}",
+        "{\"model\":\"m\",\"logprobs\":{\"a\":[1,2]},\"n\":1}",
+        "{ \"logprobs\" : true , \"model\" : \"m\" }",
+        "{ \"model\" : \"m\" ,\n \"logprobs\" : 3 \n}",
+        "{\"model\":\"m\"}",
+        "{\"model\":{},\"x\":[]}",
+    };
+    sl_jview v = {0};
+    sl_strbuf buf = {0}, out = {0};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        for (int set = 0; set < 2; set++) {
+            const char *text = texts[i];
+            assert_int_equal(sl_jview_read(&v, text, strlen(text)), 0);
+            sl_text_edits t;
+            sl_text_edits_init(&t, &v, &buf);
+            json_t *tree = json_loads(text, 0, NULL);
+            if (set) {
+                sl_text_edit_member(&t, "logprobs", "false", 5);
+                json_object_set_new(tree, "logprobs", json_false());
+            } else {
+                sl_text_edit_member_delete(&t, 0, "logprobs");
+                json_object_del(tree, "logprobs");
+            }
+            sl_upstream_part parts[3];
+            int n = sl_text_edits_parts(&t, parts, 3);
+            assert_true(n > 0);
+            out.len = 0;
+            for (int k = 0; k < n; k++)
+                sl_strbuf_add(&out, parts[k].s, parts[k].len);
+            json_t *got = json_loadb(out.s, out.len, 0, NULL);
+            if (!got || !json_equal(got, tree))
+                fail_msg("%s of logprobs in %s gave %s", set ? "set" : "delete", text, out.s ? out.s : "");
+            json_decref(got);
+            json_decref(tree);
+        }
+    sl_jview_free(&v);
+    free(buf.s);
+    free(out.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(duplicate_keys),
         cmocka_unit_test(view_reads_requests_as_the_tree_does),
         cmocka_unit_test(profile_edits_equal_the_tree),
+        cmocka_unit_test(member_edits_equal_the_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
