@@ -430,11 +430,7 @@ static int parse_body(sl_exchange *ex)
     }
     if ((ex->rq_viewed = view_body(ex)))
         return read_body_fields(ex);
-    sl_json_text text = {.find = "model"};
-    ex->body = sl_json_loadb_text(ex->req->body, ex->req->body_len, JSON_REJECT_DUPLICATES, &jerr, &text);
-    ex->body_compact = text.compact && text.len > 0;
-    ex->model_at = text.at;
-    ex->model_len = text.len;
+    ex->body = sl_json_loadb(ex->req->body, ex->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!ex->body) {
         char msg[512];
         snprintf(msg, sizeof msg, "could not parse the JSON body: %s (line %d, column %d)", jerr.text, jerr.line,

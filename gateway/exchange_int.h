@@ -31,11 +31,6 @@ struct sl_exchange {
      * a step that took it resumes (it may have changed it in between) */
     unsigned body_gen;
     size_t body_taken_at;           /* chain_pos + 1 of the last sl_ex_body, 0: none */
-    /* the request's text is what sl_json_dumps writes of body (as read: body_gen 0), and
-     * where its "model" value is in it: launch then writes the upstream's body from the
-     * text instead of serialising the tree again */
-    bool body_compact;
-    size_t model_at, model_len;
     struct {                        /* the last prompt estimate (sl_ex_prompt_estimate) */
         const struct sl_tokenizer *tok;
         unsigned gen;

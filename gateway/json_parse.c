@@ -23,9 +23,6 @@ typedef struct reader {
     int depth;
     bool reject_duplicates;
     bool compact; /* so far the text is what sl_json_dumps writes of the value read */
-    const char *find; /* a top-level key whose value's place to note */
-    size_t find_len;
-    const unsigned char *found, *found_end;
     char *scratch; /* decoded escaped strings */
     size_t cap;
 } reader;
@@ -352,12 +349,7 @@ static json_t *read_object(reader *r)
         if (ok) {
             r->p++;
             skip_ws(r);
-            const unsigned char *at = r->p;
             v = read_value(r);
-            if (v && r->depth == 1 && r->find && kn == r->find_len && memcmp(key, r->find, kn) == 0) {
-                r->found = at;
-                r->found_end = r->p;
-            }
         }
         if (!v) {
             ok = false;
@@ -576,21 +568,11 @@ json_t *sl_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *e
 
 json_t *sl_json_loadb_compact(const char *buf, size_t len, size_t flags, json_error_t *error, bool *compact)
 {
-    sl_json_text info = {0};
-    json_t *v = sl_json_loadb_text(buf, len, flags, error, &info);
     if (compact)
-        *compact = info.compact;
-    return v;
-}
-
-json_t *sl_json_loadb_text(const char *buf, size_t len, size_t flags, json_error_t *error, sl_json_text *info)
-{
-    info->compact = false;
-    info->at = info->len = 0;
+        *compact = false;
     if (buf && (flags & ~(size_t)JSON_REJECT_DUPLICATES) == 0) {
         reader r = {.p = (const unsigned char *)buf, .end = (const unsigned char *)buf + len,
-                    .reject_duplicates = flags & JSON_REJECT_DUPLICATES, .compact = true,
-                    .find = info->find, .find_len = info->find ? strlen(info->find) : 0};
+                    .reject_duplicates = flags & JSON_REJECT_DUPLICATES, .compact = true};
         skip_ws(&r);
         json_t *v = r.p < r.end && (*r.p == '{' || *r.p == '[') ? read_value(&r) : NULL;
         if (v) {
@@ -602,11 +584,8 @@ json_t *sl_json_loadb_text(const char *buf, size_t len, size_t flags, json_error
         }
         free(r.scratch);
         if (v) {
-            info->compact = r.compact;
-            if (r.found) {
-                info->at = (size_t)(r.found - (const unsigned char *)buf);
-                info->len = (size_t)(r.found_end - r.found);
-            }
+            if (compact)
+                *compact = r.compact;
             if (error) {
                 memset(error, 0, sizeof *error);
                 error->line = error->column = -1;

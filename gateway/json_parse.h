@@ -37,17 +37,6 @@ json_t *sl_json_from_spare(json_t **spare, const char *text, size_t len, bool *c
  * dropped. */
 void sl_json_to_spare(json_t **spare, json_t *t);
 
-/* What a parse learnt of the text beside its value (sl_json_loadb_text). */
-typedef struct sl_json_text {
-    bool compact;           /* as sl_json_loadb_compact's */
-    const char *find;       /* in: a key of the top-level object whose value to locate, or NULL */
-    size_t at, len;         /* out: that value's bytes in buf (len 0: not found, or not known) */
-} sl_json_text;
-
-/* sl_json_loadb_compact, and where the top-level member info->find's value is in buf (only
- * when the one-pass parser read it: otherwise len stays 0). */
-json_t *sl_json_loadb_text(const char *buf, size_t len, size_t flags, json_error_t *error, sl_json_text *info);
-
 /* The JSON string whose text starts at from (just past its opening quote) and ends by to:
  * the address just past its closing quote, or NULL where jansson would refuse it (a control
  * byte, bad UTF-8 or escape, \u0000, a lone surrogate, no closing quote). *s and *n: its

@@ -589,41 +589,6 @@ static uint64_t prefix_key(const json_t *req, sl_endpoint ep)
     return text && len ? (h ? h : 1) : 0;
 }
 
-/* Send the request to plan[cur]. */
-/* The upstream's body written from the client's text, when that text is what serialising the
- * tree writes and no one has changed the tree since it was read: the model's value replaced
- * and, for add_options, stream_options added last — byte for byte what sl_json_dumps would
- * write of the tree launch makes, without walking it. NULL when that cannot be said. */
-static char *body_from_text(const sl_exchange *ex, const char *model, bool add_options, size_t *len)
-{
-    static const char options[] = ",\"stream_options\":{\"include_usage\":true}";
-    if (!ex->body_compact || !ex->req || !ex->req->body)
-        return NULL;
-    const char *text = ex->req->body;
-    size_t n = ex->req->body_len, mn = strlen(model);
-    if (sl_json_plain_run(model, mn, false) != mn || ex->model_at + ex->model_len > n || n < 2 || text[n - 1] != '}')
-        return NULL;
-    size_t tail = n - ex->model_at - ex->model_len, extra = add_options ? sizeof options - 1 : 0;
-    char *out = malloc(n - ex->model_len + mn + 2 + extra + 1);
-    if (!out)
-        return NULL;
-    char *p = out;
-    memcpy(p, text, ex->model_at);
-    p += ex->model_at;
-    *p++ = '"';
-    memcpy(p, model, mn);
-    p += mn;
-    *p++ = '"';
-    memcpy(p, text + ex->model_at + ex->model_len, tail - 1); /* all but the closing brace */
-    p += tail - 1;
-    memcpy(p, options, extra);
-    p += extra;
-    *p++ = '}';
-    *p = 0;
-    *len = (size_t)(p - out);
-    return out;
-}
-
 static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, const sl_upstream_part *parts, int n);
 
 /* The upstream's body from a viewed request, as edits of the client's own text (any spelling:
@@ -654,6 +619,7 @@ static int body_from_view(sl_exchange *ex, const sl_jview *v, const sl_attempt *
     return n > 0 ? n : 0;
 }
 
+/* Send the request to plan[cur]. */
 static void launch(sl_exchange *ex, const sl_attempt *a)
 {
     ex->model = a->model;
@@ -700,7 +666,6 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         req = json_deep_copy(ex->body);
         sl_profile_apply(&a->model->profile, ex->ep, req);
     }
-    bool as_read = !profiled && ex->body_gen == 0;
     if (req == ex->body)
         ex->body_gen++; /* changed below */
     if (!req) {
@@ -708,27 +673,19 @@ static void launch(sl_exchange *ex, const sl_attempt *a)
         sl_ex_finish(ex);
         return;
     }
+    /* the tree (a plugin changed it, or the view could not read the text): serialised */
     json_object_set_new(req, "model", json_string(a->target->model));
-    bool add_options = false;
     if (ex->stream && (ex->ep == SL_EP_CHAT || ex->ep == SL_EP_COMPLETIONS)) {
-        /* usage at the end of every stream, for accounting; hidden again from clients
-         * that did not ask for it */
         json_t *so = json_object_get(req, "stream_options");
         ex->client_wants_usage = json_is_true(json_object_get(so, "include_usage"));
         if (!json_is_object(so)) {
-            add_options = !so; /* a new member goes last; a replaced one stays in its place */
-            as_read = as_read && add_options;
             so = json_object();
             json_object_set_new(req, "stream_options", so);
-        } else if (!ex->client_wants_usage) {
-            as_read = false; /* the member changes inside */
         }
         json_object_set_new(so, "include_usage", json_true());
     }
     size_t body_len = 0;
-    char *body = as_read ? body_from_text(ex, a->target->model, add_options, &body_len) : NULL;
-    if (!body)
-        body = sl_json_dumps(req, &body_len);
+    char *body = sl_json_dumps(req, &body_len);
     if (req != ex->body)
         json_decref(req);
     if (!body) {
