@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fmt_int.h"
+#include "json_dump.h"
 #include "json_pick.h"
 #include "json_plain.h"
 #include "strbuf.h"
@@ -114,38 +115,6 @@ static int64_t count_json(const sl_tokenizer *tok, const json_t *v)
     return n;
 }
 
-/* quoted_len's string written (to out), as json_dumps writes it. */
-static void put_quoted(sl_strbuf *out, const char *str, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0, run = 0;
-    sl_strbuf_add(out, "\"", 1);
-    while ((i += sl_json_plain_run(str + i, len - i, true)) < len) {
-        unsigned char c = s[i];
-        char esc[6] = {'\\', (char)c};
-        size_t n = 2;
-        switch (c) {
-        case '"': case '\\': break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default: /* another control byte */
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            n = 6;
-        }
-        sl_strbuf_add(out, str + run, i - run);
-        sl_strbuf_add(out, esc, n);
-        run = ++i;
-    }
-    sl_strbuf_add(out, str + run, len - run);
-    sl_strbuf_add(out, "\"", 1);
-}
-
 /* compact_len of view token i (no real in it), and with out, its text written there: what
  * json_dumps(JSON_COMPACT) writes of the tree (members in the text's order, which is the
  * tree's). Returns the token after i's value. */
@@ -171,7 +140,7 @@ static uint32_t view_compact(const sl_jview *v, uint32_t i, size_t *len, sl_strb
                 s = sl_jview_str(v, (int)k, &n);
                 *len += quoted_len(s, n) + 1;
                 if (out) {
-                    put_quoted(out, s, n);
+                    sl_json_dump_string(out, s, n);
                     sl_strbuf_add(out, ":", 1);
                 }
                 k++;
@@ -186,7 +155,7 @@ static uint32_t view_compact(const sl_jview *v, uint32_t i, size_t *len, sl_strb
         s = sl_jview_str(v, (int)i, &n);
         *len += quoted_len(s, n);
         if (out)
-            put_quoted(out, s, n);
+            sl_json_dump_string(out, s, n);
         return i + 1;
     case SL_JV_INTEGER:
         sl_jview_int(v, (int)i, &x);
