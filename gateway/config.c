@@ -381,7 +381,7 @@ static int parse_admin(sl_config *c, const sl_ynode *root, sl_diag *d)
     return rc ? -1 : 0;
 }
 
-static const char *const store_keys[] = {"backend", "path", "redis", "secret_env", "on_failure", NULL};
+static const char *const store_keys[] = {"backend", "path", "fsync_every", "redis", "secret_env", "on_failure", NULL};
 static const char *const redis_keys[] = {"url", "prefix", NULL};
 
 static int parse_store(sl_config *c, const sl_ynode *root, sl_diag *d)
@@ -393,6 +393,8 @@ static int parse_store(sl_config *c, const sl_ynode *root, sl_diag *d)
     rc |= sl_cfg_enum(s, "backend", d, backends, &backend);
     rc |= sl_cfg_enum(s, "on_failure", d, failures, &failure);
     rc |= sl_cfg_str(s, "path", d, &c->store.path);
+    c->store.fsync_every_ms = 1000;
+    rc |= sl_cfg_duration(s, "fsync_every", d, 0, &c->store.fsync_every_ms);
     c->store.backend = backend ? SL_STORE_REDIS : SL_STORE_MEMORY;
     c->store.fail_open = failure == 1;
     const sl_ynode *r = sl_cfg_section(s, "redis", redis_keys, d);

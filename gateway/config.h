@@ -128,6 +128,8 @@ typedef struct sl_config {
         char *redis_url, *redis_prefix;
         char *secret_env, *secret;      /* default env SLUICE_SECRET */
         bool fail_open;                 /* on_failure: open */
+        long long fsync_every_ms;       /* memory: fdatasync the journal at least this often;
+                                         * 0 = every write (10 ms batches); default 1 s */
     } store;
 
     struct {

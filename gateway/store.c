@@ -28,6 +28,8 @@ void sl_store_opts_from_config(sl_store_opts *o, const sl_config *c)
     o->secret = c->store.secret;
     o->secret_len = c->store.secret ? strlen(c->store.secret) : 0;
     o->fail_open = c->store.fail_open;
+    o->journal_sync_ms = c->store.fsync_every_ms <= 0 ? -1
+                         : (int)(c->store.fsync_every_ms > 3600000 ? 3600000 : c->store.fsync_every_ms);
 }
 
 sl_store *sl_store_open(const sl_store_opts *o, sl_err *err)

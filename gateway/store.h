@@ -79,7 +79,10 @@ typedef struct sl_store_opts {
                                  * per-thread count, rate allows, stale key cache answers;
                                  * settles are queued and sent when redis is back) */
     int64_t resv_ttl_ms;        /* reservation lifetime; 0 = 15 min */
-    int journal_flush_ms;       /* memory: fsync batch period; 0 = 10 ms */
+    int journal_flush_ms;       /* memory: write batch period; 0 = 10 ms */
+    int journal_sync_ms;        /* memory: fdatasync at least this often (and before a key's
+                                 * issue or revocation is answered); 0 = 1000 ms, < 0 = every
+                                 * batch */
     int key_cache_ms;           /* redis: per-thread key cache lifetime; 0 = 500 ms */
     int redis_timeout_ms;       /* redis: connect/answer deadline; 0 = 2000 ms */
 } sl_store_opts;

@@ -145,7 +145,7 @@ int sl_journal_rewrite(const char *path, const sl_jbuf *snap, sl_err *err)
                    tmp, strerror(errno));
         goto fail;
     }
-    if (sl_journal_write(fd, snap->data, snap->len, err) < 0)
+    if (sl_journal_write(fd, snap->data, snap->len, err) < 0 || sl_journal_sync(fd, err) < 0)
         goto fail;
     close(fd);
     fd = -1;
@@ -181,6 +181,11 @@ int sl_journal_write(int fd, const void *data, size_t len, sl_err *err)
         p += n;
         len -= (size_t)n;
     }
+    return 0;
+}
+
+int sl_journal_sync(int fd, sl_err *err)
+{
     if (fdatasync(fd) < 0) {
         sl_err_set(err, "store journal fsync: %s", strerror(errno));
         return -1;

@@ -34,7 +34,9 @@ int sl_journal_replay(const char *path, sl_journal_fn fn, void *arg, size_t *rec
  * new file (caller closes) or -1. */
 int sl_journal_rewrite(const char *path, const sl_jbuf *snap, sl_err *err);
 
-/* Write all of data to fd, then fdatasync. */
+/* Write all of data to fd (not synced: see sl_journal_sync). */
 int sl_journal_write(int fd, const void *data, size_t len, sl_err *err);
+/* fdatasync fd. */
+int sl_journal_sync(int fd, sl_err *err);
 
 #endif

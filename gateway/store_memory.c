@@ -1,10 +1,13 @@
 /* The memory store: sharded hash tables (one mutex per shard) for keys, quota windows and
  * rate buckets, persisted through a journal (store_journal.c). Each conn buffers its own
  * journal records under its own mutex; one writer thread collects every buffer every
- * flush period, writes and fdatasyncs once, then hands the callbacks of key issue/revoke
- * back to their conn's event loop through an eventfd. Usage records are batched the same
- * way, so a kill -9 may lose the last flush period of usage (never an issued key that a
- * client saw). The journal is replayed and compacted (snapshot) on open. */
+ * flush period (10 ms) and writes them. It fdatasyncs at least every sync period (1 s),
+ * and at once when a key's issue or revocation waits to be answered: it then hands those
+ * callbacks back to their conn's event loop through an eventfd. So a kill -9 may lose the
+ * last flush period of usage, a power cut the last sync period (never an issued key that a
+ * client saw). Bytes written but not yet synced are kept: when a sync fails, the journal is
+ * cut back to its last synced end and they are written again. The journal is replayed and
+ * compacted (snapshot) on open. */
 #include "fmt_int.h"
 #include "store_int.h"
 #include "store_journal.h"
@@ -80,14 +83,18 @@ typedef struct mstore {
     char *path;
     int fd;
     int flush_ms;
+    int sync_ms;                    /* < 0: every batch */
     pthread_t writer;
     bool writer_running, stopping;
     pthread_mutex_t reg_mu;         /* conn list; taken by conn open/close and the writer */
     pthread_cond_t reg_cond;
     mconn *conns;
     sl_jbuf orphan;                 /* records of closed conns, or of a failed write, not yet written */
+    sl_jbuf unsynced;               /* what was written after synced_end (to write again if a sync fails) */
     off_t journal_end;              /* bytes of whole records in the journal */
-    atomic_bool journal_broken;     /* the last write failed (disk full): refuse new reservations */
+    off_t synced_end;               /* of those, bytes known durable */
+    int64_t synced_ms;              /* when the last sync was (monotonic) */
+    atomic_bool journal_broken;     /* the last write or sync failed (disk full): refuse new reservations */
     size_t replay_records, replay_dropped;
 } mstore;
 
@@ -301,11 +308,38 @@ static int snapshot(mstore *s, sl_jbuf *b)
 
 /* ---- the writer thread ---- */
 
-static void flush_pass(mstore *s)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Cut the journal back to whole records at end: a failed write or sync leaves no half-record,
+ * and replay drops a torn tail anyway if the cut fails too. */
+static void cut_back(mstore *s, off_t end)
+{
+    if (ftruncate(s->fd, end) < 0 || lseek(s->fd, end, SEEK_SET) < 0) {
+        /* replay drops a torn tail anyway */
+    }
+    s->journal_end = end;
+}
+
+static void journal_failed(mstore *s, const sl_err *err)
+{
+    if (!atomic_exchange(&s->journal_broken, true))
+        fprintf(stderr, "sluice: %s; new requests that spend tokens are refused until it can be written\n", err->msg);
+}
+
+/* Write what the conns buffered; sync when a callback waits for it, when the sync period is
+ * over, or when final. Failed bytes are kept to write again: nothing already charged is
+ * dropped while we run. */
+static void flush_pass(mstore *s, bool final)
 {
     sl_jbuf all = s->orphan;
     sl_err err = {{0}};
     int rc = 0;
+    bool waiting = false;
     memset(&s->orphan, 0, sizeof s->orphan);
     for (mconn *c = s->conns; c; c = c->next) {
         pthread_mutex_lock(&c->mu);
@@ -317,26 +351,50 @@ static void flush_pass(mstore *s)
             c->wait = NULL;
             c->wait_tail = &c->wait;
         }
+        waiting |= c->flushing != NULL;
         pthread_mutex_unlock(&c->mu);
     }
-    if (all.len)
+    bool lost = false; /* written, but not kept to write again: no memory for it */
+    if (all.len) {
         rc = sl_journal_write(s->fd, all.data, all.len, &err);
-    if (rc < 0) {
-        /* cut what part of the batch got in, and keep the batch to write again: the journal
-         * never holds half a record, and nothing already charged is dropped while we run */
-        if (ftruncate(s->fd, s->journal_end) < 0 || lseek(s->fd, s->journal_end, SEEK_SET) < 0) {
-            /* replay drops a torn tail anyway */
+        if (rc < 0) {
+            cut_back(s, s->journal_end);
+            s->orphan = all;
+        } else {
+            s->journal_end += (off_t)all.len;
+            if (s->unsynced.len == 0) {
+                sl_jbuf_free(&s->unsynced);
+                s->unsynced = all;
+            } else {
+                lost = sl_jbuf_append(&s->unsynced, all.data, all.len) < 0;
+                sl_jbuf_free(&all);
+            }
         }
-        s->orphan = all;
-        if (!atomic_exchange(&s->journal_broken, true))
-            fprintf(stderr, "sluice: %s; new requests that spend tokens are refused until it can be written\n",
-                    err.msg);
-    } else {
-        s->journal_end += (off_t)all.len;
-        sl_jbuf_free(&all);
-        if (atomic_exchange(&s->journal_broken, false))
-            fprintf(stderr, "sluice: store journal %s is written again\n", s->path);
     }
+    int64_t now = mono_ms();
+    if (rc == 0 && s->journal_end > s->synced_end &&
+        (waiting || final || lost || s->sync_ms < 0 || now - s->synced_ms >= s->sync_ms)) {
+        rc = sl_journal_sync(s->fd, &err);
+        if (rc < 0 && !lost) {
+            /* what the failed sync held is written again, before anything newer */
+            if (!s->orphan.len || sl_jbuf_append(&s->unsynced, s->orphan.data, s->orphan.len) == 0) {
+                cut_back(s, s->synced_end);
+                sl_jbuf_free(&s->orphan);
+                s->orphan = s->unsynced;
+                memset(&s->unsynced, 0, sizeof s->unsynced);
+            }
+        } else if (rc == 0) {
+            s->synced_end = s->journal_end;
+            s->synced_ms = now;
+            s->unsynced.len = 0;
+        }
+    }
+    if (rc < 0)
+        journal_failed(s, &err);
+    else if (atomic_exchange(&s->journal_broken, false))
+        fprintf(stderr, "sluice: store journal %s is written again\n", s->path);
+    if (rc == 0 && s->journal_end > s->synced_end)
+        return; /* nothing waits for this batch, and the sync period is not over */
     for (mconn *c = s->conns; c; c = c->next) {
         pthread_mutex_lock(&c->mu);
         mdone *d = c->flushing;
@@ -371,7 +429,7 @@ static void *writer_main(void *arg)
             ts.tv_nsec %= 1000000000L;
             pthread_cond_timedwait(&s->reg_cond, &s->reg_mu, &ts);
         }
-        flush_pass(s);
+        flush_pass(s, s->stopping);
         if (s->stopping)
             break;
     }
@@ -815,6 +873,7 @@ static void m_close(sl_store *bs)
     }
     free(s->shards);
     sl_jbuf_free(&s->orphan);
+    sl_jbuf_free(&s->unsynced);
     pthread_mutex_destroy(&s->reg_mu);
     pthread_cond_destroy(&s->reg_cond);
     free(s->path);
@@ -847,6 +906,7 @@ sl_store *sl_store_memory_open(const sl_store_opts *o, sl_err *err)
     s->base.vt = &memory_vt;
     s->fd = -1;
     s->flush_ms = o->journal_flush_ms > 0 ? o->journal_flush_ms : 10;
+    s->sync_ms = o->journal_sync_ms < 0 ? -1 : o->journal_sync_ms > 0 ? o->journal_sync_ms : 1000;
     pthread_mutex_init(&s->reg_mu, NULL);
     pthread_cond_init(&s->reg_cond, NULL);
     for (size_t i = 0; i < NSHARD; i++)
@@ -863,7 +923,8 @@ sl_store *sl_store_memory_open(const sl_store_opts *o, sl_err *err)
             goto oom;
         if ((s->fd = sl_journal_rewrite(s->path, &snap, err)) < 0)
             goto fail;
-        s->journal_end = (off_t)snap.len;
+        s->journal_end = s->synced_end = (off_t)snap.len;
+        s->synced_ms = mono_ms();
         sl_jbuf_free(&snap);
         if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
             sl_err_set(err, "store: cannot start the journal writer thread");

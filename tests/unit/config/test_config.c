@@ -109,6 +109,7 @@ static const char full[] =
     "store:\n"
     "  backend: redis\n"
     "  path: var/j\n"
+    "  fsync_every: 250ms\n"
     "  redis: { url: redis://127.0.0.1:6379/1, prefix: \"t:\" }\n"
     "  secret_env: TEST_SLUICE_SECRET\n"
     "  on_failure: open\n"
@@ -192,6 +193,7 @@ static void full_config_loads_with_values(void **state)
     assert_string_equal(c->store.redis_prefix, "t:");
     assert_string_equal(c->store.secret, "s3cret");
     assert_true(c->store.fail_open);
+    assert_int_equal(c->store.fsync_every_ms, 250);
     assert_string_equal(c->log.access_log, "off");
     assert_string_equal(c->log.level, "debug");
 
@@ -292,6 +294,7 @@ static void empty_file_gives_defaults(void **state)
     assert_null(c->admin.listen);
     assert_int_equal(c->store.backend, SL_STORE_MEMORY);
     assert_false(c->store.fail_open);
+    assert_int_equal(c->store.fsync_every_ms, 1000);
     assert_string_equal(c->store.secret_env, "SLUICE_SECRET");
     assert_null(c->store.secret);
     assert_string_equal(c->log.access_log, "-");
@@ -363,6 +366,8 @@ static void wrong_type(void **state)
                   "t.yaml:1:9: models: expected a map of NAME: {...} (got a list)");
     EXPECT_ERRORS("store: { backend: mysql }\n",
                   "t.yaml:1:19: store.backend: expected one of memory, redis (got \"mysql\")");
+    EXPECT_ERRORS("store: { fsync_every: often }\n",
+                  "t.yaml:1:23: store.fsync_every: expected a duration like 500ms, 10s, 2m (got \"often\")");
 }
 
 static void dangling_upstream(void **state)

@@ -1,7 +1,11 @@
 /* The memory store: the behaviour suite (journaled), plus what its journal promises:
- * issued keys and charged usage survive kill -9, a torn tail is dropped, not fatal, and
- * the journal is compacted on start. */
+ * issued keys and charged usage survive kill -9, a torn tail is dropped, not fatal, the
+ * journal is compacted on start, it is synced by period and before a key is answered, and
+ * a failed sync writes its records again, once. fdatasync is wrapped (-Wl,--wrap) to count
+ * the syncs and to make one fail. */
+#include <errno.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +24,22 @@
 
 static char dir[256];
 static int serial;
+
+static atomic_int syncs;        /* fdatasync calls */
+static atomic_int syncs_to_fail; /* the next ones fail with EIO */
+
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+    atomic_fetch_add(&syncs, 1);
+    if (atomic_load(&syncs_to_fail) > 0) {
+        atomic_fetch_sub(&syncs_to_fail, 1);
+        errno = EIO;
+        return -1;
+    }
+    return __real_fdatasync(fd);
+}
 
 static sl_store *open_at(const char *path, int64_t ttl, sl_err *err)
 {
@@ -307,6 +327,150 @@ static void store_opens_from_config(void **state)
     assert_true(file_size(jpath) > 0);
 }
 
+static sl_store *open_syncing(const char *path, int sync_ms)
+{
+    sl_store_opts o = {
+        .backend = SL_STORE_MEMORY,
+        .path = path,
+        .secret = "suite-secret",
+        .secret_len = 12,
+        .journal_sync_ms = sync_ms,
+    };
+    sl_err err = {{0}};
+    sl_store *s = sl_store_open(&o, &err);
+    if (!s)
+        fail_msg("open: %s", err.msg);
+    return s;
+}
+
+/* Wait (up to 10 s) until the journal is larger than size. */
+static long grown_past(const char *path, long size)
+{
+    long now = file_size(path);
+    for (int i = 0; i < 1000 && now <= size; i++) {
+        usleep(10000);
+        now = file_size(path);
+    }
+    return now;
+}
+
+static void charge(tconn *t, int64_t tokens)
+{
+    res r = {0};
+    assert_int_equal(t_reserve(t, "acme", SL_WINDOW_MONTH, 1000000, 1, 100, &r), SL_STORE_OK);
+    assert_int_equal(t_settle(t, &r.resv, tokens, &r), SL_STORE_OK);
+    res_reset(&r);
+}
+
+static void usage_is(const char *path, int64_t used, int64_t requests)
+{
+    sl_store *s = open_syncing(path, 0);
+    tconn t;
+    res r = {0};
+    tconn_open(&t, s);
+    assert_int_equal(t_usage(&t, "acme", SL_WINDOW_MONTH, 1000000, &r), SL_STORE_OK);
+    assert_int_equal(r.usage.used, used);
+    assert_int_equal(r.usage.requests, requests);
+    res_reset(&r);
+    tconn_close(&t);
+    sl_store_close(s);
+}
+
+/* Usage is written within a batch but synced only by period (here an hour, so never in the
+ * test); a key's issue is synced before it is answered, and closing syncs what is left. */
+static void journal_syncs_for_keys_and_by_period(void **state)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/period.journal", dir);
+    sl_store *s = open_syncing(path, 3600 * 1000);
+    tconn t;
+    res r = {0};
+    tconn_open(&t, s);
+    atomic_store(&syncs, 0);
+    long size = file_size(path);
+    for (int i = 0; i < 5; i++)
+        charge(&t, 10);
+    size = grown_past(path, size);
+    assert_true(size > 0);
+    assert_int_equal(atomic_load(&syncs), 0); /* written, not synced */
+    assert_int_equal(t_issue(&t, "acme", "k", 0, &r), SL_STORE_OK);
+    assert_int_equal(atomic_load(&syncs), 1); /* the key waited for one */
+    charge(&t, 7);
+    grown_past(path, file_size(path));
+    assert_int_equal(atomic_load(&syncs), 1);
+    res_reset(&r);
+    tconn_close(&t);
+    sl_store_close(s);
+    assert_int_equal(atomic_load(&syncs), 2); /* the last charge, on close */
+    usage_is(path, 57, 6);
+}
+
+/* With the default period (1 s) usage is synced within about a second, with no key waiting. */
+static void journal_syncs_within_the_default_period(void **state)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/default.journal", dir);
+    sl_store *s = open_syncing(path, 0);
+    tconn t;
+    tconn_open(&t, s);
+    atomic_store(&syncs, 0);
+    charge(&t, 5);
+    for (int i = 0; i < 1000 && atomic_load(&syncs) == 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&syncs), 1);
+    tconn_close(&t);
+    sl_store_close(s);
+    usage_is(path, 5, 1);
+}
+
+/* A sync that fails: spending is refused until the records are written and synced again,
+ * and the journal holds each record once (usage records add up: a lost one or one written
+ * twice would show). Every batch synced, and an hourly period with a key forcing the sync. */
+static void failed_sync_writes_the_records_again(void **state)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/eio-%d.journal", dir, mode);
+        sl_store *s = open_syncing(path, mode == 0 ? -1 : 3600 * 1000);
+        tconn t;
+        res r = {0};
+        tconn_open(&t, s);
+        charge(&t, 100);
+        if (mode == 1)
+            assert_int_equal(t_issue(&t, "acme", "before", 0, &r), SL_STORE_OK);
+        grown_past(path, 0);
+        long synced = file_size(path);
+        atomic_store(&syncs_to_fail, 1);
+        charge(&t, 20);
+        charge(&t, 3);
+        if (mode == 1) /* the failed sync is answered as such */
+            assert_int_equal(t_issue(&t, "acme", "during", 0, &r), SL_STORE_ERROR);
+        for (int i = 0; i < 1000 && atomic_load(&syncs_to_fail) > 0; i++)
+            usleep(10000);
+        assert_int_equal(atomic_load(&syncs_to_fail), 0);
+        /* refused while broken, then served again once the next pass wrote the records again */
+        int served = 0;
+        for (int i = 0; i < 500 && !served; i++) {
+            sl_store_status st = t_reserve(&t, "acme", SL_WINDOW_MONTH, 1000000, 1, 100, &r);
+            if (st == SL_STORE_OK) {
+                assert_int_equal(t_settle(&t, &r.resv, 1, &r), SL_STORE_OK);
+                served = 1;
+            } else {
+                assert_int_equal(st, SL_STORE_UNAVAILABLE);
+                if (mode == 1) /* nothing forces the retry's sync but a waiting key */
+                    t_issue(&t, "acme", "retry", 0, &r);
+                usleep(10000);
+            }
+        }
+        assert_true(served);
+        assert_true(file_size(path) > synced);
+        res_reset(&r);
+        tconn_close(&t);
+        sl_store_close(s);
+        usage_is(path, 124, 4);
+    }
+}
+
 /* Without a journal every call completes before it returns, even with no loop. */
 static void unjournaled_store_is_synchronous(void **state)
 {
@@ -338,6 +502,9 @@ int main(void)
         cmocka_unit_test(unwritable_journal_is_a_clear_error),
         cmocka_unit_test(unjournaled_store_is_synchronous),
         cmocka_unit_test(store_opens_from_config),
+        cmocka_unit_test(journal_syncs_for_keys_and_by_period),
+        cmocka_unit_test(journal_syncs_within_the_default_period),
+        cmocka_unit_test(failed_sync_writes_the_records_again),
     };
     return cmocka_run_group_tests_name("store_memory", tests, setup, teardown);
 }
