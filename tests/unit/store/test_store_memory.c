@@ -41,7 +41,7 @@ int __wrap_fdatasync(int fd)
     return __real_fdatasync(fd);
 }
 
-static sl_store *open_at(const char *path, int64_t ttl, sl_err *err)
+static sl_store *open_with(const char *path, int64_t ttl, int sync_ms, sl_err *err)
 {
     sl_store_opts o = {
         .backend = SL_STORE_MEMORY,
@@ -49,9 +49,12 @@ static sl_store *open_at(const char *path, int64_t ttl, sl_err *err)
         .secret = "suite-secret",
         .secret_len = 12,
         .resv_ttl_ms = ttl,
+        .journal_sync_ms = sync_ms,
     };
     return sl_store_open(&o, err);
 }
+
+static sl_store *open_at(const char *path, int64_t ttl, sl_err *err) { return open_with(path, ttl, 0, err); }
 
 static sl_store *open_memory(int64_t ttl, bool fail_open)
 {
@@ -329,15 +332,8 @@ static void store_opens_from_config(void **state)
 
 static sl_store *open_syncing(const char *path, int sync_ms)
 {
-    sl_store_opts o = {
-        .backend = SL_STORE_MEMORY,
-        .path = path,
-        .secret = "suite-secret",
-        .secret_len = 12,
-        .journal_sync_ms = sync_ms,
-    };
     sl_err err = {{0}};
-    sl_store *s = sl_store_open(&o, &err);
+    sl_store *s = open_with(path, 0, sync_ms, &err);
     if (!s)
         fail_msg("open: %s", err.msg);
     return s;
