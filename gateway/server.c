@@ -190,7 +190,8 @@ static void warn_restart_only(const sl_config *old, const sl_config *cfg)
     if (!same_str(old->admin.listen, cfg->admin.listen))
         sl_log_warn("reload: admin.listen changed: takes effect at the next restart");
     if (old->store.backend != cfg->store.backend || !same_str(old->store.path, cfg->store.path) ||
-        !same_str(old->store.redis_url, cfg->store.redis_url) || !same_str(old->store.secret, cfg->store.secret))
+        !same_str(old->store.redis_url, cfg->store.redis_url) || !same_str(old->store.secret, cfg->store.secret) ||
+        old->store.fsync_every_ms != cfg->store.fsync_every_ms)
         sl_log_warn("reload: store changed: takes effect at the next restart");
     if (!same_str(old->log.access_log, cfg->log.access_log) || !same_str(old->log.file, cfg->log.file) ||
         !same_str(old->log.audit_log, cfg->log.audit_log))

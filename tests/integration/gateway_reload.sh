@@ -12,10 +12,11 @@ sl_start_mock || sl_bail "mock upstream starts"
 GW_PORT=$(sl_free_port)
 ADMIN_PORT=$(sl_free_port)
 CONF=$SL_TMP/sluice.yaml
-write_config() { # weight-a weight-b quota-tokens
+write_config() { # weight-a weight-b quota-tokens [store section]
     cat >"$CONF.new" <<CONF
 listen: [ { address: 127.0.0.1:$GW_PORT } ]
 server: { workers: 2 }
+${4:-}
 log: { access_log: $SL_TMP/access.log }
 admin: { listen: 127.0.0.1:$ADMIN_PORT, token_env: ADMIN_TOKEN }
 upstreams:
@@ -121,6 +122,14 @@ write_config 1 0 500000
 code=$(admin_post /admin/v1/reload)
 chat
 sl_is "and raised again: served" "$HTTP_CODE" 200
+
+# what only a restart changes is kept, and the log says so
+write_config 1 0 500000 "store: { backend: memory, fsync_every: 5s }"
+code=$(admin_post /admin/v1/reload)
+sl_is "reload with a new store.fsync_every: 200" "$code" 200
+sl_check "the log says the store's change waits for a restart" grep -q 'store changed: takes effect at the next restart' "$GW_LOG"
+chat
+sl_is "and it still serves" "$HTTP_CODE" 200
 sl_gw_alive "gateway still running"
 
 sl_done
