@@ -73,6 +73,9 @@ PIDS=()
 ours() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; st=${st##*) }; set -- $st; [ "$1" != Z ] && [ "$2" = "$$" ]; }
 cleanup() {
     local pid
+    # a SLUICE_WRAP tracer (strace, perf trace) detaches on SIGTERM and would leave sluice running
+    [ -n "${SLUICE_WRAP:-}" ] && [ -n "${ROOT_PID[sluice]:-}" ] && ours "${ROOT_PID[sluice]}" &&
+        pkill -TERM -P "${ROOT_PID[sluice]}" 2>/dev/null
     for pid in "${PIDS[@]}"; do ours "$pid" && kill -TERM "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     rm -rf "$T"
