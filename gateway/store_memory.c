@@ -315,14 +315,14 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Cut the journal back to whole records at end: a failed write or sync leaves no half-record,
- * and replay drops a torn tail anyway if the cut fails too. */
-static void cut_back(mstore *s, off_t end)
+/* Cut the journal back to whole records at end, so that a failed write or sync leaves no
+ * half-record. 0, or -1 when the cut failed (then the file keeps what it had). */
+static int cut_back(mstore *s, off_t end)
 {
-    if (ftruncate(s->fd, end) < 0 || lseek(s->fd, end, SEEK_SET) < 0) {
-        /* replay drops a torn tail anyway */
-    }
+    if (ftruncate(s->fd, end) < 0 || lseek(s->fd, end, SEEK_SET) < 0)
+        return -1;
     s->journal_end = end;
+    return 0;
 }
 
 static void journal_failed(mstore *s, const sl_err *err)
@@ -358,7 +358,7 @@ static void flush_pass(mstore *s, bool final)
     if (all.len) {
         rc = sl_journal_write(s->fd, all.data, all.len, &err);
         if (rc < 0) {
-            cut_back(s, s->journal_end);
+            (void)cut_back(s, s->journal_end); /* if that fails too, replay drops the torn tail */
             s->orphan = all;
         } else {
             s->journal_end += (off_t)all.len;
@@ -375,14 +375,13 @@ static void flush_pass(mstore *s, bool final)
     if (rc == 0 && s->journal_end > s->synced_end &&
         (waiting || final || lost || s->sync_ms < 0 || now - s->synced_ms >= s->sync_ms)) {
         rc = sl_journal_sync(s->fd, &err);
-        if (rc < 0 && !lost) {
-            /* what the failed sync held is written again, before anything newer */
-            if (!s->orphan.len || sl_jbuf_append(&s->unsynced, s->orphan.data, s->orphan.len) == 0) {
-                cut_back(s, s->synced_end);
-                sl_jbuf_free(&s->orphan);
-                s->orphan = s->unsynced;
-                memset(&s->unsynced, 0, sizeof s->unsynced);
-            }
+        if (rc < 0 && !lost && cut_back(s, s->synced_end) == 0) {
+            /* what the failed sync held is written again (orphan is empty: this pass's write
+             * went through, and conns closing wait for reg_mu); where it cannot be cut off,
+             * it stays, and the next sync tries again */
+            sl_jbuf_free(&s->orphan);
+            s->orphan = s->unsynced;
+            memset(&s->unsynced, 0, sizeof s->unsynced);
         } else if (rc == 0) {
             s->synced_end = s->journal_end;
             s->synced_ms = now;
