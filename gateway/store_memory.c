@@ -8,6 +8,7 @@
  * client saw). Bytes written but not yet synced are kept: when a sync fails, the journal is
  * cut back to its last synced end and they are written again. The journal is replayed and
  * compacted (snapshot) on open. */
+#include "coarse_clock.h"
 #include "fmt_int.h"
 #include "store_int.h"
 #include "store_journal.h"
@@ -93,7 +94,7 @@ typedef struct mstore {
     sl_jbuf unsynced;               /* what was written after synced_end (to write again if a sync fails) */
     off_t journal_end;              /* bytes of whole records in the journal */
     off_t synced_end;               /* of those, bytes known durable */
-    int64_t synced_ms;              /* when the last sync was (monotonic) */
+    long long synced_ms;            /* when the last sync was (sl_coarse_ms) */
     atomic_bool journal_broken;     /* the last write or sync failed (disk full): refuse new reservations */
     size_t replay_records, replay_dropped;
 } mstore;
@@ -308,13 +309,6 @@ static int snapshot(mstore *s, sl_jbuf *b)
 
 /* ---- the writer thread ---- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Cut the journal back to whole records at end, so that a failed write or sync leaves no
  * half-record. 0, or -1 when the cut failed (then the file keeps what it had). */
 static int cut_back(mstore *s, off_t end)
@@ -371,7 +365,7 @@ static void flush_pass(mstore *s, bool final)
             }
         }
     }
-    int64_t now = mono_ms();
+    long long now = sl_coarse_ms();
     if (rc == 0 && s->journal_end > s->synced_end &&
         (waiting || final || lost || s->sync_ms < 0 || now - s->synced_ms >= s->sync_ms)) {
         rc = sl_journal_sync(s->fd, &err);
@@ -923,7 +917,7 @@ sl_store *sl_store_memory_open(const sl_store_opts *o, sl_err *err)
         if ((s->fd = sl_journal_rewrite(s->path, &snap, err)) < 0)
             goto fail;
         s->journal_end = s->synced_end = (off_t)snap.len;
-        s->synced_ms = mono_ms();
+        s->synced_ms = sl_coarse_ms();
         sl_jbuf_free(&snap);
         if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
             sl_err_set(err, "store: cannot start the journal writer thread");
