@@ -70,6 +70,7 @@ fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-gwbench.XXXXXX")
 PIDS=()
+declare -A ROOT_PID # the process (tree) whose CPU time each target's requests cost
 ours() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; st=${st##*) }; set -- $st; [ "$1" != Z ] && [ "$2" = "$$" ]; }
 cleanup() {
     local pid
@@ -104,7 +105,6 @@ else # longer than a config string may be: a file; a POST to it is a 405, made a
         location = /stream.sse { internal; default_type text/event-stream; root $T/www; }"
 fi
 
-declare -A ROOT_PID # the process (tree) whose CPU time each target's requests cost
 start_nginx() { # NAME WORKERS HTTP-BLOCK
     local dir=$T/$1; mkdir -p "$dir/logs" "$dir/tmp"
     cat >"$dir/nginx.conf" <<EOF
