@@ -83,7 +83,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+free_port() { "$PY" "$ROOT/tests/integration/free_port.py"; }
 wait_http() { local i; for ((i = 0; i < 150; i++)); do [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1")" != 000 ] && return 0; sleep 0.1; done; return 1; }
 
 UP_PORT=$(free_port); NGX_PORT=$(free_port); PK_PORT=$(free_port); GW_PORT=$(free_port); ADMIN_PORT=$(free_port)

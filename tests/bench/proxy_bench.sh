@@ -46,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+free_port() { "$PY" "$ROOT/tests/integration/free_port.py"; }
 wait_http() { # URL: until it answers any status (10 s)
     local i
     for ((i = 0; i < 100; i++)); do

@@ -1,8 +1,7 @@
 // tests/integration/lib.mjs — the helpers of lib.sh for node tests: TAP, free ports, the mock
 // upstream, a gateway config, `sluice serve`, cleanup of every process started.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,12 +50,12 @@ process.on('exit', () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
+// A free port on 127.0.0.1 from the one picker all tests share (free_port.py), so that no
+// two picks, in this test or another, hand out the same port before it is bound.
 export function freePort() {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.on('error', reject);
-        s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-    });
+    const py = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+    const out = execFileSync(py, [path.join(SOURCE_ROOT, 'tests/integration/free_port.py')], { encoding: 'utf8' });
+    return Promise.resolve(Number(out.trim()));
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -109,9 +109,9 @@ sl_bail() { sl_not_ok "$@"; sl_done; }
 
 # ---- small tools -----------------------------------------------------------------------
 
-# A free TCP port on 127.0.0.1 (bound then released; collisions are unlikely, not impossible).
+# A free TCP port on 127.0.0.1 that no test was handed in the last ten minutes (free_port.py).
 sl_free_port() {
-    "$SL_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    "$SL_PY" "$SL_SOURCE_ROOT/tests/integration/free_port.py"
 }
 
 # sl_json EXPR < JSON: evaluate a Python expression over the parsed document `d`; strings are
