@@ -33,6 +33,8 @@
 #        5-second run's p99, whichever target it lands on)
 #        RATE_LOAD_DUMP=PREFIX: those runs write each request's due time (CLOCK_MONOTONIC s) and
 #        latency (ms) to PREFIX.SHARE.TARGET, to line a stall up with perf sched/record -k CLOCK_MONOTONIC
+#        BENCH_ACCESS_LOG=PATH, BENCH_JOURNAL=PATH: where sluice writes its access log ("off" for
+#        none) and its store's journal (default: the bench's temp folder), to tell their disk costs apart
 #        NO_PORTKEY=1 to leave Portkey out (it is installed by npm ci in tests/bench/portkey)
 #        BENCH_TARGETS="nginx sluice" to run some targets only; BENCH_STREAMS="0" (non-streaming
 #        only) or "1"; SLUICE_WRAP="perf record -g -o FILE --" runs sluice under a profiler
@@ -152,9 +154,9 @@ export SLUICE_SECRET=bench-secret-0123456789abcdef BENCH_ADMIN=bench-admin-token
 cat >"$T/sluice.yaml" <<EOF
 listen: [ { address: 127.0.0.1:$GW_PORT } ]
 server: { workers: $WORKERS }
-log: { access_log: $T/access.log }
+log: { access_log: ${BENCH_ACCESS_LOG:-$T/access.log} }
 admin: { listen: 127.0.0.1:$ADMIN_PORT, token_env: BENCH_ADMIN }
-store: { backend: memory, path: $T/sluice.journal }
+store: { backend: memory, path: ${BENCH_JOURNAL:-$T/sluice.journal} }
 upstreams:
   up: { type: openai, base_url: http://127.0.0.1:$UP_PORT/v1, api_key_env: BENCH_UP_KEY }
   up-stream: { type: openai, base_url: http://127.0.0.1:$UP_PORT/stream/v1, api_key_env: BENCH_UP_KEY }
