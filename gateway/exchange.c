@@ -181,14 +181,14 @@ void sl_ex_respond_json(sl_exchange *ex, int status, json_t *body)
 /* ---- the end of an exchange ---- */
 
 /* The access log line, written straight into the log's buffer. */
-static void log_line(sl_exchange *ex)
+static void log_line(sl_exchange *ex, double duration_ms)
 {
     sl_strbuf *b = sl_access_log_begin(ex->w->alog);
     if (!b)
         return;
     sl_jline j;
     sl_jline_open(&j, b, &ex->log); /* what plugins logged wins over these */
-    sl_access_log_head(&j, ex->client, ex->method, ex->path, ex->status, sl_ex_ms_since(&ex->t0), ex->bytes_out);
+    sl_access_log_head(&j, ex->client, ex->method, ex->path, ex->status, duration_ms, ex->bytes_out);
     sl_jline_str(&j, "request_id", ex->id);
     sl_jline_str(&j, "consumer", ex->consumer);
     sl_jline_str(&j, "model", ex->model_name);
@@ -200,6 +200,8 @@ static void log_line(sl_exchange *ex)
         sl_jline_bool(&j, "stream", ex->stream);
     if (ex->ttfb_ms > 0)
         sl_jline_ms(&j, "ttfb_ms", ex->ttfb_ms);
+    if (ex->n_started)
+        sl_jline_ms(&j, "upstream_ms", ex->upstream_ms);
     if (ex->up_status)
         sl_jline_int(&j, "upstream_status", ex->up_status);
     json_t *pt = ex->usage ? json_object_get(ex->usage, "prompt_tokens") : NULL;
@@ -234,8 +236,9 @@ void sl_ex_finish(sl_exchange *ex)
         if (p->on_complete)
             p->on_complete(ex, ex->cfg->plugins[i].conf);
     }
-    sl_metrics_exchange(ex);
-    log_line(ex);
+    double duration_ms = sl_ex_ms_since(&ex->t0);
+    sl_metrics_exchange(ex, duration_ms);
+    log_line(ex, duration_ms);
     sl_ex_unref(ex);
 }
 

@@ -95,6 +95,9 @@ struct sl_exchange {
 
     struct timespec t0;
     double ttfb_ms;
+    bool up_open;                   /* an attempt is in flight since up_began_ms */
+    double up_began_ms;
+    double upstream_ms;             /* time spent in attempts, all of them, in ms after t0 */
     double ttft_ms;                 /* the first streamed event written to the client */
     sl_metrics_itl itl;             /* gaps between the upstream's events sent on */
     size_t bytes_out;

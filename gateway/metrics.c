@@ -19,12 +19,14 @@ typedef struct family {
 } family;
 
 static const double duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+static const double overhead_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                          0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
 static const double ttft_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 static const double itl_buckets[SL_METRICS_ITL_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05,
                                                             0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5};
 #define NB(a) (sizeof(a) / sizeof(a)[0])
 
-enum { F_REQUESTS, F_PROMPT, F_COMPLETION, F_DURATION, F_TTFT, F_ITL, F_CACHE_HITS, F_CACHE_MISSES, F_CACHE_BYPASSES,
+enum { F_REQUESTS, F_PROMPT, F_COMPLETION, F_DURATION, F_OVERHEAD, F_TTFT, F_ITL, F_CACHE_HITS, F_CACHE_MISSES, F_CACHE_BYPASSES,
        F_FALLBACKS, F_GUARD, N_FAMILIES };
 
 static const family families[N_FAMILIES] = {
@@ -35,6 +37,9 @@ static const family families[N_FAMILIES] = {
                       NULL, 0},
     [F_DURATION] = {"sluice_request_duration_seconds", "Time from the request head to the last response byte.",
                     HISTOGRAM, duration_buckets, NB(duration_buckets)},
+    [F_OVERHEAD] = {"sluice_gateway_overhead_seconds",
+                    "Time the gateway added to a request: its duration less the time its upstream attempts took.",
+                    HISTOGRAM, overhead_buckets, NB(overhead_buckets)},
     [F_TTFT] = {"sluice_time_to_first_token_seconds", "Streamed requests: time until the first event reached the client.",
                 HISTOGRAM, ttft_buckets, NB(ttft_buckets)},
     [F_ITL] = {"sluice_inter_token_latency_seconds",
@@ -328,6 +333,8 @@ void sl_metrics_record(const sl_metrics_sample *m)
         add(series_of(s, F_COMPLETION, L_CONSUMER_MODEL, &b, m), 0, (uint64_t)m->completion_tokens);
     if (m->duration_s >= 0)
         observe(series_of(s, F_DURATION, L_MODEL, &b, m), F_DURATION, m->duration_s);
+    if (m->overhead_s >= 0)
+        observe(series_of(s, F_OVERHEAD, L_MODEL, &b, m), F_OVERHEAD, m->overhead_s);
     if (m->ttft_s >= 0)
         observe(series_of(s, F_TTFT, L_MODEL, &b, m), F_TTFT, m->ttft_s);
     if (m->itl && itl_total(m->itl))

@@ -32,9 +32,10 @@ static long long tokens(const sl_exchange *ex, const char *key)
     return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }
 
-void sl_metrics_exchange(const sl_exchange *ex)
+void sl_metrics_exchange(const sl_exchange *ex, double duration_ms)
 {
     const char *model = model_label(ex);
+    double overhead_ms = duration_ms - ex->upstream_ms;
     sl_metrics_sample m = {
         .consumer = consumer_label(ex),
         .model = model,
@@ -42,7 +43,8 @@ void sl_metrics_exchange(const sl_exchange *ex)
         .status = ex->status,
         .prompt_tokens = tokens(ex, "prompt_tokens"),
         .completion_tokens = tokens(ex, "completion_tokens"),
-        .duration_s = sl_ex_ms_since(&ex->t0) / 1000.0,
+        .duration_s = duration_ms / 1000.0,
+        .overhead_s = (overhead_ms > 0 ? overhead_ms : 0) / 1000.0,
         .ttft_s = ex->ttft_ms > 0 ? ex->ttft_ms / 1000.0 : -1,
         .itl = ex->up_stream ? &ex->itl : NULL,
     };

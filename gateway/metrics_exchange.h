@@ -4,7 +4,7 @@
 
 #include "exchange.h"
 
-/* Worker thread, once per exchange, when it ends. */
-void sl_metrics_exchange(const sl_exchange *ex);
+/* Worker thread, once per exchange, when it ends duration_ms after it began. */
+void sl_metrics_exchange(const sl_exchange *ex, double duration_ms);
 
 #endif

@@ -113,9 +113,14 @@ static sl_event_action run_event_hooks(sl_exchange *ex, sl_resp_event *ev)
 
 /* ---- the attempt in progress ---- */
 
-/* The attempt's transfer is over (done or cancelled): give its engine process back. */
+/* The attempt's transfer is over (done or cancelled): its time counts as the upstream's
+ * (the rest is what the gateway added), and its engine process goes back. */
 static void attempt_release(sl_exchange *ex)
 {
+    if (ex->up_open) {
+        ex->upstream_ms += sl_ex_ms_since(&ex->t0) - ex->up_began_ms;
+        ex->up_open = false;
+    }
     if (ex->engine) {
         sl_pool_release(ex->engine);
         ex->engine = NULL;
@@ -703,6 +708,8 @@ static void send_attempt(sl_exchange *ex, const sl_upstream_target *t, const sl_
 {
     sl_upstream_cbs cbs = {.on_headers = up_on_headers, .on_data = up_on_data, .on_done = up_on_done};
     ex->n_started++;
+    ex->up_open = true;
+    ex->up_began_ms = sl_ex_ms_since(&ex->t0);
     ex->up = sl_upstream_post(ex->w->upstream, t, endpoint_path(ex->ep), parts, n, &cbs, ex);
     if (!ex->up) {
         attempt_release(ex);
@@ -751,9 +758,9 @@ void sl_proxy_stop(sl_exchange *ex)
     if (ex->up) {
         sl_upstream_cancel(ex->up);
         ex->up = NULL;
-        attempt_release(ex);
         attempt_verdict(ex, -1);
     }
+    attempt_release(ex); /* also an engine picked for an attempt that never started */
     if (ex->backoff)
         evtimer_del(ex->backoff);
 }

@@ -334,7 +334,8 @@ def check_grafana(gw_scrape, engine_scrape):
     eng_only = {f for f in used if f not in gw}
     report('metrics not on the gateway are the engine\'s own (sluice_engine_*)',
            all(f.startswith('sluice_engine_') for f in eng_only), sorted(eng_only))
-    for f in ('sluice_requests_total', 'sluice_request_duration_seconds', 'sluice_time_to_first_token_seconds',
+    for f in ('sluice_requests_total', 'sluice_request_duration_seconds', 'sluice_gateway_overhead_seconds',
+              'sluice_time_to_first_token_seconds',
               'sluice_inter_token_latency_seconds', 'sluice_cache_hits_total', 'sluice_fallbacks_total',
               'sluice_guard_blocks_total', 'sluice_upstream_circuit_state', 'sluice_engine_workers',
               'sluice_engine_kv_cache_usage_ratio'):

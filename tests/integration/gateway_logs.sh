@@ -62,6 +62,11 @@ sl_is "the guard blocks a request" "$HTTP_CODE" 400
 BLOCKED=$(sl_header x-sluice-request-id)
 sl_wait_for 5 grep -q "$BLOCKED" "$LOGDIR/access.log"
 sl_check "the access log has a JSON line per request" grep -q "\"request_id\": *\"$RID\"" "$LOGDIR/access.log"
+line_of() { grep -h "\"request_id\": *\"$1\"" "$LOGDIR/access.log"; }
+sl_is "the served request's line: its upstream's time, within its duration" \
+    "$(line_of "$RID" | sl_json '[d["upstream_ms"] > 0, d["upstream_ms"] <= d["duration_ms"]]')" '[true, true]'
+sl_is "the blocked request's line: no upstream time (none was asked)" \
+    "$(line_of "$BLOCKED" | sl_json '"upstream_ms" in d')" false
 ev=$(events guard_block)
 sl_is "audit guard_block: consumer, rule, stage, model, request id" \
     "$(sl_json '[len(d), d[0]["consumer"], d[0]["rule"], d[0]["stage"], d[0]["model"], d[0]["request_id"]]' <<<"$ev")" \

@@ -15,6 +15,7 @@ ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
 SL_CONF_UPSTREAMS="  mock: { type: openai, base_url: $MOCK_URL/v1 }
   dead: { type: openai, base_url: http://127.0.0.1:$DEAD_PORT/v1, timeouts: { connect: 1s } }"
 SL_CONF_MODELS="  demo: { targets: [ { upstream: mock, model: mock-model } ] }
+  slow: { targets: [ { upstream: mock, model: mock-model } ] }
   fb:
     targets: [ { upstream: dead, model: x } ]
     fallback: [ demo ]
@@ -68,6 +69,8 @@ chat fb "fall back"
 sl_is "fallback past the dead upstream: 200 after one failure" "$HTTP_CODE $(sl_header x-sluice-fallback)" "200 1"
 chat 'we\"ird' "quoted model name" '"temperature":0.7'
 sl_is "a model name with a quote is served" "$HTTP_CODE" 200
+chat slow "take your time" '"temperature":0.7,"mock":{"headers_delay_ms":400}'
+sl_is "a request the upstream answers after 400 ms" "$HTTP_CODE" 200
 
 # ---- the exposition ----
 curl -sS -D "$SL_TMP/m.h" -o "$SL_TMP/m.txt" -H "Authorization: Bearer $ADMIN_TOKEN" "$ADMIN_URL/metrics"
@@ -110,6 +113,12 @@ sl_is "duration histogram: one observation per demo request (7 served, 401, guar
     "$(m sluice_request_duration_seconds_count model=demo)" 9
 sl_is "duration histogram: +Inf bucket = count" \
     "$(m sluice_request_duration_seconds_bucket model=demo le=+Inf)" 9
+sl_is "gateway overhead: one observation per demo request, as the duration" \
+    "$(m sluice_gateway_overhead_seconds_count model=demo)" 9
+sl_is "the slow request's duration is over 250 ms (the upstream's 400 ms in it)" \
+    "$(m sluice_request_duration_seconds_bucket model=slow le=0.25) $(m sluice_request_duration_seconds_count model=slow)" "0 1"
+sl_is "its gateway overhead is under 250 ms: the upstream's time is not the gateway's" \
+    "$(m sluice_gateway_overhead_seconds_bucket model=slow le=0.25)" 1
 sl_is "time to first token: only the two streams" "$(m sluice_time_to_first_token_seconds_count model=demo)" 2
 sl_is "time to first token: both under 60 s" \
     "$(m sluice_time_to_first_token_seconds_bucket model=demo le=60)" 2

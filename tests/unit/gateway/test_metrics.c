@@ -37,7 +37,8 @@ static void assert_line(const char *text, const char *line)
 static sl_metrics_sample sample(const char *consumer, const char *model, int status)
 {
     return (sl_metrics_sample){.consumer = consumer, .model = model, .upstream = "up1", .status = status,
-                               .prompt_tokens = 10, .completion_tokens = 3, .duration_s = 0.2, .ttft_s = -1};
+                               .prompt_tokens = 10, .completion_tokens = 3, .duration_s = 0.2, .overhead_s = 0.0003,
+                               .ttft_s = -1};
 }
 
 static void *record_many(void *arg)
@@ -63,6 +64,8 @@ static void threads_sum_into_one_series(void **state)
     assert_line(text, "sluice_completion_tokens_total{consumer=\"acme\",model=\"threaded\"} 12000");
     assert_line(text, "sluice_request_duration_seconds_count{model=\"threaded\"} 4000");
     assert_line(text, "sluice_request_duration_seconds_sum{model=\"threaded\"} 800.000000");
+    assert_line(text, "sluice_gateway_overhead_seconds_count{model=\"threaded\"} 4000");
+    assert_line(text, "sluice_gateway_overhead_seconds_sum{model=\"threaded\"} 1.200000");
     free(text);
 }
 
@@ -73,6 +76,7 @@ static void families_have_help_and_type(void **state)
     static const char *const fams[][2] = {
         {"sluice_requests_total", "counter"},          {"sluice_prompt_tokens_total", "counter"},
         {"sluice_completion_tokens_total", "counter"}, {"sluice_request_duration_seconds", "histogram"},
+        {"sluice_gateway_overhead_seconds", "histogram"},
         {"sluice_time_to_first_token_seconds", "histogram"}, {"sluice_cache_hits_total", "counter"},
         {"sluice_cache_misses_total", "counter"},      {"sluice_fallbacks_total", "counter"},
         {"sluice_guard_blocks_total", "counter"},
@@ -120,6 +124,29 @@ static void histogram_buckets_are_cumulative(void **state)
     assert_line(text, "sluice_request_duration_seconds_sum{model=\"hist\"} 1007.083000");
     assert_line(text, "sluice_time_to_first_token_seconds_bucket{model=\"hist\",le=\"0.005\"} 3");
     assert_line(text, "sluice_time_to_first_token_seconds_count{model=\"hist\"} 5");
+    free(text);
+}
+
+/* The gateway's own part of a request has buckets from 100 µs: what a proxy adds is that small. */
+static void overhead_buckets_start_below_a_millisecond(void **state)
+{
+    (void)state;
+    const double o[] = {0.00004, 0.0002, 0.0002, 0.0008, 0.03, -1};
+    for (size_t i = 0; i < 6; i++) {
+        sl_metrics_sample s = sample("acme", "overhead", 200);
+        s.overhead_s = o[i];
+        sl_metrics_record(&s);
+    }
+    char *text = render();
+    assert_line(text, "sluice_gateway_overhead_seconds_bucket{model=\"overhead\",le=\"0.0001\"} 1");
+    assert_line(text, "sluice_gateway_overhead_seconds_bucket{model=\"overhead\",le=\"0.00025\"} 3");
+    assert_line(text, "sluice_gateway_overhead_seconds_bucket{model=\"overhead\",le=\"0.0005\"} 3");
+    assert_line(text, "sluice_gateway_overhead_seconds_bucket{model=\"overhead\",le=\"0.001\"} 4");
+    assert_line(text, "sluice_gateway_overhead_seconds_bucket{model=\"overhead\",le=\"0.025\"} 4");
+    assert_line(text, "sluice_gateway_overhead_seconds_bucket{model=\"overhead\",le=\"0.05\"} 5");
+    assert_line(text, "sluice_gateway_overhead_seconds_bucket{model=\"overhead\",le=\"+Inf\"} 5");
+    assert_line(text, "sluice_gateway_overhead_seconds_count{model=\"overhead\"} 5"); /* -1: not known, not counted */
+    assert_line(text, "sluice_request_duration_seconds_count{model=\"overhead\"} 6");
     free(text);
 }
 
@@ -219,6 +246,7 @@ int main(void)
         cmocka_unit_test(threads_sum_into_one_series),
         cmocka_unit_test(label_values_are_escaped),
         cmocka_unit_test(histogram_buckets_are_cumulative),
+        cmocka_unit_test(overhead_buckets_start_below_a_millisecond),
         cmocka_unit_test(optional_parts_count_only_when_present),
         cmocka_unit_test(inter_token_gaps_of_a_stream),
         cmocka_unit_test(label_sets_in_turn),
