@@ -31,6 +31,10 @@
 #        gives each percentile's median over the rounds, and every round's p99 and worst latency
 #        (on a VM a vCPU can sit idle ~100 ms with work waiting; one such pause decides a
 #        5-second run's p99, whichever target it lands on)
+#        After each fixed-rate table, sluice's own account of what it added to those requests
+#        (its sluice_gateway_overhead_seconds histogram, read before and after each round): the
+#        bucket each percentile falls in, and how many had more than 1 ms added. It leaves out
+#        what the load generator and the kernel add on the way (the table's figures hold that)
 #        RATE_LOAD_DUMP=PREFIX: those runs write each request's due time (CLOCK_MONOTONIC s) and
 #        latency (ms) to PREFIX.SHARE.TARGET, to line a stall up with perf sched/record -k CLOCK_MONOTONIC
 #        BENCH_ACCESS_LOG=PATH, BENCH_JOURNAL=PATH: where sluice writes its access log ("off" for
@@ -324,7 +328,15 @@ for t in "${TARGETS[@]}"; do ttfb "$t"; done
 # quarter of it, open loop (tests/bench/rate_load.c: latency from when each request was due),
 # same rate for all. BENCH_RATE_SHARES="0.5" for the issue's point alone.
 RATE_LOAD=${RATE_LOAD:-$BUILD/tests/bench/rate_load}
-: >"$T/rate"
+: >"$T/rate"; : >"$T/overhead"
+# sluice's own account of what it added (sluice_gateway_overhead_seconds), its buckets summed
+# over the labels: "le=count,..." on one line
+overhead_buckets() {
+    curl -s -H "Authorization: Bearer $BENCH_ADMIN" "http://127.0.0.1:$ADMIN_PORT/metrics" |
+        awk '/^sluice_gateway_overhead_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+                 n[le] += $NF; if (!(le in seen)) { seen[le] = 1; order[++k] = le } }
+             END { for (i = 1; i <= k; i++) printf "%s%s=%d", (i > 1 ? "," : ""), order[i], n[order[i]]; print "" }'
+}
 if [ -x "$RATE_LOAD" ] && { [ -n "${BENCH_RATE:-}" ] || grep -q '^nginx 0 ' "$T/results"; }; then
     PEAK=$(awk '$1 == "nginx" && $2 == 0 { print $3 }' "$T/results" | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%d", v[int((NR + 1) / 2)] }')
     SHARES=${BENCH_RATE_SHARES:-0.5 0.25}; [ -n "${BENCH_RATE:-}" ] && SHARES=set
@@ -335,16 +347,18 @@ if [ -x "$RATE_LOAD" ] && { [ -n "${BENCH_RATE:-}" ] || grep -q '^nginx 0 ' "$T/
             mapfile -t hdrs < <(headers_of "$t" 0)
             u=$(url_of "$t"); hp=${u#http://}
             c0=$(cpu_ticks "${ROOT_PID[$t]}")
+            [ "$t" = sluice ] && o0=$(overhead_buckets)
             line=$(RATE_LOAD_DUMP=${RATE_LOAD_DUMP:+$RATE_LOAD_DUMP.$share.$t.$r} $ON_LOAD "$RATE_LOAD" "${hp%:*}" "${hp#*:}" "$(path_of "$t" 0)" "$RATE" "${BENCH_RATE_SECONDS:-5}" "$CONNS" \
                    "$(body_of "$t" 0 "rate-$(date +%s%N)-@@N@@")" "${hdrs[@]}")
             c1=$(cpu_ticks "${ROOT_PID[$t]}")
             echo "$share $t $line cpu0=${c0/ /,} cpu1=${c1/ /,}" >>"$T/rate"
+            [ "$t" = sluice ] && echo "$share $o0 $(overhead_buckets)" >>"$T/overhead"
         done
     done; done
 fi
 hits=$(grep -c '"cache":"hit"' "$T/access.log" 2>/dev/null); misses=$(grep -c '"cache":"miss"' "$T/access.log" 2>/dev/null)
 echo "# sluice's cache over the runs: ${misses:-0} misses, ${hits:-0} hits (every prompt is new: a hit means the load repeated itself)"
-"$PY" - "$T/results" "$T/ttfb" "$TTFB_N" "$T/rate" "${BENCH_RATE_SECONDS:-5}" "${BENCH_RATE:+set by BENCH_RATE}" "$(getconf CLK_TCK)" <<'PY'
+"$PY" - "$T/results" "$T/ttfb" "$TTFB_N" "$T/rate" "${BENCH_RATE_SECONDS:-5}" "${BENCH_RATE:+set by BENCH_RATE}" "$(getconf CLK_TCK)" "$T/overhead" <<'PY'
 import statistics, sys
 res, tt = {}, {}
 for line in open(sys.argv[1]):
@@ -411,6 +425,23 @@ for share in shares:
             print("| %-20s | %8.3f | %8.3f | %8.3f | %8.3f | %14.3f | %22s | %6d | %13s |" % (labels[n], pmed(ds, "p50"), pmed(ds, "p90"),
                   pmed(ds, "p99"), pmed(ds, "p999"), pmed(ds, "p99") - base99, each,
                   sum(int(d["non200"]) + int(d["errors"]) + int(d["sent"]) - int(d["answered"]) for d in ds), rate_cpu(ds)))
+    # sluice's own figure: its overhead histogram over these rounds (bucket bounds, not interpolated)
+    got = {}
+    for line in open(sys.argv[8]):
+        f = line.split()
+        if len(f) == 3 and f[0] == share:
+            b0, b1 = (dict(x.split("=") for x in s.split(",")) for s in f[1:])
+            for le in b1:
+                got[le] = got.get(le, 0) + int(b1[le]) - int(b0.get(le, 0))
+    if got.get("+Inf"):
+        bounds = sorted((float(le), n) for le, n in got.items())
+        total = got["+Inf"]
+        def within(p):
+            le = next(b for b, n in bounds if n >= p / 100 * total)
+            return "<= %g ms" % (le * 1000) if le != float("inf") else "over %g ms" % (bounds[-2][0] * 1000)
+        over1 = total - got.get("0.001", total)
+        print("sluice's own account (sluice_gateway_overhead_seconds, %d requests): p50 %s, p99 %s, p99.9 %s; "
+              "%d (%.3f%%) had more than 1 ms added" % (total, within(50), within(99), within(99.9), over1, 100 * over1 / total))
 print(f"\n## time to first event, streamed, {sys.argv[3]} sequential requests each on one connection")
 print("| %-20s | %8s | %8s | %14s | %14s |" % ("target", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"))
 print("|%s|%s|%s|%s|%s|" % ("-" * 22, "-" * 10, "-" * 10, "-" * 16, "-" * 16))
