@@ -26,8 +26,8 @@ static const double itl_buckets[SL_METRICS_ITL_BUCKETS] = {0.001, 0.0025, 0.005,
                                                             0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5};
 #define NB(a) (sizeof(a) / sizeof(a)[0])
 
-enum { F_REQUESTS, F_PROMPT, F_COMPLETION, F_DURATION, F_OVERHEAD, F_TTFT, F_ITL, F_CACHE_HITS, F_CACHE_MISSES, F_CACHE_BYPASSES,
-       F_FALLBACKS, F_GUARD, N_FAMILIES };
+enum { F_REQUESTS, F_PROMPT, F_COMPLETION, F_DURATION, F_OVERHEAD, F_TTFT, F_ITL, F_CACHE_HITS, F_CACHE_MISSES,
+       F_CACHE_BYPASSES, F_FALLBACKS, F_GUARD, N_FAMILIES };
 
 static const family families[N_FAMILIES] = {
     [F_REQUESTS] = {"sluice_requests_total", "Requests answered, by consumer, model, upstream and HTTP status.", COUNTER,
