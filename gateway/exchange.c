@@ -455,7 +455,10 @@ void sl_exchange_start(sl_worker *w, sl_http_conn *conn, sl_http_request *req)
         sl_http_respond_error(conn, 500, "api_error", "internal_error", NULL, "out of memory");
         return;
     }
-    clock_gettime(CLOCK_MONOTONIC, &ex->t0);
+    ex->t0 = req->began; /* durations count from the request's head, its reading included */
+    if (!ex->t0.tv_sec && !ex->t0.tv_nsec)
+        clock_gettime(CLOCK_MONOTONIC, &ex->t0);
+    ex->read_ms = sl_ex_ms_since(&ex->t0);
     sl_metrics_itl_init(&ex->itl);
     ex->w = w;
     ex->cfg = sl_config_ref(w->cfg);

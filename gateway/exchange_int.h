@@ -93,7 +93,8 @@ struct sl_exchange {
     struct sl_event_memo *ev_memo;  /* the last streamed event's view, for the next to be read
                                        against; made at the first event hooks see */
 
-    struct timespec t0;
+    struct timespec t0;             /* when the request's head began to be read */
+    double read_ms;                 /* when it was all read, after t0: the client's part */
     double ttfb_ms;
     bool up_open;                   /* an attempt is in flight since up_began_ms */
     double up_began_ms;

@@ -704,6 +704,7 @@ static void process_input(sl_http_conn *c)
                 return;
             }
             c->state = ST_HEAD;
+            clock_gettime(CLOCK_MONOTONIC, &c->req.began);
             deadline_in(c, c->sctx->limits->header_timeout_ms);
             break;
         case ST_HEAD: {

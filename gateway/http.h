@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 #include <openssl/ssl.h>
 
 struct event_base;
@@ -26,6 +27,7 @@ typedef struct sl_http_request {
     char *body;             /* NUL-terminated for convenience */
     size_t body_len;
     bool keep_alive;
+    struct timespec began;  /* CLOCK_MONOTONIC, when the first byte of its head was taken up */
 } sl_http_request;
 
 typedef struct sl_http_conn sl_http_conn;

@@ -38,7 +38,8 @@ static const family families[N_FAMILIES] = {
     [F_DURATION] = {"sluice_request_duration_seconds", "Time from the request head to the last response byte.",
                     HISTOGRAM, duration_buckets, NB(duration_buckets)},
     [F_OVERHEAD] = {"sluice_gateway_overhead_seconds",
-                    "Time the gateway added to a request: its duration less the time its upstream attempts took.",
+                    "Time the gateway added to a request: its duration less the client's sending of it and "
+                    "the time its upstream attempts took.",
                     HISTOGRAM, overhead_buckets, NB(overhead_buckets)},
     [F_TTFT] = {"sluice_time_to_first_token_seconds", "Streamed requests: time until the first event reached the client.",
                 HISTOGRAM, ttft_buckets, NB(ttft_buckets)},

@@ -35,7 +35,7 @@ static long long tokens(const sl_exchange *ex, const char *key)
 void sl_metrics_exchange(const sl_exchange *ex, double duration_ms)
 {
     const char *model = model_label(ex);
-    double overhead_ms = duration_ms - ex->upstream_ms;
+    double overhead_ms = duration_ms - ex->read_ms - ex->upstream_ms; /* neither the client's time nor the upstream's */
     sl_metrics_sample m = {
         .consumer = consumer_label(ex),
         .model = model,

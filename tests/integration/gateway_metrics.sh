@@ -16,6 +16,7 @@ SL_CONF_UPSTREAMS="  mock: { type: openai, base_url: $MOCK_URL/v1 }
   dead: { type: openai, base_url: http://127.0.0.1:$DEAD_PORT/v1, timeouts: { connect: 1s } }"
 SL_CONF_MODELS="  demo: { targets: [ { upstream: mock, model: mock-model } ] }
   slow: { targets: [ { upstream: mock, model: mock-model } ] }
+  slowclient: { targets: [ { upstream: mock, model: mock-model } ] }
   fb:
     targets: [ { upstream: dead, model: x } ]
     fallback: [ demo ]
@@ -71,6 +72,27 @@ chat 'we\"ird' "quoted model name" '"temperature":0.7'
 sl_is "a model name with a quote is served" "$HTTP_CODE" 200
 chat slow "take your time" '"temperature":0.7,"mock":{"headers_delay_ms":400}'
 sl_is "a request the upstream answers after 400 ms" "$HTTP_CODE" 200
+# a client that sends its head, then its body 400 ms later: the request's duration counts from
+# the head, the gateway's overhead leaves the client's part out
+status=$("$SL_PY" - "$GW_PORT" "$KEY" <<'PY'
+import socket, sys, time
+body = b'{"model":"slowclient","temperature":0.7,"messages":[{"role":"user","content":"slowly"}]}'
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          b"Authorization: Bearer " + sys.argv[2].encode() + b"\r\nConnection: close\r\n"
+          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+time.sleep(0.4)
+s.sendall(body)
+resp = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    resp += d
+print(resp.split(b" ", 2)[1].decode())
+PY
+)
+sl_is "a client that sends its body 400 ms after its head is served" "$status" 200
 
 # ---- the exposition ----
 curl -sS -D "$SL_TMP/m.h" -o "$SL_TMP/m.txt" -H "Authorization: Bearer $ADMIN_TOKEN" "$ADMIN_URL/metrics"
@@ -119,6 +141,10 @@ sl_is "the slow request's duration is over 250 ms (the upstream's 400 ms in it)"
     "$(m sluice_request_duration_seconds_bucket model=slow le=0.25) $(m sluice_request_duration_seconds_count model=slow)" "0 1"
 sl_is "its gateway overhead is under 250 ms: the upstream's time is not the gateway's" \
     "$(m sluice_gateway_overhead_seconds_bucket model=slow le=0.25)" 1
+sl_is "the slow client's duration counts from its head: over 250 ms" \
+    "$(m sluice_request_duration_seconds_bucket model=slowclient le=0.25) $(m sluice_request_duration_seconds_count model=slowclient)" "0 1"
+sl_is "... and its gateway overhead leaves the client's 400 ms out" \
+    "$(m sluice_gateway_overhead_seconds_bucket model=slowclient le=0.25)" 1
 sl_is "time to first token: only the two streams" "$(m sluice_time_to_first_token_seconds_count model=demo)" 2
 sl_is "time to first token: both under 60 s" \
     "$(m sluice_time_to_first_token_seconds_bucket model=demo le=60)" 2
