@@ -456,8 +456,6 @@ void sl_exchange_start(sl_worker *w, sl_http_conn *conn, sl_http_request *req)
         return;
     }
     ex->t0 = req->began; /* durations count from the request's head, its reading included */
-    if (!ex->t0.tv_sec && !ex->t0.tv_nsec)
-        clock_gettime(CLOCK_MONOTONIC, &ex->t0);
     ex->read_ms = sl_ex_ms_since(&ex->t0);
     sl_metrics_itl_init(&ex->itl);
     ex->w = w;

@@ -96,9 +96,9 @@ struct sl_exchange {
     struct timespec t0;             /* when the request's head began to be read */
     double read_ms;                 /* when it was all read, after t0: the client's part */
     double ttfb_ms;
-    bool up_open;                   /* an attempt is in flight since up_began_ms */
+    bool up_open;                   /* an attempt is in flight since up_began_ms (after t0) */
     double up_began_ms;
-    double upstream_ms;             /* time spent in attempts, all of them, in ms after t0 */
+    double upstream_ms;             /* the time all attempts took, in ms */
     double ttft_ms;                 /* the first streamed event written to the client */
     sl_metrics_itl itl;             /* gaps between the upstream's events sent on */
     size_t bytes_out;

@@ -28,7 +28,7 @@ typedef struct sl_metrics_sample {
     int status;
     long long prompt_tokens, completion_tokens;
     double duration_s;
-    double overhead_s;                      /* duration_s less the time spent in upstream attempts */
+    double overhead_s;                      /* duration_s less the client's sending and the upstream attempts */
     double ttft_s;                          /* < 0: no first token was streamed */
     const char *cache;                      /* "hit", "miss", "bypass" or NULL */
     const char *fallback_from, *fallback_to;

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+// the system python, as lib.sh picks it (SL_PY)
+const PY = process.env.SL_PY ?? (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 export const SOURCE_ROOT = process.env.SL_SOURCE_ROOT ?? path.resolve(here, '../..');
 export const BUILD_ROOT = process.env.SL_BUILD_ROOT ?? path.join(SOURCE_ROOT, 'build');
 export const SLUICE = process.env.SLUICE ?? path.join(BUILD_ROOT, 'gateway', 'sluice');
@@ -53,8 +55,7 @@ process.on('exit', () => {
 // A free port on 127.0.0.1 from the one picker all tests share (free_port.py), so that no
 // two picks, in this test or another, hand out the same port before it is bound.
 export function freePort() {
-    const py = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-    const out = execFileSync(py, [path.join(SOURCE_ROOT, 'tests/integration/free_port.py')], { encoding: 'utf8' });
+    const out = execFileSync(PY, [path.join(SOURCE_ROOT, 'tests/integration/free_port.py')], { encoding: 'utf8' });
     return Promise.resolve(Number(out.trim()));
 }
 
